@@ -1,0 +1,155 @@
+//! Chart wrappers over charming (ECharts in the browser). Browser-only: the server renders the containers.
+//!
+//! A chart is created once, after hydration, and then updated with `setOption` on the same instance when the
+//! signals it reads change, so appending a point never re-creates the chart.
+
+use charming::component::{Axis, Grid, Legend};
+use charming::element::{
+    AxisLabel, AxisLine, AxisLineStyle, AxisTick, AxisType, LineStyle, SplitLine, TextStyle,
+    Tooltip, Trigger,
+};
+use charming::series::{Gauge, GaugeDetail, GaugeProgress, GaugeTitle, Line};
+use charming::{Chart, Echarts, WasmRenderer};
+use leptos::prelude::*;
+use shared::{HealthPoint, RECENT_WINDOW_MS};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Creates the chart in the element `id` and keeps it up to date with `option`, which may read signals.
+pub fn mount(id: &'static str, option: impl Fn(bool) -> Chart + 'static) {
+    let dark = prefers_dark();
+    let handle: Rc<RefCell<Option<Echarts>>> = Rc::default();
+    let chart = handle.clone();
+    Effect::new(move |_| {
+        let option = option(dark);
+        let mut chart = chart.borrow_mut();
+        match chart.as_ref() {
+            Some(echarts) => WasmRenderer::update(echarts, &option),
+            None => match WasmRenderer::new_opt(None, None).render(id, &option) {
+                Ok(echarts) => *chart = Some(echarts),
+                Err(e) => leptos::logging::error!("cannot draw chart {id}: {e:?}"),
+            },
+        }
+    });
+    let listener = window_event_listener(leptos::ev::resize, move |_| {
+        if let Some(echarts) = handle.borrow().as_ref() {
+            echarts.resize(wasm_bindgen::JsValue::UNDEFINED);
+        }
+    });
+    on_cleanup(move || listener.remove());
+}
+
+fn prefers_dark() -> bool {
+    web_sys::window()
+        .and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten())
+        .is_some_and(|m| m.matches())
+}
+
+struct Palette {
+    text: &'static str,
+    grid: &'static str,
+    track: &'static str,
+}
+
+fn palette(dark: bool) -> Palette {
+    if dark {
+        Palette {
+            text: "#c9d1d9",
+            grid: "#30363d",
+            track: "#30363d",
+        }
+    } else {
+        Palette {
+            text: "#424a53",
+            grid: "#d8dee4",
+            track: "#e6e9ed",
+        }
+    }
+}
+
+/// Green, amber or red, at the thresholds people page on.
+fn level_color(pct: f32) -> &'static str {
+    match pct {
+        p if p >= 90.0 => "#cf222e",
+        p if p >= 75.0 => "#d29922",
+        _ => "#2da44e",
+    }
+}
+
+pub fn gauge(label: &str, pct: f32, dark: bool) -> Chart {
+    let p = palette(dark);
+    Chart::new()
+        .animation(false)
+        .color(vec![level_color(pct)])
+        .series(
+            Gauge::new()
+                .name(label)
+                .min(0.0)
+                .max(100.0)
+                .start_angle(200.0)
+                .end_angle(-20.0)
+                .radius("100%")
+                .center(("50%", "60%"))
+                .progress(GaugeProgress::new().show(true).width(12.0).round_cap(true))
+                .axis_line(
+                    AxisLine::new()
+                        .round_cap(true)
+                        .line_style(AxisLineStyle::new().width(12.0).color((1.0, p.track))),
+                )
+                .axis_tick(AxisTick::new().show(false))
+                .split_line(SplitLine::new().show(false))
+                .axis_label(AxisLabel::new().show(false))
+                .pointer(charming::element::Pointer::new().show(false))
+                .detail(GaugeDetail::new().show(false))
+                .title(GaugeTitle::new().show(false))
+                .data(vec![(f64::from(pct), label)]),
+        )
+}
+
+pub fn trend(points: &[HealthPoint], dark: bool) -> Chart {
+    let p = palette(dark);
+    let series = |name: &str, color: &str, value: fn(&HealthPoint) -> f32| {
+        Line::new()
+            .name(name)
+            .show_symbol(false)
+            .line_style(LineStyle::new().width(2.0).color(color))
+            .data(
+                points
+                    .iter()
+                    .map(|pt| vec![pt.at_ms as f64, f64::from(value(pt))])
+                    .collect(),
+            )
+    };
+    let end = points.last().map_or(0.0, |pt| pt.at_ms as f64);
+    Chart::new()
+        .animation(false)
+        .color(vec!["#0969da", "#8250df"])
+        .legend(
+            Legend::new()
+                .top(0)
+                .text_style(TextStyle::new().color(p.text)),
+        )
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .grid(Grid::new().left(36).right(12).top(28).bottom(24))
+        .x_axis(
+            // A fixed five-minute window ending at the newest point: the axis does not rescale as points
+            // arrive, and its labels stay a few minutes apart even on a phone.
+            Axis::new()
+                .type_(AxisType::Time)
+                .min(end - RECENT_WINDOW_MS as f64)
+                .max(end)
+                .split_number(4)
+                .axis_label(AxisLabel::new().color(p.text).formatter("{HH}:{mm}"))
+                .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid)))),
+        )
+        .y_axis(
+            Axis::new()
+                .type_(AxisType::Value)
+                .min(0)
+                .max(100)
+                .axis_label(AxisLabel::new().color(p.text).formatter("{value}%"))
+                .split_line(SplitLine::new().line_style(LineStyle::new().color(p.grid))),
+        )
+        .series(series("CPU %", "#0969da", |pt| pt.cpu_pct))
+        .series(series("Memory %", "#8250df", |pt| pt.mem_pct))
+}

@@ -1,0 +1,24 @@
+//! The error type every server function returns, so the UI can tell "the server is not ready" from
+//! "the request never arrived" and say which.
+
+use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// The server is up but a part the request needs is not (configuration or start-up problem).
+    #[error("the server is not ready: {0}")]
+    Unavailable(String),
+    /// Transport, encoding or registration problems reported by the server-function machinery.
+    #[error("request failed: {0}")]
+    Request(ServerFnErrorErr),
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Request(value)
+    }
+}

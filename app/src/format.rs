@@ -1,0 +1,62 @@
+//! Human-readable numbers: bytes, rates, durations, ages.
+
+/// Binary units, as `free -h` and most dashboards show memory and disks.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn rate(bytes_per_s: f64) -> String {
+    format!("{}/s", bytes(bytes_per_s.max(0.0).round() as u64))
+}
+
+pub fn used_of(used: u64, total: u64) -> String {
+    format!("{} / {}", bytes(used), bytes(total))
+}
+
+/// Uptime as "3d 4h 5m", precise to the minute.
+pub fn uptime(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h {m}m"),
+    }
+}
+
+/// The age of the last event, as the connection indicator shows it.
+pub fn age(ms: f64) -> String {
+    let s = (ms.max(0.0) / 1000.0).floor() as u64;
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        _ => format!("{}h ago", s / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_read_like_the_tools_people_know() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(8 << 30), "8.0 GiB");
+        assert_eq!(rate(2048.4), "2.0 KiB/s");
+        assert_eq!(uptime(59), "0m");
+        assert_eq!(uptime(3 * 86_400 + 4 * 3600 + 5 * 60), "3d 4h 5m");
+        assert_eq!(age(999.0), "0s ago");
+        assert_eq!(age(61_000.0), "1m ago");
+    }
+}

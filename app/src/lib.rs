@@ -1,0 +1,59 @@
+//! The Watchpost web app: rendered on the server, hydrated in the browser, kept live by one SSE stream.
+//!
+//! Panels only read the [`live::LiveStore`]; the store is fed by the server-rendered snapshot and then by the
+//! stream. Server-only code (the backend interface) sits behind the `ssr` feature, browser-only code (charts,
+//! the `EventSource`) behind `hydrate`, so neither build carries the other's dependencies.
+
+pub mod api;
+#[cfg(feature = "hydrate")]
+mod charts;
+pub mod error;
+mod format;
+mod header;
+pub mod live;
+mod panels;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{SsrMode, StaticSegment};
+
+/// The HTML document around the app. ECharts is a classic script ahead of the hydration scripts, because
+/// charming's renderer binds to the global `echarts` it defines.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                <script src="/echarts.js"></script>
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/watchpost.css" />
+        <Title text="Watchpost" />
+        <Router>
+            <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
+                // Async: the page is rendered once the snapshot (read from memory) is in, so the first HTML shows
+                // current values in place, even to a browser without scripts; streamed out-of-order chunks
+                // would need a script to swap them in.
+                <Route path=StaticSegment("") view=panels::Dashboard ssr=SsrMode::Async />
+            </Routes>
+        </Router>
+    }
+}

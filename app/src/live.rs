@@ -1,0 +1,235 @@
+//! The live store: the browser's copy of the server's state, as signals, plus the stream that feeds it.
+//!
+//! One `EventSource` per tab feeds one store held in context; every panel reads from the store and never
+//! asks the server for anything itself. The server renders the first HTML from a snapshot, the browser seeds
+//! the store with the same snapshot while hydrating, then the stream takes over.
+
+use leptos::prelude::*;
+use shared::{Envelope, LiveState};
+
+/// After this long without any event while the browser retries, the indicator says Offline.
+const OFFLINE_AFTER_MS: f64 = 30_000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// Before the stream first opened (and on the server, which never opens one).
+    Connecting,
+    Live,
+    /// The browser lost the stream and is retrying.
+    Reconnecting,
+    /// Retrying for a long time, or the server refused the stream.
+    Offline,
+}
+
+impl Connection {
+    pub fn label(self) -> &'static str {
+        match self {
+            Connection::Connecting => "Connecting…",
+            Connection::Live => "Live",
+            Connection::Reconnecting => "Reconnecting…",
+            Connection::Offline => "Offline",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connection::Connecting => "connecting",
+            Connection::Live => "live",
+            Connection::Reconnecting => "reconnecting",
+            Connection::Offline => "offline",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct LiveStore {
+    pub state: RwSignal<LiveState>,
+    connection: RwSignal<Connection>,
+    /// Browser clock (ms) when the last event of any kind arrived.
+    last_event_at: RwSignal<Option<f64>>,
+    /// Browser clock (ms) when the last host reading arrived (in a health event or a snapshot).
+    last_reading_at: RwSignal<Option<f64>>,
+    /// Browser clock (ms), ticking once a second, so ages and staleness move without events.
+    now: RwSignal<Option<f64>>,
+}
+
+impl LiveStore {
+    /// Creates the store and provides it to every component below.
+    pub fn provide() -> Self {
+        let store = LiveStore {
+            state: RwSignal::new(LiveState::default()),
+            connection: RwSignal::new(Connection::Connecting),
+            last_event_at: RwSignal::new(None),
+            last_reading_at: RwSignal::new(None),
+            now: RwSignal::new(None),
+        };
+        provide_context(store);
+        store
+    }
+
+    pub fn expect() -> Self {
+        expect_context::<LiveStore>()
+    }
+
+    /// Applies an envelope: the only way state enters the store.
+    pub fn apply(&self, env: &Envelope) {
+        self.state.update(|s| s.apply(env));
+    }
+
+    /// The connection as the header shows it.
+    pub fn connection(&self) -> Connection {
+        match self.connection.get() {
+            Connection::Reconnecting
+                if self.event_age_ms().is_some_and(|a| a > OFFLINE_AFTER_MS) =>
+            {
+                Connection::Offline
+            }
+            c => c,
+        }
+    }
+
+    /// Milliseconds since the last event, once the browser has received one.
+    pub fn event_age_ms(&self) -> Option<f64> {
+        Some(self.now.get()? - self.last_event_at.get()?)
+    }
+
+    /// True when no reading came for three collector intervals: values on screen may be out of date.
+    pub fn stale(&self) -> bool {
+        let interval = self.state.with(|s| s.interval_ms) as f64;
+        match (self.now.get(), self.last_reading_at.get()) {
+            (Some(now), Some(at)) if interval > 0.0 => now - at > 3.0 * interval,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+pub use client::connect;
+
+#[cfg(feature = "hydrate")]
+mod client {
+    //! The `EventSource` side. The browser reconnects by itself after network errors, sending
+    //! `Last-Event-ID`; only when the server refuses the stream (the source closes) do we reopen it ourselves.
+
+    use super::{Connection, LiveStore};
+    use leptos::prelude::*;
+    use shared::{Envelope, Event, EventKind};
+    use std::cell::RefCell;
+    use std::time::Duration;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::prelude::Closure;
+    use web_sys::{EventSource, MessageEvent};
+
+    const URL: &str = "/api/events";
+    /// Wait before reopening a stream the server closed, so a refusing server is not hammered.
+    const REOPEN_AFTER: Duration = Duration::from_secs(3);
+
+    thread_local! {
+        static STREAM: RefCell<Option<Stream>> = const { RefCell::new(None) };
+    }
+
+    struct Stream {
+        source: EventSource,
+        _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+    }
+
+    impl Drop for Stream {
+        fn drop(&mut self) {
+            self.source.close();
+        }
+    }
+
+    /// Starts the clock and the stream for this tab; both stop when the owning component is cleaned up.
+    pub fn connect(store: LiveStore) {
+        let tick = move || store.now.set(Some(js_sys::Date::now()));
+        tick();
+        let clock = set_interval_with_handle(tick, Duration::from_secs(1)).ok();
+        open(store);
+        on_cleanup(move || {
+            if let Some(handle) = clock {
+                handle.clear();
+            }
+            STREAM.with(|s| s.borrow_mut().take());
+        });
+    }
+
+    fn open(store: LiveStore) {
+        let source = match EventSource::new(URL) {
+            Ok(source) => source,
+            Err(e) => {
+                leptos::logging::error!("cannot open the event stream: {e:?}");
+                store.connection.set(Connection::Offline);
+                return;
+            }
+        };
+        let mut listeners: Vec<Closure<dyn FnMut(web_sys::Event)>> = Vec::new();
+
+        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            set_connection(store, Connection::Live)
+        });
+        source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        listeners.push(on_open);
+
+        let watched = source.clone();
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            if watched.ready_state() == EventSource::CLOSED {
+                set_connection(store, Connection::Offline);
+                set_timeout(move || open(store), REOPEN_AFTER);
+            } else {
+                set_connection(store, Connection::Reconnecting);
+            }
+        });
+        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        listeners.push(on_error);
+
+        for kind in EventKind::ALL {
+            let on_message =
+                Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+                    if let Some(data) = event
+                        .dyn_ref::<MessageEvent>()
+                        .and_then(|m| m.data().as_string())
+                    {
+                        receive(store, kind, &data);
+                    }
+                });
+            if let Err(e) = source.add_event_listener_with_callback(
+                kind.as_str(),
+                on_message.as_ref().unchecked_ref(),
+            ) {
+                leptos::logging::error!("cannot listen for {} events: {e:?}", kind.as_str());
+            }
+            listeners.push(on_message);
+        }
+        // Replacing the previous stream drops it, which closes it.
+        STREAM.with(|s| {
+            *s.borrow_mut() = Some(Stream {
+                source,
+                _listeners: listeners,
+            })
+        });
+    }
+
+    fn receive(store: LiveStore, kind: EventKind, data: &str) {
+        let now = js_sys::Date::now();
+        store.last_event_at.set(Some(now));
+        set_connection(store, Connection::Live);
+        if kind == EventKind::Ping {
+            return;
+        }
+        match serde_json::from_str::<Envelope>(data) {
+            Ok(env) => {
+                if matches!(env.event, Event::Health(_) | Event::Snapshot(_)) {
+                    store.last_reading_at.set(Some(now));
+                }
+                store.apply(&env);
+            }
+            Err(e) => leptos::logging::error!("ignoring a malformed {} event: {e}", kind.as_str()),
+        }
+    }
+
+    fn set_connection(store: LiveStore, connection: Connection) {
+        if store.connection.get_untracked() != connection {
+            store.connection.set(connection);
+        }
+    }
+}

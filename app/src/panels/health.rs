@@ -1,0 +1,216 @@
+//! Server health: gauges for CPU, memory and the fullest disk, the details behind them, and a five-minute
+//! trend of CPU and memory. Everything here reads the live store.
+
+use crate::format;
+use crate::live::LiveStore;
+use leptos::prelude::*;
+use shared::{HealthPoint, HostHealth};
+
+#[component]
+pub fn HealthPanel() -> impl IntoView {
+    let live = LiveStore::expect();
+    // The first host is this server's own; several hosts arrive with agents.
+    let health: Memo<Option<HostHealth>> = Memo::new(move |_| {
+        live.state
+            .with(|s| s.hosts().next().map(|h| h.health.clone()))
+    });
+    let read = move |f: fn(&HostHealth) -> String| {
+        move || health.with(|h| h.as_ref().map(f).unwrap_or_default())
+    };
+    let has_reading = move || health.with(Option::is_some);
+    let stale = move || live.stale();
+
+    view! {
+        <section class="panel wide health" class:stale=stale data-testid="panel-health" aria-labelledby="health-title">
+            <div class="panel-head">
+                <h2 id="health-title">"Server health"</h2>
+                <span class="panel-meta" data-testid="host-meta">
+                    {read(|h| format!("{} · {} · up {}", h.hostname, h.os, format::uptime(h.uptime_s)))}
+                </span>
+                <Show when=stale>
+                    <span class="badge stale-badge">"stale"</span>
+                </Show>
+            </div>
+            <Show
+                when=has_reading
+                fallback=|| view! { <p class="empty">"Waiting for the first reading of this host…"</p> }
+            >
+                <div class="gauges">
+                    <Gauge
+                        id="gauge-cpu"
+                        label="CPU"
+                        value=Signal::derive(move || health.with(|h| h.as_ref().map_or(0.0, |h| h.cpu_pct)))
+                        detail=Signal::derive(read(|h| {
+                            format!("load {:.2} {:.2} {:.2}", h.load.one, h.load.five, h.load.fifteen)
+                        }))
+                    />
+                    <Gauge
+                        id="gauge-memory"
+                        label="Memory"
+                        value=Signal::derive(move || health.with(|h| h.as_ref().map_or(0.0, HostHealth::mem_pct)))
+                        detail=Signal::derive(read(|h| format::used_of(h.memory.used, h.memory.total)))
+                    />
+                    <Gauge
+                        id="gauge-disk"
+                        label="Disk"
+                        value=Signal::derive(move || health.with(|h| h.as_ref().map_or(0.0, HostHealth::disk_pct)))
+                        detail=Signal::derive(read(|h| {
+                            h.fullest_disk()
+                                .map(|d| format!("{} · {}", d.mount, format::used_of(d.used, d.total)))
+                                .unwrap_or_else(|| "no disks reported".into())
+                        }))
+                    />
+                </div>
+                <Details health />
+                <Trend />
+            </Show>
+        </section>
+    }
+}
+
+/// Per-core CPU, memory and swap, network rates and every mounted disk.
+#[component]
+fn Details(health: Memo<Option<HostHealth>>) -> impl IntoView {
+    let read = move |f: fn(&HostHealth) -> String| {
+        move || health.with(|h| h.as_ref().map(f).unwrap_or_default())
+    };
+    view! {
+        <div class="details">
+            <div class="detail">
+                <h3>"CPU cores"</h3>
+                <ul class="cores" data-testid="cores">
+                    {move || {
+                        health
+                            .with(|h| h.as_ref().map(|h| h.cores.clone()).unwrap_or_default())
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, pct)| {
+                                view! {
+                                    <li>
+                                        <span class="core-name">{format!("cpu{i}")}</span>
+                                        <span class="bar"><span style=format!("width:{:.1}%", pct.clamp(0.0, 100.0))></span></span>
+                                        <span class="num">{format!("{pct:.0}%")}</span>
+                                    </li>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </ul>
+                <p class="muted">
+                    "Load average "
+                    {read(|h| format!("{:.2} · {:.2} · {:.2}", h.load.one, h.load.five, h.load.fifteen))}
+                </p>
+            </div>
+            <div class="detail">
+                <h3>"Memory"</h3>
+                <dl>
+                    <dt>"RAM"</dt>
+                    <dd data-testid="memory">{read(|h| format::used_of(h.memory.used, h.memory.total))}</dd>
+                    <dt>"Swap"</dt>
+                    <dd>
+                        {read(|h| {
+                            if h.swap.total == 0 { "none".into() } else { format::used_of(h.swap.used, h.swap.total) }
+                        })}
+                    </dd>
+                </dl>
+                <h3>"Network"</h3>
+                <dl>
+                    <dt>"Receive"</dt>
+                    <dd data-testid="net-rx">{read(|h| format::rate(h.net.rx_bytes_per_s))}</dd>
+                    <dt>"Transmit"</dt>
+                    <dd data-testid="net-tx">{read(|h| format::rate(h.net.tx_bytes_per_s))}</dd>
+                </dl>
+            </div>
+            <div class="detail disks">
+                <h3>"Disks"</h3>
+                <table data-testid="disks">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Mount"</th>
+                            <th scope="col">"Used"</th>
+                            <th scope="col" class="num">"%"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {move || {
+                            health
+                                .with(|h| h.as_ref().map(|h| h.disks.clone()).unwrap_or_default())
+                                .into_iter()
+                                .map(|d| {
+                                    let pct = d.usage().pct();
+                                    view! {
+                                        <tr>
+                                            <td title=d.fs.clone()>{d.mount.clone()}</td>
+                                            <td>{format::used_of(d.used, d.total)}</td>
+                                            <td class="num">{format!("{pct:.0}%")}</td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()
+                        }}
+                    </tbody>
+                </table>
+            </div>
+        </div>
+    }
+    .into_any()
+}
+
+/// A semicircle gauge. The number is HTML laid over the canvas, so it is in the server-rendered page and
+/// readable before (and without) the chart.
+#[component]
+fn Gauge(
+    id: &'static str,
+    label: &'static str,
+    value: Signal<f32>,
+    detail: Signal<String>,
+) -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    crate::charts::mount(id, move |dark| {
+        crate::charts::gauge(label, value.get(), dark)
+    });
+    view! {
+        <figure class="gauge" data-testid=id>
+            <div class="gauge-dial">
+                <div class="chart gauge-chart" id=id></div>
+                <div class="gauge-center">
+                    <span class="gauge-value" data-testid=format!("{id}-value")>
+                        {move || format!("{:.1}%", value.get())}
+                    </span>
+                    <span class="gauge-label">{label}</span>
+                </div>
+            </div>
+            <figcaption class="gauge-detail">{detail}</figcaption>
+        </figure>
+    }
+    .into_any()
+}
+
+/// The last five minutes of CPU and memory; new points are appended to the same chart instance.
+#[component]
+fn Trend() -> impl IntoView {
+    let live = LiveStore::expect();
+    let points: Memo<Vec<HealthPoint>> = Memo::new(move |_| {
+        live.state.with(|s| {
+            s.hosts()
+                .next()
+                .map(|h| h.recent.clone())
+                .unwrap_or_default()
+        })
+    });
+    #[cfg(feature = "hydrate")]
+    crate::charts::mount("trend-cpu-memory", move |dark| {
+        points.with(|p| crate::charts::trend(p, dark))
+    });
+    let summary = move || points.with(|p| format!("{} points", p.len()));
+    view! {
+        <figure class="trend">
+            <figcaption>
+                <h3>"CPU and memory, last 5 minutes"</h3>
+                <span class="muted" data-testid="trend-points">{summary}</span>
+            </figcaption>
+            <div class="chart trend-chart" id="trend-cpu-memory" data-testid="trend-chart"></div>
+        </figure>
+    }
+    .into_any()
+}

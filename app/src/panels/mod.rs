@@ -1,0 +1,73 @@
+//! The dashboard page and its panels, one module each.
+
+mod health;
+mod pending;
+
+use crate::api::get_snapshot;
+use crate::header::TopBar;
+use crate::live::LiveStore;
+use health::HealthPanel;
+use leptos::prelude::*;
+use pending::PendingPanel;
+
+/// The dashboard: critical metrics on top, then one slot per panel of the product.
+#[component]
+pub fn Dashboard() -> impl IntoView {
+    let live = LiveStore::provide();
+    // Blocking, so the first HTML already carries current values; the browser hydrates from the same data.
+    let initial = Resource::new_blocking(|| (), |_| get_snapshot());
+    #[cfg(feature = "hydrate")]
+    crate::live::connect(live);
+
+    view! {
+        <TopBar />
+        <main class="grid">
+            <Suspense fallback=|| {
+                view! { <section class="panel wide"><p class="empty">"Loading…"</p></section> }
+            }>
+                {move || Suspend::new(async move {
+                    match initial.await {
+                        Ok(env) => {
+                            live.apply(&env);
+                            view! { <HealthPanel /> }.into_any()
+                        }
+                        Err(e) => {
+                            view! {
+                                <section class="panel wide failed" role="alert">
+                                    <h2>"Server health"</h2>
+                                    <p>{e.to_string()}</p>
+                                </section>
+                            }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+            <PendingPanel
+                id="security"
+                title="Security alerts"
+                what="Failed logins and unauthorised actions will appear here as they happen."
+            />
+            <PendingPanel
+                id="errors"
+                title="Error log"
+                what="Recent errors, newest first, will appear here once a log source is connected."
+            />
+            <PendingPanel
+                id="api"
+                title="API performance"
+                what="Response times (p50/p95/p99) and request rates will be charted here."
+            />
+            <PendingPanel
+                id="database"
+                title="Database"
+                what="Query performance and connections will be charted here."
+            />
+            <PendingPanel
+                id="deployments"
+                title="Deployments"
+                what="Each service's deployment state will show here, from queued to done."
+            />
+        </main>
+    }
+}

@@ -1,0 +1,325 @@
+//! `watchpost-bench`: the load harness for a running Watchpost. Prints figures; asserts nothing.
+//!
+//! - `clients`: opens N event-stream clients, and reports how many the server holds, its RSS per client and
+//!   the delivery latency of live events (receipt time minus the event's own `at_ms`).
+//! - `idle`: CPU and RSS of an idle server process over a window, read from /proc.
+//! - `size`: gzip -9 sizes of what a browser downloads on first load.
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+
+#[derive(Parser)]
+#[command(
+    name = "watchpost-bench",
+    about = "Load harness for a running Watchpost"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Hold N stream clients and measure delivery latency and server memory per client.
+    Clients {
+        /// The server, e.g. http://127.0.0.1:3000
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// How long to measure once every client is connected, in seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Connections opened at once while ramping up.
+        #[arg(long, default_value_t = 200)]
+        ramp: usize,
+    },
+    /// CPU and RSS of a running (idle) server process.
+    Idle {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// First-load sizes (gzip -9) of the built site.
+    Size {
+        #[arg(long, default_value = "target/site")]
+        site: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Clients {
+            url,
+            clients,
+            seconds,
+            ramp,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(clients_bench(
+                url,
+                clients,
+                Duration::from_secs(seconds),
+                ramp.max(1),
+            ))
+        }
+        Cmd::Idle { pid, seconds } => idle_bench(pid, Duration::from_secs(seconds)),
+        Cmd::Size { site } => size_bench(&site),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Healthz {
+    stream_clients: usize,
+    rss_bytes: Option<u64>,
+}
+
+async fn healthz(authority: &str) -> Result<Healthz> {
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .context("connecting for /healthz")?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = Request::get("/healthz")
+        .header("host", authority)
+        .body(Empty::<Bytes>::new())?;
+    let body = sender
+        .send_request(req)
+        .await?
+        .into_body()
+        .collect()
+        .await?
+        .to_bytes();
+    serde_json::from_slice(&body).context("parsing /healthz")
+}
+
+struct Shared {
+    histogram: Mutex<Histogram<u64>>,
+    measuring: AtomicBool,
+    connected: AtomicUsize,
+    failed: AtomicUsize,
+    events: AtomicUsize,
+}
+
+async fn clients_bench(url: String, n: usize, window: Duration, ramp: usize) -> Result<()> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    if (limit as usize) < n + 64 {
+        bail!("the open-file limit is {limit}, too low for {n} clients");
+    }
+    let authority = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    // Let the server settle, then take its baseline RSS.
+    let before = healthz(&authority).await?;
+    let shared = Arc::new(Shared {
+        histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        measuring: AtomicBool::new(false),
+        connected: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        events: AtomicUsize::new(0),
+    });
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for batch in (0..n).collect::<Vec<_>>().chunks(ramp) {
+        let target = shared.connected.load(Ordering::Relaxed) + batch.len();
+        for _ in batch {
+            tasks.push(tokio::spawn(client(authority.clone(), shared.clone())));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while shared.connected.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed)
+            < target
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let connected = shared.connected.load(Ordering::Relaxed);
+    println!(
+        "connected {connected}/{n} clients in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await; // let snapshots drain before measuring
+    shared.measuring.store(true, Ordering::Relaxed);
+    shared.events.store(0, Ordering::Relaxed);
+    tokio::time::sleep(window).await;
+    shared.measuring.store(false, Ordering::Relaxed);
+    let after = healthz(&authority).await?;
+
+    let h = shared.histogram.lock().await;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let rss_delta = after
+        .rss_bytes
+        .unwrap_or(0)
+        .saturating_sub(before.rss_bytes.unwrap_or(0));
+    println!(
+        "server holds      {} stream clients (bench connected {connected}, failed {})",
+        after.stream_clients,
+        shared.failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "server RSS        {:.1} MiB before, {:.1} MiB after: {:.1} KiB per client",
+        before.rss_bytes.unwrap_or(0) as f64 / 1048576.0,
+        after.rss_bytes.unwrap_or(0) as f64 / 1048576.0,
+        rss_delta as f64 / 1024.0 / connected.max(1) as f64
+    );
+    println!(
+        "delivery latency  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} live events in {}s",
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+        h.len(),
+        window.as_secs()
+    );
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+/// One stream client: reads frames and records the latency of each live health event.
+async fn client(authority: String, shared: Arc<Shared>) {
+    let result: Result<()> = async {
+        let stream = tokio::net::TcpStream::connect(&authority).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let req = Request::get("/api/events")
+            .header("host", &authority)
+            .header("accept", "text/event-stream")
+            .body(Empty::<Bytes>::new())?;
+        let mut body = sender.send_request(req).await?.into_body();
+        shared.connected.fetch_add(1, Ordering::Relaxed);
+        let mut pending = Vec::<u8>::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = find(&pending, b"\n\n") {
+                let received_us = now_us();
+                let block: Vec<u8> = pending.drain(..end + 2).collect();
+                if shared.measuring.load(Ordering::Relaxed)
+                    && find(&block, b"event: health").is_some()
+                {
+                    if let Some(at_ms) = at_ms(&block) {
+                        let latency = received_us.saturating_sub(at_ms * 1000).max(1);
+                        shared.histogram.lock().await.saturating_record(latency);
+                        shared.events.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        shared.failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The envelope's own `"at_ms":` (the first one: `sampled_at_ms` does not match the leading quote).
+fn at_ms(block: &[u8]) -> Option<u64> {
+    let key = b"\"at_ms\":";
+    let start = find(block, key)? + key.len();
+    let digits: String = block[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .map(|&b| b as char)
+        .collect();
+    digits.parse().ok()
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// utime + stime of a process in clock ticks, and its RSS in bytes.
+fn proc_sample(pid: u32) -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("no process {pid}"))?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th fields overall.
+    let after = stat
+        .rsplit_once(')')
+        .context("unexpected /proc stat format")?
+        .1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = fields.get(11).context("utime")?.parse::<u64>()?
+        + fields.get(12).context("stime")?.parse::<u64>()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("VmRSS")?
+        .parse::<u64>()?;
+    Ok((ticks, rss_kib * 1024))
+}
+
+fn idle_bench(pid: u32, window: Duration) -> Result<()> {
+    // Linux reports process times in USER_HZ, 100 per second on every mainstream architecture.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let (t0, _) = proc_sample(pid)?;
+    let start = Instant::now();
+    std::thread::sleep(window);
+    let (t1, rss) = proc_sample(pid)?;
+    let cpu = (t1 - t0) as f64 / TICKS_PER_SECOND / start.elapsed().as_secs_f64() * 100.0;
+    println!(
+        "idle server pid {pid} over {}s: CPU {cpu:.2}% of one core, RSS {:.1} MiB",
+        window.as_secs(),
+        rss as f64 / 1048576.0
+    );
+    Ok(())
+}
+
+fn size_bench(site: &std::path::Path) -> Result<()> {
+    let files = [
+        "pkg/watchpost_bg.wasm",
+        "pkg/watchpost.js",
+        "pkg/watchpost.css",
+        "echarts.js",
+        "favicon.svg",
+    ];
+    let mut total = 0;
+    for file in files {
+        let bytes = std::fs::read(site.join(file))
+            .with_context(|| format!("{} (build the site first)", site.join(file).display()))?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&bytes)?;
+        let zipped = gz.finish()?.len();
+        total += zipped;
+        println!(
+            "{file:24} {:>9} bytes raw {:>9} bytes gzip -9",
+            bytes.len(),
+            zipped
+        );
+    }
+    println!(
+        "{:24} {:>9} bytes gzip -9 ({:.0} KiB)",
+        "first load total",
+        total,
+        total as f64 / 1024.0
+    );
+    Ok(())
+}

@@ -1,0 +1,23 @@
+import { test, expect } from './fixtures/dashboard';
+
+test('current values are in the server-rendered HTML, before any script runs', async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto('/');
+  await expect(page.getByRole('heading', { name: 'Server health' })).toBeVisible();
+  for (const id of ['gauge-cpu-value', 'gauge-memory-value', 'gauge-disk-value']) {
+    await expect(page.getByTestId(id)).toHaveText(/^\d+(\.\d)?%$/);
+  }
+  await expect(page.getByTestId('memory')).toHaveText(/iB \/ .*iB/);
+  await expect(page.getByTestId('disks').locator('tbody tr').first()).toBeVisible();
+  // Without scripts there is no stream: the indicator says so rather than claiming to be live.
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'connecting');
+  await context.close();
+});
+
+test('panels without a source say so instead of showing numbers', async ({ page }) => {
+  await page.goto('/');
+  for (const id of ['errors', 'api', 'database', 'security', 'deployments']) {
+    await expect(page.getByTestId(`panel-${id}`)).toContainText('No source connected yet.');
+  }
+});

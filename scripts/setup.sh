@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what building and testing Watchpost needs, each step skipped quickly when already done.
+#   scripts/setup.sh            toolchain for building and running
+#   scripts/setup.sh --browser  also Debian's Chromium, for the end-to-end tests
+# Nothing here downloads a prebuilt binary from outside crates.io, npm, Debian or rustup.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO_LEPTOS_VERSION=0.3.10 # 0.3.11 needs rustc 1.96 (a locked dependency)
+# cargo-leptos runs the wasm-bindgen CLI, which must match the library in Cargo.lock exactly.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+
+say() { printf '==> %s\n' "$*"; }
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo is missing; install Rust with rustup first (https://rustup.rs)" >&2
+  exit 1
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 13 minutes on 2 cores, once)"
+  cargo install cargo-leptos --locked --version "$CARGO_LEPTOS_VERSION"
+fi
+
+if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  # --locked fails (a locked dependency is gone from the index); the fallback resolver picks versions that
+  # build on this toolchain.
+  CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+if ! command -v npm >/dev/null; then
+  say "installing Node.js and npm from Debian"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+
+# npm packages from the lockfile; the stamp makes the check instant when nothing changed.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.watchpost-lock 2>/dev/null)" != "$lock_sum" ]; then
+  say "installing npm packages from package-lock.json"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+  echo "$lock_sum" > node_modules/.watchpost-lock
+fi
+
+# The ECharts bundle (only the charts Watchpost draws), rebuilt when its entry or the packages change.
+if [ ! -s public/echarts.js ] || [ charts/echarts-entry.js -nt public/echarts.js ] \
+  || [ package-lock.json -nt public/echarts.js ]; then
+  say "bundling ECharts"
+  npm run -s echarts
+fi
+
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then
+  say "installing Debian's chromium"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi

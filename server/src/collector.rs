@@ -1,0 +1,242 @@
+//! The host source: the only code in Watchpost that talks to sysinfo.
+//!
+//! Runs on a dedicated OS thread, because sysinfo's refreshes are blocking file reads of /proc and /sys and
+//! must never stall the async reactor that serves the streams. Refreshes only the parts it reports.
+
+use crate::hub::{Hub, now_millis};
+use shared::{DiskUsage, Event, HostHealth, HostId, LoadAvg, NetRates, Usage};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use sysinfo::{
+    CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, Pid, ProcessRefreshKind,
+    ProcessesToUpdate, RefreshKind, System,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error("cannot read host information: {0}")]
+    Sysinfo(#[from] sysinfo::Error),
+    #[error("cannot start the collector thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// What `/healthz` reports about the collector, written by its thread, read by any request.
+#[derive(Debug, Default)]
+pub struct CollectorStatus {
+    /// Unix ms of the newest sample; 0 before the first.
+    last_sample_ms: AtomicI64,
+    /// The server's own resident set size at the newest sample; 0 before the first.
+    rss_bytes: AtomicU64,
+}
+
+impl CollectorStatus {
+    pub fn last_sample_ms(&self) -> Option<i64> {
+        Some(self.last_sample_ms.load(Ordering::Relaxed)).filter(|&v| v != 0)
+    }
+
+    pub fn rss_bytes(&self) -> Option<u64> {
+        Some(self.rss_bytes.load(Ordering::Relaxed)).filter(|&v| v != 0)
+    }
+}
+
+/// Reads one host's health. Keeps the sysinfo handles between readings: rates and CPU usage are differences
+/// between two refreshes.
+pub struct HostSampler {
+    system: System,
+    disks: Disks,
+    networks: Networks,
+    pid: Option<Pid>,
+    host: HostId,
+    hostname: String,
+    os: String,
+    last_net: Instant,
+}
+
+impl HostSampler {
+    pub fn new() -> Result<Self, CollectorError> {
+        let mut system = System::new_with_specifics(
+            RefreshKind::nothing()
+                .with_cpu(CpuRefreshKind::nothing().with_usage())
+                .with_memory(MemoryRefreshKind::everything()),
+        )?;
+        // The first CPU reading has nothing to compare with; this refresh is the baseline that is discarded.
+        system.refresh_cpu_usage();
+        let hostname = System::host_name().unwrap_or_else(|_| "localhost".into());
+        let os = System::long_os_version()
+            .or_else(|_| System::name())
+            .unwrap_or_else(|_| "unknown OS".into());
+        Ok(HostSampler {
+            system,
+            disks: Disks::new_with_refreshed_list_specifics(
+                DiskRefreshKind::nothing().with_storage(),
+            )?,
+            networks: Networks::new_with_refreshed_list()?,
+            pid: sysinfo::get_current_pid().ok(),
+            host: HostId(hostname.clone()),
+            hostname,
+            os,
+            last_net: Instant::now(),
+        })
+    }
+
+    /// Takes a reading, and the server's own RSS.
+    pub fn sample(&mut self) -> (HostHealth, Option<u64>) {
+        self.system.refresh_cpu_usage();
+        self.system.refresh_memory();
+        self.disks
+            .refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        self.networks.refresh(true);
+        let elapsed = self.last_net.elapsed().as_secs_f64().max(1e-3);
+        self.last_net = Instant::now();
+
+        let rss = self.pid.and_then(|pid| {
+            self.system.refresh_processes_specifics(
+                ProcessesToUpdate::Some(&[pid]),
+                false,
+                ProcessRefreshKind::nothing().with_memory(),
+            );
+            self.system.process(pid).map(|p| p.memory())
+        });
+
+        let (rx, tx) = self
+            .networks
+            .iter()
+            .filter(|(name, _)| name.as_os_str() != "lo")
+            .fold((0u64, 0u64), |(rx, tx), (_, n)| {
+                (rx + n.received(), tx + n.transmitted())
+            });
+        let mut disks: Vec<DiskUsage> = self
+            .disks
+            .iter()
+            .filter(|d| d.total_space() > 0)
+            .map(|d| DiskUsage {
+                mount: d.mount_point().to_string_lossy().into_owned(),
+                fs: d.file_system().to_string_lossy().into_owned(),
+                used: d.total_space().saturating_sub(d.available_space()),
+                total: d.total_space(),
+            })
+            .collect();
+        // Bind mounts and containers list the same mount point more than once; one row per mount.
+        disks.sort_by(|a, b| a.mount.cmp(&b.mount));
+        disks.dedup_by(|a, b| a.mount == b.mount);
+        let load = System::load_average().unwrap_or(sysinfo::LoadAvg {
+            one: 0.0,
+            five: 0.0,
+            fifteen: 0.0,
+        });
+
+        let health = HostHealth {
+            host: self.host.clone(),
+            hostname: self.hostname.clone(),
+            os: self.os.clone(),
+            sampled_at_ms: now_millis(),
+            uptime_s: System::uptime().unwrap_or(0),
+            cpu_pct: self.system.global_cpu_usage(),
+            cores: self.system.cpus().iter().map(|c| c.usage()).collect(),
+            load: LoadAvg {
+                one: load.one,
+                five: load.five,
+                fifteen: load.fifteen,
+            },
+            memory: Usage {
+                used: self.system.used_memory(),
+                total: self.system.total_memory(),
+            },
+            swap: Usage {
+                used: self.system.used_swap(),
+                total: self.system.total_swap(),
+            },
+            disks,
+            net: NetRates {
+                rx_bytes_per_s: rx as f64 / elapsed,
+                tx_bytes_per_s: tx as f64 / elapsed,
+            },
+        };
+        (health, rss)
+    }
+}
+
+/// The running collector thread; dropping the stop sender (or calling [`Collector::stop`]) ends it.
+pub struct Collector {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Collector {
+    /// Starts sampling every `interval`, publishing each reading to the hub. The first reading is published
+    /// one interval after start, once CPU usage has a baseline to compare with.
+    pub fn spawn(
+        hub: Arc<Hub>,
+        interval: Duration,
+        status: Arc<CollectorStatus>,
+    ) -> Result<Self, CollectorError> {
+        let mut sampler = HostSampler::new()?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("collector".into())
+            .spawn(move || {
+                let mut next = Instant::now() + interval;
+                loop {
+                    match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                    let (health, rss) = sampler.sample();
+                    status
+                        .last_sample_ms
+                        .store(health.sampled_at_ms, Ordering::Relaxed);
+                    status.rss_bytes.store(rss.unwrap_or(0), Ordering::Relaxed);
+                    let host = health.host.clone();
+                    hub.publish(Some(host), Event::Health(health));
+                    // Fixed-rate schedule; after a long stall (suspend, overload) skip the missed ticks.
+                    next += interval;
+                    let now = Instant::now();
+                    if next < now {
+                        next = now + interval;
+                    }
+                }
+            })?;
+        Ok(Collector {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and waits for its current sample to finish.
+    pub fn stop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reading_of_this_machine_is_plausible() {
+        let mut sampler = HostSampler::new().unwrap();
+        std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+        let (h, rss) = sampler.sample();
+        assert!(!h.hostname.is_empty());
+        assert_eq!(
+            h.cores.len(),
+            std::thread::available_parallelism().unwrap().get()
+        );
+        assert!((0.0..=100.0).contains(&h.cpu_pct));
+        assert!(h.memory.total > 0 && h.memory.used <= h.memory.total);
+        assert!(h.disks.iter().any(|d| d.mount == "/"), "{:?}", h.disks);
+        assert!(rss.unwrap() > 1 << 20, "our own RSS is at least a MiB");
+    }
+}

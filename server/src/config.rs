@@ -1,0 +1,281 @@
+//! Configuration: command-line flags, then `WATCHPOST_*` environment variables, then an optional TOML file,
+//! then defaults — in that order of precedence.
+//!
+//! clap already resolves flags over environment variables; every field is optional there so that a value the
+//! user did not give can still come from the file.
+
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Shortest collector interval: below this the collector's own cost starts to show in what it measures.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+/// Upper bound for the buffers: a typo of an extra zero should fail loudly, not eat the machine's memory.
+const MAX_BUFFER: usize = 1_000_000;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "watchpost",
+    version,
+    about = "Real-time monitoring and control dashboard"
+)]
+pub struct Cli {
+    /// TOML file with any of the settings below (flags and environment variables take precedence).
+    #[arg(long, env = "WATCHPOST_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:3000].
+    #[arg(long, env = "WATCHPOST_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// How often the host is sampled, e.g. `1s`, `500ms` [default: 1s].
+    #[arg(long, env = "WATCHPOST_INTERVAL", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Where Watchpost keeps its data [default: ./data].
+    #[arg(long, env = "WATCHPOST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Events kept for clients that resume with Last-Event-ID [default: 4096].
+    #[arg(long, env = "WATCHPOST_REPLAY_BUFFER")]
+    pub replay_buffer: Option<usize>,
+    /// Events a stream may fall behind before it is resynchronised with a snapshot [default: 256].
+    #[arg(long, env = "WATCHPOST_CLIENT_QUEUE")]
+    pub client_queue: Option<usize>,
+    /// Time between keepalives on an idle stream [default: 15s].
+    #[arg(long, env = "WATCHPOST_KEEPALIVE", value_parser = parse_duration)]
+    pub keepalive: Option<Duration>,
+    /// Name of the environment this server watches [default: default].
+    #[arg(long, env = "WATCHPOST_ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// Directory with the built site (WASM, JS, CSS, assets) [default: target/site].
+    #[arg(long, env = "LEPTOS_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the dashboard (the default).
+    Serve,
+    /// Print the effective configuration and exit.
+    CheckConfig,
+}
+
+/// The settings file: the same names as the flags, with `-` as `_`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    interval: Option<String>,
+    data_dir: Option<PathBuf>,
+    replay_buffer: Option<usize>,
+    client_queue: Option<usize>,
+    keepalive: Option<String>,
+    environment: Option<String>,
+    site_root: Option<PathBuf>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub interval: Duration,
+    pub data_dir: PathBuf,
+    pub replay_buffer: usize,
+    pub client_queue: usize,
+    pub keepalive: Duration,
+    pub environment: String,
+    pub site_root: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            interval: Duration::from_secs(1),
+            data_dir: PathBuf::from("data"),
+            replay_buffer: 4096,
+            client_queue: 256,
+            keepalive: Duration::from_secs(15),
+            environment: "default".into(),
+            site_root: PathBuf::from("target/site"),
+        }
+    }
+}
+
+impl Config {
+    /// Merges flags/environment over the file (if any) over the defaults, and validates the result.
+    pub fn resolve(cli: &Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let file_duration =
+            |name: &'static str, value: &Option<String>| -> Result<Option<Duration>, _> {
+                value
+                    .as_deref()
+                    .map(|v| {
+                        parse_duration(v).map_err(|message| ConfigError::Invalid { name, message })
+                    })
+                    .transpose()
+            };
+        let d = Config::default();
+        let config = Config {
+            listen: cli.listen.or(file.listen).unwrap_or(d.listen),
+            interval: cli
+                .interval
+                .or(file_duration("interval", &file.interval)?)
+                .unwrap_or(d.interval),
+            data_dir: cli.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
+            replay_buffer: cli
+                .replay_buffer
+                .or(file.replay_buffer)
+                .unwrap_or(d.replay_buffer),
+            client_queue: cli
+                .client_queue
+                .or(file.client_queue)
+                .unwrap_or(d.client_queue),
+            keepalive: cli
+                .keepalive
+                .or(file_duration("keepalive", &file.keepalive)?)
+                .unwrap_or(d.keepalive),
+            environment: cli
+                .environment
+                .clone()
+                .or(file.environment)
+                .unwrap_or(d.environment),
+            site_root: cli
+                .site_root
+                .clone()
+                .or(file.site_root)
+                .unwrap_or(d.site_root),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |name, message: String| Err(ConfigError::Invalid { name, message });
+        if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&self.interval) {
+            return invalid(
+                "interval",
+                format!("must be between 100ms and 1h, got {:?}", self.interval),
+            );
+        }
+        if self.keepalive < Duration::from_millis(10) || self.keepalive > Duration::from_secs(300) {
+            return invalid(
+                "keepalive",
+                format!("must be between 10ms and 5m, got {:?}", self.keepalive),
+            );
+        }
+        for (name, value) in [
+            ("replay-buffer", self.replay_buffer),
+            ("client-queue", self.client_queue),
+        ] {
+            if value == 0 || value > MAX_BUFFER {
+                return invalid(
+                    name,
+                    format!("must be between 1 and {MAX_BUFFER}, got {value}"),
+                );
+            }
+        }
+        if self.environment.trim().is_empty() {
+            return invalid("environment", "must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    // One line that names the offending line, rather than toml's multi-line report.
+    toml::from_str(&text).map_err(|e| {
+        let place = e.span().map(|span| {
+            let line_no = text[..span.start.min(text.len())].matches('\n').count();
+            let line = text.lines().nth(line_no).unwrap_or_default().trim();
+            format!("line {} (`{line}`): ", line_no + 1)
+        });
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message: place.unwrap_or_default() + e.message(),
+        }
+    })
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration like 1s or 500ms: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("watchpost").chain(args.iter().copied())).unwrap()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_given() {
+        let c = Config::resolve(&cli(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let f = file("interval = \"2s\"\nlisten = \"127.0.0.1:4000\"\nreplay_buffer = 10\n");
+        let path = f.path().to_str().unwrap();
+        let c = Config::resolve(&cli(&["--config", path, "--interval", "500ms"])).unwrap();
+        assert_eq!(c.interval, Duration::from_millis(500));
+        assert_eq!(c.listen.port(), 4000);
+        assert_eq!(c.replay_buffer, 10);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_in_the_file_are_errors() {
+        let f = file("intervall = \"2s\"\n");
+        let e = Config::resolve(&cli(&["--config", f.path().to_str().unwrap()])).unwrap_err();
+        assert!(e.to_string().contains("intervall"), "{e}");
+        let f = file("interval = \"soon\"\n");
+        let e = Config::resolve(&cli(&["--config", f.path().to_str().unwrap()])).unwrap_err();
+        assert!(e.to_string().starts_with("interval:"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        assert!(Config::resolve(&cli(&["--interval", "1ms"])).is_err());
+        assert!(Config::resolve(&cli(&["--client-queue", "0"])).is_err());
+        assert!(Config::resolve(&cli(&["--replay-buffer", "100000000"])).is_err());
+    }
+
+    #[test]
+    fn a_missing_config_file_is_named_in_the_error() {
+        let e = Config::resolve(&cli(&["--config", "/nonexistent/watchpost.toml"])).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/watchpost.toml"), "{e}");
+    }
+}

@@ -1,0 +1,379 @@
+//! The event hub: gives each event the next sequence number, keeps the state and a ring buffer of recent
+//! events for resuming, and fans events out to every stream.
+//!
+//! Shaped for the fan-out hot path: an event is serialised once, into the exact SSE frame bytes, and every
+//! subscriber receives a reference-counted pointer to those bytes. The broadcast channel gives each
+//! subscriber a bounded window; one that falls behind gets `Lagged` and is resynchronised with a snapshot, so
+//! a client that reads nothing never holds up the publisher or anyone else.
+
+use bytes::Bytes;
+use shared::{Envelope, Event, HostId, LiveState, Scope, Snapshot};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+/// One event, ready to write to any stream.
+#[derive(Debug)]
+pub struct Frame {
+    pub seq: u64,
+    /// `id:`, `event:` and `data:` lines with the terminating blank line.
+    pub bytes: Bytes,
+}
+
+/// How a new stream starts.
+#[derive(Debug)]
+pub enum Start {
+    /// Everything as of `Envelope::seq`: for new clients, unknown or evicted ids, and resynchronisation.
+    Snapshot(Envelope),
+    /// Exactly the events after the client's `Last-Event-ID`, oldest first (possibly none).
+    Replay(Vec<Arc<Frame>>),
+}
+
+/// A stream's view of the hub: how to begin, then live frames with `seq` greater than anything in `start`.
+pub struct Subscription {
+    pub start: Start,
+    pub live: broadcast::Receiver<Arc<Frame>>,
+}
+
+pub struct Hub {
+    inner: Mutex<Inner>,
+    live: broadcast::Sender<Arc<Frame>>,
+    environment: String,
+    replay_capacity: usize,
+}
+
+struct Inner {
+    /// The newest sequence number issued (or the boot seed before the first event): a snapshot is "as of" it.
+    head: u64,
+    /// The sequence number just before the oldest frame in `ring`: a client that has seen `floor` can be
+    /// replayed the whole ring. It is the boot seed until the ring first evicts.
+    floor: u64,
+    ring: VecDeque<Arc<Frame>>,
+    state: LiveState,
+}
+
+impl Hub {
+    /// `replay_capacity`: events kept for `Last-Event-ID` resumes. `client_queue`: how many events a stream may
+    /// fall behind before it is resynchronised with a snapshot.
+    pub fn new(
+        environment: String,
+        interval_ms: u64,
+        replay_capacity: usize,
+        client_queue: usize,
+    ) -> Self {
+        Self::with_seed(
+            environment,
+            interval_ms,
+            replay_capacity,
+            client_queue,
+            now_micros(),
+        )
+    }
+
+    /// As [`Hub::new`], numbering from `seed`: tests use it to control the ids.
+    pub fn with_seed(
+        environment: String,
+        interval_ms: u64,
+        replay_capacity: usize,
+        client_queue: usize,
+        seed: u64,
+    ) -> Self {
+        let (live, _) = broadcast::channel(client_queue.max(1));
+        let mut state = LiveState::default();
+        state.interval_ms = interval_ms;
+        Hub {
+            inner: Mutex::new(Inner {
+                head: seed,
+                floor: seed,
+                ring: VecDeque::new(),
+                state,
+            }),
+            live,
+            environment,
+            replay_capacity: replay_capacity.max(1),
+        }
+    }
+
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// Sequences, records and fans out one event; returns its sequence number. Never waits for a reader.
+    pub fn publish(&self, host: Option<HostId>, event: Event) -> u64 {
+        let scope = Scope {
+            environment: self.environment.clone(),
+            host,
+        };
+        let mut inner = self.lock();
+        // Time-based ids survive restarts (a new run starts above the old one's ids) and stay unique when
+        // many events land in one microsecond.
+        let seq = now_micros().max(inner.head + 1);
+        let env = Envelope {
+            seq,
+            at_ms: now_millis(),
+            scope,
+            event,
+        };
+        inner.state.apply(&env);
+        let frame = Arc::new(Frame {
+            seq,
+            bytes: encode(&env),
+        });
+        inner.head = seq;
+        if inner.ring.len() == self.replay_capacity
+            && let Some(evicted) = inner.ring.pop_front()
+        {
+            inner.floor = evicted.seq;
+        }
+        inner.ring.push_back(frame.clone());
+        // Sent under the lock so the channel's order is the sequence order. An error only means nobody is
+        // listening right now, which is fine.
+        let _ = self.live.send(frame);
+        seq
+    }
+
+    /// Subscribes a stream. `last_event_id` is the browser's `Last-Event-ID`, if it sent one.
+    pub fn subscribe(&self, last_event_id: Option<u64>) -> Subscription {
+        let inner = self.lock();
+        // Subscribing under the lock means the receiver sees exactly the events after `head`.
+        let live = self.live.subscribe();
+        let start = match last_event_id.and_then(|id| inner.replay_after(id)) {
+            Some(frames) => Start::Replay(frames),
+            None => Start::Snapshot(inner.snapshot(&self.environment)),
+        };
+        Subscription { start, live }
+    }
+
+    /// The whole state as of the newest event.
+    pub fn snapshot(&self) -> Envelope {
+        self.lock().snapshot(&self.environment)
+    }
+
+    /// The newest sequence number issued.
+    pub fn head(&self) -> u64 {
+        self.lock().head
+    }
+
+    pub fn stream_count(&self) -> usize {
+        self.live.receiver_count()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave `Inner` half-updated in a way that matters more than
+        // losing the dashboard, so recover the guard rather than propagate the poison.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Inner {
+    /// The frames strictly after `id`, or `None` when `id` cannot be resumed from: evicted, from an earlier
+    /// run, or never issued. `Some(vec![])` when the client is up to date.
+    fn replay_after(&self, id: u64) -> Option<Vec<Arc<Frame>>> {
+        if id == self.head {
+            return Some(Vec::new());
+        }
+        if id == self.floor {
+            return Some(self.ring.iter().cloned().collect());
+        }
+        let at = self.ring.binary_search_by_key(&id, |f| f.seq).ok()?;
+        Some(self.ring.iter().skip(at + 1).cloned().collect())
+    }
+
+    fn snapshot(&self, environment: &str) -> Envelope {
+        let snapshot: Snapshot = self.state.snapshot();
+        Envelope {
+            seq: self.head,
+            at_ms: now_millis(),
+            scope: Scope {
+                environment: environment.to_owned(),
+                host: None,
+            },
+            event: Event::Snapshot(snapshot),
+        }
+    }
+}
+
+/// The SSE frame of an envelope. Compact JSON never contains a raw newline, so one `data:` line suffices.
+pub fn encode(env: &Envelope) -> Bytes {
+    let json = serde_json::to_string(env).unwrap_or_else(|e| {
+        // Our own types always serialise; if that ever breaks, say so on the stream rather than panic.
+        format!(r#"{{"error":"could not encode event {}: {e}"}}"#, env.seq)
+    });
+    let kind = env.event.kind().as_str();
+    let mut out = String::with_capacity(json.len() + kind.len() + 40);
+    out.push_str("id: ");
+    out.push_str(&env.seq.to_string());
+    out.push_str("\nevent: ");
+    out.push_str(kind);
+    out.push_str("\ndata: ");
+    out.push_str(&json);
+    out.push_str("\n\n");
+    Bytes::from(out)
+}
+
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use shared::{HostHealth, LoadAvg, NetRates, Usage};
+
+    pub(crate) fn health(cpu: f32) -> Event {
+        Event::Health(HostHealth {
+            host: HostId("h".into()),
+            hostname: "h".into(),
+            os: "test".into(),
+            sampled_at_ms: now_millis(),
+            uptime_s: 1,
+            cpu_pct: cpu,
+            cores: vec![cpu],
+            load: LoadAvg {
+                one: 0.0,
+                five: 0.0,
+                fifteen: 0.0,
+            },
+            memory: Usage { used: 1, total: 2 },
+            swap: Usage { used: 0, total: 0 },
+            disks: vec![],
+            net: NetRates {
+                rx_bytes_per_s: 0.0,
+                tx_bytes_per_s: 0.0,
+            },
+        })
+    }
+
+    fn hub(ring: usize) -> Hub {
+        Hub::with_seed("test".into(), 1000, ring, 16, 1_000)
+    }
+
+    fn publish_n(hub: &Hub, n: usize) -> Vec<u64> {
+        (0..n)
+            .map(|i| hub.publish(Some(HostId("h".into())), health(i as f32)))
+            .collect()
+    }
+
+    fn replayed(sub: Subscription) -> Vec<u64> {
+        match sub.start {
+            Start::Replay(frames) => frames.iter().map(|f| f.seq).collect(),
+            Start::Snapshot(env) => panic!("expected a replay, got a snapshot as of {}", env.seq),
+        }
+    }
+
+    fn snapshot_seq(sub: Subscription) -> u64 {
+        match sub.start {
+            Start::Snapshot(env) => env.seq,
+            Start::Replay(f) => panic!("expected a snapshot, got a replay of {} frames", f.len()),
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_strictly_increase_and_start_above_the_seed() {
+        let hub = Hub::with_seed("t".into(), 1000, 8, 8, u64::MAX / 2);
+        let ids = publish_n(&hub, 100);
+        assert!(ids[0] > u64::MAX / 2);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(hub.head(), *ids.last().unwrap());
+    }
+
+    #[test]
+    fn a_new_client_gets_a_snapshot_as_of_the_head() {
+        let hub = hub(8);
+        let ids = publish_n(&hub, 3);
+        assert_eq!(snapshot_seq(hub.subscribe(None)), ids[2]);
+    }
+
+    #[test]
+    fn resuming_from_the_newest_id_replays_nothing() {
+        let hub = hub(8);
+        let ids = publish_n(&hub, 3);
+        assert_eq!(replayed(hub.subscribe(Some(ids[2]))), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn resuming_from_inside_the_buffer_replays_strictly_after_it() {
+        let hub = hub(8);
+        let ids = publish_n(&hub, 6);
+        assert_eq!(replayed(hub.subscribe(Some(ids[2]))), ids[3..].to_vec());
+    }
+
+    #[test]
+    fn resuming_from_the_last_evicted_id_replays_the_whole_buffer() {
+        let hub = hub(4);
+        let ids = publish_n(&hub, 6);
+        assert_eq!(replayed(hub.subscribe(Some(ids[1]))), ids[2..].to_vec());
+    }
+
+    #[test]
+    fn resuming_from_an_older_evicted_id_gets_a_snapshot() {
+        let hub = hub(4);
+        let ids = publish_n(&hub, 6);
+        assert_eq!(snapshot_seq(hub.subscribe(Some(ids[0]))), ids[5]);
+    }
+
+    #[test]
+    fn resuming_from_an_id_never_issued_gets_a_snapshot() {
+        let hub = hub(8);
+        let ids = publish_n(&hub, 4);
+        for never in [ids[1] + 1, ids[3] + 1, 5, 0, u64::MAX] {
+            assert_ne!(
+                ids[1] + 1,
+                ids[2],
+                "the clock-based ids leave gaps this test relies on"
+            );
+            assert_eq!(
+                snapshot_seq(hub.subscribe(Some(never))),
+                ids[3],
+                "id {never}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_client_that_saw_the_boot_snapshot_is_replayed_everything_since() {
+        let hub = hub(8);
+        let boot = snapshot_seq(hub.subscribe(None));
+        let ids = publish_n(&hub, 3);
+        assert_eq!(replayed(hub.subscribe(Some(boot))), ids);
+    }
+
+    #[test]
+    fn live_frames_follow_the_start_without_gap_or_overlap() {
+        let hub = hub(8);
+        publish_n(&hub, 2);
+        let mut sub = hub.subscribe(None);
+        let at = match &sub.start {
+            Start::Snapshot(env) => env.seq,
+            Start::Replay(_) => unreachable!(),
+        };
+        let next = publish_n(&hub, 2);
+        assert!(next[0] > at);
+        assert_eq!(sub.live.try_recv().unwrap().seq, next[0]);
+        assert_eq!(sub.live.try_recv().unwrap().seq, next[1]);
+    }
+
+    #[test]
+    fn frames_are_well_formed_sse() {
+        let hub = hub(8);
+        let id = hub.publish(None, health(1.0));
+        let mut sub = hub.subscribe(Some(id - 1));
+        drop(sub.start);
+        let id2 = hub.publish(None, health(2.0));
+        let text = String::from_utf8(sub.live.try_recv().unwrap().bytes.to_vec()).unwrap();
+        assert!(text.starts_with(&format!("id: {id2}\nevent: health\ndata: {{")));
+        assert!(text.ends_with("}\n\n"));
+        assert_eq!(text.matches('\n').count(), 4);
+    }
+}

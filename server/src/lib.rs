@@ -1,0 +1,10 @@
+//! The Watchpost server: configuration, the event hub, the host collector, the SSE stream and the web app.
+//!
+//! `main.rs` only parses flags and calls [`startup`]; tests build the same application on port 0.
+
+pub mod collector;
+pub mod config;
+pub mod healthz;
+pub mod hub;
+pub mod startup;
+pub mod stream;

@@ -1,0 +1,169 @@
+//! Builds the application on a listener and runs it until shutdown.
+//!
+//! Binding happens in [`Application::build`], so the caller learns the real port (tests ask for port 0) and a
+//! port in use is reported before anything else starts.
+
+use crate::collector::{Collector, CollectorError, CollectorStatus};
+use crate::config::Config;
+use crate::healthz::{HealthzState, healthz};
+use crate::hub::Hub;
+use crate::stream::{StreamConfig, events};
+use app::api::{Backend, BackendHandle};
+use app::{App, shell};
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use shared::Envelope;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+/// After shutdown is requested, connections get this long to finish before the process exits anyway,
+/// keeping the whole exit under two seconds.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Collector(#[from] CollectorError),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    collector: Collector,
+}
+
+/// The app's view of the hub.
+struct HubBackend(Arc<Hub>);
+
+impl Backend for HubBackend {
+    fn snapshot(&self) -> Envelope {
+        self.0.snapshot()
+    }
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartupError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+
+        let interval_ms = config.interval.as_millis() as u64;
+        let hub = Arc::new(Hub::new(
+            config.environment.clone(),
+            interval_ms,
+            config.replay_buffer,
+            config.client_queue,
+        ));
+        let status = Arc::new(CollectorStatus::default());
+        let collector = Collector::spawn(hub.clone(), config.interval, status.clone())?;
+        let shutdown = CancellationToken::new();
+
+        let stream = StreamConfig {
+            hub: hub.clone(),
+            keepalive: config.keepalive,
+            shutdown: shutdown.clone(),
+        };
+        let health = HealthzState {
+            hub: hub.clone(),
+            collector: status,
+            started: Instant::now(),
+        };
+        // Not compressed: a compressor buffers, and an event stream must reach the browser as it happens.
+        let live = Router::new()
+            .route(
+                "/api/events",
+                get(move |headers: HeaderMap| events(stream.clone(), headers)),
+            )
+            .route("/healthz", get(move || healthz(health.clone())));
+
+        let leptos_options = LeptosOptions::builder()
+            .output_name("watchpost")
+            .site_root(config.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .site_addr(local_addr)
+            .build();
+        let backend = BackendHandle(Arc::new(HubBackend(hub)));
+        let site = Router::new()
+            .leptos_routes_with_context(
+                &leptos_options,
+                generate_route_list(App),
+                move || provide_context(backend.clone()),
+                {
+                    let options = leptos_options.clone();
+                    move || shell(options.clone())
+                },
+            )
+            .fallback(leptos_axum::file_and_error_handler(shell))
+            .with_state(leptos_options)
+            .layer(CompressionLayer::new());
+
+        let router = live.merge(site).layer(TraceLayer::new_for_http());
+        Ok(Application {
+            listener,
+            router,
+            local_addr,
+            shutdown,
+            collector,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Cancel this token to shut the server down: streams end, the collector stops, `run` returns.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub async fn run(mut self) -> std::io::Result<()> {
+        let token = self.shutdown.clone();
+        let serve = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .into_future();
+        let token = self.shutdown.clone();
+        let result = tokio::select! {
+            result = serve => result,
+            () = async { token.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+                tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown; closing them");
+                Ok(())
+            }
+        };
+        self.collector.stop();
+        result
+    }
+}

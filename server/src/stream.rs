@@ -1,0 +1,208 @@
+//! `GET /api/events`: the Server-Sent Events stream every dashboard tab reads.
+//!
+//! A stream starts with `retry:`, then a snapshot or the replay of what the client missed, then live frames
+//! and a `ping` whenever it has been quiet for the keepalive period. It ends when the server shuts down, so
+//! the browser reconnects (to this server after a restart, or to another instance).
+
+use crate::hub::{Frame, Hub, Start, Subscription, encode, now_millis};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::Stream;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+/// How long a browser waits before reconnecting: short, since a restart takes about a second.
+const RETRY_MS: u32 = 1000;
+
+/// Everything one stream needs, kept by the `events` handler's caller.
+#[derive(Clone)]
+pub struct StreamConfig {
+    pub hub: Arc<Hub>,
+    pub keepalive: Duration,
+    pub shutdown: CancellationToken,
+}
+
+pub async fn events(cfg: StreamConfig, headers: HeaderMap) -> Response {
+    // An id that is not a number cannot be one of ours: treat it as unknown, which yields a snapshot.
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let subscription = cfg.hub.subscribe(last_event_id);
+    let body = Body::from_stream(frames(cfg, subscription));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+struct State {
+    cfg: StreamConfig,
+    live: tokio::sync::broadcast::Receiver<Arc<Frame>>,
+    /// Frames to write before waiting for anything new.
+    queued: VecDeque<Bytes>,
+    /// Live frames up to this seq are already contained in a snapshot this stream sent.
+    seen_through: u64,
+    keepalive: Interval,
+}
+
+/// The stream body: bytes of SSE frames.
+pub fn frames(
+    cfg: StreamConfig,
+    sub: Subscription,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    let mut queued = VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n\n"))]);
+    let mut seen_through = 0;
+    match sub.start {
+        Start::Snapshot(env) => {
+            seen_through = env.seq;
+            queued.push_back(encode(&env));
+        }
+        Start::Replay(frames) => queued.extend(frames.iter().map(|f| f.bytes.clone())),
+    }
+    let mut keepalive = tokio::time::interval_at(Instant::now() + cfg.keepalive, cfg.keepalive);
+    keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let state = State {
+        live: sub.live,
+        cfg,
+        queued,
+        seen_through,
+        keepalive,
+    };
+    futures::stream::unfold(state, |mut s| async move {
+        let next = s.next_frame().await?;
+        Some((Ok(next), s))
+    })
+}
+
+impl State {
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        if let Some(bytes) = self.queued.pop_front() {
+            return Some(bytes);
+        }
+        loop {
+            tokio::select! {
+                biased;
+                () = self.cfg.shutdown.cancelled() => return None,
+                received = self.live.recv() => match received {
+                    Ok(frame) if frame.seq <= self.seen_through => continue,
+                    Ok(frame) => {
+                        self.keepalive.reset();
+                        return Some(frame.bytes.clone());
+                    }
+                    // This stream fell more than a queue behind: what it missed is gone from the channel,
+                    // so it starts over as a new subscriber would, from a snapshot and a fresh position in
+                    // the channel (the old position would lag again on the very next event).
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "slow stream resynchronised with a snapshot");
+                        let fresh = self.cfg.hub.subscribe(None);
+                        self.live = fresh.live;
+                        match fresh.start {
+                            Start::Snapshot(env) => {
+                                self.seen_through = env.seq;
+                                return Some(encode(&env));
+                            }
+                            Start::Replay(frames) => {
+                                self.queued.extend(frames.iter().map(|f| f.bytes.clone()));
+                                if let Some(bytes) = self.queued.pop_front() {
+                                    return Some(bytes);
+                                }
+                            }
+                        }
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.keepalive.tick() => {
+                    return Some(Bytes::from(format!("event: ping\ndata: {{\"at_ms\":{}}}\n\n", now_millis())));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::tests::health;
+    use futures::StreamExt;
+    use shared::Envelope;
+
+    fn parse(frame: &Bytes) -> (Option<u64>, String, Option<Envelope>) {
+        let text = std::str::from_utf8(frame).unwrap();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).map(str::to_owned))
+        };
+        let id = field("id: ").map(|v| v.parse().unwrap());
+        let kind = field("event: ").unwrap_or_default();
+        let env = field("data: ").and_then(|d| serde_json::from_str(&d).ok());
+        (id, kind, env)
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_falls_behind_is_resynchronised_with_a_snapshot() {
+        let hub = Arc::new(Hub::with_seed("t".into(), 1000, 64, 4, 1));
+        let cfg = StreamConfig {
+            hub: hub.clone(),
+            keepalive: Duration::from_secs(60),
+            shutdown: CancellationToken::new(),
+        };
+        let stream = frames(cfg, hub.subscribe(None));
+        tokio::pin!(stream);
+        assert_eq!(
+            stream.next().await.unwrap().unwrap(),
+            Bytes::from("retry: 1000\n\n")
+        );
+        assert_eq!(parse(&stream.next().await.unwrap().unwrap()).1, "snapshot");
+
+        // The reader stalls while ten events pass through a queue of four.
+        let ids: Vec<u64> = (0..10)
+            .map(|i| hub.publish(None, health(i as f32)))
+            .collect();
+        let (id, kind, env) = parse(&stream.next().await.unwrap().unwrap());
+        assert_eq!(kind, "snapshot");
+        assert_eq!(id, Some(ids[9]));
+        let env = env.unwrap();
+        assert_eq!(env.seq, ids[9]);
+
+        // Frames already inside that snapshot are not sent again; the next one is the next event.
+        let next = hub.publish(None, health(99.0));
+        let (id, kind, _) = parse(&stream.next().await.unwrap().unwrap());
+        assert_eq!((id, kind.as_str()), (Some(next), "health"));
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_the_stream() {
+        let hub = Arc::new(Hub::with_seed("t".into(), 1000, 8, 8, 1));
+        let shutdown = CancellationToken::new();
+        let cfg = StreamConfig {
+            hub: hub.clone(),
+            keepalive: Duration::from_secs(60),
+            shutdown: shutdown.clone(),
+        };
+        let stream = frames(cfg, hub.subscribe(None));
+        tokio::pin!(stream);
+        stream.next().await;
+        stream.next().await;
+        shutdown.cancel();
+        assert!(stream.next().await.is_none());
+    }
+}

@@ -1,0 +1,8 @@
+#![recursion_limit = "256"]
+//! Integration tests: each starts the real application on port 0 with its own data directory and talks to it
+//! over HTTP and SSE, as a browser would. Compiled as one binary (faster to link than one per file).
+
+mod cli;
+mod helpers;
+mod pages;
+mod stream;

@@ -1,0 +1,209 @@
+//! Typed events and DTOs shared by the Watchpost server and the browser.
+//!
+//! Types only, no I/O: this crate compiles for the server and for `wasm32-unknown-unknown`. The same
+//! [`Envelope`] is the JSON of an SSE `data:` line and what server functions return, so both sides agree on
+//! the protocol at compile time. [`LiveState`] holds the state transition (apply an envelope) so that the hub's
+//! copy of the state and every browser's copy are computed by the very same code.
+
+mod health;
+mod state;
+
+pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
+pub use state::{HostState, LiveState, RECENT_WINDOW_MS};
+
+use serde::{Deserialize, Serialize};
+
+/// One event as it travels from the hub to a browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Strictly increasing for the stream a client reads, and never reused across restarts (the hub seeds it
+    /// from the clock in microseconds), so a browser's `Last-Event-ID` from an earlier run is recognised.
+    pub seq: u64,
+    /// When the hub sequenced the event (Unix ms): the origin of the delivery-latency figures.
+    pub at_ms: i64,
+    /// Who may see the event.
+    pub scope: Scope,
+    pub event: Event,
+}
+
+/// Which environment and host an event belongs to; `host: None` means the whole environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub environment: String,
+    pub host: Option<HostId>,
+}
+
+/// Every kind of event on the stream. New sources add a variant here, never a stringly typed map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Event {
+    /// Everything in the client's scope as of `Envelope::seq`; replaces whatever the client held.
+    Snapshot(Snapshot),
+    /// A host's whole current health reading; an idempotent upsert keyed by `HostHealth::host`.
+    Health(HostHealth),
+}
+
+impl Event {
+    /// The SSE `event:` name of this event.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Snapshot(_) => EventKind::Snapshot,
+            Event::Health(_) => EventKind::Health,
+        }
+    }
+}
+
+/// The SSE `event:` names; the browser subscribes to each by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Snapshot,
+    Health,
+    /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
+    Ping,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 3] = [EventKind::Snapshot, EventKind::Health, EventKind::Ping];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Snapshot => "snapshot",
+            EventKind::Health => "health",
+            EventKind::Ping => "ping",
+        }
+    }
+}
+
+/// The complete state a client needs to draw every panel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The collector's interval: the browser dims values after three intervals without news.
+    pub interval_ms: u64,
+    pub hosts: Vec<HostState>,
+}
+
+/// A host's identity, as the collector names it (its host name, unless configured otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HostId(pub String);
+
+impl std::fmt::Display for HostId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The body of `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthzReport {
+    pub status: String,
+    pub version: String,
+    pub uptime_s: u64,
+    /// SSE streams open right now.
+    pub stream_clients: usize,
+    /// Unix ms of the newest host sample, `None` before the first one.
+    pub last_sample_ms: Option<i64>,
+    /// Resident set size of the server process in bytes, as of the last sample.
+    pub rss_bytes: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn reading(host: &str, at_ms: i64, cpu: f32) -> HostHealth {
+        HostHealth {
+            host: HostId(host.into()),
+            hostname: host.into(),
+            os: "Debian GNU/Linux 12".into(),
+            sampled_at_ms: at_ms,
+            uptime_s: 1234,
+            cpu_pct: cpu,
+            cores: vec![cpu, cpu / 2.0],
+            load: LoadAvg {
+                one: 0.5,
+                five: 0.25,
+                fifteen: 0.125,
+            },
+            memory: Usage {
+                used: 3 << 30,
+                total: 8 << 30,
+            },
+            swap: Usage { used: 0, total: 0 },
+            disks: vec![
+                DiskUsage {
+                    mount: "/".into(),
+                    fs: "ext4".into(),
+                    used: 50,
+                    total: 100,
+                },
+                DiskUsage {
+                    mount: "/data".into(),
+                    fs: "xfs".into(),
+                    used: 90,
+                    total: 100,
+                },
+            ],
+            net: NetRates {
+                rx_bytes_per_s: 1024.0,
+                tx_bytes_per_s: 512.0,
+            },
+        }
+    }
+
+    #[test]
+    fn every_event_round_trips_through_json() {
+        let scope = Scope {
+            environment: "prod".into(),
+            host: Some(HostId("web-1".into())),
+        };
+        let health = reading("web-1", 1_700_000_000_000, 12.5);
+        let mut state = LiveState::default();
+        state.apply_health(health.clone(), 7);
+        let events = [
+            Event::Health(health),
+            Event::Snapshot(Snapshot {
+                interval_ms: 1000,
+                hosts: state.hosts().cloned().collect(),
+            }),
+        ];
+        for event in events {
+            let env = Envelope {
+                seq: u64::MAX - 1,
+                at_ms: -5,
+                scope: scope.clone(),
+                event,
+            };
+            let json = serde_json::to_string(&env).unwrap();
+            assert!(
+                !json.contains('\n'),
+                "an SSE data line must be a single line"
+            );
+            let back: Envelope = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, env);
+        }
+    }
+
+    #[test]
+    fn events_are_tagged_by_kind_name() {
+        let env = Event::Health(reading("a", 1, 1.0));
+        let json = serde_json::to_value(&env).unwrap();
+        assert_eq!(json["kind"], "health");
+        assert_eq!(env.kind().as_str(), "health");
+    }
+
+    #[test]
+    fn healthz_report_round_trips() {
+        let r = HealthzReport {
+            status: "ok".into(),
+            version: "0.1.0".into(),
+            uptime_s: 3,
+            stream_clients: 2,
+            last_sample_ms: None,
+            rss_bytes: Some(1 << 20),
+        };
+        let back: HealthzReport =
+            serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,177 @@
+//! The state a dashboard shows, and the one function that moves it forward: [`LiveState::apply`].
+//!
+//! The hub keeps one `LiveState` to answer snapshots; every browser keeps one fed by the stream. Because both
+//! run this code, a browser that applied the same envelopes holds exactly the server's state.
+
+use crate::{Envelope, Event, HealthPoint, HostHealth, HostId, Snapshot};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How far back the trend beside the gauges reaches: five minutes.
+pub const RECENT_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// One host: its newest reading, the version (stream sequence) that set it, and the short trend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostState {
+    pub health: HostHealth,
+    /// The `seq` of the envelope that carried `health`; older envelopes are ignored.
+    pub version: u64,
+    /// Points of the last [`RECENT_WINDOW_MS`], oldest first.
+    pub recent: Vec<HealthPoint>,
+}
+
+/// Everything a client knows, as of `seq`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveState {
+    /// The sequence number of the last envelope applied (0 before any).
+    pub seq: u64,
+    pub interval_ms: u64,
+    hosts: BTreeMap<HostId, HostState>,
+}
+
+impl LiveState {
+    /// Applies one envelope. Idempotent: applying an envelope twice, or an older one after a newer, changes
+    /// nothing, so replays and duplicates are harmless.
+    pub fn apply(&mut self, env: &Envelope) {
+        match &env.event {
+            Event::Snapshot(snapshot) => {
+                // A snapshot is as of its seq: one older than what we hold would step back in time.
+                if env.seq < self.seq {
+                    return;
+                }
+                self.replace(snapshot.clone());
+            }
+            Event::Health(health) => self.apply_health(health.clone(), env.seq),
+        }
+        self.seq = self.seq.max(env.seq);
+    }
+
+    /// Upserts a host's reading carried by the envelope `version`, and extends its trend.
+    pub fn apply_health(&mut self, health: HostHealth, version: u64) {
+        let point = health.point();
+        match self.hosts.get_mut(&health.host) {
+            Some(host) if host.version >= version => {}
+            Some(host) => {
+                host.health = health;
+                host.version = version;
+                push_point(&mut host.recent, point);
+            }
+            None => {
+                self.hosts.insert(
+                    health.host.clone(),
+                    HostState {
+                        health,
+                        version,
+                        recent: vec![point],
+                    },
+                );
+            }
+        }
+    }
+
+    /// Replaces everything with a snapshot's content.
+    pub fn replace(&mut self, snapshot: Snapshot) {
+        self.interval_ms = snapshot.interval_ms;
+        self.hosts = snapshot
+            .hosts
+            .into_iter()
+            .map(|h| (h.health.host.clone(), h))
+            .collect();
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            interval_ms: self.interval_ms,
+            hosts: self.hosts.values().cloned().collect(),
+        }
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &HostState> {
+        self.hosts.values()
+    }
+
+    pub fn host(&self, id: &HostId) -> Option<&HostState> {
+        self.hosts.get(id)
+    }
+}
+
+/// Appends in time order and drops what fell out of the window.
+fn push_point(recent: &mut Vec<HealthPoint>, point: HealthPoint) {
+    if recent.last().is_some_and(|last| last.at_ms >= point.at_ms) {
+        return;
+    }
+    recent.push(point);
+    let horizon = point.at_ms - RECENT_WINDOW_MS;
+    let expired = recent.iter().take_while(|p| p.at_ms < horizon).count();
+    recent.drain(..expired);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Scope;
+    use crate::tests::reading;
+
+    fn env(seq: u64, event: Event) -> Envelope {
+        Envelope {
+            seq,
+            at_ms: 0,
+            scope: Scope {
+                environment: "e".into(),
+                host: None,
+            },
+            event,
+        }
+    }
+
+    #[test]
+    fn applying_the_same_envelope_twice_changes_nothing() {
+        let mut s = LiveState::default();
+        let e = env(10, Event::Health(reading("a", 1000, 5.0)));
+        s.apply(&e);
+        let once = s.clone();
+        s.apply(&e);
+        assert_eq!(s, once);
+        assert_eq!(s.host(&HostId("a".into())).unwrap().recent.len(), 1);
+    }
+
+    #[test]
+    fn an_older_reading_never_overwrites_a_newer_one() {
+        let mut s = LiveState::default();
+        s.apply(&env(20, Event::Health(reading("a", 2000, 20.0))));
+        s.apply(&env(10, Event::Health(reading("a", 1000, 10.0))));
+        assert_eq!(s.host(&HostId("a".into())).unwrap().health.cpu_pct, 20.0);
+        assert_eq!(s.seq, 20);
+    }
+
+    #[test]
+    fn a_snapshot_replaces_and_an_older_snapshot_is_ignored() {
+        let mut server = LiveState::default();
+        server.interval_ms = 1000;
+        server.apply(&env(5, Event::Health(reading("a", 1000, 1.0))));
+        let old = env(5, Event::Snapshot(server.snapshot()));
+        server.apply(&env(6, Event::Health(reading("b", 1000, 2.0))));
+        let new = env(6, Event::Snapshot(server.snapshot()));
+
+        let mut client = LiveState::default();
+        client.apply(&new);
+        assert_eq!(client, server);
+        client.apply(&old);
+        assert_eq!(
+            client, server,
+            "a stale snapshot must not roll the client back"
+        );
+    }
+
+    #[test]
+    fn the_trend_keeps_exactly_the_last_five_minutes() {
+        let mut s = LiveState::default();
+        for i in 0..=400 {
+            s.apply_health(reading("a", i * 1000, 1.0), i as u64 + 1);
+        }
+        let recent = &s.host(&HostId("a".into())).unwrap().recent;
+        assert_eq!(recent.first().unwrap().at_ms, 100_000);
+        assert_eq!(recent.last().unwrap().at_ms, 400_000);
+        assert_eq!(recent.len(), 301);
+    }
+}
