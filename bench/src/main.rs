@@ -15,9 +15,9 @@ use hyper_util::rt::TokioIo;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::Mutex;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +44,9 @@ enum Cmd {
         /// Connections opened at once while ramping up.
         #[arg(long, default_value_t = 200)]
         ramp: usize,
+        /// The server's pid, when it runs on this machine: its CPU use during the window is reported too.
+        #[arg(long)]
+        pid: Option<u32>,
     },
     /// CPU and RSS of a running (idle) server process.
     Idle {
@@ -67,6 +70,7 @@ fn main() -> Result<()> {
             clients,
             seconds,
             ramp,
+            pid,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -76,6 +80,7 @@ fn main() -> Result<()> {
                 clients,
                 Duration::from_secs(seconds),
                 ramp.max(1),
+                pid,
             ))
         }
         Cmd::Idle { pid, seconds } => idle_bench(pid, Duration::from_secs(seconds)),
@@ -116,7 +121,13 @@ struct Shared {
     events: AtomicUsize,
 }
 
-async fn clients_bench(url: String, n: usize, window: Duration, ramp: usize) -> Result<()> {
+async fn clients_bench(
+    url: String,
+    n: usize,
+    window: Duration,
+    ramp: usize,
+    pid: Option<u32>,
+) -> Result<()> {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     if (limit as usize) < n + 64 {
         bail!("the open-file limit is {limit}, too low for {n} clients");
@@ -157,11 +168,22 @@ async fn clients_bench(url: String, n: usize, window: Duration, ramp: usize) -> 
     tokio::time::sleep(Duration::from_secs(2)).await; // let snapshots drain before measuring
     shared.measuring.store(true, Ordering::Relaxed);
     shared.events.store(0, Ordering::Relaxed);
+    let cpu_before = pid.map(proc_sample).transpose()?;
+    let window_start = Instant::now();
     tokio::time::sleep(window).await;
     shared.measuring.store(false, Ordering::Relaxed);
+    if let (Some(pid), Some((t0, _))) = (pid, cpu_before) {
+        let (t1, _) = proc_sample(pid)?;
+        let cpu =
+            (t1 - t0) as f64 / TICKS_PER_SECOND / window_start.elapsed().as_secs_f64() * 100.0;
+        println!("server CPU        {cpu:.1}% of one core while fanning out");
+    }
     let after = healthz(&authority).await?;
 
-    let h = shared.histogram.lock().await;
+    let h = shared
+        .histogram
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
     let ms = |us: u64| us as f64 / 1000.0;
     let rss_delta = after
         .rss_bytes
@@ -192,40 +214,47 @@ async fn clients_bench(url: String, n: usize, window: Duration, ramp: usize) -> 
     Ok(())
 }
 
-/// One stream client: reads frames and records the latency of each live health event.
+/// One stream client: a raw socket, so the harness spends as little of the machine as it can on its own
+/// side (it shares the cores with the server). Each SSE frame is one HTTP chunk, so scanning the bytes for
+/// `event: health` and the envelope's `"at_ms":` needs no HTTP or JSON parsing.
 async fn client(authority: String, shared: Arc<Shared>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let result: Result<()> = async {
-        let stream = tokio::net::TcpStream::connect(&authority).await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        let req = Request::get("/api/events")
-            .header("host", &authority)
-            .header("accept", "text/event-stream")
-            .body(Empty::<Bytes>::new())?;
-        let mut body = sender.send_request(req).await?.into_body();
-        shared.connected.fetch_add(1, Ordering::Relaxed);
-        let mut pending = Vec::<u8>::new();
-        while let Some(frame) = body.frame().await {
-            let Ok(data) = frame?.into_data() else {
-                continue;
-            };
-            pending.extend_from_slice(&data);
-            while let Some(end) = find(&pending, b"\n\n") {
-                let received_us = now_us();
-                let block: Vec<u8> = pending.drain(..end + 2).collect();
-                if shared.measuring.load(Ordering::Relaxed)
-                    && find(&block, b"event: health").is_some()
-                {
-                    if let Some(at_ms) = at_ms(&block) {
-                        let latency = received_us.saturating_sub(at_ms * 1000).max(1);
-                        shared.histogram.lock().await.saturating_record(latency);
-                        shared.events.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+        let mut socket = tokio::net::TcpStream::connect(&authority).await?;
+        let request = format!(
+            "GET /api/events HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).await?;
+        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut counted = false;
+        loop {
+            buf.reserve(4096);
+            if socket.read_buf(&mut buf).await? == 0 {
+                bail!("the server closed the stream");
             }
+            let received_us = now_us();
+            if !counted && buf.starts_with(b"HTTP/1.1 200") {
+                counted = true;
+                shared.connected.fetch_add(1, Ordering::Relaxed);
+            }
+            // Complete frames end in a blank line; HTTP's CRLFs and chunk headers never form "\n\n".
+            let mut consumed = 0;
+            while let Some(end) = find(&buf[consumed..], b"\n\n") {
+                let frame = &buf[consumed..consumed + end];
+                if shared.measuring.load(Ordering::Relaxed)
+                    && find(frame, b"event: health\n").is_some()
+                    && let Some(at_ms) = at_ms(frame)
+                {
+                    let latency = received_us.saturating_sub(at_ms * 1000).max(1);
+                    if let Ok(mut h) = shared.histogram.lock() {
+                        h.saturating_record(latency);
+                    }
+                    shared.events.fetch_add(1, Ordering::Relaxed);
+                }
+                consumed += end + 2;
+            }
+            buf.drain(..consumed);
         }
-        Ok(())
     }
     .await;
     if result.is_err() {
@@ -277,9 +306,10 @@ fn proc_sample(pid: u32) -> Result<(u64, u64)> {
     Ok((ticks, rss_kib * 1024))
 }
 
+/// Linux reports process times in USER_HZ, 100 per second on every mainstream architecture.
+const TICKS_PER_SECOND: f64 = 100.0;
+
 fn idle_bench(pid: u32, window: Duration) -> Result<()> {
-    // Linux reports process times in USER_HZ, 100 per second on every mainstream architecture.
-    const TICKS_PER_SECOND: f64 = 100.0;
     let (t0, _) = proc_sample(pid)?;
     let start = Instant::now();
     std::thread::sleep(window);
@@ -295,7 +325,7 @@ fn idle_bench(pid: u32, window: Duration) -> Result<()> {
 
 fn size_bench(site: &std::path::Path) -> Result<()> {
     let files = [
-        "pkg/watchpost_bg.wasm",
+        "pkg/watchpost.wasm",
         "pkg/watchpost.js",
         "pkg/watchpost.css",
         "echarts.js",

@@ -25,7 +25,7 @@ pub struct Frame {
 #[derive(Debug)]
 pub enum Start {
     /// Everything as of `Envelope::seq`: for new clients, unknown or evicted ids, and resynchronisation.
-    Snapshot(Envelope),
+    Snapshot(Box<Envelope>),
     /// Exactly the events after the client's `Last-Event-ID`, oldest first (possibly none).
     Replay(Vec<Arc<Frame>>),
 }
@@ -80,8 +80,7 @@ impl Hub {
         seed: u64,
     ) -> Self {
         let (live, _) = broadcast::channel(client_queue.max(1));
-        let mut state = LiveState::default();
-        state.interval_ms = interval_ms;
+        let state = LiveState::new(interval_ms);
         Hub {
             inner: Mutex::new(Inner {
                 head: seed,
@@ -140,7 +139,7 @@ impl Hub {
         let live = self.live.subscribe();
         let start = match last_event_id.and_then(|id| inner.replay_after(id)) {
             Some(frames) => Start::Replay(frames),
-            None => Start::Snapshot(inner.snapshot(&self.environment)),
+            None => Start::Snapshot(Box::new(inner.snapshot(&self.environment))),
         };
         Subscription { start, live }
     }

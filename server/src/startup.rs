@@ -13,6 +13,7 @@ use app::{App, shell};
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use shared::Envelope;
@@ -129,9 +130,11 @@ impl Application {
             )
             .fallback(leptos_axum::file_and_error_handler(shell))
             .with_state(leptos_options)
-            .layer(CompressionLayer::new());
+            .layer(CompressionLayer::new())
+            .layer(TraceLayer::new_for_http());
 
-        let router = live.merge(site).layer(TraceLayer::new_for_http());
+        // The stream is the hot path: no per-chunk tracing or compression wrappers around its body.
+        let router = live.merge(site);
         Ok(Application {
             listener,
             router,
@@ -152,7 +155,13 @@ impl Application {
 
     pub async fn run(mut self) -> std::io::Result<()> {
         let token = self.shutdown.clone();
-        let serve = axum::serve(self.listener, self.router)
+        // Events are small writes that must leave at once: no Nagle delay behind an unacknowledged frame.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
+        let serve = axum::serve(listener, self.router)
             .with_graceful_shutdown(async move { token.cancelled().await })
             .into_future();
         let token = self.shutdown.clone();

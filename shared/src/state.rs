@@ -30,6 +30,11 @@ pub struct LiveState {
 }
 
 impl LiveState {
+    /// An empty state for a collector sampling every `interval_ms`.
+    pub fn new(interval_ms: u64) -> Self {
+        LiveState { interval_ms, ..LiveState::default() }
+    }
+
     /// Applies one envelope. Idempotent: applying an envelope twice, or an older one after a newer, changes
     /// nothing, so replays and duplicates are harmless.
     pub fn apply(&mut self, env: &Envelope) {
@@ -146,8 +151,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_replaces_and_an_older_snapshot_is_ignored() {
-        let mut server = LiveState::default();
-        server.interval_ms = 1000;
+        let mut server = LiveState::new(1000);
         server.apply(&env(5, Event::Health(reading("a", 1000, 1.0))));
         let old = env(5, Event::Snapshot(server.snapshot()));
         server.apply(&env(6, Event::Health(reading("b", 1000, 2.0))));
