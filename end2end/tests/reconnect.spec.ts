@@ -19,6 +19,9 @@ test('a server restart turns the indicator to Reconnecting, then Live again with
     await server.stop();
     await expect(dashboard.connection).toHaveAttribute('data-state', 'reconnecting');
     await expect(dashboard.connection).toContainText('Reconnecting');
+    // No reading for three intervals (3 s): the values dim and say they are stale.
+    await expect(dashboard.health).toHaveClass(/stale/);
+    await expect(dashboard.health.getByText('stale', { exact: true })).toBeVisible();
 
     server = await startServer(port, data);
     await expect(dashboard.connection).toHaveAttribute('data-state', 'live', { timeout: 15_000 });

@@ -94,10 +94,6 @@ impl Hub {
         }
     }
 
-    pub fn environment(&self) -> &str {
-        &self.environment
-    }
-
     /// Sequences, records and fans out one event; returns its sequence number. Never waits for a reader.
     pub fn publish(&self, host: Option<HostId>, event: Event) -> u64 {
         let scope = Scope {
@@ -144,12 +140,20 @@ impl Hub {
         Subscription { start, live }
     }
 
+    /// A snapshot and a receiver positioned right after it, taken together: how a stream that fell behind
+    /// starts over.
+    pub fn resubscribe(&self) -> (Envelope, broadcast::Receiver<Arc<Frame>>) {
+        let inner = self.lock();
+        (inner.snapshot(&self.environment), self.live.subscribe())
+    }
+
     /// The whole state as of the newest event.
     pub fn snapshot(&self) -> Envelope {
         self.lock().snapshot(&self.environment)
     }
 
     /// The newest sequence number issued.
+    #[cfg(test)]
     pub fn head(&self) -> u64 {
         self.lock().head
     }

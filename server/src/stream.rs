@@ -59,8 +59,6 @@ struct State {
     live: tokio::sync::broadcast::Receiver<Arc<Frame>>,
     /// Frames to write before waiting for anything new.
     queued: VecDeque<Bytes>,
-    /// Live frames up to this seq are already contained in a snapshot this stream sent.
-    seen_through: u64,
     keepalive: Interval,
 }
 
@@ -70,12 +68,8 @@ pub fn frames(
     sub: Subscription,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let mut queued = VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n\n"))]);
-    let mut seen_through = 0;
     match sub.start {
-        Start::Snapshot(env) => {
-            seen_through = env.seq;
-            queued.push_back(encode(&env));
-        }
+        Start::Snapshot(env) => queued.push_back(encode(&env)),
         Start::Replay(frames) => queued.extend(frames.iter().map(|f| f.bytes.clone())),
     }
     let mut keepalive = tokio::time::interval_at(Instant::now() + cfg.keepalive, cfg.keepalive);
@@ -84,7 +78,6 @@ pub fn frames(
         live: sub.live,
         cfg,
         queued,
-        seen_through,
         keepalive,
     };
     futures::stream::unfold(state, |mut s| async move {
@@ -98,41 +91,27 @@ impl State {
         if let Some(bytes) = self.queued.pop_front() {
             return Some(bytes);
         }
-        loop {
-            tokio::select! {
-                biased;
-                () = self.cfg.shutdown.cancelled() => return None,
-                received = self.live.recv() => match received {
-                    Ok(frame) if frame.seq <= self.seen_through => continue,
-                    Ok(frame) => {
-                        self.keepalive.reset();
-                        return Some(frame.bytes.clone());
-                    }
-                    // This stream fell more than a queue behind: what it missed is gone from the channel,
-                    // so it starts over as a new subscriber would, from a snapshot and a fresh position in
-                    // the channel (the old position would lag again on the very next event).
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, "slow stream resynchronised with a snapshot");
-                        let fresh = self.cfg.hub.subscribe(None);
-                        self.live = fresh.live;
-                        match fresh.start {
-                            Start::Snapshot(env) => {
-                                self.seen_through = env.seq;
-                                return Some(encode(&env));
-                            }
-                            Start::Replay(frames) => {
-                                self.queued.extend(frames.iter().map(|f| f.bytes.clone()));
-                                if let Some(bytes) = self.queued.pop_front() {
-                                    return Some(bytes);
-                                }
-                            }
-                        }
-                    }
-                    Err(RecvError::Closed) => return None,
-                },
-                _ = self.keepalive.tick() => {
-                    return Some(Bytes::from(format!("event: ping\ndata: {{\"at_ms\":{}}}\n\n", now_millis())));
+        tokio::select! {
+            biased;
+            () = self.cfg.shutdown.cancelled() => None,
+            received = self.live.recv() => match received {
+                Ok(frame) => {
+                    self.keepalive.reset();
+                    Some(frame.bytes.clone())
                 }
+                // This stream fell more than a queue behind: what it missed is gone from the channel,
+                // so it starts over as a new subscriber would, from a snapshot and a fresh position in
+                // the channel (the old position would lag again on the very next event).
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "slow stream resynchronised with a snapshot");
+                    let (snapshot, live) = self.cfg.hub.resubscribe();
+                    self.live = live;
+                    Some(encode(&snapshot))
+                }
+                Err(RecvError::Closed) => None,
+            },
+            _ = self.keepalive.tick() => {
+                Some(Bytes::from(format!("event: ping\ndata: {{\"at_ms\":{}}}\n\n", now_millis())))
             }
         }
     }

@@ -32,7 +32,10 @@ pub struct LiveState {
 impl LiveState {
     /// An empty state for a collector sampling every `interval_ms`.
     pub fn new(interval_ms: u64) -> Self {
-        LiveState { interval_ms, ..LiveState::default() }
+        LiveState {
+            interval_ms,
+            ..LiveState::default()
+        }
     }
 
     /// Applies one envelope. Idempotent: applying an envelope twice, or an older one after a newer, changes

@@ -45,9 +45,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let base = format!("http://{}", app.local_addr());
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run());
+    // A timeout on every request turns a hang into a failure with a name.
+    let client = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .expect("HTTP client");
     TestApp {
         base,
-        client: reqwest::Client::new(),
+        client,
         shutdown,
         _data: data,
     }

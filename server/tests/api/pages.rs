@@ -2,7 +2,7 @@
 
 use crate::helpers::spawn_app;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_reports_version_clients_last_sample_and_rss() {
     let app = spawn_app().await;
     let _stream = app.open_stream(None).await;
@@ -22,7 +22,7 @@ async fn healthz_reports_version_clients_last_sample_and_rss() {
     assert!(report.rss_bytes.unwrap() > 1 << 20, "RSS is a real reading");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_html_carries_current_values_before_any_script_runs() {
     let app = spawn_app().await;
     app.first_sample().await;
@@ -63,7 +63,7 @@ async fn the_dashboard_html_carries_current_values_before_any_script_runs() {
     assert!(html.contains("No source connected yet."));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_page_is_a_404() {
     let app = spawn_app().await;
     let response = app

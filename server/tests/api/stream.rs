@@ -6,7 +6,7 @@ use shared::Event;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_has_the_headers_proxies_and_browsers_need() {
     let app = spawn_app().await;
     let response = app.open_stream(None).await;
@@ -22,7 +22,7 @@ async fn the_stream_has_the_headers_proxies_and_browsers_need() {
     assert_eq!(header("x-accel-buffering").as_deref(), Some("no"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_starts_with_retry_then_a_snapshot() {
     let app = spawn_app().await;
     let mut response = app.open_stream(None).await;
@@ -43,7 +43,7 @@ async fn the_stream_starts_with_retry_then_a_snapshot() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_client_gets_a_snapshot_first_then_live_events_with_strictly_increasing_ids() {
     let app = spawn_app().await;
     app.first_sample().await;
@@ -77,7 +77,7 @@ async fn a_new_client_gets_a_snapshot_first_then_live_events_with_strictly_incre
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_with_last_event_id_replays_exactly_the_missed_events() {
     let app = spawn_app().await;
     let mut first = app.events(None).await;
@@ -108,7 +108,7 @@ async fn a_reconnect_with_last_event_id_replays_exactly_the_missed_events() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_from_the_newest_id_replays_nothing_and_continues_live() {
     let app = spawn_app_with(|c| c.interval = Duration::from_secs(3600)).await;
     let mut first = app.events(None).await;
@@ -119,7 +119,7 @@ async fn resuming_from_the_newest_id_replays_nothing_and_continues_live() {
     assert!(quiet.is_err() || quiet.unwrap().is_some_and(|e| e.event == "ping"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_or_malformed_last_event_id_gets_a_fresh_snapshot() {
     let app = spawn_app().await;
     app.first_sample().await;
@@ -132,7 +132,7 @@ async fn an_unknown_or_malformed_last_event_id_gets_a_fresh_snapshot() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_stream_gets_a_keepalive() {
     let app = spawn_app_with(|c| {
         c.interval = Duration::from_secs(3600);
@@ -150,7 +150,7 @@ async fn an_idle_stream_gets_a_keepalive() {
     assert!(ping.data.contains("at_ms"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_reads_nothing_does_not_delay_one_that_reads() {
     // A queue of 4: a fan-out that waited for the slowest reader would stall after four events.
     let app = spawn_app_with(|c| c.client_queue = 4).await;
@@ -189,7 +189,7 @@ async fn a_client_that_reads_nothing_does_not_delay_one_that_reads() {
     assert!(text.contains("event: snapshot"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_clients_are_counted_while_open_and_released_when_closed() {
     let app = spawn_app().await;
     let a = app.events(None).await;
