@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 // While the server is down the browser's reconnect attempts are refused; Chromium logs each as an error.
-test.use({ allowedErrors: [/ERR_CONNECTION_REFUSED/, /Failed to load resource/] });
+test.use({ allowedErrors: /ERR_CONNECTION_REFUSED|Failed to load resource/ });
 
 test('a server restart turns the indicator to Reconnecting, then Live again without a reload', async ({ page, dashboard }) => {
   const port = await freePort();
