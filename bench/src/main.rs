@@ -118,7 +118,6 @@ struct Shared {
     measuring: AtomicBool,
     connected: AtomicUsize,
     failed: AtomicUsize,
-    events: AtomicUsize,
 }
 
 async fn clients_bench(
@@ -143,7 +142,6 @@ async fn clients_bench(
         measuring: AtomicBool::new(false),
         connected: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
-        events: AtomicUsize::new(0),
     });
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
@@ -167,7 +165,6 @@ async fn clients_bench(
     );
     tokio::time::sleep(Duration::from_secs(2)).await; // let snapshots drain before measuring
     shared.measuring.store(true, Ordering::Relaxed);
-    shared.events.store(0, Ordering::Relaxed);
     let cpu_before = pid.map(proc_sample).transpose()?;
     let window_start = Instant::now();
     tokio::time::sleep(window).await;
@@ -249,7 +246,6 @@ async fn client(authority: String, shared: Arc<Shared>) {
                     if let Ok(mut h) = shared.histogram.lock() {
                         h.saturating_record(latency);
                     }
-                    shared.events.fetch_add(1, Ordering::Relaxed);
                 }
                 consumed += end + 2;
             }
