@@ -100,6 +100,22 @@ impl TestApp {
         response
     }
 
+    /// The stream's raw text from its first byte until `marker` appears: for what an SSE client library
+    /// would hide (`retry:`, which fields a frame has).
+    pub async fn raw_stream_until(&self, marker: &str) -> String {
+        let mut response = self.open_stream(None).await;
+        let mut text = String::new();
+        while !text.contains(marker) {
+            let chunk = tokio::time::timeout(PATIENCE, response.chunk())
+                .await
+                .expect("a chunk in time")
+                .expect("the stream stays readable")
+                .expect("the stream stays open");
+            text.push_str(std::str::from_utf8(&chunk).expect("SSE is UTF-8"));
+        }
+        text
+    }
+
     pub async fn events(&self, last_event_id: Option<&str>) -> Events {
         let response = self.open_stream(last_event_id).await;
         Box::pin(

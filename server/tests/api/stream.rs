@@ -25,16 +25,7 @@ async fn the_stream_has_the_headers_proxies_and_browsers_need() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_starts_with_retry_then_a_snapshot() {
     let app = spawn_app().await;
-    let mut response = app.open_stream(None).await;
-    let mut text = String::new();
-    while !text.contains("event: snapshot") {
-        let chunk = tokio::time::timeout(PATIENCE, response.chunk())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    let text = app.raw_stream_until("event: snapshot").await;
     assert!(text.starts_with("retry: "), "{text:.80}");
     let snapshot_at = text.find("event: snapshot").unwrap();
     assert!(
@@ -140,16 +131,7 @@ async fn an_idle_stream_gets_a_keepalive() {
     })
     .await;
     // Read the raw frames: an SSE client library carries the last id forward, which would hide an `id:`.
-    let mut response = app.open_stream(None).await;
-    let mut text = String::new();
-    while !text.contains("event: ping") {
-        let chunk = tokio::time::timeout(PATIENCE, response.chunk())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    let text = app.raw_stream_until("event: ping").await;
     let frames: Vec<&str> = text.split("\n\n").collect();
     assert!(
         frames.iter().any(|f| f.contains("event: snapshot")),
