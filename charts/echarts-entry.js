@@ -3,9 +3,11 @@
 // global `echarts.init`, so the bundle publishes it on `window`. Add a chart type here before using it.
 import * as echarts from 'echarts/core';
 import { GaugeChart, LineChart } from 'echarts/charts';
-import { GridComponent, TooltipComponent, LegendComponent } from 'echarts/components';
+import { DataZoomComponent, GridComponent, TooltipComponent, LegendComponent } from 'echarts/components';
 import { CanvasRenderer } from 'echarts/renderers';
 
-echarts.use([GaugeChart, LineChart, GridComponent, TooltipComponent, LegendComponent, CanvasRenderer]);
+echarts.use([
+  GaugeChart, LineChart, DataZoomComponent, GridComponent, TooltipComponent, LegendComponent, CanvasRenderer,
+]);
 
 window.echarts = echarts;

@@ -5,10 +5,10 @@
 
 use crate::error::AppError;
 use leptos::prelude::*;
-use shared::Envelope;
+use shared::{Envelope, HistorySeries, Metric, TimeRange};
 
 #[cfg(feature = "ssr")]
-pub use ssr::{Backend, BackendHandle};
+pub use ssr::{Backend, BackendHandle, BoxFuture};
 
 /// The whole dashboard state as of the newest event: what the server renders into the first HTML.
 #[server(prefix = "/api", endpoint = "snapshot")]
@@ -18,15 +18,55 @@ pub async fn get_snapshot() -> Result<Envelope, AppError> {
     Ok(backend.0.snapshot())
 }
 
+/// Stored history of `metrics` over `range` for `host` (this server's own when `None`), one series per
+/// metric, each at most about a thousand points.
+#[server(prefix = "/api", endpoint = "get_history", input = server_fn::codec::Json)]
+pub async fn get_history(
+    metrics: Vec<Metric>,
+    range: TimeRange,
+    host: Option<String>,
+) -> Result<Vec<HistorySeries>, AppError> {
+    let backend = use_context::<BackendHandle>()
+        .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
+    let mut series = Vec::with_capacity(metrics.len());
+    for metric in metrics {
+        match backend.0.history(metric, host.clone(), range).await {
+            Ok(s) => series.push(s),
+            Err(e) => {
+                if let (AppError::BadRequest(_), Some(response)) =
+                    (&e, use_context::<leptos_axum::ResponseOptions>())
+                {
+                    response.set_status(http::StatusCode::BAD_REQUEST);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(series)
+}
+
 #[cfg(feature = "ssr")]
 mod ssr {
-    use shared::Envelope;
+    use crate::error::AppError;
+    use shared::{Envelope, HistorySeries, Metric, TimeRange};
+    use std::future::Future;
+    use std::pin::Pin;
     use std::sync::Arc;
+
+    pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
     /// What the app needs from the server.
     pub trait Backend: Send + Sync + 'static {
         /// The current state, with the sequence number it is as of.
         fn snapshot(&self) -> Envelope;
+
+        /// One metric's stored history.
+        fn history(
+            &self,
+            metric: Metric,
+            host: Option<String>,
+            range: TimeRange,
+        ) -> BoxFuture<Result<HistorySeries, AppError>>;
     }
 
     /// The backend as the server provides it through context.

@@ -3,7 +3,7 @@
 //! A chart is created once, after hydration, and then updated with `setOption` on the same instance when the
 //! signals it reads change, so appending a point never re-creates the chart.
 
-use charming::component::{Axis, Grid, Legend};
+use charming::component::{Axis, DataZoom, DataZoomType, FilterMode, Grid, Legend};
 use charming::element::{
     AxisLabel, AxisLine, AxisLineStyle, AxisTick, AxisType, LineStyle, SplitLine, TextStyle,
     Tooltip, Trigger,
@@ -11,7 +11,7 @@ use charming::element::{
 use charming::series::{Gauge, GaugeDetail, GaugeProgress, GaugeTitle, Line};
 use charming::{Chart, Echarts, WasmRenderer};
 use leptos::prelude::*;
-use shared::{HealthPoint, RECENT_WINDOW_MS};
+use shared::{HealthPoint, HistorySeries, Metric, RECENT_WINDOW_MS};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -31,12 +31,31 @@ pub fn mount(id: &'static str, option: impl Fn(bool) -> Chart + 'static) {
             },
         }
     });
+    let resized = handle.clone();
     let listener = window_event_listener(leptos::ev::resize, move |_| {
-        if let Some(echarts) = handle.borrow().as_ref() {
+        if let Some(echarts) = resized.borrow().as_ref() {
             echarts.resize(wasm_bindgen::JsValue::UNDEFINED);
         }
     });
-    on_cleanup(move || listener.remove());
+    // A chart whose component goes away (the range changed, say) releases its canvas and listeners.
+    let handle = send_wrapper::SendWrapper::new(handle);
+    on_cleanup(move || {
+        listener.remove();
+        if let Some(echarts) = handle.borrow_mut().take() {
+            dispose(&echarts);
+        }
+    });
+}
+
+fn dispose(echarts: &Echarts) {
+    use wasm_bindgen::JsCast;
+    let this: &wasm_bindgen::JsValue = echarts.as_ref();
+    if let Some(dispose) = js_sys::Reflect::get(this, &"dispose".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    {
+        let _ = dispose.call0(this);
+    }
 }
 
 fn prefers_dark() -> bool {
@@ -106,6 +125,32 @@ pub fn gauge(label: &str, pct: f32, dark: bool) -> Chart {
         )
 }
 
+/// A line chart's frame: series colours (the legend takes its swatches from them), legend on top, axis
+/// tooltip, and `bottom` px below the plot for labels (and a zoom
+/// slider).
+fn line_chart(p: &Palette, colors: Vec<&'static str>, bottom: i32) -> Chart {
+    Chart::new()
+        .animation(false)
+        .color(colors)
+        .legend(
+            Legend::new()
+                .top(0)
+                .text_style(TextStyle::new().color(p.text)),
+        )
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .grid(Grid::new().left(36).right(12).top(28).bottom(bottom))
+}
+
+/// 0–100 %, with the palette's grid lines.
+fn percent_axis(p: &Palette) -> Axis {
+    Axis::new()
+        .type_(AxisType::Value)
+        .min(0)
+        .max(100)
+        .axis_label(AxisLabel::new().color(p.text).formatter("{value}%"))
+        .split_line(SplitLine::new().line_style(LineStyle::new().color(p.grid)))
+}
+
 pub fn trend(points: &[HealthPoint], dark: bool) -> Chart {
     let p = palette(dark);
     let series = |name: &str, color: &str, value: fn(&HealthPoint) -> f32| {
@@ -121,16 +166,7 @@ pub fn trend(points: &[HealthPoint], dark: bool) -> Chart {
             )
     };
     let end = points.last().map_or(0.0, |pt| pt.at_ms as f64);
-    Chart::new()
-        .animation(false)
-        .color(vec!["#0969da", "#8250df"])
-        .legend(
-            Legend::new()
-                .top(0)
-                .text_style(TextStyle::new().color(p.text)),
-        )
-        .tooltip(Tooltip::new().trigger(Trigger::Axis))
-        .grid(Grid::new().left(36).right(12).top(28).bottom(24))
+    line_chart(&p, vec!["#0969da", "#8250df"], 24)
         .x_axis(
             // A fixed five-minute window ending at the newest point: the axis does not rescale as points
             // arrive, and its labels stay a few minutes apart even on a phone.
@@ -142,14 +178,97 @@ pub fn trend(points: &[HealthPoint], dark: bool) -> Chart {
                 .axis_label(AxisLabel::new().color(p.text).formatter("{HH}:{mm}"))
                 .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid)))),
         )
-        .y_axis(
-            Axis::new()
-                .type_(AxisType::Value)
-                .min(0)
-                .max(100)
-                .axis_label(AxisLabel::new().color(p.text).formatter("{value}%"))
-                .split_line(SplitLine::new().line_style(LineStyle::new().color(p.grid))),
-        )
+        .y_axis(percent_axis(&p))
         .series(series("CPU %", "#0969da", |pt| pt.cpu_pct))
         .series(series("Memory %", "#8250df", |pt| pt.mem_pct))
+}
+
+/// Stored CPU and memory over a chosen range, with points that arrived live since appended: the average as
+/// a line and the maximum as a faint line above it, so a short spike still shows when zoomed out. Zoom with
+/// the wheel or the slider (ECharts dataZoom).
+pub fn history(
+    series: &[HistorySeries],
+    live: &[HealthPoint],
+    window: (i64, i64),
+    dark: bool,
+) -> Chart {
+    let p = palette(dark);
+    let stored = |metric: Metric| series.iter().find(|s| s.metric == metric);
+    let after = |metric: Metric| {
+        stored(metric)
+            .and_then(|s| s.points.last())
+            .map_or(i64::MIN, |pt| pt.t_ms)
+    };
+    let line = |metric: Metric, max: bool, live_value: fn(&HealthPoint) -> f32| {
+        let mut data: Vec<Vec<f64>> = stored(metric)
+            .map(|s| {
+                s.points
+                    .iter()
+                    .map(|pt| vec![pt.t_ms as f64, if max { pt.max } else { pt.avg }])
+                    .collect()
+            })
+            .unwrap_or_default();
+        let last = after(metric);
+        data.extend(
+            live.iter()
+                .filter(|pt| pt.at_ms > last)
+                .map(|pt| vec![pt.at_ms as f64, f64::from(live_value(pt))]),
+        );
+        data
+    };
+    let color = |metric: Metric| match metric {
+        Metric::Memory => "#8250df",
+        _ => "#0969da",
+    };
+    let avg = |metric: Metric, value: fn(&HealthPoint) -> f32| {
+        Line::new()
+            .name(metric.label())
+            .show_symbol(false)
+            .line_style(LineStyle::new().width(2.0).color(color(metric)))
+            .data(line(metric, false, value))
+    };
+    let max = |metric: Metric, value: fn(&HealthPoint) -> f32| {
+        Line::new()
+            .name(format!("{} max", metric.label()))
+            .show_symbol(false)
+            .line_style(
+                LineStyle::new()
+                    .width(1.0)
+                    .opacity(0.45)
+                    .color(color(metric)),
+            )
+            .data(line(metric, true, value))
+    };
+    let span = window.1 - window.0;
+    let label = if span <= 2 * 24 * 3_600_000 {
+        "{HH}:{mm}"
+    } else {
+        "{MM}-{dd} {HH}:{mm}"
+    };
+    line_chart(&p, vec!["#0969da", "#8250df", "#0969da", "#8250df"], 64)
+        .data_zoom(
+            DataZoom::new()
+                .type_(DataZoomType::Inside)
+                .filter_mode(FilterMode::None),
+        )
+        .data_zoom(
+            DataZoom::new()
+                .type_(DataZoomType::Slider)
+                .bottom(4)
+                .filter_mode(FilterMode::None),
+        )
+        .x_axis(
+            Axis::new()
+                .type_(AxisType::Time)
+                .min(window.0 as f64)
+                .max(window.1 as f64)
+                .split_number(4)
+                .axis_label(AxisLabel::new().color(p.text).formatter(label))
+                .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid)))),
+        )
+        .y_axis(percent_axis(&p))
+        .series(avg(Metric::Cpu, |pt| pt.cpu_pct))
+        .series(avg(Metric::Memory, |pt| pt.mem_pct))
+        .series(max(Metric::Cpu, |pt| pt.cpu_pct))
+        .series(max(Metric::Memory, |pt| pt.mem_pct))
 }

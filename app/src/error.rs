@@ -10,6 +10,9 @@ pub enum AppError {
     /// The server is up but a part the request needs is not (configuration or start-up problem).
     #[error("the server is not ready: {0}")]
     Unavailable(String),
+    /// The request asked for something that cannot be answered as asked; the message says why.
+    #[error("{0}")]
+    BadRequest(String),
     /// Transport, encoding or registration problems reported by the server-function machinery.
     #[error("request failed: {0}")]
     Request(ServerFnErrorErr),

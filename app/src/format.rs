@@ -34,6 +34,16 @@ pub fn uptime(secs: u64) -> String {
     }
 }
 
+/// A step between chart points: "4s", "2m", "3h".
+pub fn span(ms: i64) -> String {
+    let s = ms / 1000;
+    match s {
+        _ if s < 120 => format!("{s}s"),
+        _ if s < 7200 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
+}
+
 /// The age of the last event, as the connection indicator shows it.
 pub fn age(ms: f64) -> String {
     let s = (ms.max(0.0) / 1000.0).floor() as u64;
@@ -58,5 +68,8 @@ mod tests {
         assert_eq!(uptime(3 * 86_400 + 4 * 3600 + 5 * 60), "3d 4h 5m");
         assert_eq!(age(999.0), "0s ago");
         assert_eq!(age(61_000.0), "1m ago");
+        assert_eq!(span(4_000), "4s");
+        assert_eq!(span(660_000), "11m");
+        assert_eq!(span(10_800_000), "3h");
     }
 }

@@ -1,7 +1,9 @@
-//! The top bar: product name and the connection indicator.
+//! The top bar: product name, the time range picker, the connection indicator, and a warning while history
+//! is not being saved.
 
 use crate::format;
 use crate::live::LiveStore;
+use crate::range::RangePicker;
 use leptos::prelude::*;
 
 #[component]
@@ -18,6 +20,7 @@ pub fn TopBar() -> impl IntoView {
                 <img src="/favicon.svg" alt="" width="22" height="22" />
                 <span>"Watchpost"</span>
             </div>
+            <RangePicker />
             <div
                 class="connection"
                 data-state=move || connection.get().as_str()
@@ -30,5 +33,23 @@ pub fn TopBar() -> impl IntoView {
                 <span class="connection-age">{age}</span>
             </div>
         </header>
+        <StorageAlert />
+    }
+    .into_any()
+}
+
+/// Shown while the store refuses writes (a full disk): the dashboard still works, history has a gap.
+#[component]
+fn StorageAlert() -> impl IntoView {
+    let live = LiveStore::expect();
+    let error = Memo::new(move |_| live.state.with(|s| s.storage().error.clone()));
+    move || {
+        error.get().map(|e| {
+            view! {
+                <div class="storage-alert" role="alert" data-testid="storage-alert">
+                    "History is not being saved: " {e}
+                </div>
+            }
+        })
     }
 }

@@ -12,6 +12,7 @@ mod format;
 mod header;
 pub mod live;
 mod panels;
+mod range;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

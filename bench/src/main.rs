@@ -4,6 +4,9 @@
 //!   the delivery latency of live events (receipt time minus the event's own `at_ms`).
 //! - `idle`: CPU and RSS of an idle server process over a window, read from /proc.
 //! - `size`: gzip -9 sizes of what a browser downloads on first load.
+//! - `store`: the embedded store under simulated per-second readings (see `store.rs`).
+
+mod store;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -55,6 +58,12 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Insert throughput, bytes per sample and history query latency of the embedded store.
+    Store {
+        /// Simulated days of per-second data to write.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
     /// First-load sizes (gzip -9) of the built site.
     Size {
         #[arg(long, default_value = "target/site")]
@@ -85,6 +94,10 @@ fn main() -> Result<()> {
         }
         Cmd::Idle { pid, seconds } => idle_bench(pid, Duration::from_secs(seconds)),
         Cmd::Size { site } => size_bench(&site),
+        Cmd::Store { days } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(store::store_bench(days.max(1))),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Runs on a dedicated OS thread, because sysinfo's refreshes are blocking file reads of /proc and /sys and
 //! must never stall the async reactor that serves the streams. Refreshes only the parts it reports.
 
+use crate::history::Recorder;
 use crate::hub::{Hub, now_millis};
 use shared::{DiskUsage, Event, HostHealth, HostId, LoadAvg, NetRates, Usage};
 use std::sync::Arc;
@@ -56,6 +57,11 @@ pub struct HostSampler {
 }
 
 impl HostSampler {
+    /// The name this host's readings carry.
+    pub fn host(&self) -> &HostId {
+        &self.host
+    }
+
     pub fn new() -> Result<Self, CollectorError> {
         let mut system = System::new_with_specifics(
             RefreshKind::nothing()
@@ -166,14 +172,16 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Starts sampling every `interval`, publishing each reading to the hub. The first reading is published
-    /// one interval after start, once CPU usage has a baseline to compare with.
+    /// Starts sampling every `interval` with `sampler`, publishing each reading to the hub and handing it to
+    /// the history recorder. The first reading is published one interval after start, once CPU usage has a
+    /// baseline to compare with.
     pub fn spawn(
+        mut sampler: HostSampler,
         hub: Arc<Hub>,
+        recorder: Recorder,
         interval: Duration,
         status: Arc<CollectorStatus>,
     ) -> Result<Self, CollectorError> {
-        let mut sampler = HostSampler::new()?;
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("collector".into())
@@ -189,6 +197,7 @@ impl Collector {
                         .last_sample_ms
                         .store(health.sampled_at_ms, Ordering::Relaxed);
                     status.rss_bytes.store(rss.unwrap_or(0), Ordering::Relaxed);
+                    recorder.record(&health);
                     let host = health.host.clone();
                     hub.publish(Some(host), Event::Health(health));
                     // Fixed-rate schedule; after a long stall (suspend, overload) skip the missed ticks.

@@ -9,12 +9,16 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use store::Retention;
 
 /// Shortest collector interval: below this the collector's own cost starts to show in what it measures.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 /// Upper bound for the buffers: a typo of an extra zero should fail loudly, not eat the machine's memory.
 const MAX_BUFFER: usize = 1_000_000;
+/// Per-second history shorter than this could not even draw the one-hour chart's recent end.
+const MIN_RETENTION: Duration = Duration::from_secs(600);
+const MAX_RETENTION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +51,19 @@ pub struct Cli {
     /// Name of the environment this server watches [default: default].
     #[arg(long, env = "WATCHPOST_ENVIRONMENT")]
     pub environment: Option<String>,
+    /// How long per-second history is kept, e.g. `24h` [default: 24h].
+    #[arg(long, env = "WATCHPOST_RETENTION_SECOND", value_parser = parse_duration)]
+    pub retention_second: Option<Duration>,
+    /// How long per-minute history is kept [default: 30d].
+    #[arg(long, env = "WATCHPOST_RETENTION_MINUTE", value_parser = parse_duration)]
+    pub retention_minute: Option<Duration>,
+    /// How long per-hour history is kept [default: 1y].
+    #[arg(long, env = "WATCHPOST_RETENTION_HOUR", value_parser = parse_duration)]
+    pub retention_hour: Option<Duration>,
+    /// The most disk space the database may take, e.g. `2GiB`; past it history stops being saved, as on a
+    /// full disk [default: no limit].
+    #[arg(long, env = "WATCHPOST_STORE_QUOTA", value_parser = parse_size)]
+    pub store_quota: Option<u64>,
     /// Directory with the built site (WASM, JS, CSS, assets) [default: target/site].
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
@@ -73,6 +90,10 @@ struct FileConfig {
     client_queue: Option<usize>,
     keepalive: Option<String>,
     environment: Option<String>,
+    retention_second: Option<String>,
+    retention_minute: Option<String>,
+    retention_hour: Option<String>,
+    store_quota: Option<String>,
     site_root: Option<PathBuf>,
 }
 
@@ -86,6 +107,8 @@ pub struct Config {
     pub client_queue: usize,
     pub keepalive: Duration,
     pub environment: String,
+    pub retention: Retention,
+    pub store_quota: Option<u64>,
     pub site_root: PathBuf,
 }
 
@@ -112,6 +135,8 @@ impl Default for Config {
             client_queue: 256,
             keepalive: Duration::from_secs(15),
             environment: "default".into(),
+            retention: Retention::default(),
+            store_quota: None,
             site_root: PathBuf::from("target/site"),
         }
     }
@@ -158,6 +183,33 @@ impl Config {
                 .clone()
                 .or(file.environment)
                 .unwrap_or(d.environment),
+            retention: Retention {
+                second: cli
+                    .retention_second
+                    .or(file_duration("retention_second", &file.retention_second)?)
+                    .unwrap_or(d.retention.second),
+                minute: cli
+                    .retention_minute
+                    .or(file_duration("retention_minute", &file.retention_minute)?)
+                    .unwrap_or(d.retention.minute),
+                hour: cli
+                    .retention_hour
+                    .or(file_duration("retention_hour", &file.retention_hour)?)
+                    .unwrap_or(d.retention.hour),
+            },
+            store_quota: match cli.store_quota {
+                Some(quota) => Some(quota),
+                None => file
+                    .store_quota
+                    .as_deref()
+                    .map(|v| {
+                        parse_size(v).map_err(|message| ConfigError::Invalid {
+                            name: "store_quota",
+                            message,
+                        })
+                    })
+                    .transpose()?,
+            },
             site_root: cli
                 .site_root
                 .clone()
@@ -193,6 +245,31 @@ impl Config {
                 );
             }
         }
+        let r = &self.retention;
+        if r.second < MIN_RETENTION || r.second > MAX_RETENTION {
+            return invalid(
+                "retention-second",
+                format!("must be between 10m and 10y, got {:?}", r.second),
+            );
+        }
+        if r.minute < r.second || r.minute > MAX_RETENTION {
+            return invalid(
+                "retention-minute",
+                format!(
+                    "must be at least retention-second ({:?}) and at most 10y, got {:?}",
+                    r.second, r.minute
+                ),
+            );
+        }
+        if r.hour < r.minute || r.hour > MAX_RETENTION {
+            return invalid(
+                "retention-hour",
+                format!(
+                    "must be at least retention-minute ({:?}) and at most 10y, got {:?}",
+                    r.minute, r.hour
+                ),
+            );
+        }
         if self.environment.trim().is_empty() {
             return invalid("environment", "must not be empty".into());
         }
@@ -217,6 +294,13 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             message: place.unwrap_or_default() + e.message(),
         }
     })
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("'{s}' is not a size like 500MiB or 2GB: {e}"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -271,6 +355,22 @@ mod tests {
         assert!(Config::resolve(&cli(&["--interval", "1ms"])).is_err());
         assert!(Config::resolve(&cli(&["--client-queue", "0"])).is_err());
         assert!(Config::resolve(&cli(&["--replay-buffer", "100000000"])).is_err());
+    }
+
+    #[test]
+    fn retention_and_quota_come_from_flags_or_the_file() {
+        let f = file("retention_minute = \"60d\"\nstore_quota = \"2GiB\"\n");
+        let path = f.path().to_str().unwrap();
+        let c = Config::resolve(&cli(&["--config", path, "--retention-second", "2h"])).unwrap();
+        assert_eq!(c.retention.second, Duration::from_secs(7200));
+        assert_eq!(c.retention.minute, Duration::from_secs(60 * 86400));
+        assert_eq!(c.retention.hour, Retention::default().hour);
+        assert_eq!(c.store_quota, Some(2 << 30));
+        let e = Config::resolve(&cli(&["--retention-minute", "1h"])).unwrap_err();
+        assert!(e.to_string().starts_with("retention-minute:"), "{e}");
+        let f = file("store_quota = \"lots\"\n");
+        let e = Config::resolve(&cli(&["--config", f.path().to_str().unwrap()])).unwrap_err();
+        assert!(e.to_string().starts_with("store_quota:"), "{e}");
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! The Watchpost server: configuration, the event hub, the host collector, the SSE stream and the web app.
+//! The Watchpost server: configuration, the event hub, the host collector, metric history, the SSE stream
+//! and the web app.
 //!
 //! `main.rs` only parses flags and calls [`startup`]; tests build the same application on port 0.
 
+pub mod api_error;
 pub mod collector;
 pub mod config;
 pub mod healthz;
+pub mod history;
 pub mod hub;
 pub mod startup;
 pub mod stream;

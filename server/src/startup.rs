@@ -3,24 +3,30 @@
 //! Binding happens in [`Application::build`], so the caller learns the real port (tests ask for port 0) and a
 //! port in use is reported before anything else starts.
 
-use crate::collector::{Collector, CollectorError, CollectorStatus};
+use crate::collector::{Collector, CollectorError, CollectorStatus, HostSampler};
 use crate::config::Config;
 use crate::healthz::{HealthzState, healthz};
-use crate::hub::Hub;
+use crate::history::{History, HistoryError, history_route, spawn_recorder};
+use crate::hub::{Hub, now_millis};
 use crate::stream::{StreamConfig, events};
-use app::api::{Backend, BackendHandle};
+use app::api::{Backend, BackendHandle, BoxFuture};
+use app::error::AppError;
 use app::{App, shell};
 use axum::Router;
+use axum::extract::Query;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use shared::Envelope;
+use shared::{Envelope, HistorySeries, Metric, TimeRange};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use store::{OpenOptions, SqliteStore, StoreError};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
@@ -43,7 +49,12 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Collector(#[from] CollectorError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
+
+/// The database file under the data directory.
+pub const DATABASE_FILE: &str = "watchpost.db";
 
 pub struct Application {
     listener: TcpListener,
@@ -51,14 +62,38 @@ pub struct Application {
     local_addr: SocketAddr,
     shutdown: CancellationToken,
     collector: Collector,
+    recorder: JoinHandle<()>,
 }
 
-/// The app's view of the hub.
-struct HubBackend(Arc<Hub>);
+/// The app's view of the server.
+struct ServerBackend {
+    hub: Arc<Hub>,
+    history: History,
+}
 
-impl Backend for HubBackend {
+impl Backend for ServerBackend {
     fn snapshot(&self) -> Envelope {
-        self.0.snapshot()
+        self.hub.snapshot()
+    }
+
+    fn history(
+        &self,
+        metric: Metric,
+        host: Option<String>,
+        range: TimeRange,
+    ) -> BoxFuture<Result<HistorySeries, AppError>> {
+        let history = self.history.clone();
+        Box::pin(async move {
+            history
+                .query(metric, host.as_deref(), range, now_millis())
+                .await
+                .map_err(|e| match e {
+                    HistoryError::Range(_) | HistoryError::UnknownHost(_) => {
+                        AppError::BadRequest(e.to_string())
+                    }
+                    HistoryError::Store(e) => AppError::Unavailable(e.to_string()),
+                })
+        })
     }
 }
 
@@ -89,9 +124,26 @@ impl Application {
             config.replay_buffer,
             config.client_queue,
         ));
-        let status = Arc::new(CollectorStatus::default());
-        let collector = Collector::spawn(hub.clone(), config.interval, status.clone())?;
+        let store = SqliteStore::open(
+            &config.data_dir.join(DATABASE_FILE),
+            &OpenOptions {
+                quota_bytes: config.store_quota,
+            },
+        )
+        .await?;
+        let sampler = HostSampler::new()?;
+        let history = History::new(Arc::new(store), config.retention, sampler.host().clone());
         let shutdown = CancellationToken::new();
+        let (recorder, recorder_task) =
+            spawn_recorder(history.clone(), hub.clone(), shutdown.clone());
+        let status = Arc::new(CollectorStatus::default());
+        let collector = Collector::spawn(
+            sampler,
+            hub.clone(),
+            recorder,
+            config.interval,
+            status.clone(),
+        )?;
 
         let stream = StreamConfig {
             hub: hub.clone(),
@@ -101,6 +153,7 @@ impl Application {
         let health = HealthzState {
             hub: hub.clone(),
             collector: status,
+            history: history.clone(),
             started: Instant::now(),
         };
         // Not compressed: a compressor buffers, and an event stream must reach the browser as it happens.
@@ -110,6 +163,17 @@ impl Application {
                 get(move |headers: HeaderMap| events(stream.clone(), headers)),
             )
             .route("/healthz", get(move || healthz(health.clone())));
+        let api = Router::new()
+            .route(
+                "/api/history",
+                get({
+                    let history = history.clone();
+                    move |Query(params): Query<HashMap<String, String>>| {
+                        history_route(history.clone(), params)
+                    }
+                }),
+            )
+            .layer(CompressionLayer::new());
 
         let leptos_options = LeptosOptions::builder()
             .output_name("watchpost")
@@ -117,7 +181,7 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
             .build();
-        let backend = BackendHandle(Arc::new(HubBackend(hub)));
+        let backend = BackendHandle(Arc::new(ServerBackend { hub, history }));
         let site = Router::new()
             .leptos_routes_with_context(
                 &leptos_options,
@@ -134,13 +198,14 @@ impl Application {
             .layer(TraceLayer::new_for_http());
 
         // The stream is the hot path: no per-chunk tracing or compression wrappers around its body.
-        let router = live.merge(site);
+        let router = live.merge(api).merge(site);
         Ok(Application {
             listener,
             router,
             local_addr,
             shutdown,
             collector,
+            recorder: recorder_task,
         })
     }
 
@@ -148,7 +213,8 @@ impl Application {
         self.local_addr
     }
 
-    /// Cancel this token to shut the server down: streams end, the collector stops, `run` returns.
+    /// Cancel this token to shut the server down: streams end, the collector stops, the recorder writes its
+    /// last batch, `run` returns.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
@@ -173,6 +239,13 @@ impl Application {
             }
         };
         self.collector.stop();
+        // The recorder saw the same cancellation and is writing its last batch: a moment to finish it.
+        if tokio::time::timeout(Duration::from_millis(400), self.recorder)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the last history batch was not written before exit");
+        }
         result
     }
 }

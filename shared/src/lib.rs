@@ -6,9 +6,13 @@
 //! copy of the state and every browser's copy are computed by the very same code.
 
 mod health;
+mod history;
 mod state;
 
 pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
+pub use history::{
+    HistoryPoint, HistorySeries, MAX_POINTS, Metric, RangeError, Tier, TimeRange, UnknownMetric,
+};
 pub use state::{HostState, LiveState, RECENT_WINDOW_MS};
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +45,8 @@ pub enum Event {
     Snapshot(Snapshot),
     /// A host's whole current health reading; an idempotent upsert keyed by `HostHealth::host`.
     Health(HostHealth),
+    /// Whether history is being saved; the whole current status, replacing the previous one.
+    Storage(StorageStatus),
 }
 
 impl Event {
@@ -49,6 +55,7 @@ impl Event {
         match self {
             Event::Snapshot(_) => EventKind::Snapshot,
             Event::Health(_) => EventKind::Health,
+            Event::Storage(_) => EventKind::Storage,
         }
     }
 }
@@ -58,17 +65,24 @@ impl Event {
 pub enum EventKind {
     Snapshot,
     Health,
+    Storage,
     /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
     Ping,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [EventKind::Snapshot, EventKind::Health, EventKind::Ping];
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Snapshot,
+        EventKind::Health,
+        EventKind::Storage,
+        EventKind::Ping,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Snapshot => "snapshot",
             EventKind::Health => "health",
+            EventKind::Storage => "storage",
             EventKind::Ping => "ping",
         }
     }
@@ -80,6 +94,22 @@ pub struct Snapshot {
     /// The collector's interval: the browser dims values after three intervals without news.
     pub interval_ms: u64,
     pub hosts: Vec<HostState>,
+    /// Whether history is being saved.
+    #[serde(default)]
+    pub storage: StorageStatus,
+    /// The `seq` of the event that last changed `storage` (0 if none did).
+    #[serde(default)]
+    pub storage_version: u64,
+}
+
+/// Whether the store accepts writes. While it does not (a full disk, say), the live dashboard keeps working
+/// from memory and this says why history has a gap.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StorageStatus {
+    /// `None` while writes succeed; otherwise what went wrong, worded for a person.
+    pub error: Option<String>,
+    /// Unix ms of the first failed write of the current failure.
+    pub since_ms: Option<i64>,
 }
 
 /// A host's identity, as the collector names it (its host name, unless configured otherwise).
@@ -105,6 +135,21 @@ pub struct HealthzReport {
     pub last_sample_ms: Option<i64>,
     /// Resident set size of the server process in bytes, as of the last sample.
     pub rss_bytes: Option<u64>,
+    pub storage: StorageHealth,
+}
+
+/// The store as `/healthz` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StorageHealth {
+    /// `ok`, or `error` while writes fail.
+    pub status: String,
+    pub error: Option<String>,
+    /// Unix ms of the first failed write of the current failure.
+    pub since_ms: Option<i64>,
+    /// Unix ms of the newest successful write of history.
+    pub last_write_ms: Option<i64>,
+    /// Size of the database files on disk.
+    pub db_bytes: Option<u64>,
 }
 
 #[cfg(test)]
@@ -165,6 +210,12 @@ mod tests {
             Event::Snapshot(Snapshot {
                 interval_ms: 1000,
                 hosts: state.hosts().cloned().collect(),
+                storage: StorageStatus::default(),
+                storage_version: 0,
+            }),
+            Event::Storage(StorageStatus {
+                error: Some("database or disk is full".into()),
+                since_ms: Some(1_700_000_000_000),
             }),
         ];
         for event in events {
@@ -201,6 +252,13 @@ mod tests {
             stream_clients: 2,
             last_sample_ms: None,
             rss_bytes: Some(1 << 20),
+            storage: StorageHealth {
+                status: "error".into(),
+                error: Some("disk full".into()),
+                since_ms: Some(5),
+                last_write_ms: Some(4),
+                db_bytes: Some(4096),
+            },
         };
         let back: HealthzReport =
             serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();

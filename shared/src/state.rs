@@ -3,7 +3,7 @@
 //! The hub keeps one `LiveState` to answer snapshots; every browser keeps one fed by the stream. Because both
 //! run this code, a browser that applied the same envelopes holds exactly the server's state.
 
-use crate::{Envelope, Event, HealthPoint, HostHealth, HostId, Snapshot};
+use crate::{Envelope, Event, HealthPoint, HostHealth, HostId, Snapshot, StorageStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -27,6 +27,8 @@ pub struct LiveState {
     pub seq: u64,
     pub interval_ms: u64,
     hosts: BTreeMap<HostId, HostState>,
+    /// Whether history is being saved, and the `seq` that said so.
+    storage: (StorageStatus, u64),
 }
 
 impl LiveState {
@@ -50,6 +52,11 @@ impl LiveState {
                 self.replace(snapshot.clone());
             }
             Event::Health(health) => self.apply_health(health.clone(), env.seq),
+            Event::Storage(status) => {
+                if env.seq >= self.storage.1 {
+                    self.storage = (status.clone(), env.seq);
+                }
+            }
         }
         self.seq = self.seq.max(env.seq);
     }
@@ -85,13 +92,20 @@ impl LiveState {
             .into_iter()
             .map(|h| (h.health.host.clone(), h))
             .collect();
+        self.storage = (snapshot.storage, snapshot.storage_version);
     }
 
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             interval_ms: self.interval_ms,
             hosts: self.hosts.values().cloned().collect(),
+            storage: self.storage.0.clone(),
+            storage_version: self.storage.1,
         }
+    }
+
+    pub fn storage(&self) -> &StorageStatus {
+        &self.storage.0
     }
 
     pub fn hosts(&self) -> impl Iterator<Item = &HostState> {
@@ -168,6 +182,21 @@ mod tests {
             client, server,
             "a stale snapshot must not roll the client back"
         );
+    }
+
+    #[test]
+    fn the_newest_storage_status_wins() {
+        let mut s = LiveState::default();
+        let failing = StorageStatus {
+            error: Some("disk full".into()),
+            since_ms: Some(1),
+        };
+        s.apply(&env(7, Event::Storage(failing.clone())));
+        s.apply(&env(6, Event::Storage(StorageStatus::default())));
+        assert_eq!(s.storage(), &failing);
+        s.apply(&env(8, Event::Storage(StorageStatus::default())));
+        assert_eq!(s.storage(), &StorageStatus::default());
+        assert_eq!(s.snapshot().storage, StorageStatus::default());
     }
 
     #[test]

@@ -1,19 +1,41 @@
 //! The binary itself: configuration errors, a port in use, and shutdown on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use crate::helpers::start_binary;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_watchpost");
 
-fn run(args: &[&str]) -> std::process::Output {
+fn run(args: &[&str]) -> Output {
     let data = tempfile::tempdir().unwrap();
+    run_in(data.path(), args)
+}
+
+fn run_in(data: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
-        .env("WATCHPOST_DATA_DIR", data.path())
+        .env("WATCHPOST_DATA_DIR", data)
         .env_remove("WATCHPOST_CONFIG")
         .output()
         .expect("the binary runs")
+}
+
+/// Asserts the run failed with exactly one `watchpost:` error line and no panic; returns that line.
+fn the_one_error_line(out: &Output) -> String {
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("watchpost:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    errors[0].to_owned()
 }
 
 #[test]
@@ -58,44 +80,45 @@ fn a_broken_config_file_is_named_in_the_error() {
 fn a_port_in_use_is_one_clear_error_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = run(&["--listen", &addr]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("watchpost:"))
-        .collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
+    let error = the_one_error_line(&run(&["--listen", &addr]));
     assert!(
-        errors[0].contains(&format!("cannot listen on {addr}")),
-        "{stderr}"
+        error.contains(&format!("cannot listen on {addr}")),
+        "{error}"
     );
-    assert!(errors[0].contains("in use"), "{stderr}");
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
+    assert!(error.contains("in use"), "{error}");
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused_with_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let path = data.path().join(server::startup::DATABASE_FILE);
+        let store = store::SqliteStore::open(&path, &store::OpenOptions::default())
+            .await
+            .unwrap();
+        drop(store);
+        // What a future version's migration leaves behind.
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99990101000000, 'future', 1, x'00', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    });
+    let error = the_one_error_line(&run_in(data.path(), &["--listen", "127.0.0.1:0"]));
+    assert!(error.contains("newer Watchpost"), "{error}");
 }
 
 #[test]
 fn sigterm_ends_open_streams_and_the_process_exits_cleanly() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--interval", "100ms"])
-        .env("WATCHPOST_DATA_DIR", data.path())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.split("listening on http://").nth(1).map(str::to_owned))
-        .expect("the server logs its address");
-    std::thread::spawn(move || for _ in lines {}); // keep draining the log
+    let (mut child, addr) = start_binary(data.path(), &["--interval", "100ms"]);
 
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     std::io::Write::write_all(&mut stream, b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

@@ -4,8 +4,11 @@ use eventsource_stream::{Event as SseEvent, Eventsource};
 use futures::{Stream, StreamExt};
 use server::config::Config;
 use server::startup::Application;
-use shared::{Envelope, HealthzReport};
+use shared::{Envelope, HealthzReport, HistorySeries};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +19,9 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
-    _data: tempfile::TempDir,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The data directory, removed with the app unless the test brought its own.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Drop for TestApp {
@@ -32,10 +37,17 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let data = tempfile::tempdir().expect("temp dir");
+    let mut app = spawn_app_in(data.path(), configure).await;
+    app._data = Some(data);
+    app
+}
+
+/// An app on a data directory the test owns, so a second app can be started on the same one.
+pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         interval: Duration::from_millis(100),
-        data_dir: data.path().to_owned(),
+        data_dir: data_dir.to_owned(),
         ..Config::default()
     };
     configure(&mut config);
@@ -44,7 +56,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         .expect("the application starts");
     let base = format!("http://{}", app.local_addr());
     let shutdown = app.shutdown_token();
-    tokio::spawn(app.run());
+    let task = tokio::spawn(app.run());
     // A timeout on every request turns a hang into a failure with a name.
     let client = reqwest::Client::builder()
         .timeout(PATIENCE)
@@ -54,13 +66,78 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         base,
         client,
         shutdown,
-        _data: data,
+        task: Some(task),
+        _data: None,
     }
+}
+
+/// Starts the real binary on a free port with `data_dir`; returns the child and its address once it listens.
+pub fn start_binary(data_dir: &Path, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchpost"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("WATCHPOST_DATA_DIR", data_dir)
+        .env_remove("WATCHPOST_CONFIG")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.split("listening on http://").nth(1).map(str::to_owned))
+        .expect("the server logs its address");
+    std::thread::spawn(move || for _ in lines {}); // keep draining the log
+    (child, addr)
 }
 
 pub type Events = Pin<Box<dyn Stream<Item = SseEvent> + Send>>;
 
 impl TestApp {
+    /// Shuts the app down and waits until it has stopped (its last history batch written).
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(PATIENCE, task)
+                .await
+                .expect("the app stops in time")
+                .expect("the app task ends normally")
+                .expect("the server ends without an error");
+        }
+    }
+
+    /// `GET /api/history?{query}`.
+    pub async fn history(&self, query: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/api/history?{query}", self.base))
+            .send()
+            .await
+            .expect("the history route answers")
+    }
+
+    /// Waits until the one-hour CPU history holds at least `n` points; returns them.
+    pub async fn stored_points(&self, n: usize) -> HistorySeries {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let series: HistorySeries = self
+                    .history("metric=cpu&range=1h")
+                    .await
+                    .json()
+                    .await
+                    .expect("history is JSON");
+                if series.points.len() >= n {
+                    return series;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .expect("points are stored within the patience period")
+    }
+
     pub async fn healthz(&self) -> HealthzReport {
         self.client
             .get(format!("{}/healthz", self.base))

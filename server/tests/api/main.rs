@@ -4,5 +4,6 @@
 
 mod cli;
 mod helpers;
+mod history;
 mod pages;
 mod stream;

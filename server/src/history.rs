@@ -1,0 +1,315 @@
+//! Metric history: the recorder that writes host readings to the store, and the queries that read them back.
+//!
+//! The collector hands each reading to [`Recorder::record`], which never waits: it puts the reading on a
+//! bounded channel, and the recorder task batches what arrived into one transaction a second. So a slow or
+//! full disk can delay history, never the event fan-out. While writes fail, the batch is kept (up to
+//! [`MAX_PENDING`] points) and retried, the failure is published as a `Storage` event and shown in
+//! `/healthz`, and the live dashboard carries on from memory.
+
+use crate::api_error::ApiError;
+use crate::hub::{Hub, now_millis};
+use shared::{
+    Event, HistoryPoint, HistorySeries, HostHealth, HostId, Metric, RangeError, StorageHealth,
+    StorageStatus, TimeRange,
+};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::{Retention, Store, StoreError, bucket, plan, series_name};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Readings the channel holds between two batches: at the fastest interval (100 ms) ten a second, so this is
+/// minutes of slack before a stalled recorder starts dropping readings.
+const CHANNEL_CAPACITY: usize = 4096;
+/// Points kept for retry while the store refuses writes: about four hours of the host's seven series at one
+/// point a second. Past it the oldest are dropped (and counted), so memory stays bounded.
+const MAX_PENDING: usize = 100_000;
+/// How often the batch is written.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often rollups, sealing and pruning run.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("{0}")]
+    Range(#[from] RangeError),
+    #[error("no history for host '{0}'")]
+    UnknownHost(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the store's health looks like from outside: shared by the recorder, `/healthz` and snapshots.
+#[derive(Default)]
+struct Status {
+    current: Mutex<StorageStatus>,
+    last_write_ms: AtomicI64,
+    dropped: AtomicU64,
+}
+
+/// Reads history, and reports how writing it goes. Cheap to clone.
+#[derive(Clone)]
+pub struct History {
+    store: Arc<dyn Store>,
+    retention: Retention,
+    /// The host whose history is shown when a query names none: this server's own.
+    local_host: HostId,
+    status: Arc<Status>,
+}
+
+impl History {
+    pub fn new(store: Arc<dyn Store>, retention: Retention, local_host: HostId) -> Self {
+        History {
+            store,
+            retention,
+            local_host,
+            status: Arc::default(),
+        }
+    }
+
+    pub fn status(&self) -> StorageStatus {
+        self.status
+            .current
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// The `/healthz` view of the store.
+    pub async fn health(&self) -> StorageHealth {
+        let status = self.status();
+        StorageHealth {
+            status: if status.error.is_some() {
+                "error"
+            } else {
+                "ok"
+            }
+            .into(),
+            error: status.error,
+            since_ms: status.since_ms,
+            last_write_ms: Some(self.status.last_write_ms.load(Ordering::Relaxed))
+                .filter(|&t| t != 0),
+            db_bytes: self.store.size_bytes().await.ok(),
+        }
+    }
+
+    /// One metric over `range`, at most about a thousand points, read from the tier that fits.
+    pub async fn query(
+        &self,
+        metric: Metric,
+        host: Option<&str>,
+        range: TimeRange,
+        now_ms: i64,
+    ) -> Result<HistorySeries, HistoryError> {
+        if let TimeRange::Custom { from_ms, to_ms } = range {
+            // Typed input can still carry bounds that were never validated (a hand-made server-fn call).
+            TimeRange::custom(from_ms, to_ms)?;
+        }
+        let host = host.unwrap_or(&self.local_host.0);
+        if host.is_empty() || host.len() > 253 {
+            return Err(HistoryError::UnknownHost(host.chars().take(64).collect()));
+        }
+        let (from_ms, to_ms) = range.bounds(now_ms);
+        let (tier, step_ms) = plan(from_ms, to_ms, now_ms, &self.retention);
+        let points = self
+            .store
+            .read(&series_name(metric.as_str(), host), tier, from_ms, to_ms)
+            .await?;
+        Ok(HistorySeries {
+            metric,
+            host: host.to_owned(),
+            tier,
+            step_ms,
+            from_ms,
+            to_ms,
+            points: bucket(points, step_ms),
+        })
+    }
+
+    /// Records a change of the store's health; publishes it when it changed.
+    fn set_status(&self, hub: &Hub, error: Option<String>) {
+        let changed = {
+            let Ok(mut current) = self.status.current.lock() else {
+                return;
+            };
+            if current.error == error {
+                false
+            } else {
+                current.since_ms = error.as_ref().map(|_| now_millis());
+                current.error = error;
+                true
+            }
+        };
+        if changed {
+            let status = self.status();
+            match &status.error {
+                Some(e) => tracing::error!("history is not being saved: {e}"),
+                None => tracing::info!("history is being saved again"),
+            }
+            hub.publish(None, Event::Storage(status));
+        }
+    }
+}
+
+/// The collector's handle on the recorder.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<HostHealth>,
+    status: Arc<Status>,
+}
+
+impl Recorder {
+    /// Queues a reading for the next batch. Never blocks: if the recorder is that far behind, the reading is
+    /// dropped and counted.
+    pub fn record(&self, health: &HostHealth) {
+        if self.tx.try_send(health.clone()).is_err() {
+            let dropped = self.status.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "history recorder is behind; readings dropped");
+            }
+        }
+    }
+}
+
+/// Starts the recorder task. It writes until `shutdown`, then writes what it still holds and ends.
+pub fn spawn_recorder(
+    history: History,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) -> (Recorder, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let recorder = Recorder {
+        tx,
+        status: history.status.clone(),
+    };
+    let task = tokio::spawn(run(history, hub, rx, shutdown));
+    (recorder, task)
+}
+
+async fn run(
+    history: History,
+    hub: Arc<Hub>,
+    mut rx: mpsc::Receiver<HostHealth>,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Batch::default();
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
+    maintain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            reading = rx.recv() => match reading {
+                Some(health) => batch.add(&health),
+                None => break,
+            },
+            _ = flush.tick() => batch.write(&history, &hub).await,
+            _ = maintain.tick() => {
+                match history.store.maintain(now_millis(), &history.retention).await {
+                    Ok(done) => tracing::debug!(?done, "history maintenance"),
+                    Err(StoreError::Full) => history.set_status(&hub, Some(StoreError::Full.to_string())),
+                    Err(e) => tracing::warn!("history maintenance failed: {e}"),
+                }
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    while let Ok(health) = rx.try_recv() {
+        batch.add(&health);
+    }
+    batch.write(&history, &hub).await;
+}
+
+/// Points waiting to be written, merged per series and second.
+#[derive(Default)]
+struct Batch {
+    points: HashMap<(String, i64), HistoryPoint>,
+    /// Insertion order of `points`' keys, oldest first, for dropping the oldest when over the limit.
+    order: Vec<(String, i64)>,
+}
+
+impl Batch {
+    fn add(&mut self, health: &HostHealth) {
+        let second = health.sampled_at_ms.div_euclid(1000) * 1000;
+        for metric in Metric::ALL {
+            let value = metric.quantize(metric.read(health));
+            let point = HistoryPoint::single(second, value);
+            let key = (series_name(metric.as_str(), &health.host.0), second);
+            match self.points.get_mut(&key) {
+                Some(existing) => existing.merge(&point),
+                None => {
+                    self.points.insert(key.clone(), point);
+                    self.order.push(key);
+                }
+            }
+        }
+        if self.order.len() > MAX_PENDING {
+            let excess = self.order.len() - MAX_PENDING;
+            for key in self.order.drain(..excess) {
+                self.points.remove(&key);
+            }
+            tracing::warn!(
+                excess,
+                "history points dropped while the store refuses writes"
+            );
+        }
+    }
+
+    async fn write(&mut self, history: &History, hub: &Hub) {
+        if self.order.is_empty() {
+            return;
+        }
+        let points: Vec<(String, HistoryPoint)> = self
+            .order
+            .iter()
+            .filter_map(|key| self.points.get(key).map(|p| (key.0.clone(), *p)))
+            .collect();
+        match history.store.append(&points).await {
+            Ok(_) => {
+                self.points.clear();
+                self.order.clear();
+                history
+                    .status
+                    .last_write_ms
+                    .store(now_millis(), Ordering::Relaxed);
+                history.set_status(hub, None);
+            }
+            Err(e) => history.set_status(hub, Some(e.to_string())),
+        }
+    }
+}
+
+/// `GET /api/history?metric=cpu&range=1h` (or `from=…&to=…` in Unix ms, and optionally `host=…`).
+pub async fn history_route(
+    history: History,
+    params: HashMap<String, String>,
+) -> Result<axum::Json<HistorySeries>, ApiError> {
+    let param = |name: &str| params.get(name).map(String::as_str);
+    let metric: Metric = param("metric")
+        .ok_or_else(|| ApiError::bad_request("metric is required, e.g. metric=cpu"))?
+        .parse()
+        .map_err(|e: shared::UnknownMetric| ApiError::bad_request(e.to_string()))?;
+    let range = TimeRange::parse(param("range"), param("from"), param("to"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let series = history
+        .query(metric, param("host"), range, now_millis())
+        .await?;
+    Ok(axum::Json(series))
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Range(_) | HistoryError::UnknownHost(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            HistoryError::Store(e) => {
+                tracing::error!("history query failed: {e}");
+                ApiError::unavailable(format!("history cannot be read right now: {e}"))
+            }
+        }
+    }
+}

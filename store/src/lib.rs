@@ -1,0 +1,91 @@
+//! Watchpost's store: one [`Store`] interface, with SQLite (WAL, under the data directory) as the embedded
+//! implementation. The PostgreSQL implementation for scale-out uses the same schema
+//! (`migrations/postgres`) and arrives with that mode.
+//!
+//! Metric history is kept in tiers, as Netdata's dbengine does: per-second points (recent ones as rows,
+//! finished hours sealed into compressed chunks, see [`chunk`]), per-minute and per-hour rollups. Every point
+//! keeps min, max, average and count, so a spike survives zooming out.
+
+pub mod chunk;
+pub mod plan;
+mod sqlite;
+
+pub use plan::{Retention, bucket, plan};
+pub use sqlite::{OpenOptions, SqliteStore};
+
+use async_trait::async_trait;
+use shared::{HistoryPoint, Tier};
+use std::path::PathBuf;
+
+/// A stored series' name: the metric and its labels, as Prometheus writes them, e.g. `cpu{host="web-1"}`.
+pub fn series_name(metric: &str, host: &str) -> String {
+    let host = host.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("{metric}{{host=\"{host}\"}}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error(
+        "the database {path} was written by a newer Watchpost (schema version {version} is unknown to this \
+         one); run the newer version, or start with another --data-dir"
+    )]
+    Newer { path: PathBuf, version: i64 },
+    #[error("cannot update the database schema of {path}: {message}")]
+    Migrate { path: PathBuf, message: String },
+    /// The disk (or the configured quota) is full: nothing more can be written until space is freed.
+    #[error("the disk or the database quota is full; history is not being saved")]
+    Full,
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    #[error(transparent)]
+    Chunk(#[from] chunk::ChunkError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        // SQLITE_FULL (13): out of disk, or past max_page_count.
+        if let sqlx::Error::Database(db) = &e
+            && db.code().as_deref() == Some("13")
+        {
+            return StoreError::Full;
+        }
+        StoreError::Database(e)
+    }
+}
+
+/// What one round of [`Store::maintain`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    pub minutes_rolled: u64,
+    pub hours_rolled: u64,
+    pub chunks_sealed: u64,
+    pub rows_pruned: u64,
+}
+
+/// The store every part of Watchpost writes to and reads from.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Adds per-second points (`series name`, point). A point for a second that is already stored is merged
+    /// into it. Non-finite values are not stored (they would read back as gaps anyway). Returns how many
+    /// points were stored.
+    async fn append(&self, points: &[(String, HistoryPoint)]) -> Result<usize, StoreError>;
+
+    /// Rolls finished minutes and hours up, seals finished hours of per-second points into compressed chunks,
+    /// and prunes what is past its tier's retention.
+    async fn maintain(&self, now_ms: i64, retention: &Retention)
+    -> Result<Maintenance, StoreError>;
+
+    /// The points of `series` in `tier` with `from_ms <= t < to_ms`, in time order.
+    async fn read(
+        &self,
+        series: &str,
+        tier: Tier,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<HistoryPoint>, StoreError>;
+
+    /// Bytes the store occupies on disk.
+    async fn size_bytes(&self) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,621 @@
+//! The embedded store: one SQLite file in WAL mode under the data directory.
+//!
+//! WAL with `synchronous = NORMAL`: a crash of the process (kill -9) loses nothing that was committed and never
+//! corrupts the file; only a power cut can lose the last transactions. Writes go through a single connection
+//! (SQLite has one writer at a time anyway, and a lone writer never meets `SQLITE_BUSY`); reads use a small
+//! pool of their own, so a chart query never waits for a write.
+
+use crate::chunk;
+use crate::plan::Retention;
+use crate::{Maintenance, Store, StoreError};
+use async_trait::async_trait;
+use shared::{HistoryPoint, Tier};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+/// A minute is rolled up this long after it ends: points reach the store up to a second late (they are
+/// batched once a second), and this leaves room for a slow batch.
+const ROLLUP_DELAY_MS: i64 = 5_000;
+/// SQLite's page size, which the quota is counted in.
+const PAGE_SIZE: u64 = 4096;
+
+/// How the database is opened.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// The most bytes the database may grow to; past it, writes fail as on a full disk.
+    pub quota_bytes: Option<u64>,
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: SqlitePool,
+    reader: SqlitePool,
+    /// Series name → id, filled as series are first written or read.
+    ids: Mutex<HashMap<String, i64>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date. A database whose
+    /// schema is newer than this build is refused rather than touched.
+    pub async fn open(path: &Path, options: &OpenOptions) -> Result<SqliteStore, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        // Migrations run on a connection of their own, without the quota, so that a quota smaller than the
+        // schema still lets the database open (SQLite then caps it at its current size).
+        let migrations = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone())
+            .await
+            .map_err(open_err)?;
+        let migrated = MIGRATOR.run(&migrations).await;
+        migrations.close().await;
+        migrated.map_err(|e| match e {
+            MigrateError::VersionMissing(version) => StoreError::Newer {
+                path: path.to_owned(),
+                version,
+            },
+            other => StoreError::Migrate {
+                path: path.to_owned(),
+                message: other.to_string(),
+            },
+        })?;
+        let mut write_options = base.clone();
+        if let Some(quota) = options.quota_bytes {
+            write_options =
+                write_options.pragma("max_page_count", (quota / PAGE_SIZE).max(1).to_string());
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(write_options)
+            .await
+            .map_err(open_err)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(open_err)?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer,
+            reader,
+            ids: Mutex::default(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cached_id(&self, name: &str) -> Option<i64> {
+        self.ids.lock().ok()?.get(name).copied()
+    }
+
+    async fn id_for_read(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        if let Some(id) = self.cached_id(name) {
+            return Ok(Some(id));
+        }
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM series WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        if let (Some(id), Ok(mut ids)) = (id, self.ids.lock()) {
+            ids.insert(name.to_owned(), id);
+        }
+        Ok(id)
+    }
+
+    async fn mark(tx: &mut Transaction<'_, Sqlite>, tier: Tier) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT until_ms FROM rollup_marks WHERE tier = ?")
+                .bind(tier.as_str())
+                .fetch_optional(&mut **tx)
+                .await?,
+        )
+    }
+
+    async fn set_mark(
+        tx: &mut Transaction<'_, Sqlite>,
+        tier: Tier,
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO rollup_marks (tier, until_ms) VALUES (?, ?) \
+             ON CONFLICT (tier) DO UPDATE SET until_ms = excluded.until_ms",
+        )
+        .bind(tier.as_str())
+        .bind(until_ms)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Rolls `[mark, target)` of the finer table into `tier`, advancing the mark. Returns the rows written.
+    async fn roll_up(&self, tier: Tier, target: i64) -> Result<u64, StoreError> {
+        let (source, dest, res) = match tier {
+            Tier::Minute => ("second_open", "minute_points", MINUTE),
+            Tier::Hour => ("minute_points", "hour_points", HOUR),
+            Tier::Second => return Ok(0),
+        };
+        let mut tx = self.writer.begin().await?;
+        let start = match Self::mark(&mut tx, tier).await? {
+            Some(mark) => mark,
+            None => {
+                let first: Option<i64> =
+                    sqlx::query_scalar(&format!("SELECT MIN(t_ms) FROM {source}"))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                match first {
+                    Some(first) => first.div_euclid(res) * res,
+                    None => return Ok(0),
+                }
+            }
+        };
+        if target <= start {
+            return Ok(0);
+        }
+        let rows = sqlx::query(&format!(
+            "INSERT INTO {dest} (series_id, t_ms, min, max, avg, count) \
+             SELECT series_id, (t_ms / {res}) * {res} AS bucket, MIN(min), MAX(max), \
+                    SUM(avg * count) / SUM(count), SUM(count) \
+             FROM {source} WHERE t_ms >= ? AND t_ms < ? GROUP BY series_id, bucket"
+        ))
+        .bind(start)
+        .bind(target)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        Self::set_mark(&mut tx, tier, target).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Seals the open per-second points before `before` into one compressed chunk per series and hour.
+    async fn seal(&self, before: i64) -> Result<u64, StoreError> {
+        let series: Vec<i64> =
+            sqlx::query_scalar("SELECT DISTINCT series_id FROM second_open WHERE t_ms < ?")
+                .bind(before)
+                .fetch_all(&self.writer)
+                .await?;
+        let mut sealed = 0;
+        for id in series {
+            let mut tx = self.writer.begin().await?;
+            let points = Self::points(&mut *tx, "second_open", id, i64::MIN, before).await?;
+            let mut start = 0;
+            while start < points.len() {
+                let hour = points[start].t_ms.div_euclid(HOUR);
+                let len = points[start..]
+                    .iter()
+                    .take_while(|p| p.t_ms.div_euclid(HOUR) == hour)
+                    .count();
+                let group = &points[start..start + len];
+                let data = chunk::encode(group)?;
+                sqlx::query(
+                    "INSERT INTO second_chunks (series_id, start_ms, end_ms, points, data) \
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(group[0].t_ms)
+                .bind(group[len - 1].t_ms)
+                .bind(len as i64)
+                .bind(data)
+                .execute(&mut *tx)
+                .await?;
+                sealed += 1;
+                start += len;
+            }
+            sqlx::query("DELETE FROM second_open WHERE series_id = ? AND t_ms < ?")
+                .bind(id)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(sealed)
+    }
+
+    async fn points<'e, E>(
+        executor: E,
+        table: &str,
+        id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<HistoryPoint>, StoreError>
+    where
+        E: sqlx::Executor<'e, Database = Sqlite>,
+    {
+        let rows: Vec<(i64, f64, f64, f64, i64)> = sqlx::query_as(&format!(
+            "SELECT t_ms, min, max, avg, count FROM {table} \
+             WHERE series_id = ? AND t_ms >= ? AND t_ms < ? ORDER BY t_ms"
+        ))
+        .bind(id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(executor)
+        .await?;
+        Ok(rows.into_iter().map(point).collect())
+    }
+}
+
+fn point((t_ms, min, max, avg, count): (i64, f64, f64, f64, i64)) -> HistoryPoint {
+    HistoryPoint {
+        t_ms,
+        min,
+        max,
+        avg,
+        count: u32::try_from(count).unwrap_or(u32::MAX),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn append(&self, points: &[(String, HistoryPoint)]) -> Result<usize, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut new_ids: Vec<(String, i64)> = Vec::new();
+        let mut stored = 0;
+        for (name, p) in points {
+            if !(p.min.is_finite() && p.max.is_finite() && p.avg.is_finite()) || p.count == 0 {
+                continue;
+            }
+            let id = match self
+                .cached_id(name)
+                .or_else(|| new_ids.iter().find(|(n, _)| n == name).map(|(_, id)| *id))
+            {
+                Some(id) => id,
+                None => {
+                    sqlx::query(
+                        "INSERT INTO series (name) VALUES (?) ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                    let id: i64 = sqlx::query_scalar("SELECT id FROM series WHERE name = ?")
+                        .bind(name)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    new_ids.push((name.clone(), id));
+                    id
+                }
+            };
+            sqlx::query(
+                "INSERT INTO second_open (series_id, t_ms, min, max, avg, count) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (series_id, t_ms) DO UPDATE SET \
+                   min = MIN(second_open.min, excluded.min), \
+                   max = MAX(second_open.max, excluded.max), \
+                   avg = (second_open.avg * second_open.count + excluded.avg * excluded.count) \
+                         / (second_open.count + excluded.count), \
+                   count = second_open.count + excluded.count",
+            )
+            .bind(id)
+            .bind(p.t_ms)
+            .bind(p.min)
+            .bind(p.max)
+            .bind(p.avg)
+            .bind(i64::from(p.count))
+            .execute(&mut *tx)
+            .await?;
+            stored += 1;
+        }
+        tx.commit().await?;
+        if let Ok(mut ids) = self.ids.lock() {
+            ids.extend(new_ids);
+        }
+        Ok(stored)
+    }
+
+    async fn maintain(
+        &self,
+        now_ms: i64,
+        retention: &Retention,
+    ) -> Result<Maintenance, StoreError> {
+        let settled = now_ms - ROLLUP_DELAY_MS;
+        let minutes_rolled = self
+            .roll_up(Tier::Minute, settled.div_euclid(MINUTE) * MINUTE)
+            .await?;
+        let mut tx = self.writer.begin().await?;
+        let minute_mark = Self::mark(&mut tx, Tier::Minute).await?;
+        tx.commit().await?;
+        let mut done = Maintenance {
+            minutes_rolled,
+            ..Maintenance::default()
+        };
+        if let Some(minute_mark) = minute_mark {
+            done.hours_rolled = self
+                .roll_up(Tier::Hour, minute_mark.div_euclid(HOUR) * HOUR)
+                .await?;
+            // Only what the minute tier already holds is sealed: the rollup reads the open rows.
+            let before = (settled.div_euclid(HOUR) * HOUR).min(minute_mark);
+            done.chunks_sealed = self.seal(before).await?;
+        }
+        let mut tx = self.writer.begin().await?;
+        let second_cutoff = retention.cutoff(Tier::Second, now_ms);
+        for (sql, cutoff) in [
+            ("DELETE FROM second_chunks WHERE end_ms < ?", second_cutoff),
+            ("DELETE FROM second_open WHERE t_ms < ?", second_cutoff),
+            (
+                "DELETE FROM minute_points WHERE t_ms < ?",
+                retention.cutoff(Tier::Minute, now_ms),
+            ),
+            (
+                "DELETE FROM hour_points WHERE t_ms < ?",
+                retention.cutoff(Tier::Hour, now_ms),
+            ),
+        ] {
+            done.rows_pruned += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn read(
+        &self,
+        series: &str,
+        tier: Tier,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        let Some(id) = self.id_for_read(series).await? else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.reader.acquire().await?;
+        let mut points = match tier {
+            Tier::Second => {
+                let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT data FROM second_chunks \
+                     WHERE series_id = ? AND end_ms >= ? AND start_ms < ? ORDER BY start_ms",
+                )
+                .bind(id)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut points = Vec::new();
+                for data in chunks {
+                    points.extend(
+                        chunk::decode(&data)?
+                            .into_iter()
+                            .filter(|p| p.t_ms >= from_ms && p.t_ms < to_ms),
+                    );
+                }
+                points.extend(Self::points(&mut *conn, "second_open", id, from_ms, to_ms).await?);
+                points
+            }
+            Tier::Minute => {
+                let mut points =
+                    Self::points(&mut *conn, "minute_points", id, from_ms, to_ms).await?;
+                // Minutes not rolled up yet are summarised from the open per-second rows, so the newest
+                // minutes are not missing from a 24-hour chart.
+                let mark: Option<i64> =
+                    sqlx::query_scalar("SELECT until_ms FROM rollup_marks WHERE tier = 'minute'")
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                let recent_from = mark.unwrap_or(i64::MIN).max(from_ms);
+                if recent_from < to_ms {
+                    let rows: Vec<(i64, f64, f64, f64, i64)> = sqlx::query_as(
+                        "SELECT (t_ms / 60000) * 60000 AS bucket, MIN(min), MAX(max), \
+                                SUM(avg * count) / SUM(count), SUM(count) \
+                         FROM second_open WHERE series_id = ? AND t_ms >= ? AND t_ms < ? \
+                         GROUP BY bucket ORDER BY bucket",
+                    )
+                    .bind(id)
+                    .bind(recent_from)
+                    .bind(to_ms)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    points.extend(rows.into_iter().map(point));
+                }
+                points
+            }
+            Tier::Hour => Self::points(&mut *conn, "hour_points", id, from_ms, to_ms).await?,
+        };
+        // Chunks and open rows may interleave after a late write; keep the result in time order.
+        points.sort_by_key(|p| p.t_ms);
+        Ok(points)
+    }
+
+    async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for suffix in ["", "-wal"] {
+            let mut name = self.path.as_os_str().to_owned();
+            name.push(suffix);
+            if let Ok(meta) = std::fs::metadata(&name) {
+                total += meta.len();
+            }
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR;
+
+    async fn store(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
+            .await
+            .unwrap()
+    }
+
+    fn singles(name: &str, from: i64, values: &[f64]) -> Vec<(String, HistoryPoint)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                (
+                    name.to_owned(),
+                    HistoryPoint::single(from + i as i64 * 1000, v),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn minute_and_hour_rollups_are_exact_on_known_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        // Two hours of one reading a second: value = second of the minute, except one spike.
+        let mut values: Vec<f64> = (0..7200).map(|i| (i % 60) as f64).collect();
+        values[61] = 1000.0;
+        s.append(&singles("m", T0, &values)).await.unwrap();
+        let done = s
+            .maintain(T0 + 2 * HOUR + ROLLUP_DELAY_MS, &Retention::default())
+            .await
+            .unwrap();
+        assert_eq!(done.minutes_rolled, 120);
+        assert_eq!(done.hours_rolled, 2);
+        assert_eq!(done.chunks_sealed, 2);
+
+        let minutes = s.read("m", Tier::Minute, T0, T0 + 2 * HOUR).await.unwrap();
+        assert_eq!(minutes.len(), 120);
+        assert_eq!(
+            (
+                minutes[0].t_ms,
+                minutes[0].min,
+                minutes[0].max,
+                minutes[0].avg,
+                minutes[0].count
+            ),
+            (T0, 0.0, 59.0, 29.5, 60)
+        );
+        // The spike replaced a 1 in the second minute.
+        assert_eq!(minutes[1].max, 1000.0);
+        assert!((minutes[1].avg - (1770.0 - 1.0 + 1000.0) / 60.0).abs() < 1e-9);
+
+        let hours = s.read("m", Tier::Hour, T0, T0 + 2 * HOUR).await.unwrap();
+        assert_eq!(hours.len(), 2);
+        assert_eq!(
+            (hours[0].min, hours[0].max, hours[0].count),
+            (0.0, 1000.0, 3600)
+        );
+        assert!((hours[0].avg - (29.5 * 3600.0 + 999.0) / 3600.0).abs() < 1e-9);
+        assert_eq!((hours[1].max, hours[1].avg), (59.0, 29.5));
+
+        // Sealed seconds read back exactly, across the chunk boundary.
+        let seconds = s.read("m", Tier::Second, T0, T0 + 2 * HOUR).await.unwrap();
+        assert_eq!(seconds.len(), 7200);
+        assert!(seconds.iter().zip(&values).all(|(p, v)| p.avg == *v));
+    }
+
+    #[tokio::test]
+    async fn points_for_the_same_second_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        s.append(&singles("m", T0, &[1.0])).await.unwrap();
+        s.append(&singles("m", T0, &[3.0])).await.unwrap();
+        let got = s.read("m", Tier::Second, T0, T0 + 1000).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].min, got[0].max, got[0].avg, got[0].count),
+            (1.0, 3.0, 2.0, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_points_at_the_cutoff_and_drops_older_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let retention = Retention {
+            second: Duration::from_secs(3600),
+            minute: Duration::from_secs(2 * 3600),
+            hour: Duration::from_secs(3 * 3600),
+        };
+        s.append(&singles("m", T0, &vec![1.0; 4 * 3600]))
+            .await
+            .unwrap();
+        let now = T0 + 4 * HOUR + ROLLUP_DELAY_MS;
+        s.maintain(now, &retention).await.unwrap();
+        // Seconds: whole hour chunks older than the cutoff go; the chunk ending at or after it stays.
+        let cutoff = retention.cutoff(Tier::Second, now);
+        let seconds = s.read("m", Tier::Second, T0, now).await.unwrap();
+        let first = seconds.first().unwrap().t_ms;
+        assert!(
+            first <= cutoff && first > cutoff - HOUR,
+            "first second {first}"
+        );
+        // Minutes and hours are pruned point by point, keeping t >= cutoff.
+        let minutes = s.read("m", Tier::Minute, T0, now).await.unwrap();
+        assert_eq!(
+            minutes.first().unwrap().t_ms,
+            crate::plan::ceil_div(retention.cutoff(Tier::Minute, now), MINUTE) * MINUTE
+        );
+        let hours = s.read("m", Tier::Hour, T0, now).await.unwrap();
+        // The hour cutoff is 5 s past T0 + 1h: the hours starting at T0 + 2h and T0 + 3h remain.
+        assert_eq!(hours.len(), 2, "{hours:?}");
+        assert_eq!(hours[0].t_ms, T0 + 2 * HOUR);
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99990101000000, 'future', 1, x'00', 0)",
+        )
+        .execute(&s.writer)
+        .await
+        .unwrap();
+        drop(s);
+        let e = SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, StoreError::Newer { .. }), "{e}");
+        assert!(e.to_string().contains("newer Watchpost"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_full_quota_is_reported_as_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(
+            &dir.path().join("w.db"),
+            &OpenOptions {
+                quota_bytes: Some(256 * 1024),
+            },
+        )
+        .await
+        .unwrap();
+        let mut result = Ok(0);
+        for batch in 0..100 {
+            result = s
+                .append(&singles(&format!("m{batch}"), T0, &vec![1.5; 600]))
+                .await;
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(result, Err(StoreError::Full)), "{result:?}");
+        // Reading still works.
+        assert!(
+            !s.read("m0", Tier::Second, T0, T0 + HOUR)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
