@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::{Retention, Store, StoreError, bucket, plan, series_name};
+use store::{Retention, Store, StoreError, plan, series_name};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -116,7 +116,12 @@ impl History {
         let (tier, step_ms) = plan(from_ms, to_ms, now_ms, &self.retention);
         let points = self
             .store
-            .read(&series_name(metric.as_str(), host), tier, from_ms, to_ms)
+            .read(
+                &series_name(metric.as_str(), host),
+                tier,
+                (from_ms, to_ms),
+                step_ms,
+            )
             .await?;
         Ok(HistorySeries {
             metric,
@@ -125,7 +130,7 @@ impl History {
             step_ms,
             from_ms,
             to_ms,
-            points: bucket(points, step_ms),
+            points,
         })
     }
 

@@ -77,13 +77,14 @@ pub trait Store: Send + Sync + 'static {
     async fn maintain(&self, now_ms: i64, retention: &Retention)
     -> Result<Maintenance, StoreError>;
 
-    /// The points of `series` in `tier` with `from_ms <= t < to_ms`, in time order.
+    /// The points of `series` in `tier` with `from_ms <= t < to_ms`, merged into buckets of `step_ms` (a
+    /// multiple of the tier's resolution) aligned to multiples of it, in time order.
     async fn read(
         &self,
         series: &str,
         tier: Tier,
-        from_ms: i64,
-        to_ms: i64,
+        range: (i64, i64),
+        step_ms: i64,
     ) -> Result<Vec<HistoryPoint>, StoreError>;
 
     /// Bytes the store occupies on disk.

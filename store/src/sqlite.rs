@@ -6,7 +6,7 @@
 //! pool of their own, so a chart query never waits for a write.
 
 use crate::chunk;
-use crate::plan::Retention;
+use crate::plan::{Retention, bucket};
 use crate::{Maintenance, Store, StoreError};
 use async_trait::async_trait;
 use shared::{HistoryPoint, Tier};
@@ -27,6 +27,10 @@ const HOUR: i64 = 3_600_000;
 /// A minute is rolled up this long after it ends: points reach the store up to a second late (they are
 /// batched once a second), and this leaves room for a slow batch.
 const ROLLUP_DELAY_MS: i64 = 5_000;
+/// Rows in one INSERT statement: 6 parameters each, well under SQLite's limit of 32,766.
+const ROWS_PER_INSERT: usize = 500;
+/// Address space SQLite may map of the database file (not memory it takes: pages are the OS page cache).
+const MMAP_BYTES: u64 = 256 << 20;
 /// SQLite's page size, which the quota is counted in.
 const PAGE_SIZE: u64 = 4096;
 
@@ -59,7 +63,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Reads straight from the OS page cache, without copying into each connection's own cache.
+            .pragma("mmap_size", MMAP_BYTES.to_string());
         // Migrations run on a connection of their own, without the quota, so that a quota smaller than the
         // schema still lets the database open (SQLite then caps it at its current size).
         let migrations = SqlitePoolOptions::new()
@@ -191,15 +197,18 @@ impl SqliteStore {
 
     /// Seals the open per-second points before `before` into one compressed chunk per series and hour.
     async fn seal(&self, before: i64) -> Result<u64, StoreError> {
-        let series: Vec<i64> =
-            sqlx::query_scalar("SELECT DISTINCT series_id FROM second_open WHERE t_ms < ?")
-                .bind(before)
-                .fetch_all(&self.writer)
-                .await?;
+        // Per series through the primary key, rather than a scan of every open row.
+        let series: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM series WHERE EXISTS \
+             (SELECT 1 FROM second_open WHERE series_id = series.id AND t_ms < ?)",
+        )
+        .bind(before)
+        .fetch_all(&self.writer)
+        .await?;
         let mut sealed = 0;
         for id in series {
             let mut tx = self.writer.begin().await?;
-            let points = Self::points(&mut *tx, "second_open", id, i64::MIN, before).await?;
+            let points = Self::points(&mut *tx, "second_open", id, (i64::MIN, before), 1).await?;
             let mut start = 0;
             while start < points.len() {
                 let hour = points[start].t_ms.div_euclid(HOUR);
@@ -233,20 +242,25 @@ impl SqliteStore {
         Ok(sealed)
     }
 
+    /// Points of `table` in `[from_ms, to_ms)`, merged into buckets of `step_ms` by SQLite itself: a chart's
+    /// thousand points cross the connection instead of every stored row.
     async fn points<'e, E>(
         executor: E,
         table: &str,
         id: i64,
-        from_ms: i64,
-        to_ms: i64,
+        (from_ms, to_ms): (i64, i64),
+        step_ms: i64,
     ) -> Result<Vec<HistoryPoint>, StoreError>
     where
         E: sqlx::Executor<'e, Database = Sqlite>,
     {
         let rows: Vec<(i64, f64, f64, f64, i64)> = sqlx::query_as(&format!(
-            "SELECT t_ms, min, max, avg, count FROM {table} \
-             WHERE series_id = ? AND t_ms >= ? AND t_ms < ? ORDER BY t_ms"
+            "SELECT (t_ms / ?1) * ?1 AS bucket, MIN(min), MAX(max), SUM(avg * count) / SUM(count), \
+                    SUM(count) \
+             FROM {table} WHERE series_id = ?2 AND t_ms >= ?3 AND t_ms < ?4 \
+             GROUP BY bucket ORDER BY bucket"
         ))
+        .bind(step_ms.max(1))
         .bind(id)
         .bind(from_ms)
         .bind(to_ms)
@@ -270,15 +284,15 @@ fn point((t_ms, min, max, avg, count): (i64, f64, f64, f64, i64)) -> HistoryPoin
 impl Store for SqliteStore {
     async fn append(&self, points: &[(String, HistoryPoint)]) -> Result<usize, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let mut new_ids: Vec<(String, i64)> = Vec::new();
-        let mut stored = 0;
+        let mut new_ids: HashMap<&str, i64> = HashMap::new();
+        let mut rows: Vec<(i64, HistoryPoint)> = Vec::with_capacity(points.len());
         for (name, p) in points {
             if !(p.min.is_finite() && p.max.is_finite() && p.avg.is_finite()) || p.count == 0 {
                 continue;
             }
             let id = match self
                 .cached_id(name)
-                .or_else(|| new_ids.iter().find(|(n, _)| n == name).map(|(_, id)| *id))
+                .or_else(|| new_ids.get(name.as_str()).copied())
             {
                 Some(id) => id,
                 None => {
@@ -292,34 +306,41 @@ impl Store for SqliteStore {
                         .bind(name)
                         .fetch_one(&mut *tx)
                         .await?;
-                    new_ids.push((name.clone(), id));
+                    new_ids.insert(name, id);
                     id
                 }
             };
-            sqlx::query(
-                "INSERT INTO second_open (series_id, t_ms, min, max, avg, count) VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (series_id, t_ms) DO UPDATE SET \
+            rows.push((id, *p));
+        }
+        // Many rows per statement: each statement is a round trip to sqlx's SQLite worker thread, which costs
+        // far more than SQLite's own work for a row.
+        for group in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO second_open (series_id, t_ms, min, max, avg, count) ",
+            );
+            insert.push_values(group, |mut row, (id, p)| {
+                row.push_bind(*id)
+                    .push_bind(p.t_ms)
+                    .push_bind(p.min)
+                    .push_bind(p.max)
+                    .push_bind(p.avg)
+                    .push_bind(i64::from(p.count));
+            });
+            insert.push(
+                " ON CONFLICT (series_id, t_ms) DO UPDATE SET \
                    min = MIN(second_open.min, excluded.min), \
                    max = MAX(second_open.max, excluded.max), \
                    avg = (second_open.avg * second_open.count + excluded.avg * excluded.count) \
                          / (second_open.count + excluded.count), \
                    count = second_open.count + excluded.count",
-            )
-            .bind(id)
-            .bind(p.t_ms)
-            .bind(p.min)
-            .bind(p.max)
-            .bind(p.avg)
-            .bind(i64::from(p.count))
-            .execute(&mut *tx)
-            .await?;
-            stored += 1;
+            );
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         if let Ok(mut ids) = self.ids.lock() {
-            ids.extend(new_ids);
+            ids.extend(new_ids.into_iter().map(|(name, id)| (name.to_owned(), id)));
         }
-        Ok(stored)
+        Ok(rows.len())
     }
 
     async fn maintain(
@@ -348,15 +369,20 @@ impl Store for SqliteStore {
         }
         let mut tx = self.writer.begin().await?;
         let second_cutoff = retention.cutoff(Tier::Second, now_ms);
+        // The point tables are keyed (series, time): naming the series lets SQLite walk the key to the cutoff
+        // instead of scanning a month of minutes every ten seconds.
         for (sql, cutoff) in [
             ("DELETE FROM second_chunks WHERE end_ms < ?", second_cutoff),
-            ("DELETE FROM second_open WHERE t_ms < ?", second_cutoff),
             (
-                "DELETE FROM minute_points WHERE t_ms < ?",
+                "DELETE FROM second_open WHERE series_id IN (SELECT id FROM series) AND t_ms < ?",
+                second_cutoff,
+            ),
+            (
+                "DELETE FROM minute_points WHERE series_id IN (SELECT id FROM series) AND t_ms < ?",
                 retention.cutoff(Tier::Minute, now_ms),
             ),
             (
-                "DELETE FROM hour_points WHERE t_ms < ?",
+                "DELETE FROM hour_points WHERE series_id IN (SELECT id FROM series) AND t_ms < ?",
                 retention.cutoff(Tier::Hour, now_ms),
             ),
         ] {
@@ -374,12 +400,13 @@ impl Store for SqliteStore {
         &self,
         series: &str,
         tier: Tier,
-        from_ms: i64,
-        to_ms: i64,
+        (from_ms, to_ms): (i64, i64),
+        step_ms: i64,
     ) -> Result<Vec<HistoryPoint>, StoreError> {
         let Some(id) = self.id_for_read(series).await? else {
             return Ok(Vec::new());
         };
+        let range = (from_ms, to_ms);
         let mut conn = self.reader.acquire().await?;
         let mut points = match tier {
             Tier::Second => {
@@ -400,12 +427,12 @@ impl Store for SqliteStore {
                             .filter(|p| p.t_ms >= from_ms && p.t_ms < to_ms),
                     );
                 }
-                points.extend(Self::points(&mut *conn, "second_open", id, from_ms, to_ms).await?);
+                points.extend(Self::points(&mut *conn, "second_open", id, range, step_ms).await?);
                 points
             }
             Tier::Minute => {
                 let mut points =
-                    Self::points(&mut *conn, "minute_points", id, from_ms, to_ms).await?;
+                    Self::points(&mut *conn, "minute_points", id, range, step_ms).await?;
                 // Minutes not rolled up yet are summarised from the open per-second rows, so the newest
                 // minutes are not missing from a 24-hour chart.
                 let mark: Option<i64> =
@@ -414,26 +441,18 @@ impl Store for SqliteStore {
                         .await?;
                 let recent_from = mark.unwrap_or(i64::MIN).max(from_ms);
                 if recent_from < to_ms {
-                    let rows: Vec<(i64, f64, f64, f64, i64)> = sqlx::query_as(
-                        "SELECT (t_ms / 60000) * 60000 AS bucket, MIN(min), MAX(max), \
-                                SUM(avg * count) / SUM(count), SUM(count) \
-                         FROM second_open WHERE series_id = ? AND t_ms >= ? AND t_ms < ? \
-                         GROUP BY bucket ORDER BY bucket",
-                    )
-                    .bind(id)
-                    .bind(recent_from)
-                    .bind(to_ms)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                    points.extend(rows.into_iter().map(point));
+                    points.extend(
+                        Self::points(&mut *conn, "second_open", id, (recent_from, to_ms), step_ms)
+                            .await?,
+                    );
                 }
                 points
             }
-            Tier::Hour => Self::points(&mut *conn, "hour_points", id, from_ms, to_ms).await?,
+            Tier::Hour => Self::points(&mut *conn, "hour_points", id, range, step_ms).await?,
         };
-        // Chunks and open rows may interleave after a late write; keep the result in time order.
+        // Chunks and rows (or two tables) can share a bucket at their boundary: merge in time order.
         points.sort_by_key(|p| p.t_ms);
-        Ok(points)
+        Ok(bucket(points, step_ms))
     }
 
     async fn size_bytes(&self) -> Result<u64, StoreError> {
@@ -490,7 +509,15 @@ mod tests {
         assert_eq!(done.hours_rolled, 2);
         assert_eq!(done.chunks_sealed, 2);
 
-        let minutes = s.read("m", Tier::Minute, T0, T0 + 2 * HOUR).await.unwrap();
+        let minutes = s
+            .read(
+                "m",
+                Tier::Minute,
+                (T0, T0 + 2 * HOUR),
+                Tier::Minute.resolution_ms(),
+            )
+            .await
+            .unwrap();
         assert_eq!(minutes.len(), 120);
         assert_eq!(
             (
@@ -506,7 +533,15 @@ mod tests {
         assert_eq!(minutes[1].max, 1000.0);
         assert!((minutes[1].avg - (1770.0 - 1.0 + 1000.0) / 60.0).abs() < 1e-9);
 
-        let hours = s.read("m", Tier::Hour, T0, T0 + 2 * HOUR).await.unwrap();
+        let hours = s
+            .read(
+                "m",
+                Tier::Hour,
+                (T0, T0 + 2 * HOUR),
+                Tier::Hour.resolution_ms(),
+            )
+            .await
+            .unwrap();
         assert_eq!(hours.len(), 2);
         assert_eq!(
             (hours[0].min, hours[0].max, hours[0].count),
@@ -516,9 +551,57 @@ mod tests {
         assert_eq!((hours[1].max, hours[1].avg), (59.0, 29.5));
 
         // Sealed seconds read back exactly, across the chunk boundary.
-        let seconds = s.read("m", Tier::Second, T0, T0 + 2 * HOUR).await.unwrap();
+        let seconds = s
+            .read(
+                "m",
+                Tier::Second,
+                (T0, T0 + 2 * HOUR),
+                Tier::Second.resolution_ms(),
+            )
+            .await
+            .unwrap();
         assert_eq!(seconds.len(), 7200);
         assert!(seconds.iter().zip(&values).all(|(p, v)| p.avg == *v));
+    }
+
+    #[tokio::test]
+    async fn a_coarse_read_buckets_sealed_and_open_points_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        // 1h 30m of 0, 1, 2, …: the first hour is sealed into a chunk, the rest stays open rows.
+        let values: Vec<f64> = (0..5400).map(f64::from).collect();
+        s.append(&singles("m", T0, &values)).await.unwrap();
+        let done = s
+            .maintain(T0 + 90 * MINUTE, &Retention::default())
+            .await
+            .unwrap();
+        assert_eq!(done.chunks_sealed, 1);
+        // Buckets of 4 s straddle nothing: each holds 4 consecutive seconds.
+        let got = s
+            .read("m", Tier::Second, (T0, T0 + 2 * HOUR), 4_000)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1350);
+        for (i, p) in got.iter().enumerate() {
+            let first = i as f64 * 4.0;
+            assert_eq!(p.t_ms, T0 + i as i64 * 4_000);
+            assert_eq!(
+                (p.min, p.max, p.avg, p.count),
+                (first, first + 3.0, first + 1.5, 4)
+            );
+        }
+        // A 7-minute step crosses the sealed hour's end (420 s does not divide 3600 s).
+        let got = s
+            .read("m", Tier::Second, (T0, T0 + 2 * HOUR), 420_000)
+            .await
+            .unwrap();
+        assert_eq!(got.iter().map(|p| p.count).sum::<u32>(), 5400);
+        let offset = T0.rem_euclid(420_000);
+        let straddling = got
+            .iter()
+            .find(|p| p.t_ms <= T0 + HOUR && p.t_ms + 420_000 > T0 + HOUR)
+            .unwrap();
+        assert_eq!(straddling.count, 420, "offset {offset}");
     }
 
     #[tokio::test]
@@ -527,7 +610,15 @@ mod tests {
         let s = store(&dir).await;
         s.append(&singles("m", T0, &[1.0])).await.unwrap();
         s.append(&singles("m", T0, &[3.0])).await.unwrap();
-        let got = s.read("m", Tier::Second, T0, T0 + 1000).await.unwrap();
+        let got = s
+            .read(
+                "m",
+                Tier::Second,
+                (T0, T0 + 1000),
+                Tier::Second.resolution_ms(),
+            )
+            .await
+            .unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(
             (got[0].min, got[0].max, got[0].avg, got[0].count),
@@ -551,19 +642,28 @@ mod tests {
         s.maintain(now, &retention).await.unwrap();
         // Seconds: whole hour chunks older than the cutoff go; the chunk ending at or after it stays.
         let cutoff = retention.cutoff(Tier::Second, now);
-        let seconds = s.read("m", Tier::Second, T0, now).await.unwrap();
+        let seconds = s
+            .read("m", Tier::Second, (T0, now), Tier::Second.resolution_ms())
+            .await
+            .unwrap();
         let first = seconds.first().unwrap().t_ms;
         assert!(
             first <= cutoff && first > cutoff - HOUR,
             "first second {first}"
         );
         // Minutes and hours are pruned point by point, keeping t >= cutoff.
-        let minutes = s.read("m", Tier::Minute, T0, now).await.unwrap();
+        let minutes = s
+            .read("m", Tier::Minute, (T0, now), Tier::Minute.resolution_ms())
+            .await
+            .unwrap();
         assert_eq!(
             minutes.first().unwrap().t_ms,
             crate::plan::ceil_div(retention.cutoff(Tier::Minute, now), MINUTE) * MINUTE
         );
-        let hours = s.read("m", Tier::Hour, T0, now).await.unwrap();
+        let hours = s
+            .read("m", Tier::Hour, (T0, now), Tier::Hour.resolution_ms())
+            .await
+            .unwrap();
         // The hour cutoff is 5 s past T0 + 1h: the hours starting at T0 + 2h and T0 + 3h remain.
         assert_eq!(hours.len(), 2, "{hours:?}");
         assert_eq!(hours[0].t_ms, T0 + 2 * HOUR);
@@ -612,7 +712,7 @@ mod tests {
         assert!(matches!(result, Err(StoreError::Full)), "{result:?}");
         // Reading still works.
         assert!(
-            !s.read("m0", Tier::Second, T0, T0 + HOUR)
+            !s.read("m0", Tier::Second, (T0, T0 + HOUR), 1000)
                 .await
                 .unwrap()
                 .is_empty()
