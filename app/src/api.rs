@@ -5,7 +5,7 @@
 
 use crate::error::AppError;
 use leptos::prelude::*;
-use shared::{Envelope, HistorySeries, Metric, TimeRange};
+use shared::{Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric, TimeRange};
 
 #[cfg(feature = "ssr")]
 pub use ssr::{Backend, BackendHandle, BoxFuture};
@@ -19,7 +19,7 @@ pub async fn get_snapshot() -> Result<Envelope, AppError> {
 }
 
 /// Stored history of `metrics` over `range` for `host` (this server's own when `None`), one series per
-/// metric, each at most about a thousand points.
+/// distinct metric in `Metric` order, each at most about a thousand points.
 #[server(prefix = "/api", endpoint = "get_history", input = server_fn::codec::Json)]
 pub async fn get_history(
     metrics: Vec<Metric>,
@@ -28,6 +28,9 @@ pub async fn get_history(
 ) -> Result<Vec<HistorySeries>, AppError> {
     let backend = use_context::<BackendHandle>()
         .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
+    let mut metrics = metrics;
+    metrics.sort();
+    metrics.dedup();
     let mut series = Vec::with_capacity(metrics.len());
     for metric in metrics {
         match backend.0.history(metric, host.clone(), range).await {
@@ -45,10 +48,30 @@ pub async fn get_history(
     Ok(series)
 }
 
+/// A page of the error log, newest first, strictly older than `before` when given.
+#[server(prefix = "/api", endpoint = "get_logs", input = server_fn::codec::Json)]
+pub async fn get_logs(
+    filter: LogFilter,
+    before: Option<LogCursor>,
+    limit: u32,
+) -> Result<LogPage, AppError> {
+    let backend = use_context::<BackendHandle>()
+        .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
+    backend.0.logs(filter, before, limit as usize).await
+}
+
+/// Every service with log entries, for the service filter.
+#[server(prefix = "/api", endpoint = "get_log_services")]
+pub async fn get_log_services() -> Result<Vec<String>, AppError> {
+    let backend = use_context::<BackendHandle>()
+        .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
+    backend.0.log_services().await
+}
+
 #[cfg(feature = "ssr")]
 mod ssr {
     use crate::error::AppError;
-    use shared::{Envelope, HistorySeries, Metric, TimeRange};
+    use shared::{Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric, TimeRange};
     use std::future::Future;
     use std::pin::Pin;
     use std::sync::Arc;
@@ -67,6 +90,17 @@ mod ssr {
             host: Option<String>,
             range: TimeRange,
         ) -> BoxFuture<Result<HistorySeries, AppError>>;
+
+        /// A page of the error log.
+        fn logs(
+            &self,
+            filter: LogFilter,
+            before: Option<LogCursor>,
+            limit: usize,
+        ) -> BoxFuture<Result<LogPage, AppError>>;
+
+        /// Services with log entries.
+        fn log_services(&self) -> BoxFuture<Result<Vec<String>, AppError>>;
     }
 
     /// The backend as the server provides it through context.

@@ -10,6 +10,9 @@ pub enum AppError {
     /// The server is up but a part the request needs is not (configuration or start-up problem).
     #[error("the server is not ready: {0}")]
     Unavailable(String),
+    /// The store could not answer (a read failed); the server itself is up.
+    #[error("the store cannot be read: {0}")]
+    Storage(String),
     /// The request asked for something that cannot be answered as asked; the message says why.
     #[error("{0}")]
     BadRequest(String),

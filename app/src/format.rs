@@ -44,6 +44,43 @@ pub fn span(ms: i64) -> String {
     }
 }
 
+/// Calendar date and time of day (UTC) of a Unix-ms instant.
+fn utc_parts(t_ms: i64) -> (i64, u32, u32, i64, i64, i64, i64) {
+    let secs = t_ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        month,
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        t_ms.rem_euclid(1000),
+    )
+}
+
+/// `2026-11-26T03:51:11.042Z`, for `datetime` attributes.
+pub fn iso_utc(t_ms: i64) -> String {
+    let (y, mo, d, h, mi, s, ms) = utc_parts(t_ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+}
+
+/// `11-26 03:51:11`: what a log line shows. UTC, so the server-rendered page and the browser agree.
+pub fn clock_utc(t_ms: i64) -> String {
+    let (_, mo, d, h, mi, s, _) = utc_parts(t_ms);
+    format!("{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
 /// The age of the last event, as the connection indicator shows it.
 pub fn age(ms: f64) -> String {
     let s = (ms.max(0.0) / 1000.0).floor() as u64;
@@ -71,5 +108,9 @@ mod tests {
         assert_eq!(span(4_000), "4s");
         assert_eq!(span(660_000), "11m");
         assert_eq!(span(10_800_000), "3h");
+        assert_eq!(iso_utc(1_795_658_400_042), "2026-11-26T02:00:00.042Z");
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(clock_utc(1_795_658_400_042), "11-26 02:00:00");
     }
 }

@@ -5,7 +5,9 @@
 //! - `idle`: CPU and RSS of an idle server process over a window, read from /proc.
 //! - `size`: gzip -9 sizes of what a browser downloads on first load.
 //! - `store`: the embedded store under simulated per-second readings (see `store.rs`).
+//! - `logs`: error-log ingest throughput and page latency against a running server (see `logs.rs`).
 
+mod logs;
 mod store;
 
 use anyhow::{Context, Result, bail};
@@ -64,6 +66,19 @@ enum Cmd {
         #[arg(long, default_value_t = 7)]
         days: u32,
     },
+    /// Error-log ingest throughput and page latency of a running server.
+    Logs {
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: usize,
+        /// Lines per request.
+        #[arg(long, default_value_t = 5_000)]
+        batch: usize,
+        /// Concurrent connections sending.
+        #[arg(long, default_value_t = 2)]
+        senders: usize,
+    },
     /// First-load sizes (gzip -9) of the built site.
     Size {
         #[arg(long, default_value = "target/site")]
@@ -94,6 +109,15 @@ fn main() -> Result<()> {
         }
         Cmd::Idle { pid, seconds } => idle_bench(pid, Duration::from_secs(seconds)),
         Cmd::Size { site } => size_bench(&site),
+        Cmd::Logs {
+            url,
+            lines,
+            batch,
+            senders,
+        } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(logs::logs_bench(url, lines, batch.max(1), senders)),
         Cmd::Store { days } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

@@ -17,6 +17,7 @@ test('after a run and a restart, switching to 1h draws the stored points and put
     // Let the first run store a few seconds, then restart on the same data directory.
     await new Promise((resolve) => setTimeout(resolve, 4_000));
     await server.stop();
+    const restartedAt = Date.now();
     server = await startServer(port, data);
 
     await page.goto(server.url);
@@ -27,6 +28,8 @@ test('after a run and a restart, switching to 1h draws the stored points and put
     // Points from the first run are in the store: the count is there as soon as the history has loaded.
     await expect.poll(async () => Number(await stored.getAttribute('data-count')), { timeout: 15_000 }).toBeGreaterThan(0);
     await expect(stored).toContainText('second tier');
+    // And the oldest of them is from before the restart.
+    expect(Number(await stored.getAttribute('data-first-ms'))).toBeLessThan(restartedAt);
     await expect.poll(() => dashboard.chartIsDrawn('history-cpu-memory')).toBe(true);
     await expect(page.getByRole('link', { name: '1h' })).toHaveAttribute('aria-current', 'true');
     await page.setViewportSize({ width: 1440, height: 1000 });

@@ -1,37 +1,55 @@
-//! The error every JSON route returns: a status and a message a person can read, as `{"error": "…"}`.
+//! The error every JSON route returns: a status and a message a person can read, as `{"error": "…"}`, with
+//! more detail beside it where there is some (the rejected lines of an ingest request, say).
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Extra keys for the body, e.g. `{"lines": […]}`.
+    pub details: Option<Value>,
 }
 
 impl ApiError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
+            status,
             message: message.into(),
+            details: None,
         }
     }
 
-    pub fn unavailable(message: impl Into<String>) -> Self {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// A 400 whose body carries `details` (an object) beside the message.
+    pub fn bad_request_with(message: impl Into<String>, details: Value) -> Self {
         ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: message.into(),
+            details: Some(details),
+            ..ApiError::bad_request(message)
         }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
+        let mut body = serde_json::json!({ "error": self.message });
+        if let (Some(Value::Object(details)), Some(map)) = (self.details, body.as_object_mut()) {
+            map.extend(details);
+        }
+        (self.status, Json(body)).into_response()
     }
 }

@@ -18,6 +18,7 @@ const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 const MAX_BUFFER: usize = 1_000_000;
 /// Per-second history shorter than this could not even draw the one-hour chart's recent end.
 const MIN_RETENTION: Duration = Duration::from_secs(600);
+const MIN_MINUTE_RETENTION: Duration = Duration::from_secs(2 * 3600);
 const MAX_RETENTION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 #[derive(Debug, Parser)]
@@ -60,6 +61,9 @@ pub struct Cli {
     /// How long per-hour history is kept [default: 1y].
     #[arg(long, env = "WATCHPOST_RETENTION_HOUR", value_parser = parse_duration)]
     pub retention_hour: Option<Duration>,
+    /// How long error-log entries are kept [default: 30d].
+    #[arg(long, env = "WATCHPOST_RETENTION_LOGS", value_parser = parse_duration)]
+    pub retention_logs: Option<Duration>,
     /// The most disk space the database may take, e.g. `2GiB`; past it history stops being saved, as on a
     /// full disk [default: no limit].
     #[arg(long, env = "WATCHPOST_STORE_QUOTA", value_parser = parse_size)]
@@ -93,6 +97,7 @@ struct FileConfig {
     retention_second: Option<String>,
     retention_minute: Option<String>,
     retention_hour: Option<String>,
+    retention_logs: Option<String>,
     store_quota: Option<String>,
     site_root: Option<PathBuf>,
 }
@@ -196,6 +201,10 @@ impl Config {
                     .retention_hour
                     .or(file_duration("retention_hour", &file.retention_hour)?)
                     .unwrap_or(d.retention.hour),
+                logs: cli
+                    .retention_logs
+                    .or(file_duration("retention_logs", &file.retention_logs)?)
+                    .unwrap_or(d.retention.logs),
             },
             store_quota: match cli.store_quota {
                 Some(quota) => Some(quota),
@@ -252,11 +261,12 @@ impl Config {
                 format!("must be between 10m and 10y, got {:?}", r.second),
             );
         }
-        if r.minute < r.second || r.minute > MAX_RETENTION {
+        // Minutes are rolled into an hour only once the hour is over: they must outlive it.
+        if r.minute < r.second.max(MIN_MINUTE_RETENTION) || r.minute > MAX_RETENTION {
             return invalid(
                 "retention-minute",
                 format!(
-                    "must be at least retention-second ({:?}) and at most 10y, got {:?}",
+                    "must be at least 2h and at least retention-second ({:?}), and at most 10y, got {:?}",
                     r.second, r.minute
                 ),
             );
@@ -268,6 +278,12 @@ impl Config {
                     "must be at least retention-minute ({:?}) and at most 10y, got {:?}",
                     r.minute, r.hour
                 ),
+            );
+        }
+        if r.logs < Duration::from_secs(60) || r.logs > MAX_RETENTION {
+            return invalid(
+                "retention-logs",
+                format!("must be between 1m and 10y, got {:?}", r.logs),
             );
         }
         if self.environment.trim().is_empty() {

@@ -46,8 +46,24 @@ pub enum HistoryError {
 #[derive(Default)]
 struct Status {
     current: Mutex<StorageStatus>,
+    /// The last failure of each kind of work, kept apart so that a successful write does not clear a
+    /// maintenance failure (which would make the alert flap near a full quota).
+    failures: Mutex<Failures>,
     last_write_ms: AtomicI64,
     dropped: AtomicU64,
+}
+
+#[derive(Default)]
+struct Failures {
+    write: Option<String>,
+    maintain: Option<String>,
+}
+
+/// Which work a status update reports on.
+#[derive(Clone, Copy)]
+enum Work {
+    Write,
+    Maintain,
 }
 
 /// Reads history, and reports how writing it goes. Cheap to clone.
@@ -134,8 +150,18 @@ impl History {
         })
     }
 
-    /// Records a change of the store's health; publishes it when it changed.
-    fn set_status(&self, hub: &Hub, error: Option<String>) {
+    /// Records how `work` went; publishes the store's health when it changed.
+    fn set_status(&self, hub: &Hub, work: Work, error: Option<String>) {
+        let error = {
+            let Ok(mut failures) = self.status.failures.lock() else {
+                return;
+            };
+            match work {
+                Work::Write => failures.write = error,
+                Work::Maintain => failures.maintain = error,
+            }
+            failures.write.clone().or_else(|| failures.maintain.clone())
+        };
         let changed = {
             let Ok(mut current) = self.status.current.lock() else {
                 return;
@@ -170,7 +196,8 @@ impl Recorder {
     /// Queues a reading for the next batch. Never blocks: if the recorder is that far behind, the reading is
     /// dropped and counted.
     pub fn record(&self, health: &HostHealth) {
-        if self.tx.try_send(health.clone()).is_err() {
+        // A closed channel means the recorder has shut down: nothing to report.
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(health.clone()) {
             let dropped = self.status.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "history recorder is behind; readings dropped");
@@ -213,10 +240,19 @@ async fn run(
             },
             _ = flush.tick() => batch.write(&history, &hub).await,
             _ = maintain.tick() => {
-                match history.store.maintain(now_millis(), &history.retention).await {
-                    Ok(done) => tracing::debug!(?done, "history maintenance"),
-                    Err(StoreError::Full) => history.set_status(&hub, Some(StoreError::Full.to_string())),
-                    Err(e) => tracing::warn!("history maintenance failed: {e}"),
+                // Write first, and never let the rollups pass a point still waiting to be written: it would
+                // land behind them and miss the minute and hour tiers.
+                batch.write(&history, &hub).await;
+                let now = batch.oldest().map_or(now_millis(), |t| t.min(now_millis()));
+                match history.store.maintain(now, &history.retention).await {
+                    Ok(done) => {
+                        tracing::debug!(?done, "history maintenance");
+                        history.set_status(&hub, Work::Maintain, None);
+                    }
+                    Err(e) => {
+                        tracing::warn!("history maintenance failed: {e}");
+                        history.set_status(&hub, Work::Maintain, Some(e.to_string()));
+                    }
                 }
             }
             () = shutdown.cancelled() => break,
@@ -263,6 +299,11 @@ impl Batch {
         }
     }
 
+    /// The time of the oldest point still waiting.
+    fn oldest(&self) -> Option<i64> {
+        self.points.keys().map(|(_, t)| *t).min()
+    }
+
     async fn write(&mut self, history: &History, hub: &Hub) {
         if self.order.is_empty() {
             return;
@@ -280,9 +321,9 @@ impl Batch {
                     .status
                     .last_write_ms
                     .store(now_millis(), Ordering::Relaxed);
-                history.set_status(hub, None);
+                history.set_status(hub, Work::Write, None);
             }
-            Err(e) => history.set_status(hub, Some(e.to_string())),
+            Err(e) => history.set_status(hub, Work::Write, Some(e.to_string())),
         }
     }
 }
@@ -313,7 +354,7 @@ impl From<HistoryError> for ApiError {
             }
             HistoryError::Store(e) => {
                 tracing::error!("history query failed: {e}");
-                ApiError::unavailable(format!("history cannot be read right now: {e}"))
+                ApiError::unavailable(format!("history cannot be read: {e}"))
             }
         }
     }

@@ -9,5 +9,6 @@ pub mod config;
 pub mod healthz;
 pub mod history;
 pub mod hub;
+pub mod logs;
 pub mod startup;
 pub mod stream;

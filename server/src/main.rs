@@ -3,9 +3,12 @@
 
 use clap::Parser;
 use server::config::{Cli, Command, Config};
+use server::logs::OwnLogs;
 use server::startup::Application;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,11 +23,17 @@ fn main() -> ExitCode {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    // Console output as RUST_LOG says; WARN and ERROR also go to the dashboard's error log.
+    let (capture, own_logs) = server::logs::capture_layer();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+                ),
         )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with(capture.with_filter(LevelFilter::WARN))
         .init();
     // Each dashboard tab holds a connection: the default soft limit (often 1024) would cap the audience.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -41,7 +50,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, own_logs)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("watchpost: {e:#}");
@@ -50,8 +59,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let app = Application::build(config).await?;
+async fn serve(config: Config, own_logs: OwnLogs) -> anyhow::Result<()> {
+    let app = Application::build_with_logs(config, Some(own_logs)).await?;
     tracing::info!("Watchpost listening on http://{}", app.local_addr());
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {

@@ -8,18 +8,22 @@ use crate::config::Config;
 use crate::healthz::{HealthzState, healthz};
 use crate::history::{History, HistoryError, history_route, spawn_recorder};
 use crate::hub::{Hub, now_millis};
+use crate::logs::{
+    LogBook, MAX_INGEST_BYTES, OwnLogs, ingest_route, page_route, spawn_own_log_writer,
+};
 use crate::stream::{StreamConfig, events};
 use app::api::{Backend, BackendHandle, BoxFuture};
 use app::error::AppError;
 use app::{App, shell};
 use axum::Router;
-use axum::extract::Query;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query};
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use shared::{Envelope, HistorySeries, Metric, TimeRange};
+use shared::{Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric, TimeRange};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,12 +67,18 @@ pub struct Application {
     shutdown: CancellationToken,
     collector: Collector,
     recorder: JoinHandle<()>,
+    own_log_writer: Option<JoinHandle<()>>,
 }
 
 /// The app's view of the server.
 struct ServerBackend {
     hub: Arc<Hub>,
     history: History,
+    logs: LogBook,
+}
+
+fn unavailable(e: StoreError) -> AppError {
+    AppError::Storage(e.to_string())
 }
 
 impl Backend for ServerBackend {
@@ -91,14 +101,38 @@ impl Backend for ServerBackend {
                     HistoryError::Range(_) | HistoryError::UnknownHost(_) => {
                         AppError::BadRequest(e.to_string())
                     }
-                    HistoryError::Store(e) => AppError::Unavailable(e.to_string()),
+                    HistoryError::Store(e) => unavailable(e),
                 })
         })
+    }
+
+    fn logs(
+        &self,
+        filter: LogFilter,
+        before: Option<LogCursor>,
+        limit: usize,
+    ) -> BoxFuture<Result<LogPage, AppError>> {
+        let logs = self.logs.clone();
+        Box::pin(async move { logs.page(&filter, before, limit).await.map_err(unavailable) })
+    }
+
+    fn log_services(&self) -> BoxFuture<Result<Vec<String>, AppError>> {
+        let logs = self.logs.clone();
+        Box::pin(async move { logs.services().await.map_err(unavailable) })
     }
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Application, StartupError> {
+        Self::build_with_logs(config, None).await
+    }
+
+    /// As [`Application::build`], also writing the process's own WARN/ERROR events (captured by the layer that
+    /// gave `own_logs`) to the error log.
+    pub async fn build_with_logs(
+        config: Config,
+        own_logs: Option<OwnLogs>,
+    ) -> Result<Application, StartupError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -132,10 +166,14 @@ impl Application {
         )
         .await?;
         let sampler = HostSampler::new()?;
-        let history = History::new(Arc::new(store), config.retention, sampler.host().clone());
+        let store: Arc<dyn store::Store> = Arc::new(store);
+        let history = History::new(store.clone(), config.retention, sampler.host().clone());
+        let logs = LogBook::new(store, hub.clone());
         let shutdown = CancellationToken::new();
         let (recorder, recorder_task) =
             spawn_recorder(history.clone(), hub.clone(), shutdown.clone());
+        let own_log_writer =
+            own_logs.map(|own| spawn_own_log_writer(logs.clone(), own, shutdown.clone()));
         let status = Arc::new(CollectorStatus::default());
         let collector = Collector::spawn(
             sampler,
@@ -173,6 +211,27 @@ impl Application {
                     }
                 }),
             )
+            .route(
+                "/api/logs",
+                get({
+                    let logs = logs.clone();
+                    move |Query(params): Query<HashMap<String, String>>| {
+                        page_route(logs.clone(), params)
+                    }
+                }),
+            )
+            .route(
+                "/api/ingest/logs",
+                post({
+                    let logs = logs.clone();
+                    move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                          headers: HeaderMap,
+                          body: Bytes| {
+                        ingest_route(logs.clone(), peer, headers, body)
+                    }
+                })
+                .layer(DefaultBodyLimit::max(MAX_INGEST_BYTES)),
+            )
             .layer(CompressionLayer::new());
 
         let leptos_options = LeptosOptions::builder()
@@ -181,7 +240,7 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
             .build();
-        let backend = BackendHandle(Arc::new(ServerBackend { hub, history }));
+        let backend = BackendHandle(Arc::new(ServerBackend { hub, history, logs }));
         let site = Router::new()
             .leptos_routes_with_context(
                 &leptos_options,
@@ -206,6 +265,7 @@ impl Application {
             shutdown,
             collector,
             recorder: recorder_task,
+            own_log_writer,
         })
     }
 
@@ -227,7 +287,10 @@ impl Application {
                 tracing::debug!("cannot set TCP_NODELAY: {e}");
             }
         });
-        let serve = axum::serve(listener, self.router)
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, app)
             .with_graceful_shutdown(async move { token.cancelled().await })
             .into_future();
         let token = self.shutdown.clone();
@@ -245,6 +308,9 @@ impl Application {
             .is_err()
         {
             tracing::warn!("the last history batch was not written before exit");
+        }
+        if let Some(writer) = self.own_log_writer {
+            writer.abort();
         }
         result
     }

@@ -269,10 +269,13 @@ impl TimeRange {
     }
 
     pub fn custom(from_ms: i64, to_ms: i64) -> Result<TimeRange, RangeError> {
+        if from_ms < 0 {
+            return Err(RangeError::NotATime(from_ms.to_string()));
+        }
         if from_ms >= to_ms {
             return Err(RangeError::Backwards);
         }
-        if to_ms - from_ms > MAX_SPAN_MS {
+        if to_ms.saturating_sub(from_ms) > MAX_SPAN_MS {
             return Err(RangeError::TooLong);
         }
         Ok(TimeRange::Custom { from_ms, to_ms })
@@ -381,6 +384,8 @@ mod tests {
             TimeRange::parse(None, Some("x"), Some("1")),
             Err(RangeError::NotATime(_))
         ));
+        assert!(TimeRange::custom(i64::MIN, 1).is_err());
+        assert_eq!(TimeRange::custom(0, i64::MAX), Err(RangeError::TooLong));
         for r in TimeRange::PRESETS {
             let q = r.to_query();
             let name = q.strip_prefix("range=").unwrap();

@@ -7,11 +7,16 @@
 
 mod health;
 mod history;
+mod logs;
 mod state;
 
 pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
 pub use history::{
     HistoryPoint, HistorySeries, MAX_POINTS, Metric, RangeError, Tier, TimeRange, UnknownMetric,
+};
+pub use logs::{
+    BadCursor, Level, LogCursor, LogEntry, LogFilter, LogPage, RECENT_LOGS, UnknownLevel,
+    merge_recent,
 };
 pub use state::{HostState, LiveState, RECENT_WINDOW_MS};
 
@@ -47,6 +52,9 @@ pub enum Event {
     Health(HostHealth),
     /// Whether history is being saved; the whole current status, replacing the previous one.
     Storage(StorageStatus),
+    /// New error-log entries (at most [`RECENT_LOGS`] of a batch; the rest are in the store). Keyed by id,
+    /// so a replayed entry is not added twice.
+    Logs(Vec<LogEntry>),
 }
 
 impl Event {
@@ -56,6 +64,7 @@ impl Event {
             Event::Snapshot(_) => EventKind::Snapshot,
             Event::Health(_) => EventKind::Health,
             Event::Storage(_) => EventKind::Storage,
+            Event::Logs(_) => EventKind::Logs,
         }
     }
 }
@@ -66,15 +75,17 @@ pub enum EventKind {
     Snapshot,
     Health,
     Storage,
+    Logs,
     /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
     Ping,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::Snapshot,
         EventKind::Health,
         EventKind::Storage,
+        EventKind::Logs,
         EventKind::Ping,
     ];
 
@@ -83,6 +94,7 @@ impl EventKind {
             EventKind::Snapshot => "snapshot",
             EventKind::Health => "health",
             EventKind::Storage => "storage",
+            EventKind::Logs => "logs",
             EventKind::Ping => "ping",
         }
     }
@@ -100,6 +112,9 @@ pub struct Snapshot {
     /// The `seq` of the event that last changed `storage` (0 if none did).
     #[serde(default)]
     pub storage_version: u64,
+    /// The newest error-log entries, newest first.
+    #[serde(default)]
+    pub logs: Vec<LogEntry>,
 }
 
 /// Whether the store accepts writes. While it does not (a full disk, say), the live dashboard keeps working
@@ -212,7 +227,16 @@ mod tests {
                 hosts: state.hosts().cloned().collect(),
                 storage: StorageStatus::default(),
                 storage_version: 0,
+                logs: Vec::new(),
             }),
+            Event::Logs(vec![LogEntry {
+                id: 3,
+                t_ms: 1_700_000_000_000,
+                level: Level::Critical,
+                service: "api".into(),
+                message: "disk <b>full</b>\n\"quoted\"".into(),
+                fields: [("node".to_string(), "7".to_string())].into(),
+            }]),
             Event::Storage(StorageStatus {
                 error: Some("database or disk is full".into()),
                 since_ms: Some(1_700_000_000_000),

@@ -3,7 +3,10 @@
 //! The hub keeps one `LiveState` to answer snapshots; every browser keeps one fed by the stream. Because both
 //! run this code, a browser that applied the same envelopes holds exactly the server's state.
 
-use crate::{Envelope, Event, HealthPoint, HostHealth, HostId, Snapshot, StorageStatus};
+use crate::{
+    Envelope, Event, HealthPoint, HostHealth, HostId, LogEntry, Snapshot, StorageStatus,
+    merge_recent,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -29,6 +32,8 @@ pub struct LiveState {
     hosts: BTreeMap<HostId, HostState>,
     /// Whether history is being saved, and the `seq` that said so.
     storage: (StorageStatus, u64),
+    /// The newest error-log entries, newest first.
+    logs: Vec<LogEntry>,
 }
 
 impl LiveState {
@@ -52,6 +57,7 @@ impl LiveState {
                 self.replace(snapshot.clone());
             }
             Event::Health(health) => self.apply_health(health.clone(), env.seq),
+            Event::Logs(entries) => merge_recent(&mut self.logs, entries),
             Event::Storage(status) => {
                 if env.seq >= self.storage.1 {
                     self.storage = (status.clone(), env.seq);
@@ -93,6 +99,7 @@ impl LiveState {
             .map(|h| (h.health.host.clone(), h))
             .collect();
         self.storage = (snapshot.storage, snapshot.storage_version);
+        self.logs = snapshot.logs;
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -101,7 +108,13 @@ impl LiveState {
             hosts: self.hosts.values().cloned().collect(),
             storage: self.storage.0.clone(),
             storage_version: self.storage.1,
+            logs: self.logs.clone(),
         }
+    }
+
+    /// The newest error-log entries, newest first.
+    pub fn logs(&self) -> &[LogEntry] {
+        &self.logs
     }
 
     pub fn storage(&self) -> &StorageStatus {

@@ -14,8 +14,22 @@ pub use plan::{Retention, bucket, plan};
 pub use sqlite::{OpenOptions, SqliteStore};
 
 use async_trait::async_trait;
-use shared::{HistoryPoint, Tier};
+use shared::{HistoryPoint, Level, LogCursor, LogEntry, LogFilter, LogPage, Tier};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// The most entries one log page holds.
+pub const MAX_LOG_PAGE: usize = 500;
+
+/// A log entry before the store has given it an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLog {
+    pub t_ms: i64,
+    pub level: Level,
+    pub service: String,
+    pub message: String,
+    pub fields: BTreeMap<String, String>,
+}
 
 /// A stored series' name: the metric and its labels, as Prometheus writes them, e.g. `cpu{host="web-1"}`.
 pub fn series_name(metric: &str, host: &str) -> String {
@@ -35,7 +49,7 @@ pub enum StoreError {
     #[error("cannot update the database schema of {path}: {message}")]
     Migrate { path: PathBuf, message: String },
     /// The disk (or the configured quota) is full: nothing more can be written until space is freed.
-    #[error("the disk or the database quota is full; history is not being saved")]
+    #[error("the disk or the database quota is full")]
     Full,
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -62,6 +76,7 @@ pub struct Maintenance {
     pub hours_rolled: u64,
     pub chunks_sealed: u64,
     pub rows_pruned: u64,
+    pub logs_pruned: u64,
 }
 
 /// The store every part of Watchpost writes to and reads from.
@@ -86,6 +101,21 @@ pub trait Store: Send + Sync + 'static {
         range: (i64, i64),
         step_ms: i64,
     ) -> Result<Vec<HistoryPoint>, StoreError>;
+
+    /// Stores log entries, all or none, and returns them with their ids, in the order given.
+    async fn append_logs(&self, entries: Vec<NewLog>) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Up to `limit` (at most [`MAX_LOG_PAGE`]) entries matching `filter`, newest first, strictly older than
+    /// `before` when given.
+    async fn logs(
+        &self,
+        filter: &LogFilter,
+        before: Option<LogCursor>,
+        limit: usize,
+    ) -> Result<LogPage, StoreError>;
+
+    /// Every service that has entries, for the panel's service selector.
+    async fn log_services(&self) -> Result<Vec<String>, StoreError>;
 
     /// Bytes the store occupies on disk.
     async fn size_bytes(&self) -> Result<u64, StoreError>;

@@ -10,6 +10,8 @@ pub struct Retention {
     pub second: Duration,
     pub minute: Duration,
     pub hour: Duration,
+    /// Error-log entries.
+    pub logs: Duration,
 }
 
 impl Default for Retention {
@@ -19,6 +21,7 @@ impl Default for Retention {
             second: Duration::from_secs(24 * 3600),
             minute: Duration::from_secs(30 * 24 * 3600),
             hour: Duration::from_secs(365 * 24 * 3600),
+            logs: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -30,6 +33,11 @@ impl Retention {
             Tier::Minute => self.minute,
             Tier::Hour => self.hour,
         }
+    }
+
+    /// Entries older than this (Unix ms) are pruned at `now_ms`.
+    pub fn logs_cutoff(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_sub(i64::try_from(self.logs.as_millis()).unwrap_or(i64::MAX))
     }
 
     /// Points of `tier` older than this (Unix ms) are pruned at `now_ms`.

@@ -7,9 +7,9 @@
 
 use crate::chunk;
 use crate::plan::{Retention, bucket};
-use crate::{Maintenance, Store, StoreError};
+use crate::{MAX_LOG_PAGE, Maintenance, NewLog, Store, StoreError};
 use async_trait::async_trait;
-use shared::{HistoryPoint, Tier};
+use shared::{HistoryPoint, Level, LogCursor, LogEntry, LogFilter, LogPage, Tier};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -195,6 +195,48 @@ impl SqliteStore {
         Ok(rows)
     }
 
+    /// Deletes what is past its retention; returns (points and chunks, log entries) deleted.
+    async fn prune(&self, now_ms: i64, retention: &Retention) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut rows = 0;
+        let second_cutoff = retention.cutoff(Tier::Second, now_ms);
+        // Rows not yet rolled into the next tier are kept past their retention until they are: expiring
+        // them would lose them from every tier.
+        let rolled = |mark: Option<i64>, cutoff: i64| mark.unwrap_or(i64::MIN).min(cutoff);
+        let minute_mark = Self::mark(&mut tx, Tier::Minute).await?;
+        let hour_mark = Self::mark(&mut tx, Tier::Hour).await?;
+        // The point tables are keyed (series, time): naming the series lets SQLite walk the key to the cutoff
+        // instead of scanning a month of minutes every ten seconds.
+        for (sql, cutoff) in [
+            ("DELETE FROM second_chunks WHERE end_ms < ?", second_cutoff),
+            (
+                "DELETE FROM second_open WHERE series_id IN (SELECT id FROM series) AND t_ms < ?",
+                rolled(minute_mark, second_cutoff),
+            ),
+            (
+                "DELETE FROM minute_points WHERE series_id IN (SELECT id FROM series) AND t_ms < ?",
+                rolled(hour_mark, retention.cutoff(Tier::Minute, now_ms)),
+            ),
+            (
+                "DELETE FROM hour_points WHERE series_id IN (SELECT id FROM series) AND t_ms < ?",
+                retention.cutoff(Tier::Hour, now_ms),
+            ),
+        ] {
+            rows += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        let logs = sqlx::query("DELETE FROM logs WHERE t_ms < ?")
+            .bind(retention.logs_cutoff(now_ms))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok((rows, logs))
+    }
+
     /// Seals the open per-second points before `before` into one compressed chunk per series and hour.
     async fn seal(&self, before: i64) -> Result<u64, StoreError> {
         // Per series through the primary key, rather than a scan of every open row.
@@ -216,16 +258,32 @@ impl SqliteStore {
                     .iter()
                     .take_while(|p| p.t_ms.div_euclid(HOUR) == hour)
                     .count();
-                let group = &points[start..start + len];
-                let data = chunk::encode(group)?;
-                sqlx::query(
-                    "INSERT INTO second_chunks (series_id, start_ms, end_ms, points, data) \
-                     VALUES (?, ?, ?, ?, ?)",
+                let mut group = points[start..start + len].to_vec();
+                // Points that arrive after their hour was sealed (the clock stepped back, say) and start
+                // where an existing chunk starts are merged into it rather than colliding with it.
+                let existing: Option<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT data FROM second_chunks WHERE series_id = ? AND start_ms = ?",
                 )
                 .bind(id)
                 .bind(group[0].t_ms)
-                .bind(group[len - 1].t_ms)
-                .bind(len as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(data) = existing {
+                    group.extend(chunk::decode(&data)?);
+                    group.sort_by_key(|p| p.t_ms);
+                    group = bucket(group, 1);
+                }
+                let data = chunk::encode(&group)?;
+                sqlx::query(
+                    "INSERT INTO second_chunks (series_id, start_ms, end_ms, points, data) \
+                     VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (series_id, start_ms) DO UPDATE SET \
+                       end_ms = excluded.end_ms, points = excluded.points, data = excluded.data",
+                )
+                .bind(id)
+                .bind(group[0].t_ms)
+                .bind(group[group.len() - 1].t_ms)
+                .bind(group.len() as i64)
                 .bind(data)
                 .execute(&mut *tx)
                 .await?;
@@ -348,6 +406,8 @@ impl Store for SqliteStore {
         now_ms: i64,
         retention: &Retention,
     ) -> Result<Maintenance, StoreError> {
+        // Pruning first: it frees pages, so on a full disk or quota the rollups below get room again.
+        let (rows_pruned, logs_pruned) = self.prune(now_ms, retention).await?;
         let settled = now_ms - ROLLUP_DELAY_MS;
         let minutes_rolled = self
             .roll_up(Tier::Minute, settled.div_euclid(MINUTE) * MINUTE)
@@ -357,6 +417,8 @@ impl Store for SqliteStore {
         tx.commit().await?;
         let mut done = Maintenance {
             minutes_rolled,
+            rows_pruned,
+            logs_pruned,
             ..Maintenance::default()
         };
         if let Some(minute_mark) = minute_mark {
@@ -367,32 +429,6 @@ impl Store for SqliteStore {
             let before = (settled.div_euclid(HOUR) * HOUR).min(minute_mark);
             done.chunks_sealed = self.seal(before).await?;
         }
-        let mut tx = self.writer.begin().await?;
-        let second_cutoff = retention.cutoff(Tier::Second, now_ms);
-        // The point tables are keyed (series, time): naming the series lets SQLite walk the key to the cutoff
-        // instead of scanning a month of minutes every ten seconds.
-        for (sql, cutoff) in [
-            ("DELETE FROM second_chunks WHERE end_ms < ?", second_cutoff),
-            (
-                "DELETE FROM second_open WHERE series_id IN (SELECT id FROM series) AND t_ms < ?",
-                second_cutoff,
-            ),
-            (
-                "DELETE FROM minute_points WHERE series_id IN (SELECT id FROM series) AND t_ms < ?",
-                retention.cutoff(Tier::Minute, now_ms),
-            ),
-            (
-                "DELETE FROM hour_points WHERE series_id IN (SELECT id FROM series) AND t_ms < ?",
-                retention.cutoff(Tier::Hour, now_ms),
-            ),
-        ] {
-            done.rows_pruned += sqlx::query(sql)
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        tx.commit().await?;
         Ok(done)
     }
 
@@ -407,7 +443,9 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         };
         let range = (from_ms, to_ms);
-        let mut conn = self.reader.acquire().await?;
+        // One read transaction: a seal committing between the statements below could otherwise move an
+        // hour from the open rows into a chunk unseen by both.
+        let mut conn = self.reader.begin().await?;
         let mut points = match tier {
             Tier::Second => {
                 let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
@@ -453,6 +491,100 @@ impl Store for SqliteStore {
         // Chunks and rows (or two tables) can share a bucket at their boundary: merge in time order.
         points.sort_by_key(|p| p.t_ms);
         Ok(bucket(points, step_ms))
+    }
+
+    async fn append_logs(&self, entries: Vec<NewLog>) -> Result<Vec<LogEntry>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        // The only writer assigns ids itself, so it knows them without reading each row back.
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM logs")
+            .fetch_one(&mut *tx)
+            .await?;
+        let stored: Vec<LogEntry> = entries
+            .into_iter()
+            .zip(last + 1..)
+            .map(|(e, id)| LogEntry {
+                id,
+                t_ms: e.t_ms,
+                level: e.level,
+                service: e.service,
+                message: e.message,
+                fields: e.fields,
+            })
+            .collect();
+        for group in stored.chunks(ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO logs (id, t_ms, level, service, message, fields) ",
+            );
+            insert.push_values(group, |mut row, e| {
+                row.push_bind(e.id)
+                    .push_bind(e.t_ms)
+                    .push_bind(e.level.rank())
+                    .push_bind(e.service.as_str())
+                    .push_bind(e.message.as_str())
+                    .push_bind(serde_json::to_string(&e.fields).unwrap_or_else(|_| "{}".into()));
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn logs(
+        &self,
+        filter: &LogFilter,
+        before: Option<LogCursor>,
+        limit: usize,
+    ) -> Result<LogPage, StoreError> {
+        let limit = limit.clamp(1, MAX_LOG_PAGE);
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "SELECT id, t_ms, level, service, message, fields FROM logs WHERE 1 = 1",
+        );
+        if let Some(c) = before {
+            q.push(" AND (t_ms, id) < (")
+                .push_bind(c.t_ms)
+                .push(", ")
+                .push_bind(c.id)
+                .push(")");
+        }
+        if let Some(level) = filter.level {
+            q.push(" AND level >= ").push_bind(level.rank());
+        }
+        if let Some(service) = &filter.service {
+            q.push(" AND service = ").push_bind(service.as_str());
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+            q.push(" AND instr(lower(message), lower(")
+                .push_bind(text)
+                .push(")) > 0");
+        }
+        q.push(" ORDER BY t_ms DESC, id DESC LIMIT ")
+            .push_bind(limit as i64);
+        let rows: Vec<(i64, i64, i64, String, String, String)> =
+            q.build_query_as().fetch_all(&self.reader).await?;
+        let entries: Vec<LogEntry> = rows
+            .into_iter()
+            .map(|(id, t_ms, level, service, message, fields)| LogEntry {
+                id,
+                t_ms,
+                level: Level::from_rank(level).unwrap_or(Level::Error),
+                service,
+                message,
+                fields: serde_json::from_str(&fields).unwrap_or_default(),
+            })
+            .collect();
+        let next = (entries.len() == limit)
+            .then(|| entries.last().map(LogEntry::cursor))
+            .flatten();
+        Ok(LogPage { entries, next })
+    }
+
+    async fn log_services(&self) -> Result<Vec<String>, StoreError> {
+        // A skip scan of the (service, …) index: one step per service, however many entries each has.
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT service FROM logs ORDER BY service LIMIT 1000")
+                .fetch_all(&self.reader)
+                .await?,
+        )
     }
 
     async fn size_bytes(&self) -> Result<u64, StoreError> {
@@ -604,6 +736,84 @@ mod tests {
         assert_eq!(straddling.count, 420, "offset {offset}");
     }
 
+    fn new_log(t_ms: i64, level: Level, service: &str, message: &str) -> NewLog {
+        NewLog {
+            t_ms,
+            level,
+            service: service.into(),
+            message: message.into(),
+            fields: [("k".to_string(), "v".to_string())].into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn log_pages_walk_back_without_gaps_or_repeats_and_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        // Two entries share each millisecond: the id breaks the tie.
+        let batch: Vec<NewLog> = (0..1000)
+            .map(|i| {
+                let level = if i % 10 == 0 {
+                    Level::Critical
+                } else {
+                    Level::Info
+                };
+                let service = if i % 2 == 0 { "api" } else { "db" };
+                new_log(T0 + i / 2, level, service, &format!("Line {i}"))
+            })
+            .collect();
+        let stored = s.append_logs(batch).await.unwrap();
+        assert_eq!(stored.len(), 1000);
+        assert!(stored.windows(2).all(|w| w[1].id == w[0].id + 1));
+
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = s.logs(&LogFilter::default(), before, 64).await.unwrap();
+            seen.extend(page.entries.iter().map(|e| e.id));
+            match page.next {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        let mut expected: Vec<i64> = stored.iter().map(|e| e.id).collect();
+        expected.reverse();
+        assert_eq!(seen, expected, "every entry once, newest first");
+
+        let critical = LogFilter {
+            level: Some(Level::Error),
+            service: Some("api".into()),
+            text: Some("LINE 99".into()),
+        };
+        let page = s.logs(&critical, None, 500).await.unwrap();
+        let messages: Vec<&str> = page.entries.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, ["Line 990"]);
+        assert_eq!(page.entries[0].fields["k"], "v");
+        assert_eq!(s.log_services().await.unwrap(), ["api", "db"]);
+    }
+
+    #[tokio::test]
+    async fn logs_past_their_retention_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let retention = Retention {
+            logs: Duration::from_secs(60),
+            ..Retention::default()
+        };
+        let now = T0 + HOUR;
+        s.append_logs(vec![
+            new_log(now - 60_001, Level::Error, "a", "old"),
+            new_log(now - 60_000, Level::Error, "a", "kept"),
+        ])
+        .await
+        .unwrap();
+        let done = s.maintain(now, &retention).await.unwrap();
+        assert_eq!(done.logs_pruned, 1);
+        let page = s.logs(&LogFilter::default(), None, 10).await.unwrap();
+        assert_eq!(page.entries.len(), 1);
+        assert_eq!(page.entries[0].message, "kept");
+    }
+
     #[tokio::test]
     async fn points_for_the_same_second_merge() {
         let dir = tempfile::tempdir().unwrap();
@@ -634,11 +844,15 @@ mod tests {
             second: Duration::from_secs(3600),
             minute: Duration::from_secs(2 * 3600),
             hour: Duration::from_secs(3 * 3600),
+            logs: Duration::from_secs(3600),
         };
         s.append(&singles("m", T0, &vec![1.0; 4 * 3600]))
             .await
             .unwrap();
         let now = T0 + 4 * HOUR + ROLLUP_DELAY_MS;
+        // The first round rolls up and seals; pruning (which runs first in each round) then finds the
+        // sealed chunks and rolled-up rows in the second.
+        s.maintain(now, &retention).await.unwrap();
         s.maintain(now, &retention).await.unwrap();
         // Seconds: whole hour chunks older than the cutoff go; the chunk ending at or after it stays.
         let cutoff = retention.cutoff(Tier::Second, now);

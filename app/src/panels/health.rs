@@ -10,8 +10,8 @@ use crate::range::use_time_range;
 use leptos::prelude::*;
 use shared::{HealthPoint, HistorySeries, HostHealth, Metric, TimeRange};
 
-/// Live points a history chart appends before the oldest are dropped: an hour at one a second.
-const MAX_APPENDED: usize = 3600;
+/// Live points a history chart holds at most, whatever the interval; older ones leave by time first.
+const MAX_APPENDED: usize = 36_000;
 
 #[component]
 pub fn HealthPanel() -> impl IntoView {
@@ -255,12 +255,18 @@ fn HistoryTrend(range: TimeRange) -> impl IntoView {
                 .state
                 .with(|s| s.hosts().next().and_then(|h| h.recent.last().copied()));
             if let Some(point) = newest {
+                let (from, to) = range.bounds(0);
+                let span = to - from;
                 appended.update(|points| {
                     if points.last().is_none_or(|last| last.at_ms < point.at_ms) {
                         points.push(point);
-                        if points.len() > MAX_APPENDED {
-                            points.remove(0);
-                        }
+                        // Points that slid out of the window leave; the cap only guards memory.
+                        let old = points
+                            .iter()
+                            .take_while(|p| p.at_ms < point.at_ms - span)
+                            .count()
+                            .max(points.len().saturating_sub(MAX_APPENDED));
+                        points.drain(..old);
                     }
                 });
             }
@@ -275,6 +281,13 @@ fn HistoryTrend(range: TimeRange) -> impl IntoView {
             crate::charts::history(&series, live, window, dark)
         })
     });
+    let first_ms = move || {
+        series.with(|s: &Vec<HistorySeries>| {
+            s.first()
+                .and_then(|s| s.points.first())
+                .map(|p| p.t_ms.to_string())
+        })
+    };
     let stored = move || {
         series.with(|s: &Vec<HistorySeries>| {
             s.iter()
@@ -307,6 +320,7 @@ fn HistoryTrend(range: TimeRange) -> impl IntoView {
                     class="muted"
                     data-testid="history-points"
                     data-count=move || stored().map(|n| n.to_string())
+                    data-first-ms=first_ms
                 >
                     {summary}
                 </span>

@@ -1,11 +1,13 @@
 //! The dashboard page and its panels, one module each.
 
+mod errors;
 mod health;
 mod pending;
 
 use crate::api::get_snapshot;
 use crate::header::TopBar;
 use crate::live::LiveStore;
+use errors::ErrorLogPanel;
 use health::HealthPanel;
 use leptos::prelude::*;
 use pending::PendingPanel;
@@ -29,7 +31,11 @@ pub fn Dashboard() -> impl IntoView {
                     match initial.await {
                         Ok(env) => {
                             live.apply(&env);
-                            view! { <HealthPanel /> }.into_any()
+                            view! {
+                                <HealthPanel />
+                                <ErrorLogPanel />
+                            }
+                                .into_any()
                         }
                         Err(e) => {
                             view! {
@@ -47,11 +53,6 @@ pub fn Dashboard() -> impl IntoView {
                 id="security"
                 title="Security alerts"
                 what="Failed logins and unauthorised actions will appear here as they happen."
-            />
-            <PendingPanel
-                id="errors"
-                title="Error log"
-                what="Recent errors, newest first, will appear here once a log source is connected."
             />
             <PendingPanel
                 id="api"

@@ -5,5 +5,6 @@
 mod cli;
 mod helpers;
 mod history;
+mod logs;
 mod pages;
 mod stream;
