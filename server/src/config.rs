@@ -4,6 +4,7 @@
 //! clap already resolves flags over environment variables; every field is optional there so that a value the
 //! user did not give can still come from the file.
 
+use crate::tail::TailedFile;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -64,6 +65,10 @@ pub struct Cli {
     /// How long error-log entries are kept [default: 30d].
     #[arg(long, env = "WATCHPOST_RETENTION_LOGS", value_parser = parse_duration)]
     pub retention_logs: Option<Duration>,
+    /// A log file to follow into the error log, as SERVICE=PATH; repeat for more files (comma-separated in
+    /// the environment variable).
+    #[arg(long = "tail-log", env = "WATCHPOST_TAIL_LOG", value_delimiter = ',')]
+    pub tail_log: Vec<TailedFile>,
     /// The most disk space the database may take, e.g. `2GiB`; past it history stops being saved, as on a
     /// full disk [default: no limit].
     #[arg(long, env = "WATCHPOST_STORE_QUOTA", value_parser = parse_size)]
@@ -98,6 +103,7 @@ struct FileConfig {
     retention_minute: Option<String>,
     retention_hour: Option<String>,
     retention_logs: Option<String>,
+    tail_log: Option<Vec<String>>,
     store_quota: Option<String>,
     site_root: Option<PathBuf>,
 }
@@ -114,6 +120,8 @@ pub struct Config {
     pub environment: String,
     pub retention: Retention,
     pub store_quota: Option<u64>,
+    /// Log files followed into the error log.
+    pub tail_logs: Vec<TailedFile>,
     pub site_root: PathBuf,
 }
 
@@ -142,6 +150,7 @@ impl Default for Config {
             environment: "default".into(),
             retention: Retention::default(),
             store_quota: None,
+            tail_logs: Vec::new(),
             site_root: PathBuf::from("target/site"),
         }
     }
@@ -218,6 +227,20 @@ impl Config {
                         })
                     })
                     .transpose()?,
+            },
+            tail_logs: if cli.tail_log.is_empty() {
+                file.tail_log
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| {
+                        t.parse().map_err(|message| ConfigError::Invalid {
+                            name: "tail_log",
+                            message,
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            } else {
+                cli.tail_log.clone()
             },
             site_root: cli
                 .site_root
@@ -387,6 +410,26 @@ mod tests {
         let f = file("store_quota = \"lots\"\n");
         let e = Config::resolve(&cli(&["--config", f.path().to_str().unwrap()])).unwrap_err();
         assert!(e.to_string().starts_with("store_quota:"), "{e}");
+    }
+
+    #[test]
+    fn tailed_log_files_come_from_flags_or_the_file() {
+        let c = Config::resolve(&cli(&[
+            "--tail-log",
+            "api=/var/log/api.log",
+            "--tail-log",
+            "db=/x",
+        ]))
+        .unwrap();
+        assert_eq!(c.tail_logs.len(), 2);
+        assert_eq!(c.tail_logs[1].service, "db");
+        let f = file("tail_log = [\"nginx=/var/log/nginx/error.log\"]\n");
+        let c = Config::resolve(&cli(&["--config", f.path().to_str().unwrap()])).unwrap();
+        assert_eq!(c.tail_logs[0].service, "nginx");
+        let f = file("tail_log = [\"nginx\"]\n");
+        let e = Config::resolve(&cli(&["--config", f.path().to_str().unwrap()])).unwrap_err();
+        assert!(e.to_string().starts_with("tail_log:"), "{e}");
+        assert!(Cli::try_parse_from(["watchpost", "--tail-log", "oops"]).is_err());
     }
 
     #[test]

@@ -12,3 +12,4 @@ pub mod hub;
 pub mod logs;
 pub mod startup;
 pub mod stream;
+pub mod tail;

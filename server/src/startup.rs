@@ -174,6 +174,7 @@ impl Application {
             spawn_recorder(history.clone(), hub.clone(), shutdown.clone());
         let own_log_writer =
             own_logs.map(|own| spawn_own_log_writer(logs.clone(), own, shutdown.clone()));
+        crate::tail::spawn_tailers(&config.tail_logs, logs.clone(), shutdown.clone());
         let status = Arc::new(CollectorStatus::default());
         let collector = Collector::spawn(
             sampler,

@@ -217,3 +217,76 @@ async fn pages_filter_by_level_service_and_text_and_reject_bad_parameters() {
         assert!(error.contains(message), "{query}: {error}");
     }
 }
+
+/// Polls the log until an entry of `service` with `message` is there.
+async fn wait_for_line(app: &TestApp, service: &str, message: &str) -> LogEntry {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let page: LogPage = app
+                .log_page(&format!("service={service}&limit=500"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if let Some(e) = page.entries.into_iter().find(|e| e.message == message) {
+                return e;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("'{message}' reached the log"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_log_file_feeds_the_log_through_rotation_and_truncation() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append("written before Watchpost started\n");
+    let tailed = format!("app={}", path.display());
+    let app = crate::helpers::spawn_app_with(|c| c.tail_logs = vec![tailed.parse().unwrap()]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+
+    append("2026-11-26 ERROR payment failed\n");
+    let e = wait_for_line(&app, "app", "2026-11-26 ERROR payment failed").await;
+    assert_eq!(e.level, Level::Error);
+    // A line arrives in two writes: one entry, once complete.
+    append("WARN half ");
+    append("a line\n");
+    wait_for_line(&app, "app", "WARN half a line").await;
+
+    // Rename-and-create rotation: the rest of the old file, then the new one from its start.
+    std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+    append("first line of the new file\n");
+    wait_for_line(&app, "app", "first line of the new file").await;
+
+    // Copy-and-truncate rotation.
+    std::fs::write(&path, "").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    append("after truncation\n");
+    wait_for_line(&app, "app", "after truncation").await;
+
+    let page: LogPage = app
+        .log_page("service=app&limit=500")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        page.entries
+            .iter()
+            .all(|e| e.message != "written before Watchpost started"),
+        "a file is followed from its end, like tail -F"
+    );
+    let messages: HashSet<&str> = page.entries.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages.len(), page.entries.len(), "no line twice");
+}
