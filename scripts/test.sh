@@ -6,6 +6,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --browser || { echo "watchpost: 0 passed, 1 failed"; exit 1; }
 
+# A clean build each run: incremental caches would only cost time and (many GB of) disk.
+export CARGO_INCREMENTAL=0
+
 logs=target/test-logs
 mkdir -p "$logs"
 passed=0

@@ -272,3 +272,58 @@ pub fn history(
         .series(max(Metric::Cpu, |pt| pt.cpu_pct))
         .series(max(Metric::Memory, |pt| pt.mem_pct))
 }
+
+/// A time axis over the points' own span.
+fn time_axis(p: &Palette) -> Axis {
+    Axis::new()
+        .type_(AxisType::Time)
+        .split_number(4)
+        .axis_label(AxisLabel::new().color(p.text).formatter("{HH}:{mm}"))
+        .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid))))
+}
+
+fn value_axis(p: &Palette) -> Axis {
+    Axis::new()
+        .type_(AxisType::Value)
+        .min(0)
+        .axis_label(AxisLabel::new().color(p.text))
+        .split_line(SplitLine::new().line_style(LineStyle::new().color(p.grid)))
+}
+
+fn api_line(name: &str, color: &str, data: Vec<Vec<f64>>) -> Line {
+    Line::new()
+        .name(name)
+        .show_symbol(data.len() < 3)
+        .line_style(LineStyle::new().width(2.0).color(color))
+        .data(data)
+}
+
+/// p50, p95 and p99 latency of a service, one point per interval; intervals without requests are gaps.
+pub fn api_latency(points: &[shared::ApiPoint], dark: bool) -> Chart {
+    let p = palette(dark);
+    let series = |q: fn(&shared::ApiPoint) -> Option<f64>| {
+        points
+            .iter()
+            .filter_map(|pt| q(pt).map(|v| vec![pt.t_ms as f64, v]))
+            .collect::<Vec<_>>()
+    };
+    line_chart(&p, vec!["#2da44e", "#d29922", "#cf222e"], 24)
+        .x_axis(time_axis(&p))
+        .y_axis(value_axis(&p))
+        .series(api_line("p50", "#2da44e", series(|pt| pt.p50_ms)))
+        .series(api_line("p95", "#d29922", series(|pt| pt.p95_ms)))
+        .series(api_line("p99", "#cf222e", series(|pt| pt.p99_ms)))
+}
+
+/// Requests per second of a service, one point per interval.
+pub fn api_rate(points: &[shared::ApiPoint], dark: bool) -> Chart {
+    let p = palette(dark);
+    let data = points
+        .iter()
+        .map(|pt| vec![pt.t_ms as f64, pt.rate_per_s])
+        .collect();
+    line_chart(&p, vec!["#0969da"], 24)
+        .x_axis(time_axis(&p))
+        .y_axis(value_axis(&p))
+        .series(api_line("requests/s", "#0969da", data))
+}

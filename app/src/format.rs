@@ -34,6 +34,15 @@ pub fn uptime(secs: u64) -> String {
     }
 }
 
+/// Milliseconds with the precision that matters at their size: `0.04`, `2.6`, `480`.
+pub fn millis(ms: f64) -> String {
+    match ms {
+        m if m < 1.0 => format!("{m:.2}"),
+        m if m < 100.0 => format!("{m:.1}"),
+        m => format!("{m:.0}"),
+    }
+}
+
 /// A step between chart points: "4s", "2m", "3h".
 pub fn span(ms: i64) -> String {
     let s = ms / 1000;
@@ -106,6 +115,9 @@ mod tests {
         assert_eq!(age(999.0), "0s ago");
         assert_eq!(age(61_000.0), "1m ago");
         assert_eq!(span(4_000), "4s");
+        assert_eq!(millis(0.042), "0.04");
+        assert_eq!(millis(2.64), "2.6");
+        assert_eq!(millis(480.4), "480");
         assert_eq!(span(660_000), "11m");
         assert_eq!(span(10_800_000), "3h");
         assert_eq!(iso_utc(1_795_658_400_042), "2026-11-26T02:00:00.042Z");

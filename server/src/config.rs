@@ -41,6 +41,9 @@ pub struct Cli {
     /// Where Watchpost keeps its data [default: ./data].
     #[arg(long, env = "WATCHPOST_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// How long one point of the API-performance figures covers, e.g. `10s`, `1m` [default: 10s].
+    #[arg(long, env = "WATCHPOST_API_INTERVAL", value_parser = parse_duration)]
+    pub api_interval: Option<Duration>,
     /// Events kept for clients that resume with Last-Event-ID [default: 4096].
     #[arg(long, env = "WATCHPOST_REPLAY_BUFFER")]
     pub replay_buffer: Option<usize>,
@@ -94,6 +97,7 @@ pub enum Command {
 struct FileConfig {
     listen: Option<SocketAddr>,
     interval: Option<String>,
+    api_interval: Option<String>,
     data_dir: Option<PathBuf>,
     replay_buffer: Option<usize>,
     client_queue: Option<usize>,
@@ -113,6 +117,7 @@ struct FileConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub interval: Duration,
+    pub api_interval: Duration,
     pub data_dir: PathBuf,
     pub replay_buffer: usize,
     pub client_queue: usize,
@@ -143,6 +148,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             interval: Duration::from_secs(1),
+            api_interval: Duration::from_secs(10),
             data_dir: PathBuf::from("data"),
             replay_buffer: 4096,
             client_queue: 256,
@@ -179,6 +185,10 @@ impl Config {
                 .interval
                 .or(file_duration("interval", &file.interval)?)
                 .unwrap_or(d.interval),
+            api_interval: cli
+                .api_interval
+                .or(file_duration("api_interval", &file.api_interval)?)
+                .unwrap_or(d.api_interval),
             data_dir: cli.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
             replay_buffer: cli
                 .replay_buffer
@@ -258,6 +268,12 @@ impl Config {
             return invalid(
                 "interval",
                 format!("must be between 100ms and 1h, got {:?}", self.interval),
+            );
+        }
+        if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&self.api_interval) {
+            return invalid(
+                "api-interval",
+                format!("must be between 100ms and 1h, got {:?}", self.api_interval),
             );
         }
         if self.keepalive < Duration::from_millis(10) || self.keepalive > Duration::from_secs(300) {

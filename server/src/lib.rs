@@ -8,6 +8,7 @@ pub mod collector;
 pub mod config;
 pub mod healthz;
 pub mod history;
+pub mod http_metrics;
 pub mod hub;
 pub mod logs;
 pub mod startup;

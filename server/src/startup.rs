@@ -7,6 +7,7 @@ use crate::collector::{Collector, CollectorError, CollectorStatus, HostSampler};
 use crate::config::Config;
 use crate::healthz::{HealthzState, healthz};
 use crate::history::{History, HistoryError, history_route, spawn_recorder};
+use crate::http_metrics::{HttpMetrics, metrics_route, spawn_aggregator, track};
 use crate::hub::{Hub, now_millis};
 use crate::logs::{
     LogBook, MAX_INGEST_BYTES, OwnLogs, ingest_route, page_route, spawn_own_log_writer,
@@ -168,13 +169,21 @@ impl Application {
         let sampler = HostSampler::new()?;
         let store: Arc<dyn store::Store> = Arc::new(store);
         let history = History::new(store.clone(), config.retention, sampler.host().clone());
-        let logs = LogBook::new(store, hub.clone());
+        let logs = LogBook::new(store.clone(), hub.clone());
         let shutdown = CancellationToken::new();
         let (recorder, recorder_task) =
             spawn_recorder(history.clone(), hub.clone(), shutdown.clone());
         let own_log_writer =
             own_logs.map(|own| spawn_own_log_writer(logs.clone(), own, shutdown.clone()));
         crate::tail::spawn_tailers(&config.tail_logs, logs.clone(), shutdown.clone());
+        let http_metrics = HttpMetrics::new();
+        spawn_aggregator(
+            http_metrics.clone(),
+            hub.clone(),
+            store.clone(),
+            config.api_interval,
+            shutdown.clone(),
+        );
         let status = Arc::new(CollectorStatus::default());
         let collector = Collector::spawn(
             sampler,
@@ -201,7 +210,14 @@ impl Application {
                 "/api/events",
                 get(move |headers: HeaderMap| events(stream.clone(), headers)),
             )
-            .route("/healthz", get(move || healthz(health.clone())));
+            .route("/healthz", get(move || healthz(health.clone())))
+            .route(
+                "/metrics",
+                get({
+                    let metrics = http_metrics.clone();
+                    move || metrics_route(metrics.clone())
+                }),
+            );
         let api = Router::new()
             .route(
                 "/api/history",
@@ -258,7 +274,10 @@ impl Application {
             .layer(TraceLayer::new_for_http());
 
         // The stream is the hot path: no per-chunk tracing or compression wrappers around its body.
-        let router = live.merge(api).merge(site);
+        let router = live
+            .merge(api)
+            .merge(site)
+            .layer(axum::middleware::from_fn_with_state(http_metrics, track));
         Ok(Application {
             listener,
             router,

@@ -5,11 +5,13 @@
 //! the protocol at compile time. [`LiveState`] holds the state transition (apply an envelope) so that the hub's
 //! copy of the state and every browser's copy are computed by the very same code.
 
+mod api;
 mod health;
 mod history;
 mod logs;
 mod state;
 
+pub use api::{ApiPoint, RECENT_API_POINTS, RouteStats, ServiceApi};
 pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
 pub use history::{
     HistoryPoint, HistorySeries, MAX_POINTS, Metric, RangeError, Tier, TimeRange, UnknownMetric,
@@ -55,6 +57,8 @@ pub enum Event {
     /// New error-log entries (at most [`RECENT_LOGS`] of a batch; the rest are in the store). Keyed by id,
     /// so a replayed entry is not added twice.
     Logs(Vec<LogEntry>),
+    /// One service's API figures for the interval that just ended; appended to that service's points.
+    Api(ApiPoint),
 }
 
 impl Event {
@@ -65,6 +69,7 @@ impl Event {
             Event::Health(_) => EventKind::Health,
             Event::Storage(_) => EventKind::Storage,
             Event::Logs(_) => EventKind::Logs,
+            Event::Api(_) => EventKind::Api,
         }
     }
 }
@@ -76,16 +81,18 @@ pub enum EventKind {
     Health,
     Storage,
     Logs,
+    Api,
     /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
     Ping,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::Snapshot,
         EventKind::Health,
         EventKind::Storage,
         EventKind::Logs,
+        EventKind::Api,
         EventKind::Ping,
     ];
 
@@ -95,6 +102,7 @@ impl EventKind {
             EventKind::Health => "health",
             EventKind::Storage => "storage",
             EventKind::Logs => "logs",
+            EventKind::Api => "api",
             EventKind::Ping => "ping",
         }
     }
@@ -115,6 +123,9 @@ pub struct Snapshot {
     /// The newest error-log entries, newest first.
     #[serde(default)]
     pub logs: Vec<LogEntry>,
+    /// API performance per service, by service name.
+    #[serde(default)]
+    pub api: Vec<ServiceApi>,
 }
 
 /// Whether the store accepts writes. While it does not (a full disk, say), the live dashboard keeps working
@@ -228,6 +239,7 @@ mod tests {
                 storage: StorageStatus::default(),
                 storage_version: 0,
                 logs: Vec::new(),
+                api: Vec::new(),
             }),
             Event::Logs(vec![LogEntry {
                 id: 3,

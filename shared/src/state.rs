@@ -4,8 +4,8 @@
 //! run this code, a browser that applied the same envelopes holds exactly the server's state.
 
 use crate::{
-    Envelope, Event, HealthPoint, HostHealth, HostId, LogEntry, Snapshot, StorageStatus,
-    merge_recent,
+    Envelope, Event, HealthPoint, HostHealth, HostId, LogEntry, ServiceApi, Snapshot,
+    StorageStatus, merge_recent,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -34,6 +34,8 @@ pub struct LiveState {
     storage: (StorageStatus, u64),
     /// The newest error-log entries, newest first.
     logs: Vec<LogEntry>,
+    /// API performance per service.
+    api: BTreeMap<String, ServiceApi>,
 }
 
 impl LiveState {
@@ -58,6 +60,14 @@ impl LiveState {
             }
             Event::Health(health) => self.apply_health(health.clone(), env.seq),
             Event::Logs(entries) => merge_recent(&mut self.logs, entries),
+            Event::Api(point) => self
+                .api
+                .entry(point.service.clone())
+                .or_insert_with(|| ServiceApi {
+                    service: point.service.clone(),
+                    points: Vec::new(),
+                })
+                .push(point.clone()),
             Event::Storage(status) => {
                 if env.seq >= self.storage.1 {
                     self.storage = (status.clone(), env.seq);
@@ -100,6 +110,11 @@ impl LiveState {
             .collect();
         self.storage = (snapshot.storage, snapshot.storage_version);
         self.logs = snapshot.logs;
+        self.api = snapshot
+            .api
+            .into_iter()
+            .map(|s| (s.service.clone(), s))
+            .collect();
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -109,7 +124,13 @@ impl LiveState {
             storage: self.storage.0.clone(),
             storage_version: self.storage.1,
             logs: self.logs.clone(),
+            api: self.api.values().cloned().collect(),
         }
+    }
+
+    /// API performance per service, in service-name order.
+    pub fn api(&self) -> impl Iterator<Item = &ServiceApi> {
+        self.api.values()
     }
 
     /// The newest error-log entries, newest first.

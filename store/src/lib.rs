@@ -31,10 +31,19 @@ pub struct NewLog {
     pub fields: BTreeMap<String, String>,
 }
 
-/// A stored series' name: the metric and its labels, as Prometheus writes them, e.g. `cpu{host="web-1"}`.
+/// A host metric's series name, e.g. `cpu{host="web-1"}`.
 pub fn series_name(metric: &str, host: &str) -> String {
-    let host = host.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("{metric}{{host=\"{host}\"}}")
+    labeled_series(metric, &[("host", host)])
+}
+
+/// A stored series' name: the metric and its labels, as Prometheus writes them, e.g.
+/// `http_p95_ms{service="api"}`.
+pub fn labeled_series(metric: &str, labels: &[(&str, &str)]) -> String {
+    let labels: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{metric}{{{}}}", labels.join(","))
 }
 
 #[derive(Debug, thiserror::Error)]

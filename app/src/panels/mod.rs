@@ -1,5 +1,6 @@
 //! The dashboard page and its panels, one module each.
 
+mod api;
 mod errors;
 mod health;
 mod pending;
@@ -7,6 +8,7 @@ mod pending;
 use crate::api::get_snapshot;
 use crate::header::TopBar;
 use crate::live::LiveStore;
+use api::ApiPanel;
 use errors::ErrorLogPanel;
 use health::HealthPanel;
 use leptos::prelude::*;
@@ -34,6 +36,7 @@ pub fn Dashboard() -> impl IntoView {
                             view! {
                                 <HealthPanel />
                                 <ErrorLogPanel />
+                                <ApiPanel />
                             }
                                 .into_any()
                         }
@@ -53,11 +56,6 @@ pub fn Dashboard() -> impl IntoView {
                 id="security"
                 title="Security alerts"
                 what="Failed logins and unauthorised actions will appear here as they happen."
-            />
-            <PendingPanel
-                id="api"
-                title="API performance"
-                what="Response times (p50/p95/p99) and request rates will be charted here."
             />
             <PendingPanel
                 id="database"

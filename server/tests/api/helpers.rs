@@ -138,6 +138,14 @@ impl TestApp {
         .expect("points are stored within the patience period")
     }
 
+    pub async fn healthz_response(&self) -> reqwest::Response {
+        self.client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .expect("healthz answers")
+    }
+
     pub async fn healthz(&self) -> HealthzReport {
         self.client
             .get(format!("{}/healthz", self.base))

@@ -1,0 +1,145 @@
+//! API performance: per service, latency p50/p95/p99 and request rate over the last intervals, and the
+//! routes behind the newest one. Reads only the live store.
+
+use crate::format;
+use crate::live::LiveStore;
+use leptos::prelude::*;
+use shared::{ApiPoint, ServiceApi};
+
+#[component]
+pub fn ApiPanel() -> impl IntoView {
+    let live = LiveStore::expect();
+    let services = Memo::new(move |_| {
+        live.state
+            .with(|s| s.api().map(|a| a.service.clone()).collect::<Vec<_>>())
+    });
+    let chosen = RwSignal::new(None::<String>);
+    let current: Memo<Option<ServiceApi>> = Memo::new(move |_| {
+        let wanted = chosen.get();
+        live.state.with(|s| {
+            let mut all = s.api();
+            match wanted {
+                Some(name) => s.api().find(|a| a.service == name).cloned(),
+                None => all.next().cloned(),
+            }
+        })
+    });
+    let points = Memo::new(move |_| {
+        current.with(|c| c.as_ref().map(|c| c.points.clone()).unwrap_or_default())
+    });
+    let newest = Memo::new(move |_| points.with(|p| p.last().cloned()));
+
+    let summary = move || {
+        newest.with(|n| match n {
+            Some(p) => format!(
+                "{:.1} req/s · p95 {} · {} in the last {}",
+                p.rate_per_s,
+                p.p95_ms
+                    .map_or("–".into(), |v| format!("{} ms", format::millis(v))),
+                p.requests,
+                format::span(i64::try_from(p.interval_ms).unwrap_or(i64::MAX).max(1000))
+            ),
+            None => String::new(),
+        })
+    };
+
+    view! {
+        <section class="panel api" data-testid="panel-api" aria-labelledby="api-title">
+            <div class="panel-head">
+                <h2 id="api-title">"API performance"</h2>
+                <label class="panel-meta">
+                    "Service "
+                    <select
+                        data-testid="api-service"
+                        on:change=move |ev| chosen.set(Some(event_target_value(&ev)))
+                    >
+                        {move || {
+                            services
+                                .get()
+                                .into_iter()
+                                .map(|s| view! { <option value=s.clone()>{s.clone()}</option> })
+                                .collect_view()
+                        }}
+                    </select>
+                </label>
+                <span class="panel-meta" data-testid="api-summary">{summary}</span>
+            </div>
+            <Show
+                when=move || points.with(|p| !p.is_empty())
+                fallback=|| view! { <p class="empty">"Waiting for the first interval of requests…"</p> }
+            >
+                <ApiCharts points />
+                <RouteTable newest />
+            </Show>
+        </section>
+    }
+    .into_any()
+}
+
+/// Latency quantiles and request rate over the service's recent intervals. A component of its own so the
+/// charts are created only once their containers exist.
+#[component]
+fn ApiCharts(points: Memo<Vec<ApiPoint>>) -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    {
+        crate::charts::mount("api-latency", move |dark| {
+            points.with(|p| crate::charts::api_latency(p, dark))
+        });
+        crate::charts::mount("api-rate", move |dark| {
+            points.with(|p| crate::charts::api_rate(p, dark))
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = points;
+    view! {
+        <figure class="api-chart">
+            <figcaption><h3>"Latency (ms)"</h3></figcaption>
+            <div class="chart api-latency-chart" id="api-latency" data-testid="api-latency"></div>
+        </figure>
+        <figure class="api-chart">
+            <figcaption><h3>"Requests per second"</h3></figcaption>
+            <div class="chart api-rate-chart" id="api-rate" data-testid="api-rate"></div>
+        </figure>
+    }
+    .into_any()
+}
+
+/// The routes of the newest interval, busiest first.
+#[component]
+fn RouteTable(newest: Memo<Option<ApiPoint>>) -> impl IntoView {
+    let rows = move || {
+        newest
+            .with(|n| n.as_ref().map(|p| p.routes.clone()).unwrap_or_default())
+            .into_iter()
+            .map(|r| {
+                let error_class = if r.errors > 0 { "num bad" } else { "num" };
+                view! {
+                    <tr data-testid="api-route">
+                        <td><code>{r.method.clone()}</code> " " {r.route.clone()}</td>
+                        <td class="num">{format!("{:.1}", r.rate_per_s)}</td>
+                        <td class="num">{format::millis(r.p50_ms)}</td>
+                        <td class="num">{format::millis(r.p95_ms)}</td>
+                        <td class="num">{format::millis(r.p99_ms)}</td>
+                        <td class=error_class>{r.errors}</td>
+                    </tr>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <table class="api-routes" data-testid="api-routes">
+            <thead>
+                <tr>
+                    <th scope="col">"Route"</th>
+                    <th scope="col" class="num">"req/s"</th>
+                    <th scope="col" class="num">"p50"</th>
+                    <th scope="col" class="num">"p95"</th>
+                    <th scope="col" class="num">"p99"</th>
+                    <th scope="col" class="num">"5xx"</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+    .into_any()
+}

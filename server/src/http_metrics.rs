@@ -1,0 +1,301 @@
+//! API performance of Watchpost's own HTTP server, the first source of the API panel.
+//!
+//! A middleware times every request (route template, method, status class) into an HDR histogram per route
+//! for the current interval; at the end of each interval the histograms are swapped out, turned into an
+//! `Api` event (latency quantiles and rate per route and for the whole service) and stored as history. The
+//! same requests feed cumulative Prometheus metrics served at `/metrics`, so other tools can scrape Watchpost.
+//! The event stream itself is left out: a stream lasts as long as the tab, which is not a latency.
+
+use crate::hub::{Hub, now_millis};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hdrhistogram::Histogram as Hdr;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use shared::{ApiPoint, Event, HistoryPoint, RouteStats};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::{Store, labeled_series};
+use tokio_util::sync::CancellationToken;
+
+/// The service name of Watchpost's own figures.
+pub const OWN_SERVICE: &str = "watchpost";
+/// Routes that are streams, not requests with a latency.
+const UNTIMED: &[&str] = &["/api/events"];
+/// Requests no route matched (static files, 404s) share one label, so raw paths never become labels.
+const FALLBACK_ROUTE: &str = "(other)";
+/// Slowest latency a histogram records exactly; slower requests are counted at this value.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+type DurationFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// One route's requests in the current interval.
+struct Interval {
+    latency: Hdr<u64>,
+    errors: u64,
+}
+
+pub struct HttpMetrics {
+    current: Mutex<HashMap<(String, String), Interval>>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: DurationFamily,
+}
+
+fn duration_histogram() -> Histogram {
+    // 0.5 ms to about 16 s, doubling.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl HttpMetrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations: DurationFamily = Family::new_with_constructor(duration_histogram);
+        registry.register(
+            "watchpost_http_requests",
+            "HTTP requests served, by route template, method and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "watchpost_http_request_duration_seconds",
+            "Time to the response head, by route template and method",
+            durations.clone(),
+        );
+        Arc::new(HttpMetrics {
+            current: Mutex::default(),
+            registry,
+            requests,
+            durations,
+        })
+    }
+
+    pub fn record(&self, route: &str, method: &str, status: StatusCode, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, MAX_MICROS);
+        if let Ok(mut current) = self.current.lock() {
+            let slot = current
+                .entry((route.to_owned(), method.to_owned()))
+                .or_insert_with(|| Interval {
+                    latency: Hdr::new_with_bounds(1, MAX_MICROS, 3)
+                        .unwrap_or_else(|_| Hdr::new(3).expect("3 significant figures is valid")),
+                    errors: 0,
+                });
+            let _ = slot.latency.record(micros);
+            slot.errors += u64::from(status.is_server_error());
+        }
+        let class = format!("{}xx", status.as_u16() / 100);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status: class,
+            })
+            .inc();
+        self.durations
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The figures of the interval that just ended (of `length`), ending at `t_ms`; starts the next one.
+    pub fn finish_interval(&self, t_ms: i64, length: Duration) -> ApiPoint {
+        let taken = self
+            .current
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        let seconds = length.as_secs_f64().max(1e-3);
+        let ms = |h: &Hdr<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let mut all: Option<Hdr<u64>> = None;
+        let mut errors = 0;
+        let mut routes: Vec<RouteStats> = taken
+            .into_iter()
+            .map(|((route, method), i)| {
+                errors += i.errors;
+                match &mut all {
+                    Some(all) => {
+                        let _ = all.add(&i.latency);
+                    }
+                    None => all = Some(i.latency.clone()),
+                }
+                RouteStats {
+                    route,
+                    method,
+                    requests: i.latency.len(),
+                    errors: i.errors,
+                    rate_per_s: i.latency.len() as f64 / seconds,
+                    p50_ms: ms(&i.latency, 0.5),
+                    p95_ms: ms(&i.latency, 0.95),
+                    p99_ms: ms(&i.latency, 0.99),
+                }
+            })
+            .collect();
+        routes.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.route.cmp(&b.route)));
+        let requests = all.as_ref().map_or(0, Hdr::len);
+        ApiPoint {
+            service: OWN_SERVICE.into(),
+            t_ms,
+            interval_ms: u64::try_from(length.as_millis()).unwrap_or(u64::MAX),
+            requests,
+            errors,
+            rate_per_s: requests as f64 / seconds,
+            p50_ms: all.as_ref().map(|h| ms(h, 0.5)),
+            p95_ms: all.as_ref().map(|h| ms(h, 0.95)),
+            p99_ms: all.as_ref().map(|h| ms(h, 0.99)),
+            routes,
+        }
+    }
+
+    /// The Prometheus (OpenMetrics) text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// The timing middleware.
+pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(FALLBACK_ROUTE, |p| p.as_str())
+        .to_owned();
+    if UNTIMED.contains(&route.as_str()) {
+        return next.run(req).await;
+    }
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics.record(&route, &method, response.status(), started.elapsed());
+    response
+}
+
+/// `GET /metrics`.
+pub async fn metrics_route(metrics: Arc<HttpMetrics>) -> Response {
+    match metrics.encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Ends an interval every `interval`: publishes its figures and stores the service's series.
+pub fn spawn_aggregator(
+    metrics: Arc<HttpMetrics>,
+    hub: Arc<Hub>,
+    store: Arc<dyn Store>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = Instant::now();
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let length = last.elapsed();
+            last = Instant::now();
+            let point = metrics.finish_interval(now_millis(), length);
+            let t = point.t_ms.div_euclid(1000) * 1000;
+            let series = |metric: &str| labeled_series(metric, &[("service", &point.service)]);
+            let mut history = vec![(
+                series("http_requests_per_s"),
+                HistoryPoint::single(t, point.rate_per_s),
+            )];
+            for (name, value) in [
+                ("http_p50_ms", point.p50_ms),
+                ("http_p95_ms", point.p95_ms),
+                ("http_p99_ms", point.p99_ms),
+            ] {
+                if let Some(v) = value {
+                    history.push((series(name), HistoryPoint::single(t, v)));
+                }
+            }
+            hub.publish(None, Event::Api(point));
+            if let Err(e) = store.append(&history).await {
+                tracing::warn!("cannot store API figures: {e}");
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interval_reports_quantiles_per_route_and_for_the_service() {
+        let m = HttpMetrics::new();
+        for ms in 1..=100 {
+            m.record("/a", "GET", StatusCode::OK, Duration::from_millis(ms));
+        }
+        m.record(
+            "/b",
+            "POST",
+            StatusCode::BAD_GATEWAY,
+            Duration::from_millis(500),
+        );
+        let p = m.finish_interval(10_000, Duration::from_secs(10));
+        assert_eq!((p.requests, p.errors), (101, 1));
+        assert!((p.rate_per_s - 10.1).abs() < 1e-9);
+        let a = &p.routes[0];
+        assert_eq!((a.route.as_str(), a.requests), ("/a", 100));
+        // HDR histograms with 3 significant figures: within 0.1 %.
+        assert!((a.p50_ms - 50.0).abs() < 0.1, "{}", a.p50_ms);
+        assert!((a.p95_ms - 95.0).abs() < 0.1, "{}", a.p95_ms);
+        assert!((a.p99_ms - 99.0).abs() < 0.1, "{}", a.p99_ms);
+        assert!(p.p99_ms.unwrap() >= 99.0);
+        // The next interval starts empty.
+        let next = m.finish_interval(20_000, Duration::from_secs(10));
+        assert_eq!(
+            (next.requests, next.p50_ms, next.routes.len()),
+            (0, None, 0)
+        );
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains(
+                r#"watchpost_http_requests_total{method="GET",route="/a",status="2xx"} 100"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"status="5xx"} 1"#), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

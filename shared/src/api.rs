@@ -1,0 +1,99 @@
+//! API performance: per service, one point per aggregation interval (latency quantiles and request rate),
+//! with the per-route figures behind it.
+
+use serde::{Deserialize, Serialize};
+
+/// Intervals of API figures the live state keeps per service: ten minutes at the default 10 s.
+pub const RECENT_API_POINTS: usize = 60;
+
+/// One route's figures over one interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteStats {
+    /// The route template (`/api/history`), never the raw path, so ids in paths do not explode the list.
+    pub route: String,
+    pub method: String,
+    pub requests: u64,
+    /// Responses with a 5xx status.
+    pub errors: u64,
+    pub rate_per_s: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// One service's figures over one interval, all routes together, with the routes beside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiPoint {
+    pub service: String,
+    /// The end of the interval (Unix ms).
+    pub t_ms: i64,
+    pub interval_ms: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub rate_per_s: f64,
+    /// Quantiles of every request of the interval; `None` when there were none.
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Busiest first.
+    pub routes: Vec<RouteStats>,
+}
+
+/// A service as the API panel shows it: its newest points, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceApi {
+    pub service: String,
+    pub points: Vec<ApiPoint>,
+}
+
+impl ServiceApi {
+    /// Appends a point in time order, keeping the newest [`RECENT_API_POINTS`]; an older or repeated point
+    /// changes nothing.
+    pub fn push(&mut self, point: ApiPoint) {
+        if self
+            .points
+            .last()
+            .is_some_and(|last| last.t_ms >= point.t_ms)
+        {
+            return;
+        }
+        self.points.push(point);
+        let excess = self.points.len().saturating_sub(RECENT_API_POINTS);
+        self.points.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(t_ms: i64) -> ApiPoint {
+        ApiPoint {
+            service: "watchpost".into(),
+            t_ms,
+            interval_ms: 10_000,
+            requests: 3,
+            errors: 0,
+            rate_per_s: 0.3,
+            p50_ms: Some(1.0),
+            p95_ms: Some(2.0),
+            p99_ms: Some(3.0),
+            routes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn points_append_in_order_and_stay_bounded() {
+        let mut s = ServiceApi {
+            service: "watchpost".into(),
+            points: Vec::new(),
+        };
+        for t in 0..100 {
+            s.push(point(t));
+        }
+        s.push(point(50));
+        assert_eq!(s.points.len(), RECENT_API_POINTS);
+        assert_eq!(s.points.first().unwrap().t_ms, 40);
+        assert_eq!(s.points.last().unwrap().t_ms, 99);
+    }
+}
