@@ -2,12 +2,15 @@
 // load stays small (the full echarts.min.js is about 370 KB gzipped). charming's WASM renderer calls the
 // global `echarts.init`, so the bundle publishes it on `window`. Add a chart type here before using it.
 import * as echarts from 'echarts/core';
-import { GaugeChart, LineChart } from 'echarts/charts';
-import { DataZoomComponent, GridComponent, TooltipComponent, LegendComponent } from 'echarts/components';
+import { BarChart, GaugeChart, LineChart } from 'echarts/charts';
+import {
+  DataZoomComponent, GridComponent, TooltipComponent, LegendComponent, TitleComponent,
+} from 'echarts/components';
 import { CanvasRenderer } from 'echarts/renderers';
 
 echarts.use([
-  GaugeChart, LineChart, DataZoomComponent, GridComponent, TooltipComponent, LegendComponent, CanvasRenderer,
+  BarChart, GaugeChart, LineChart, DataZoomComponent, GridComponent, TooltipComponent, LegendComponent, TitleComponent,
+  CanvasRenderer,
 ]);
 
 window.echarts = echarts;

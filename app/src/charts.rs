@@ -273,12 +273,12 @@ pub fn history(
         .series(max(Metric::Memory, |pt| pt.mem_pct))
 }
 
-/// A time axis over the points' own span.
+/// A time axis over the points' own span; ECharts picks the label format (seconds when the span is short).
 fn time_axis(p: &Palette) -> Axis {
     Axis::new()
         .type_(AxisType::Time)
         .split_number(4)
-        .axis_label(AxisLabel::new().color(p.text).formatter("{HH}:{mm}"))
+        .axis_label(AxisLabel::new().color(p.text))
         .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid))))
 }
 
@@ -326,4 +326,89 @@ pub fn api_rate(points: &[shared::ApiPoint], dark: bool) -> Chart {
         .x_axis(time_axis(&p))
         .y_axis(value_axis(&p))
         .series(api_line("requests/s", "#0969da", data))
+}
+
+fn category_axis(p: &Palette, labels: Vec<String>) -> Axis {
+    Axis::new()
+        .type_(AxisType::Category)
+        .data(labels)
+        .axis_label(AxisLabel::new().color(p.text))
+        .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid))))
+}
+
+/// A chart with nothing to draw says so in its middle, rather than showing bare axes.
+fn with_empty_note(chart: Chart, empty: bool, text: &str, p: &Palette) -> Chart {
+    if !empty {
+        return chart;
+    }
+    chart.title(
+        charming::component::Title::new()
+            .text(text)
+            .left("center")
+            .top("middle")
+            .text_style(
+                TextStyle::new()
+                    .color(p.text)
+                    .font_size(13)
+                    .font_weight(charming::element::font_settings::FontWeight::Normal),
+            ),
+    )
+}
+
+/// Connections per database and state, one bar each.
+pub fn db_connections(connections: &[shared::ConnectionCount], dark: bool) -> Chart {
+    let p = palette(dark);
+    let labels = connections
+        .iter()
+        .map(|c| format!("{} · {}", c.database, c.state))
+        .collect();
+    let values: Vec<f64> = connections.iter().map(|c| c.count as f64).collect();
+    let chart = Chart::new()
+        .animation(false)
+        .color(vec!["#0969da"])
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .grid(Grid::new().left(40).right(12).top(12).bottom(64))
+        .x_axis(
+            category_axis(&p, labels)
+                .axis_label(AxisLabel::new().color(p.text).rotate(25).interval(0)),
+        )
+        .y_axis(value_axis(&p))
+        .series(
+            charming::series::Bar::new()
+                .name("connections")
+                .data(values),
+        );
+    with_empty_note(
+        chart,
+        connections.is_empty(),
+        "No client connections right now",
+        &p,
+    )
+}
+
+/// Mean time of the costliest statements (or store operations), longest on top.
+pub fn db_queries(queries: &[shared::QueryStat], dark: bool) -> Chart {
+    let p = palette(dark);
+    let shown: Vec<&shared::QueryStat> = queries.iter().rev().collect();
+    let labels = shown
+        .iter()
+        .map(|q| {
+            let one_line = q.query.split_whitespace().collect::<Vec<_>>().join(" ");
+            if one_line.chars().count() > 28 {
+                format!("{}…", one_line.chars().take(27).collect::<String>())
+            } else {
+                one_line
+            }
+        })
+        .collect();
+    let values: Vec<f64> = shown.iter().map(|q| q.mean_ms).collect();
+    let chart = Chart::new()
+        .animation(false)
+        .color(vec!["#8250df"])
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .grid(Grid::new().left(170).right(16).top(8).bottom(24))
+        .x_axis(value_axis(&p))
+        .y_axis(category_axis(&p, labels))
+        .series(charming::series::Bar::new().name("mean ms").data(values));
+    with_empty_note(chart, queries.is_empty(), "No queries in this interval", &p)
 }

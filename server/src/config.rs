@@ -4,6 +4,8 @@
 //! clap already resolves flags over environment variables; every field is optional there so that a value the
 //! user did not give can still come from the file.
 
+use crate::db_metrics::PostgresTarget;
+use crate::scrape::ScrapeTarget;
 use crate::tail::TailedFile;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
@@ -72,6 +74,14 @@ pub struct Cli {
     /// the environment variable).
     #[arg(long = "tail-log", env = "WATCHPOST_TAIL_LOG", value_delimiter = ',')]
     pub tail_log: Vec<TailedFile>,
+    /// A service whose Prometheus exposition is scraped for the API panel, as SERVICE=URL (http://…/metrics);
+    /// repeat for more (comma-separated in the environment variable).
+    #[arg(long = "scrape", env = "WATCHPOST_SCRAPE", value_delimiter = ',')]
+    pub scrape: Vec<ScrapeTarget>,
+    /// A PostgreSQL database for the database panel, as NAME=postgres://user@host:port/database; repeat for
+    /// more (comma-separated in the environment variable).
+    #[arg(long = "postgres", env = "WATCHPOST_POSTGRES", value_delimiter = ',')]
+    pub postgres: Vec<PostgresTarget>,
     /// The most disk space the database may take, e.g. `2GiB`; past it history stops being saved, as on a
     /// full disk [default: no limit].
     #[arg(long, env = "WATCHPOST_STORE_QUOTA", value_parser = parse_size)]
@@ -108,6 +118,8 @@ struct FileConfig {
     retention_hour: Option<String>,
     retention_logs: Option<String>,
     tail_log: Option<Vec<String>>,
+    scrape: Option<Vec<String>>,
+    postgres: Option<Vec<String>>,
     store_quota: Option<String>,
     site_root: Option<PathBuf>,
 }
@@ -127,6 +139,10 @@ pub struct Config {
     pub store_quota: Option<u64>,
     /// Log files followed into the error log.
     pub tail_logs: Vec<TailedFile>,
+    /// Services scraped for the API panel.
+    pub scrape: Vec<ScrapeTarget>,
+    /// PostgreSQL databases watched by the database panel.
+    pub postgres: Vec<PostgresTarget>,
     pub site_root: PathBuf,
 }
 
@@ -157,6 +173,8 @@ impl Default for Config {
             retention: Retention::default(),
             store_quota: None,
             tail_logs: Vec::new(),
+            scrape: Vec::new(),
+            postgres: Vec::new(),
             site_root: PathBuf::from("target/site"),
         }
     }
@@ -238,20 +256,9 @@ impl Config {
                     })
                     .transpose()?,
             },
-            tail_logs: if cli.tail_log.is_empty() {
-                file.tail_log
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|t| {
-                        t.parse().map_err(|message| ConfigError::Invalid {
-                            name: "tail_log",
-                            message,
-                        })
-                    })
-                    .collect::<Result<_, _>>()?
-            } else {
-                cli.tail_log.clone()
-            },
+            tail_logs: list("tail_log", &cli.tail_log, file.tail_log)?,
+            scrape: list("scrape", &cli.scrape, file.scrape)?,
+            postgres: list("postgres", &cli.postgres, file.postgres)?,
             site_root: cli
                 .site_root
                 .clone()
@@ -349,6 +356,25 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             message: place.unwrap_or_default() + e.message(),
         }
     })
+}
+
+/// A repeatable setting: the flags (or variable) if given, else the file's list, each entry parsed.
+fn list<T: std::str::FromStr<Err = String> + Clone>(
+    name: &'static str,
+    flags: &[T],
+    file: Option<Vec<String>>,
+) -> Result<Vec<T>, ConfigError> {
+    if !flags.is_empty() {
+        return Ok(flags.to_vec());
+    }
+    file.unwrap_or_default()
+        .iter()
+        .map(|entry| {
+            entry
+                .parse()
+                .map_err(|message| ConfigError::Invalid { name, message })
+        })
+        .collect()
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {

@@ -166,6 +166,7 @@ impl HttpMetrics {
             p95_ms: all.as_ref().map(|h| ms(h, 0.95)),
             p99_ms: all.as_ref().map(|h| ms(h, 0.99)),
             routes,
+            error: None,
         }
     }
 

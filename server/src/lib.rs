@@ -6,11 +6,13 @@
 pub mod api_error;
 pub mod collector;
 pub mod config;
+pub mod db_metrics;
 pub mod healthz;
 pub mod history;
 pub mod http_metrics;
 pub mod hub;
 pub mod logs;
+pub mod scrape;
 pub mod startup;
 pub mod stream;
 pub mod tail;

@@ -56,6 +56,20 @@ impl LogBook {
         Ok(stored)
     }
 
+    /// Writes one entry under Watchpost's own name (a source's state change, say); a failure is only logged.
+    pub async fn own(&self, level: Level, message: String) {
+        let entry = NewLog {
+            t_ms: now_millis(),
+            level,
+            service: OWN_SERVICE.into(),
+            message,
+            fields: Default::default(),
+        };
+        if let Err(e) = self.append(vec![entry]).await {
+            tracing::warn!("cannot write to the error log: {e}");
+        }
+    }
+
     pub async fn page(
         &self,
         filter: &LogFilter,

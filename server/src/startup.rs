@@ -176,6 +176,21 @@ impl Application {
         let own_log_writer =
             own_logs.map(|own| spawn_own_log_writer(logs.clone(), own, shutdown.clone()));
         crate::tail::spawn_tailers(&config.tail_logs, logs.clone(), shutdown.clone());
+        crate::scrape::spawn_scrapers(
+            &config.scrape,
+            config.api_interval,
+            hub.clone(),
+            logs.clone(),
+            shutdown.clone(),
+        );
+        crate::db_metrics::spawn_db_readers(
+            store.clone(),
+            &config.postgres,
+            config.api_interval,
+            hub.clone(),
+            logs.clone(),
+            shutdown.clone(),
+        );
         let http_metrics = HttpMetrics::new();
         spawn_aggregator(
             http_metrics.clone(),

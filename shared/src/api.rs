@@ -37,6 +37,10 @@ pub struct ApiPoint {
     pub p99_ms: Option<f64>,
     /// Busiest first.
     pub routes: Vec<RouteStats>,
+    /// Why the service could not be measured this interval (a scrape target that is down); `None` when it
+    /// was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A service as the API panel shows it: its newest points, oldest first.
@@ -79,6 +83,7 @@ mod tests {
             p95_ms: Some(2.0),
             p99_ms: Some(3.0),
             routes: Vec::new(),
+            error: None,
         }
     }
 

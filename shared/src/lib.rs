@@ -6,12 +6,14 @@
 //! copy of the state and every browser's copy are computed by the very same code.
 
 mod api;
+mod db;
 mod health;
 mod history;
 mod logs;
 mod state;
 
 pub use api::{ApiPoint, RECENT_API_POINTS, RouteStats, ServiceApi};
+pub use db::{ConnectionCount, DbKind, DbReading, QueryStat};
 pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
 pub use history::{
     HistoryPoint, HistorySeries, MAX_POINTS, Metric, RangeError, Tier, TimeRange, UnknownMetric,
@@ -59,6 +61,8 @@ pub enum Event {
     Logs(Vec<LogEntry>),
     /// One service's API figures for the interval that just ended; appended to that service's points.
     Api(ApiPoint),
+    /// A database target's whole current reading; replaces the previous one of that target.
+    Db(DbReading),
 }
 
 impl Event {
@@ -70,6 +74,7 @@ impl Event {
             Event::Storage(_) => EventKind::Storage,
             Event::Logs(_) => EventKind::Logs,
             Event::Api(_) => EventKind::Api,
+            Event::Db(_) => EventKind::Db,
         }
     }
 }
@@ -82,17 +87,19 @@ pub enum EventKind {
     Storage,
     Logs,
     Api,
+    Db,
     /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
     Ping,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::Snapshot,
         EventKind::Health,
         EventKind::Storage,
         EventKind::Logs,
         EventKind::Api,
+        EventKind::Db,
         EventKind::Ping,
     ];
 
@@ -103,6 +110,7 @@ impl EventKind {
             EventKind::Storage => "storage",
             EventKind::Logs => "logs",
             EventKind::Api => "api",
+            EventKind::Db => "db",
             EventKind::Ping => "ping",
         }
     }
@@ -126,6 +134,9 @@ pub struct Snapshot {
     /// API performance per service, by service name.
     #[serde(default)]
     pub api: Vec<ServiceApi>,
+    /// The newest reading of each database target, by target name.
+    #[serde(default)]
+    pub db: Vec<DbReading>,
 }
 
 /// Whether the store accepts writes. While it does not (a full disk, say), the live dashboard keeps working
@@ -240,6 +251,7 @@ mod tests {
                 storage_version: 0,
                 logs: Vec::new(),
                 api: Vec::new(),
+                db: Vec::new(),
             }),
             Event::Logs(vec![LogEntry {
                 id: 3,

@@ -4,7 +4,7 @@
 //! run this code, a browser that applied the same envelopes holds exactly the server's state.
 
 use crate::{
-    Envelope, Event, HealthPoint, HostHealth, HostId, LogEntry, ServiceApi, Snapshot,
+    DbReading, Envelope, Event, HealthPoint, HostHealth, HostId, LogEntry, ServiceApi, Snapshot,
     StorageStatus, merge_recent,
 };
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,8 @@ pub struct LiveState {
     logs: Vec<LogEntry>,
     /// API performance per service.
     api: BTreeMap<String, ServiceApi>,
+    /// The newest reading of each database target.
+    db: BTreeMap<String, DbReading>,
 }
 
 impl LiveState {
@@ -60,6 +62,15 @@ impl LiveState {
             }
             Event::Health(health) => self.apply_health(health.clone(), env.seq),
             Event::Logs(entries) => merge_recent(&mut self.logs, entries),
+            Event::Db(reading) => {
+                let newer = self
+                    .db
+                    .get(&reading.target)
+                    .is_none_or(|old| old.t_ms <= reading.t_ms);
+                if newer {
+                    self.db.insert(reading.target.clone(), reading.clone());
+                }
+            }
             Event::Api(point) => self
                 .api
                 .entry(point.service.clone())
@@ -115,6 +126,11 @@ impl LiveState {
             .into_iter()
             .map(|s| (s.service.clone(), s))
             .collect();
+        self.db = snapshot
+            .db
+            .into_iter()
+            .map(|r| (r.target.clone(), r))
+            .collect();
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -125,7 +141,13 @@ impl LiveState {
             storage_version: self.storage.1,
             logs: self.logs.clone(),
             api: self.api.values().cloned().collect(),
+            db: self.db.values().cloned().collect(),
         }
+    }
+
+    /// The newest reading of each database target, in name order.
+    pub fn db(&self) -> impl Iterator<Item = &DbReading> {
+        self.db.values()
     }
 
     /// API performance per service, in service-name order.

@@ -78,6 +78,29 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The store's own figures, cumulative since start: what the database panel shows for Watchpost itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub operations: Vec<OperationStats>,
+    pub pools: Vec<PoolStats>,
+}
+
+/// Calls of one kind of store operation and the time they took, since start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationStats {
+    pub kind: &'static str,
+    pub calls: u64,
+    pub total: std::time::Duration,
+}
+
+/// A connection pool's connections right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    pub name: String,
+    pub in_use: u64,
+    pub idle: u64,
+}
+
 /// What one round of [`Store::maintain`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Maintenance {
@@ -125,6 +148,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every service that has entries, for the panel's service selector.
     async fn log_services(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Operation counts and times since start, and the pools' connections.
+    fn stats(&self) -> StoreStats;
 
     /// Bytes the store occupies on disk.
     async fn size_bytes(&self) -> Result<u64, StoreError>;

@@ -7,7 +7,9 @@
 
 use crate::chunk;
 use crate::plan::{Retention, bucket};
-use crate::{MAX_LOG_PAGE, Maintenance, NewLog, Store, StoreError};
+use crate::{
+    MAX_LOG_PAGE, Maintenance, NewLog, OperationStats, PoolStats, Store, StoreError, StoreStats,
+};
 use async_trait::async_trait;
 use shared::{HistoryPoint, Level, LogCursor, LogEntry, LogFilter, LogPage, Tier};
 use sqlx::migrate::{MigrateError, Migrator};
@@ -15,10 +17,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -47,6 +49,25 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Series name → id, filled as series are first written or read.
     ids: Mutex<HashMap<String, i64>>,
+    /// Calls and total time per operation since start, for the database panel.
+    timings: Mutex<BTreeMap<&'static str, (u64, Duration)>>,
+}
+
+/// Adds the time from its creation to its drop to the store's figures for `kind`.
+struct Timed<'a> {
+    store: &'a SqliteStore,
+    kind: &'static str,
+    started: Instant,
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut timings) = self.store.timings.lock() {
+            let entry = timings.entry(self.kind).or_default();
+            entry.0 += 1;
+            entry.1 += self.started.elapsed();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -105,11 +126,20 @@ impl SqliteStore {
             writer,
             reader,
             ids: Mutex::default(),
+            timings: Mutex::default(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn timed(&self, kind: &'static str) -> Timed<'_> {
+        Timed {
+            store: self,
+            kind,
+            started: Instant::now(),
+        }
     }
 
     fn cached_id(&self, name: &str) -> Option<i64> {
@@ -341,6 +371,7 @@ fn point((t_ms, min, max, avg, count): (i64, f64, f64, f64, i64)) -> HistoryPoin
 #[async_trait]
 impl Store for SqliteStore {
     async fn append(&self, points: &[(String, HistoryPoint)]) -> Result<usize, StoreError> {
+        let _timed = self.timed("append history");
         let mut tx = self.writer.begin().await?;
         let mut new_ids: HashMap<&str, i64> = HashMap::new();
         let mut rows: Vec<(i64, HistoryPoint)> = Vec::with_capacity(points.len());
@@ -406,6 +437,7 @@ impl Store for SqliteStore {
         now_ms: i64,
         retention: &Retention,
     ) -> Result<Maintenance, StoreError> {
+        let _timed = self.timed("maintain");
         // Pruning first: it frees pages, so on a full disk or quota the rollups below get room again.
         let (rows_pruned, logs_pruned) = self.prune(now_ms, retention).await?;
         let settled = now_ms - ROLLUP_DELAY_MS;
@@ -439,6 +471,7 @@ impl Store for SqliteStore {
         (from_ms, to_ms): (i64, i64),
         step_ms: i64,
     ) -> Result<Vec<HistoryPoint>, StoreError> {
+        let _timed = self.timed("read history");
         let Some(id) = self.id_for_read(series).await? else {
             return Ok(Vec::new());
         };
@@ -494,6 +527,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_logs(&self, entries: Vec<NewLog>) -> Result<Vec<LogEntry>, StoreError> {
+        let _timed = self.timed("append logs");
         let mut tx = self.writer.begin().await?;
         // The only writer assigns ids itself, so it knows them without reading each row back.
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM logs")
@@ -535,6 +569,7 @@ impl Store for SqliteStore {
         before: Option<LogCursor>,
         limit: usize,
     ) -> Result<LogPage, StoreError> {
+        let _timed = self.timed("page logs");
         let limit = limit.clamp(1, MAX_LOG_PAGE);
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
             "SELECT id, t_ms, level, service, message, fields FROM logs WHERE 1 = 1",
@@ -579,12 +614,41 @@ impl Store for SqliteStore {
     }
 
     async fn log_services(&self) -> Result<Vec<String>, StoreError> {
+        let _timed = self.timed("log services");
         // A skip scan of the (service, …) index: one step per service, however many entries each has.
         Ok(
             sqlx::query_scalar("SELECT DISTINCT service FROM logs ORDER BY service LIMIT 1000")
                 .fetch_all(&self.reader)
                 .await?,
         )
+    }
+
+    fn stats(&self) -> StoreStats {
+        let pool = |name: &str, pool: &SqlitePool| {
+            let size = u64::from(pool.size());
+            let idle = pool.num_idle() as u64;
+            PoolStats {
+                name: name.to_owned(),
+                in_use: size.saturating_sub(idle),
+                idle,
+            }
+        };
+        StoreStats {
+            operations: self
+                .timings
+                .lock()
+                .map(|t| {
+                    t.iter()
+                        .map(|(kind, (calls, total))| OperationStats {
+                            kind,
+                            calls: *calls,
+                            total: *total,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            pools: vec![pool("writer", &self.writer), pool("reader", &self.reader)],
+        }
     }
 
     async fn size_bytes(&self) -> Result<u64, StoreError> {

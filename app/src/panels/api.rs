@@ -63,6 +63,17 @@ pub fn ApiPanel() -> impl IntoView {
                     </select>
                 </label>
                 <span class="panel-meta" data-testid="api-summary">{summary}</span>
+                {move || {
+                    newest
+                        .with(|n| n.as_ref().and_then(|p| p.error.clone()))
+                        .map(|e| {
+                            view! {
+                                <span class="badge down-badge" data-testid="api-down" role="status">
+                                    "down: " {e}
+                                </span>
+                            }
+                        })
+                }}
             </div>
             <Show
                 when=move || points.with(|p| !p.is_empty())

@@ -1,6 +1,7 @@
 //! The dashboard page and its panels, one module each.
 
 mod api;
+mod database;
 mod errors;
 mod health;
 mod pending;
@@ -9,6 +10,7 @@ use crate::api::get_snapshot;
 use crate::header::TopBar;
 use crate::live::LiveStore;
 use api::ApiPanel;
+use database::DatabasePanel;
 use errors::ErrorLogPanel;
 use health::HealthPanel;
 use leptos::prelude::*;
@@ -37,6 +39,7 @@ pub fn Dashboard() -> impl IntoView {
                                 <HealthPanel />
                                 <ErrorLogPanel />
                                 <ApiPanel />
+                                <DatabasePanel />
                             }
                                 .into_any()
                         }
@@ -56,11 +59,6 @@ pub fn Dashboard() -> impl IntoView {
                 id="security"
                 title="Security alerts"
                 what="Failed logins and unauthorised actions will appear here as they happen."
-            />
-            <PendingPanel
-                id="database"
-                title="Database"
-                what="Query performance and connections will be charted here."
             />
             <PendingPanel
                 id="deployments"

@@ -118,6 +118,15 @@ impl TestApp {
             .expect("the history route answers")
     }
 
+    /// `GET /api/logs?{query}`.
+    pub async fn log_page(&self, query: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/api/logs?{query}", self.base))
+            .send()
+            .await
+            .expect("the log answers")
+    }
+
     /// Waits until the one-hour CPU history holds at least `n` points; returns them.
     pub async fn stored_points(&self, n: usize) -> HistorySeries {
         tokio::time::timeout(PATIENCE, async {

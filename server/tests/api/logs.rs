@@ -19,14 +19,6 @@ impl TestApp {
             .await
             .expect("ingest answers")
     }
-
-    async fn log_page(&self, query: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}/api/logs?{query}", self.base))
-            .send()
-            .await
-            .expect("the log answers")
-    }
 }
 
 fn line(level: &str, service: &str, message: &str) -> String {

@@ -4,8 +4,10 @@
 
 mod api_perf;
 mod cli;
+mod database;
 mod helpers;
 mod history;
 mod logs;
 mod pages;
+mod scrape;
 mod stream;

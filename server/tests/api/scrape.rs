@@ -1,0 +1,156 @@
+//! Scrape targets: a Prometheus endpoint the test serves is read, its histogram turned into the right
+//! quantiles; a target that is down shows as down and is written to the error log.
+
+use crate::helpers::{PATIENCE, TestApp, next_envelope, spawn_app_with};
+use axum::Router;
+use axum::routing::get;
+use shared::{ApiPoint, Event, LogPage};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn exposition(le_100ms: u64, le_200ms: u64, le_500ms: u64, total: u64) -> String {
+    let line = |le: &str, n: u64| {
+        format!(
+            "shop_http_request_duration_seconds_bucket{{handler=\"/checkout\",method=\"POST\",le=\"{le}\"}} {n}\n"
+        )
+    };
+    format!(
+        "# HELP shop_http_request_duration_seconds Request latency.\n\
+         # TYPE shop_http_request_duration_seconds histogram\n{}{}{}{}\
+         shop_http_request_duration_seconds_sum{{handler=\"/checkout\",method=\"POST\"}} 12.5\n\
+         shop_http_request_duration_seconds_count{{handler=\"/checkout\",method=\"POST\"}} {total}\n\
+         # TYPE shop_up gauge\nshop_up 1\n",
+        line("0.1", le_100ms),
+        line("0.2", le_200ms),
+        line("0.5", le_500ms),
+        line("+Inf", total)
+    )
+}
+
+/// Serves `/metrics` with whatever `body` holds; returns its address.
+async fn serve_metrics(body: Arc<Mutex<String>>) -> String {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let body = body.clone();
+            async move { body.lock().map(|b| b.clone()).unwrap_or_default() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/metrics")
+}
+
+async fn next_point_of(events: &mut crate::helpers::Events, service: &str) -> ApiPoint {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let (
+                _,
+                shared::Envelope {
+                    event: Event::Api(p),
+                    ..
+                },
+            ) = next_envelope(events).await
+                && p.service == service
+            {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("a point of the service")
+}
+
+async fn scraping(url: String) -> TestApp {
+    let target = format!("shop={url}");
+    spawn_app_with(move |c| {
+        c.api_interval = Duration::from_millis(300);
+        c.scrape = vec![target.parse().unwrap()];
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_prometheus_endpoint_is_scraped_and_its_quantiles_are_right() {
+    let body = Arc::new(Mutex::new(exposition(0, 0, 0, 0)));
+    let app = scraping(serve_metrics(body.clone()).await).await;
+    let mut events = app.events(None).await;
+    // One interval without traffic: a point with no requests.
+    let idle = next_point_of(&mut events, "shop").await;
+    assert_eq!(
+        (idle.requests, idle.p50_ms, idle.error.as_deref()),
+        (0, None, None)
+    );
+
+    // 100 requests: 50 under 100 ms, 40 more under 200 ms, 10 more under 500 ms.
+    *body.lock().unwrap() = exposition(50, 90, 100, 100);
+    let point = loop {
+        let p = next_point_of(&mut events, "shop").await;
+        if p.requests > 0 {
+            break p;
+        }
+    };
+    assert_eq!(point.requests, 100);
+    let close = |got: Option<f64>, want: f64| (got.unwrap() - want).abs() < 1e-6;
+    assert!(close(point.p50_ms, 100.0), "{:?}", point.p50_ms);
+    assert!(close(point.p95_ms, 350.0), "{:?}", point.p95_ms);
+    assert!(close(point.p99_ms, 470.0), "{:?}", point.p99_ms);
+    let route = &point.routes[0];
+    assert_eq!(
+        (route.route.as_str(), route.method.as_str()),
+        ("/checkout", "POST")
+    );
+    assert!(point.rate_per_s > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_is_down_shows_as_down_and_writes_an_error_log_entry() {
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/metrics", closed.local_addr().unwrap());
+    drop(closed);
+    let app = scraping(url.clone()).await;
+    let mut events = app.events(None).await;
+    let point = next_point_of(&mut events, "shop").await;
+    let error = point.error.expect("the point says why");
+    assert!(
+        error.contains("refused") || error.contains("unreachable"),
+        "{error}"
+    );
+
+    let entry = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let page: LogPage = app
+                .log_page("service=watchpost&level=error")
+                .await
+                .json()
+                .await
+                .unwrap();
+            if let Some(e) = page
+                .entries
+                .into_iter()
+                .find(|e| e.message.contains("scrape target shop"))
+            {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("an error-log entry");
+    assert!(
+        entry.message.contains(&url) && entry.message.contains("is down"),
+        "{}",
+        entry.message
+    );
+    // Once, not every interval.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let page: LogPage = app
+        .log_page("service=watchpost&q=scrape%20target%20shop")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 1);
+}
