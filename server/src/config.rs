@@ -86,6 +86,10 @@ pub struct Cli {
     /// full disk [default: no limit].
     #[arg(long, env = "WATCHPOST_STORE_QUOTA", value_parser = parse_size)]
     pub store_quota: Option<u64>,
+    /// Run a sample workload against a small demo API so every panel moves on a fresh install (all its
+    /// figures are measured by the real sources).
+    #[arg(long, env = "WATCHPOST_DEMO")]
+    pub demo: bool,
     /// Directory with the built site (WASM, JS, CSS, assets) [default: target/site].
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
@@ -120,6 +124,7 @@ struct FileConfig {
     tail_log: Option<Vec<String>>,
     scrape: Option<Vec<String>>,
     postgres: Option<Vec<String>>,
+    demo: Option<bool>,
     store_quota: Option<String>,
     site_root: Option<PathBuf>,
 }
@@ -143,6 +148,8 @@ pub struct Config {
     pub scrape: Vec<ScrapeTarget>,
     /// PostgreSQL databases watched by the database panel.
     pub postgres: Vec<PostgresTarget>,
+    /// Whether the sample workload runs.
+    pub demo: bool,
     pub site_root: PathBuf,
 }
 
@@ -175,6 +182,7 @@ impl Default for Config {
             tail_logs: Vec::new(),
             scrape: Vec::new(),
             postgres: Vec::new(),
+            demo: false,
             site_root: PathBuf::from("target/site"),
         }
     }
@@ -259,6 +267,7 @@ impl Config {
             tail_logs: list("tail_log", &cli.tail_log, file.tail_log)?,
             scrape: list("scrape", &cli.scrape, file.scrape)?,
             postgres: list("postgres", &cli.postgres, file.postgres)?,
+            demo: cli.demo || file.demo.unwrap_or(false),
             site_root: cli
                 .site_root
                 .clone()

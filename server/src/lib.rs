@@ -7,6 +7,7 @@ pub mod api_error;
 pub mod collector;
 pub mod config;
 pub mod db_metrics;
+pub mod demo;
 pub mod healthz;
 pub mod history;
 pub mod http_metrics;

@@ -266,6 +266,13 @@ impl Application {
             )
             .layer(CompressionLayer::new());
 
+        let api = if config.demo {
+            crate::demo::spawn_load(format!("http://{local_addr}"), shutdown.clone());
+            api.merge(crate::demo::routes(logs.clone()))
+        } else {
+            api
+        };
+
         let leptos_options = LeptosOptions::builder()
             .output_name("watchpost")
             .site_root(config.site_root.to_string_lossy().into_owned())

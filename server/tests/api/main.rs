@@ -5,6 +5,7 @@
 mod api_perf;
 mod cli;
 mod database;
+mod demo;
 mod helpers;
 mod history;
 mod logs;
