@@ -104,7 +104,9 @@ pub fn spawn_db_readers(
     {
         let (hub, shutdown) = (hub.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
+            // A reading covers an interval: the first one after the first interval, as for HTTP figures.
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             let mut before: HashMap<&'static str, (u64, Duration)> = HashMap::new();
             loop {
                 tokio::select! {

@@ -101,7 +101,12 @@ async fn a_reconnect_with_last_event_id_replays_exactly_the_missed_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_from_the_newest_id_replays_nothing_and_sends_no_snapshot() {
-    let app = spawn_app_with(|c| c.interval = Duration::from_secs(3600)).await;
+    // No readings and no interval figures for an hour: nothing is published after the snapshot.
+    let app = spawn_app_with(|c| {
+        c.interval = Duration::from_secs(3600);
+        c.api_interval = Duration::from_secs(3600);
+    })
+    .await;
     let mut first = app.events(None).await;
     let (_, snapshot) = next_envelope(&mut first).await;
     let mut second = app.events(Some(&snapshot.seq.to_string())).await;
@@ -127,6 +132,7 @@ async fn an_unknown_or_malformed_last_event_id_gets_a_fresh_snapshot() {
 async fn an_idle_stream_gets_a_keepalive() {
     let app = spawn_app_with(|c| {
         c.interval = Duration::from_secs(3600);
+        c.api_interval = Duration::from_secs(3600);
         c.keepalive = Duration::from_millis(200);
     })
     .await;
