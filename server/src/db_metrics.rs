@@ -9,8 +9,8 @@
 //!   to the error log once, when it goes down.
 
 use crate::hub::{Hub, now_millis};
-use crate::logs::LogBook;
-use shared::{ConnectionCount, DbKind, DbReading, Event, Level, QueryStat};
+use crate::logs::{LogBook, Outage};
+use shared::{ConnectionCount, DbKind, DbReading, Event, QueryStat};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -126,7 +126,7 @@ pub fn spawn_db_readers(
                 .connect_lazy_with(target.options.clone());
             let mut ticks = tokio::time::interval(interval);
             let mut last: Option<(Instant, i64)> = None;
-            let mut down: Option<String> = None;
+            let mut outage = Outage::new(format!("database {} ({})", target.name, target.shown));
             loop {
                 tokio::select! {
                     _ = ticks.tick() => {}
@@ -135,30 +135,11 @@ pub fn spawn_db_readers(
                 let mut r = reading(&target.name, DbKind::Postgres);
                 match read_postgres(&pool, &mut r, &mut last).await {
                     Ok(()) => {
-                        if let Some(was) = down.take() {
-                            logs.own(
-                                Level::Info,
-                                format!(
-                                    "database {} ({}) can be read again after: {was}",
-                                    target.name, target.shown
-                                ),
-                            )
-                            .await;
-                        }
+                        outage.up(&logs).await;
                     }
                     Err(e) => {
                         let reason = e.to_string();
-                        if down.is_none() {
-                            logs.own(
-                                Level::Error,
-                                format!(
-                                    "database {} ({}) cannot be read: {reason}",
-                                    target.name, target.shown
-                                ),
-                            )
-                            .await;
-                        }
-                        down = Some(reason.clone());
+                        outage.down(&logs, &reason).await;
                         last = None;
                         r = DbReading {
                             error: Some(reason),

@@ -49,10 +49,12 @@ impl LogBook {
             return Ok(Vec::new());
         }
         let stored = self.store.append_logs(entries).await?;
-        let mut newest = stored.clone();
+        // Only the newest go out (and are copied): an ingest of thousands is read back from the store.
+        let mut newest: Vec<&LogEntry> = stored.iter().collect();
         newest.sort_by_key(|e| std::cmp::Reverse(e.cursor()));
         newest.truncate(RECENT_LOGS);
-        self.hub.publish(None, Event::Logs(newest));
+        self.hub
+            .publish(None, Event::Logs(newest.into_iter().cloned().collect()));
         Ok(stored)
     }
 
@@ -81,6 +83,37 @@ impl LogBook {
 
     pub async fn services(&self) -> Result<Vec<String>, StoreError> {
         self.store.log_services().await
+    }
+}
+
+/// Whether a polled source (a scrape target, a database) is down, so that its going down and its coming back
+/// are each written to the error log once, not on every failed poll.
+pub struct Outage {
+    /// How the log names the source, e.g. `scrape target shop (http://…)`.
+    what: String,
+    down: Option<String>,
+}
+
+impl Outage {
+    pub fn new(what: String) -> Self {
+        Outage { what, down: None }
+    }
+
+    /// A poll succeeded.
+    pub async fn up(&mut self, logs: &LogBook) {
+        if let Some(was) = self.down.take() {
+            let message = format!("{} is back after: {was}", self.what);
+            logs.own(Level::Info, message).await;
+        }
+    }
+
+    /// A poll failed for `reason`.
+    pub async fn down(&mut self, logs: &LogBook, reason: &str) {
+        if self.down.is_none() {
+            let message = format!("{} is down: {reason}", self.what);
+            logs.own(Level::Error, message).await;
+        }
+        self.down = Some(reason.to_owned());
     }
 }
 
@@ -187,7 +220,7 @@ pub fn truncate(message: String) -> String {
     if message.len() <= MAX_MESSAGE_BYTES {
         return message;
     }
-    let cut = floor_char_boundary(&message, MAX_MESSAGE_BYTES);
+    let cut = message.floor_char_boundary(MAX_MESSAGE_BYTES);
     format!(
         "{}… [truncated {} bytes]",
         &message[..cut],
@@ -199,16 +232,9 @@ fn clip(value: String, max: usize) -> String {
     if value.len() <= max {
         value
     } else {
-        let cut = floor_char_boundary(&value, max);
+        let cut = value.floor_char_boundary(max);
         format!("{}…", &value[..cut])
     }
-}
-
-fn floor_char_boundary(s: &str, at: usize) -> usize {
-    (0..=at.min(s.len()))
-        .rev()
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(0)
 }
 
 /// One rejected line of an ingest request.

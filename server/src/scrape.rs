@@ -8,10 +8,10 @@
 //! cannot be read is shown as down in its panel and written to the error log once, when it goes down.
 
 use crate::hub::{Hub, now_millis};
-use crate::logs::{LogBook, OWN_SERVICE};
+use crate::logs::{LogBook, OWN_SERVICE, Outage};
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{PrometheusType, PrometheusValue};
-use shared::{ApiPoint, Event, Level, RouteStats};
+use shared::{ApiPoint, Event, RouteStats};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -265,7 +265,8 @@ pub fn spawn_scrapers(
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last: Option<(Instant, Histograms)> = None;
-            let mut down: Option<String> = None;
+            let mut outage =
+                Outage::new(format!("scrape target {} ({})", target.service, target.url));
             loop {
                 tokio::select! {
                     _ = ticks.tick() => {}
@@ -274,16 +275,7 @@ pub fn spawn_scrapers(
                 let started = Instant::now();
                 match scrape(&client, &target.url).await {
                     Ok(now) => {
-                        if let Some(was) = down.take() {
-                            logs.own(
-                                Level::Info,
-                                format!(
-                                    "scrape target {} ({}) is up again after: {was}",
-                                    target.service, target.url
-                                ),
-                            )
-                            .await;
-                        }
+                        outage.up(&logs).await;
                         if let Some((at, before)) = &last {
                             let seconds = at.elapsed().as_secs_f64().max(1e-3);
                             hub.publish(
@@ -301,17 +293,7 @@ pub fn spawn_scrapers(
                         last = Some((started, now));
                     }
                     Err(reason) => {
-                        if down.is_none() {
-                            logs.own(
-                                Level::Error,
-                                format!(
-                                    "scrape target {} ({}) is down: {reason}",
-                                    target.service, target.url
-                                ),
-                            )
-                            .await;
-                        }
-                        down = Some(reason.clone());
+                        outage.down(&logs, &reason).await;
                         last = None;
                         hub.publish(
                             None,

@@ -130,10 +130,6 @@ impl SqliteStore {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn timed(&self, kind: &'static str) -> Timed<'_> {
         Timed {
             store: self,
@@ -185,12 +181,13 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Rolls `[mark, target)` of the finer table into `tier`, advancing the mark. Returns the rows written.
-    async fn roll_up(&self, tier: Tier, target: i64) -> Result<u64, StoreError> {
+    /// Rolls `[mark, target)` of the finer table into `tier`, advancing the mark. Returns the rows written and
+    /// the tier's mark afterwards (`None` while there is nothing to roll up yet).
+    async fn roll_up(&self, tier: Tier, target: i64) -> Result<(u64, Option<i64>), StoreError> {
         let (source, dest, res) = match tier {
             Tier::Minute => ("second_open", "minute_points", MINUTE),
             Tier::Hour => ("minute_points", "hour_points", HOUR),
-            Tier::Second => return Ok(0),
+            Tier::Second => return Ok((0, None)),
         };
         let mut tx = self.writer.begin().await?;
         let start = match Self::mark(&mut tx, tier).await? {
@@ -202,12 +199,12 @@ impl SqliteStore {
                         .await?;
                 match first {
                     Some(first) => first.div_euclid(res) * res,
-                    None => return Ok(0),
+                    None => return Ok((0, None)),
                 }
             }
         };
         if target <= start {
-            return Ok(0);
+            return Ok((0, Some(start)));
         }
         let rows = sqlx::query(&format!(
             "INSERT INTO {dest} (series_id, t_ms, min, max, avg, count) \
@@ -222,7 +219,7 @@ impl SqliteStore {
         .rows_affected();
         Self::set_mark(&mut tx, tier, target).await?;
         tx.commit().await?;
-        Ok(rows)
+        Ok((rows, Some(target)))
     }
 
     /// Deletes what is past its retention; returns (points and chunks, log entries) deleted.
@@ -281,14 +278,8 @@ impl SqliteStore {
         for id in series {
             let mut tx = self.writer.begin().await?;
             let points = Self::points(&mut *tx, "second_open", id, (i64::MIN, before), 1).await?;
-            let mut start = 0;
-            while start < points.len() {
-                let hour = points[start].t_ms.div_euclid(HOUR);
-                let len = points[start..]
-                    .iter()
-                    .take_while(|p| p.t_ms.div_euclid(HOUR) == hour)
-                    .count();
-                let mut group = points[start..start + len].to_vec();
+            for hour in points.chunk_by(|a, b| a.t_ms.div_euclid(HOUR) == b.t_ms.div_euclid(HOUR)) {
+                let mut group = hour.to_vec();
                 // Points that arrive after their hour was sealed (the clock stepped back, say) and start
                 // where an existing chunk starts are merged into it rather than colliding with it.
                 let existing: Option<Vec<u8>> = sqlx::query_scalar(
@@ -318,7 +309,6 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
                 sealed += 1;
-                start += len;
             }
             sqlx::query("DELETE FROM second_open WHERE series_id = ? AND t_ms < ?")
                 .bind(id)
@@ -441,12 +431,9 @@ impl Store for SqliteStore {
         // Pruning first: it frees pages, so on a full disk or quota the rollups below get room again.
         let (rows_pruned, logs_pruned) = self.prune(now_ms, retention).await?;
         let settled = now_ms - ROLLUP_DELAY_MS;
-        let minutes_rolled = self
+        let (minutes_rolled, minute_mark) = self
             .roll_up(Tier::Minute, settled.div_euclid(MINUTE) * MINUTE)
             .await?;
-        let mut tx = self.writer.begin().await?;
-        let minute_mark = Self::mark(&mut tx, Tier::Minute).await?;
-        tx.commit().await?;
         let mut done = Maintenance {
             minutes_rolled,
             rows_pruned,
@@ -456,7 +443,8 @@ impl Store for SqliteStore {
         if let Some(minute_mark) = minute_mark {
             done.hours_rolled = self
                 .roll_up(Tier::Hour, minute_mark.div_euclid(HOUR) * HOUR)
-                .await?;
+                .await?
+                .0;
             // Only what the minute tier already holds is sealed: the rollup reads the open rows.
             let before = (settled.div_euclid(HOUR) * HOUR).min(minute_mark);
             done.chunks_sealed = self.seal(before).await?;
@@ -506,10 +494,7 @@ impl Store for SqliteStore {
                     Self::points(&mut *conn, "minute_points", id, range, step_ms).await?;
                 // Minutes not rolled up yet are summarised from the open per-second rows, so the newest
                 // minutes are not missing from a 24-hour chart.
-                let mark: Option<i64> =
-                    sqlx::query_scalar("SELECT until_ms FROM rollup_marks WHERE tier = 'minute'")
-                        .fetch_optional(&mut *conn)
-                        .await?;
+                let mark = Self::mark(&mut conn, Tier::Minute).await?;
                 let recent_from = mark.unwrap_or(i64::MIN).max(from_ms);
                 if recent_from < to_ms {
                     points.extend(
