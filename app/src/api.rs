@@ -18,32 +18,46 @@ pub async fn get_snapshot() -> Result<Envelope, AppError> {
     Ok(backend.0.snapshot())
 }
 
-/// Stored history of `metrics` over `range` for `host` (this server's own when `None`), one series per
-/// distinct metric in `Metric` order, each at most about a thousand points.
+/// Stored history of `metrics` over `range` for `subject` — the host, service or database target the
+/// metrics are of (this server's own host when `None`) — one series per distinct metric in `Metric` order,
+/// each at most about a thousand points. The metrics must all be of the same kind of subject.
 #[server(prefix = "/api", endpoint = "get_history", input = server_fn::codec::Json)]
 pub async fn get_history(
     metrics: Vec<Metric>,
     range: TimeRange,
-    host: Option<String>,
+    subject: Option<String>,
 ) -> Result<Vec<HistorySeries>, AppError> {
     let backend = use_context::<BackendHandle>()
         .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
+    let bad_request = |e: AppError| {
+        if let (AppError::BadRequest(_), Some(response)) =
+            (&e, use_context::<leptos_axum::ResponseOptions>())
+        {
+            response.set_status(http::StatusCode::BAD_REQUEST);
+        }
+        e
+    };
     let mut metrics = metrics;
     metrics.sort();
     metrics.dedup();
+    if let Some(first) = metrics.first()
+        && let Some(other) = metrics.iter().find(|m| m.subject() != first.subject())
+    {
+        return Err(bad_request(AppError::BadRequest(format!(
+            "{first} is a metric of a {}, {other} of a {}; ask for them separately",
+            first.subject().label(),
+            other.subject().label()
+        ))));
+    }
     let mut series = Vec::with_capacity(metrics.len());
     for metric in metrics {
-        match backend.0.history(metric, host.clone(), range).await {
-            Ok(s) => series.push(s),
-            Err(e) => {
-                if let (AppError::BadRequest(_), Some(response)) =
-                    (&e, use_context::<leptos_axum::ResponseOptions>())
-                {
-                    response.set_status(http::StatusCode::BAD_REQUEST);
-                }
-                return Err(e);
-            }
-        }
+        series.push(
+            backend
+                .0
+                .history(metric, subject.clone(), range)
+                .await
+                .map_err(bad_request)?,
+        );
     }
     Ok(series)
 }
@@ -83,11 +97,11 @@ mod ssr {
         /// The current state, with the sequence number it is as of.
         fn snapshot(&self) -> Envelope;
 
-        /// One metric's stored history.
+        /// One metric's stored history, of a host, service or database target.
         fn history(
             &self,
             metric: Metric,
-            host: Option<String>,
+            subject: Option<String>,
             range: TimeRange,
         ) -> BoxFuture<Result<HistorySeries, AppError>>;
 

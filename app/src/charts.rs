@@ -183,23 +183,20 @@ pub fn trend(points: &[HealthPoint], dark: bool) -> Chart {
         .series(series("Memory %", "#8250df", |pt| pt.mem_pct))
 }
 
-/// Stored CPU and memory over a chosen range, with points that arrived live since appended: the average as
-/// a line and the maximum as a faint line above it, so a short spike still shows when zoomed out. Zoom with
-/// the wheel or the slider (ECharts dataZoom).
+/// Stored `metrics` over a chosen range, with points that arrived live since appended: the average as a
+/// line and, for `maxima`, the maximum as a faint line above it, so a short spike still shows when zoomed
+/// out. Zoom with the wheel or the slider (ECharts dataZoom).
 pub fn history(
     series: &[HistorySeries],
-    live: &[HealthPoint],
+    metrics: &[Metric],
+    maxima: &[Metric],
+    live: &[crate::stored::LivePoint],
     window: (i64, i64),
     dark: bool,
 ) -> Chart {
     let p = palette(dark);
     let stored = |metric: Metric| series.iter().find(|s| s.metric == metric);
-    let after = |metric: Metric| {
-        stored(metric)
-            .and_then(|s| s.points.last())
-            .map_or(i64::MIN, |pt| pt.t_ms)
-    };
-    let line = |metric: Metric, max: bool, live_value: fn(&HealthPoint) -> f32| {
+    let line = |metric: Metric, max: bool| {
         let mut data: Vec<Vec<f64>> = stored(metric)
             .map(|s| {
                 s.points
@@ -208,44 +205,26 @@ pub fn history(
                     .collect()
             })
             .unwrap_or_default();
-        let last = after(metric);
-        data.extend(
-            live.iter()
-                .filter(|pt| pt.at_ms > last)
-                .map(|pt| vec![pt.at_ms as f64, f64::from(live_value(pt))]),
-        );
+        let last = stored(metric)
+            .and_then(|s| s.points.last())
+            .map_or(i64::MIN, |pt| pt.t_ms);
+        data.extend(live.iter().filter(|pt| pt.t_ms > last).filter_map(|pt| {
+            pt.values
+                .iter()
+                .find(|(m, _)| *m == metric)
+                .map(|(_, v)| vec![pt.t_ms as f64, *v])
+        }));
         data
     };
-    let color = |metric: Metric| match metric {
-        Metric::Memory => "#8250df",
-        _ => "#0969da",
-    };
-    let avg = |metric: Metric, value: fn(&HealthPoint) -> f32| {
-        Line::new()
-            .name(metric.label())
-            .show_symbol(false)
-            .line_style(LineStyle::new().width(2.0).color(color(metric)))
-            .data(line(metric, false, value))
-    };
-    let max = |metric: Metric, value: fn(&HealthPoint) -> f32| {
-        Line::new()
-            .name(format!("{} max", metric.label()))
-            .show_symbol(false)
-            .line_style(
-                LineStyle::new()
-                    .width(1.0)
-                    .opacity(0.45)
-                    .color(color(metric)),
-            )
-            .data(line(metric, true, value))
-    };
+    let colors: Vec<&'static str> = metrics.iter().map(|m| metric_color(*m)).collect();
     let span = window.1 - window.0;
     let label = if span <= 2 * 24 * 3_600_000 {
         "{HH}:{mm}"
     } else {
         "{MM}-{dd} {HH}:{mm}"
     };
-    line_chart(&p, vec!["#0969da", "#8250df", "#0969da", "#8250df"], 64)
+    let all_percent = metrics.iter().all(|m| m.unit() == shared::Unit::Percent);
+    let mut chart = line_chart(&p, colors, 64)
         .data_zoom(
             DataZoom::new()
                 .type_(DataZoomType::Inside)
@@ -266,11 +245,46 @@ pub fn history(
                 .axis_label(AxisLabel::new().color(p.text).formatter(label))
                 .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid)))),
         )
-        .y_axis(percent_axis(&p))
-        .series(avg(Metric::Cpu, |pt| pt.cpu_pct))
-        .series(avg(Metric::Memory, |pt| pt.mem_pct))
-        .series(max(Metric::Cpu, |pt| pt.cpu_pct))
-        .series(max(Metric::Memory, |pt| pt.mem_pct))
+        .y_axis(if all_percent {
+            percent_axis(&p)
+        } else {
+            value_axis(&p)
+        });
+    for &metric in metrics {
+        chart = chart.series(
+            Line::new()
+                .name(metric.label())
+                .show_symbol(false)
+                .line_style(LineStyle::new().width(2.0).color(metric_color(metric)))
+                .data(line(metric, false)),
+        );
+    }
+    for &metric in maxima {
+        chart = chart.series(
+            Line::new()
+                .name(format!("{} max", metric.label()))
+                .show_symbol(false)
+                .line_style(
+                    LineStyle::new()
+                        .width(1.0)
+                        .opacity(0.45)
+                        .color(metric_color(metric)),
+                )
+                .data(line(metric, true)),
+        );
+    }
+    chart
+}
+
+/// One color per metric, the same in live and stored charts.
+fn metric_color(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Memory | Metric::DbTps => "#8250df",
+        Metric::HttpP50Ms => "#2da44e",
+        Metric::HttpP95Ms => "#d29922",
+        Metric::HttpP99Ms => "#cf222e",
+        _ => "#0969da",
+    }
 }
 
 /// A time axis over the points' own span; ECharts picks the label format (seconds when the span is short).

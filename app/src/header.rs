@@ -1,6 +1,7 @@
 //! The top bar: product name, the time range picker, the connection indicator, and a warning while history
 //! is not being saved.
 
+use crate::account::UserMenu;
 use crate::format;
 use crate::live::LiveStore;
 use crate::range::RangePicker;
@@ -32,6 +33,7 @@ pub fn TopBar() -> impl IntoView {
                 <span class="connection-label">{move || connection.get().label()}</span>
                 <span class="connection-age">{age}</span>
             </div>
+            <UserMenu />
         </header>
         <StorageAlert />
     }

@@ -4,6 +4,7 @@
 //! stream. Server-only code (the backend interface) sits behind the `ssr` feature, browser-only code (charts,
 //! the `EventSource`) behind `hydrate`, so neither build carries the other's dependencies.
 
+pub mod account;
 pub mod api;
 #[cfg(feature = "hydrate")]
 mod charts;
@@ -13,6 +14,7 @@ mod header;
 pub mod live;
 mod panels;
 mod range;
+mod stored;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -54,6 +56,8 @@ pub fn App() -> impl IntoView {
                 // current values in place, even to a browser without scripts; streamed out-of-order chunks
                 // would need a script to swap them in.
                 <Route path=StaticSegment("") view=panels::Dashboard ssr=SsrMode::Async />
+                <Route path=StaticSegment("login") view=account::LoginPage />
+                <Route path=StaticSegment("setup") view=account::SetupPage />
             </Routes>
         </Router>
     }

@@ -11,9 +11,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub async fn logs_bench(url: String, lines: usize, batch: usize, senders: usize) -> Result<()> {
+pub async fn logs_bench(
+    url: String,
+    token: Option<String>,
+    lines: usize,
+    batch: usize,
+    senders: usize,
+) -> Result<()> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+    }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
+        .default_headers(headers)
         .build()?;
     const LEVELS: [&str; 6] = ["info", "info", "info", "warn", "error", "critical"];
     const SERVICES: [&str; 5] = ["api", "db", "worker", "auth", "billing"];

@@ -30,6 +30,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
     about = "Load harness for a running Watchpost"
 )]
 struct Cli {
+    /// An API token of the server (`watchpost token add bench --role operator`): every route but /healthz
+    /// needs one.
+    #[arg(long, env = "WATCHPOST_TOKEN", global = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -101,6 +105,7 @@ fn main() -> Result<()> {
                 .build()?;
             runtime.block_on(clients_bench(
                 url,
+                cli.token,
                 clients,
                 Duration::from_secs(seconds),
                 ramp.max(1),
@@ -117,7 +122,13 @@ fn main() -> Result<()> {
         } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(logs::logs_bench(url, lines, batch.max(1), senders)),
+            .block_on(logs::logs_bench(
+                url,
+                cli.token,
+                lines,
+                batch.max(1),
+                senders,
+            )),
         Cmd::Store { days } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -159,6 +170,7 @@ struct Shared {
 
 async fn clients_bench(
     url: String,
+    token: Option<String>,
     n: usize,
     window: Duration,
     ramp: usize,
@@ -185,7 +197,11 @@ async fn clients_bench(
     for batch in (0..n).collect::<Vec<_>>().chunks(ramp) {
         let target = shared.connected.load(Ordering::Relaxed) + batch.len();
         for _ in batch {
-            tasks.push(tokio::spawn(client(authority.clone(), shared.clone())));
+            tasks.push(tokio::spawn(client(
+                authority.clone(),
+                token.clone(),
+                shared.clone(),
+            )));
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while shared.connected.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed)
@@ -251,12 +267,15 @@ async fn clients_bench(
 /// One stream client: a raw socket, so the harness spends as little of the machine as it can on its own
 /// side (it shares the cores with the server). Each SSE frame is one HTTP chunk, so scanning the bytes for
 /// `event: health` and the envelope's `"at_ms":` needs no HTTP or JSON parsing.
-async fn client(authority: String, shared: Arc<Shared>) {
+async fn client(authority: String, token: Option<String>, shared: Arc<Shared>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let result: Result<()> = async {
         let mut socket = tokio::net::TcpStream::connect(&authority).await?;
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let request = format!(
-            "GET /api/events HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\n\r\n"
+            "GET /api/events HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\n{auth}\r\n"
         );
         socket.write_all(request.as_bytes()).await?;
         let mut buf: Vec<u8> = Vec::with_capacity(4096);

@@ -1,5 +1,5 @@
 import { test, expect } from './fixtures/dashboard';
-import { freePort, startServer, Server } from './fixtures/server';
+import { freePort, signIn, startServer, Server } from './fixtures/server';
 import type { APIRequestContext, Page } from '@playwright/test';
 import path from 'node:path';
 
@@ -12,6 +12,10 @@ test.beforeAll(async () => {
 });
 test.afterAll(async () => {
   await server?.stop();
+});
+// Signed in to this spec's server; `page.request` shares the page's cookies, so ingest is the admin's.
+test.beforeEach(async ({ context }) => {
+  await signIn(context, server.url);
 });
 
 async function ingest(request: APIRequestContext, entries: object[]) {
@@ -31,10 +35,10 @@ async function open(page: Page) {
 
 test.describe.configure({ mode: 'serial' });
 
-test('a new error appears at the top, live and highlighted, as text', async ({ page, request }) => {
+test('a new error appears at the top, live and highlighted, as text', async ({ page }) => {
   const panel = await open(page);
   const message = `payment failed <img src=x onerror="window.__injected=1"> ${Date.now()}`;
-  await ingest(request, [{ level: 'critical', service: 'payments', message, fields: { order: '42' } }]);
+  await ingest(page.request, [{ level: 'critical', service: 'payments', message, fields: { order: '42' } }]);
   const first = panel.getByTestId('log-entry').first();
   await expect(first).toContainText(message);
   await expect(first).toHaveAttribute('data-level', 'critical');
@@ -44,7 +48,7 @@ test('a new error appears at the top, live and highlighted, as text', async ({ p
   expect(await first.locator('img').count()).toBe(0);
 });
 
-test('scrolling down loads older entries page by page until everything is shown', async ({ page, request }) => {
+test('scrolling down loads older entries page by page until everything is shown', async ({ page }) => {
   // From the last hour (entries past the 30-day retention would be pruned at once).
   const start = Date.now() - 3_600_000;
   const older = Array.from({ length: 260 }, (_, i) => ({
@@ -53,7 +57,7 @@ test('scrolling down loads older entries page by page until everything is shown'
     message: `older entry ${i}`,
     timestamp: start + i * 1000,
   }));
-  await ingest(request, older);
+  await ingest(page.request, older);
   const panel = await open(page);
   const entries = panel.getByTestId('log-entry');
   // Snapshot (newest 100) plus the first page from the store.
@@ -83,13 +87,13 @@ test('filters narrow the list by level, service and text', async ({ page }) => {
   await expect(panel.getByTestId('log-entry')).toHaveCount(3);
 });
 
-test('while reading older entries the list holds still and a badge counts new ones', async ({ page, request }) => {
+test('while reading older entries the list holds still and a badge counts new ones', async ({ page }) => {
   await page.setViewportSize({ width: 1440, height: 1000 });
   const panel = await open(page);
   const list = panel.getByTestId('log-list');
   await list.evaluate((el) => el.scrollTo(0, 200));
   const top = await panel.getByTestId('log-entry').first().getAttribute('data-id');
-  await ingest(request, [{ level: 'error', service: 'api', message: 'arrived while reading' }]);
+  await ingest(page.request, [{ level: 'error', service: 'api', message: 'arrived while reading' }]);
   await expect(panel.getByTestId('log-new')).toHaveText('1 new');
   expect(await panel.getByTestId('log-entry').first().getAttribute('data-id')).toBe(top);
   await page.screenshot({ path: path.join(artifacts, 'error-log.png'), fullPage: true });

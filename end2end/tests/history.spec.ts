@@ -1,5 +1,5 @@
 import { test, expect } from './fixtures/dashboard';
-import { freePort, startServer } from './fixtures/server';
+import { freePort, signIn, startServer } from './fixtures/server';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,11 +20,12 @@ test('after a run and a restart, switching to 1h draws the stored points and put
     const restartedAt = Date.now();
     server = await startServer(port, data);
 
+    await signIn(page.context(), server.url);
     await page.goto(server.url);
     await expect(dashboard.connection).toHaveAttribute('data-state', 'live');
     await page.getByRole('navigation', { name: 'Time range' }).getByRole('link', { name: '1h' }).click();
     await expect(page).toHaveURL(/[?&]range=1h\b/);
-    const stored = page.getByTestId('history-points');
+    const stored = page.getByTestId('history-cpu-memory-points');
     // Points from the first run are in the store: the count is there as soon as the history has loaded.
     await expect.poll(async () => Number(await stored.getAttribute('data-count')), { timeout: 15_000 }).toBeGreaterThan(0);
     await expect(stored).toContainText('second tier');
@@ -62,7 +63,7 @@ test('a custom from–to range goes into the URL and reads the stored points', a
   await form.getByRole('button', { name: 'Apply' }).click();
   await expect(page).toHaveURL(/[?&]from=\d+&to=\d+/);
   await expect(page.getByText('CPU and memory, custom range')).toBeVisible();
-  await expect.poll(async () => Number(await page.getByTestId('history-points').getAttribute('data-count'))).toBeGreaterThan(0);
+  await expect.poll(async () => Number(await page.getByTestId('history-cpu-memory-points').getAttribute('data-count'))).toBeGreaterThan(0);
 });
 
 test('a range the app does not know is named in an error, and the live view is shown', async ({ page }) => {

@@ -1,5 +1,5 @@
 import { test, expect } from './fixtures/dashboard';
-import { freePort, startServer } from './fixtures/server';
+import { freePort, signIn, startServer } from './fixtures/server';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ test('a server restart turns the indicator to Reconnecting, then Live again with
   const data = mkdtempSync(path.join(tmpdir(), 'watchpost-restart-'));
   let server = await startServer(port, data);
   try {
+    await signIn(page.context(), server.url);
     await page.goto(server.url);
     await expect(dashboard.connection).toHaveAttribute('data-state', 'live');
     await page.evaluate(() => ((window as any).__sameDocument = true));

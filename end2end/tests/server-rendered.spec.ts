@@ -1,7 +1,9 @@
 import { test, expect } from './fixtures/dashboard';
+import { signIn } from './fixtures/server';
 
 test('current values are in the server-rendered HTML, before any script runs', async ({ browser }) => {
   const context = await browser.newContext({ javaScriptEnabled: false });
+  await signIn(context, process.env.WATCHPOST_BASE_URL!);
   const page = await context.newPage();
   await page.goto('/');
   await expect(page.getByRole('heading', { name: 'Server health' })).toBeVisible();

@@ -4,6 +4,7 @@
 //! clap already resolves flags over environment variables; every field is optional there so that a value the
 //! user did not give can still come from the file.
 
+use crate::auth::AuthConfig;
 use crate::db_metrics::PostgresTarget;
 use crate::scrape::ScrapeTarget;
 use crate::tail::TailedFile;
@@ -41,7 +42,7 @@ pub struct Cli {
     #[arg(long, env = "WATCHPOST_INTERVAL", value_parser = parse_duration)]
     pub interval: Option<Duration>,
     /// Where Watchpost keeps its data [default: ./data].
-    #[arg(long, env = "WATCHPOST_DATA_DIR")]
+    #[arg(long, env = "WATCHPOST_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// How long one point of the API-performance figures covers, e.g. `10s`, `1m` [default: 10s].
     #[arg(long, env = "WATCHPOST_API_INTERVAL", value_parser = parse_duration)]
@@ -90,6 +91,12 @@ pub struct Cli {
     /// figures are measured by the real sources).
     #[arg(long, env = "WATCHPOST_DEMO")]
     pub demo: bool,
+    /// How long a sign-in lasts, e.g. `12h`, `7d` [default: 7d].
+    #[arg(long, env = "WATCHPOST_SESSION_TTL", value_parser = parse_duration)]
+    pub session_ttl: Option<Duration>,
+    /// Mark the session cookie Secure: set it when browsers reach Watchpost over HTTPS (a TLS proxy).
+    #[arg(long, env = "WATCHPOST_SECURE_COOKIE")]
+    pub secure_cookie: bool,
     /// Directory with the built site (WASM, JS, CSS, assets) [default: target/site].
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
@@ -103,6 +110,39 @@ pub enum Command {
     Serve,
     /// Print the effective configuration and exit.
     CheckConfig,
+    /// Manage user accounts in the data directory's store.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens (for log ingest and agents).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is asked for (or read from stdin with --password-stdin).
+    Add {
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: shared::Role,
+        /// Read the password from the first line of stdin instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (once: only its hash is kept).
+    Add {
+        name: String,
+        /// What the token may do: viewer, operator (ingest) or admin.
+        #[arg(long)]
+        role: shared::Role,
+    },
 }
 
 /// The settings file: the same names as the flags, with `-` as `_`.
@@ -126,6 +166,8 @@ struct FileConfig {
     postgres: Option<Vec<String>>,
     demo: Option<bool>,
     store_quota: Option<String>,
+    session_ttl: Option<String>,
+    secure_cookie: Option<bool>,
     site_root: Option<PathBuf>,
 }
 
@@ -150,6 +192,7 @@ pub struct Config {
     pub postgres: Vec<PostgresTarget>,
     /// Whether the sample workload runs.
     pub demo: bool,
+    pub auth: AuthConfig,
     pub site_root: PathBuf,
 }
 
@@ -183,6 +226,7 @@ impl Default for Config {
             scrape: Vec::new(),
             postgres: Vec::new(),
             demo: false,
+            auth: AuthConfig::default(),
             site_root: PathBuf::from("target/site"),
         }
     }
@@ -268,6 +312,13 @@ impl Config {
             scrape: list("scrape", &cli.scrape, file.scrape)?,
             postgres: list("postgres", &cli.postgres, file.postgres)?,
             demo: cli.demo || file.demo.unwrap_or(false),
+            auth: AuthConfig {
+                session_ttl: cli
+                    .session_ttl
+                    .or(file_duration("session_ttl", &file.session_ttl)?)
+                    .unwrap_or(d.auth.session_ttl),
+                secure_cookie: cli.secure_cookie || file.secure_cookie.unwrap_or(false),
+            },
             site_root: cli
                 .site_root
                 .clone()
@@ -308,6 +359,13 @@ impl Config {
                     format!("must be between 1 and {MAX_BUFFER}, got {value}"),
                 );
             }
+        }
+        let ttl = self.auth.session_ttl;
+        if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(366 * 24 * 3600) {
+            return invalid(
+                "session-ttl",
+                format!("must be between 1m and 1y, got {ttl:?}"),
+            );
         }
         let r = &self.retention;
         if r.second < MIN_RETENTION || r.second > MAX_RETENTION {

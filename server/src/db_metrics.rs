@@ -8,6 +8,7 @@
 //!   reading says how to enable it. A target that cannot be read shows the reason in its panel and is written
 //!   to the error log once, when it goes down.
 
+use crate::history::Recorder;
 use crate::hub::{Hub, now_millis};
 use crate::logs::{LogBook, Outage};
 use shared::{ConnectionCount, DbKind, DbReading, Event, QueryStat};
@@ -98,11 +99,12 @@ pub fn spawn_db_readers(
     targets: &[PostgresTarget],
     interval: Duration,
     hub: Arc<Hub>,
+    recorder: Recorder,
     logs: LogBook,
     shutdown: CancellationToken,
 ) {
     {
-        let (hub, shutdown) = (hub.clone(), shutdown.clone());
+        let (hub, recorder, shutdown) = (hub.clone(), recorder.clone(), shutdown.clone());
         tokio::spawn(async move {
             // A reading covers an interval: the first one after the first interval, as for HTTP figures.
             let mut ticks =
@@ -113,12 +115,19 @@ pub fn spawn_db_readers(
                     _ = ticks.tick() => {}
                     () = shutdown.cancelled() => return,
                 }
-                hub.publish(None, Event::Db(store_reading(&*store, &mut before)));
+                let reading = store_reading(&*store, &mut before);
+                recorder.record_db(&reading);
+                hub.publish(None, Event::Db(reading));
             }
         });
     }
     for target in targets.iter().cloned() {
-        let (hub, logs, shutdown) = (hub.clone(), logs.clone(), shutdown.clone());
+        let (hub, recorder, logs, shutdown) = (
+            hub.clone(),
+            recorder.clone(),
+            logs.clone(),
+            shutdown.clone(),
+        );
         tokio::spawn(async move {
             let pool = PgPoolOptions::new()
                 .max_connections(1)
@@ -147,6 +156,7 @@ pub fn spawn_db_readers(
                         };
                     }
                 }
+                recorder.record_db(&r);
                 hub.publish(None, Event::Db(r));
             }
         });

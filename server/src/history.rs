@@ -1,6 +1,7 @@
-//! Metric history: the recorder that writes host readings to the store, and the queries that read them back.
+//! Metric history: the recorder that writes host readings, API figures and database figures to the store,
+//! and the queries that read them back.
 //!
-//! The collector hands each reading to [`Recorder::record`], which never waits: it puts the reading on a
+//! Sources hand each reading to the [`Recorder`], which never waits: it puts the reading's points on a
 //! bounded channel, and the recorder task batches what arrived into one transaction a second. So a slow or
 //! full disk can delay history, never the event fan-out. While writes fail, the batch is kept (up to
 //! [`MAX_PENDING`] points) and retried, the failure is published as a `Storage` event and shown in
@@ -9,14 +10,14 @@
 use crate::api_error::ApiError;
 use crate::hub::{Hub, now_millis};
 use shared::{
-    Event, HistoryPoint, HistorySeries, HostHealth, HostId, Metric, RangeError, StorageHealth,
-    StorageStatus, TimeRange,
+    ApiPoint, DbReading, Event, HistoryPoint, HistorySeries, HostHealth, HostId, Metric,
+    RangeError, StorageHealth, StorageStatus, Subject, TimeRange,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::{Retention, Store, StoreError, plan, series_name};
+use store::{Retention, Store, StoreError, labeled_series, plan};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -36,8 +37,10 @@ const MAINTAIN_EVERY: Duration = Duration::from_secs(10);
 pub enum HistoryError {
     #[error("{0}")]
     Range(#[from] RangeError),
-    #[error("no history for host '{0}'")]
-    UnknownHost(String),
+    #[error("'{0}' is not a {1} name")]
+    BadSubject(String, &'static str),
+    #[error("{0} is a metric of a {1}: name one with {1}=NAME")]
+    NoSubject(Metric, &'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -112,11 +115,13 @@ impl History {
         }
     }
 
-    /// One metric over `range`, at most about a thousand points, read from the tier that fits.
+    /// One metric of `subject` (a host, service or database target, as the metric says; this server's own
+    /// host when a host metric names none) over `range`, at most about a thousand points, read from the tier
+    /// that fits.
     pub async fn query(
         &self,
         metric: Metric,
-        host: Option<&str>,
+        subject: Option<&str>,
         range: TimeRange,
         now_ms: i64,
     ) -> Result<HistorySeries, HistoryError> {
@@ -124,16 +129,24 @@ impl History {
             // Typed input can still carry bounds that were never validated (a hand-made server-fn call).
             TimeRange::custom(from_ms, to_ms)?;
         }
-        let host = host.unwrap_or(&self.local_host.0);
-        if host.is_empty() || host.len() > 253 {
-            return Err(HistoryError::UnknownHost(host.chars().take(64).collect()));
+        let kind = metric.subject();
+        let subject = match (subject, kind) {
+            (Some(s), _) => s,
+            (None, Subject::Host) => &self.local_host.0,
+            (None, _) => return Err(HistoryError::NoSubject(metric, kind.label())),
+        };
+        if subject.is_empty() || subject.len() > 253 {
+            return Err(HistoryError::BadSubject(
+                subject.chars().take(64).collect(),
+                kind.label(),
+            ));
         }
         let (from_ms, to_ms) = range.bounds(now_ms);
         let (tier, step_ms) = plan(from_ms, to_ms, now_ms, &self.retention);
         let points = self
             .store
             .read(
-                &series_name(metric.as_str(), host),
+                &labeled_series(metric.as_str(), &[(kind.label(), subject)]),
                 tier,
                 (from_ms, to_ms),
                 step_ms,
@@ -141,7 +154,7 @@ impl History {
             .await?;
         Ok(HistorySeries {
             metric,
-            host: host.to_owned(),
+            subject: subject.to_owned(),
             tier,
             step_ms,
             from_ms,
@@ -185,19 +198,107 @@ impl History {
     }
 }
 
-/// The collector's handle on the recorder.
+/// Points of one reading, each named by its series.
+type Points = Vec<(String, HistoryPoint)>;
+
+/// The sources' handle on the recorder.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<HostHealth>,
+    tx: mpsc::Sender<Points>,
     status: Arc<Status>,
 }
 
+/// A metric's point in the second of `t_ms`, rounded to the metric's storage precision.
+fn point(metric: Metric, subject: &str, t_ms: i64, value: f64) -> (String, HistoryPoint) {
+    (
+        labeled_series(metric.as_str(), &[(metric.subject().label(), subject)]),
+        HistoryPoint::single(t_ms.div_euclid(1000) * 1000, metric.quantize(value)),
+    )
+}
+
+/// The stored series of a host reading.
+fn host_points(health: &HostHealth) -> Points {
+    Metric::HOST
+        .into_iter()
+        .filter_map(|m| {
+            m.read(health)
+                .map(|v| point(m, &health.host.0, health.sampled_at_ms, v))
+        })
+        .collect()
+}
+
+/// The stored series of an API interval. A service that is down, or had no requests, has no latency to
+/// store; its rate (zero) is stored unless it is down, so a chart shows a gap for an outage.
+fn api_points(api: &ApiPoint) -> Points {
+    if api.error.is_some() {
+        return Vec::new();
+    }
+    let mut points = vec![point(
+        Metric::HttpRequestsPerS,
+        &api.service,
+        api.t_ms,
+        api.rate_per_s,
+    )];
+    for (metric, value) in [
+        (Metric::HttpP50Ms, api.p50_ms),
+        (Metric::HttpP95Ms, api.p95_ms),
+        (Metric::HttpP99Ms, api.p99_ms),
+    ] {
+        if let Some(v) = value {
+            points.push(point(metric, &api.service, api.t_ms, v));
+        }
+    }
+    points
+}
+
+/// The stored series of a database reading: total connections, transactions per second, cache hit ratio.
+fn db_points(db: &DbReading) -> Points {
+    if db.error.is_some() {
+        return Vec::new();
+    }
+    let mut points = vec![point(
+        Metric::DbConnections,
+        &db.target,
+        db.t_ms,
+        db.total_connections() as f64,
+    )];
+    if let Some(tps) = db.tps {
+        points.push(point(Metric::DbTps, &db.target, db.t_ms, tps));
+    }
+    if let Some(ratio) = db.cache_hit_ratio {
+        points.push(point(
+            Metric::DbCacheHitPct,
+            &db.target,
+            db.t_ms,
+            ratio * 100.0,
+        ));
+    }
+    points
+}
+
 impl Recorder {
-    /// Queues a reading for the next batch. Never blocks: if the recorder is that far behind, the reading is
-    /// dropped and counted.
+    /// Queues a host reading for the next batch. Never blocks: if the recorder is that far behind, the
+    /// reading is dropped and counted.
     pub fn record(&self, health: &HostHealth) {
+        self.send(host_points(health));
+    }
+
+    /// Queues an interval's API figures, like [`Recorder::record`].
+    pub fn record_api(&self, api: &ApiPoint) {
+        self.send(api_points(api));
+    }
+
+    /// Queues a database target's figures, like [`Recorder::record`].
+    pub fn record_db(&self, db: &DbReading) {
+        self.send(db_points(db));
+    }
+
+    fn send(&self, points: Points) {
+        if points.is_empty() {
+            return;
+        }
         // A closed channel means the recorder has shut down: nothing to report.
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(health.clone()) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(points) {
             let dropped = self.status.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "history recorder is behind; readings dropped");
@@ -224,7 +325,7 @@ pub fn spawn_recorder(
 async fn run(
     history: History,
     hub: Arc<Hub>,
-    mut rx: mpsc::Receiver<HostHealth>,
+    mut rx: mpsc::Receiver<Points>,
     shutdown: CancellationToken,
 ) {
     let mut batch = Batch::default();
@@ -235,7 +336,7 @@ async fn run(
     loop {
         tokio::select! {
             reading = rx.recv() => match reading {
-                Some(health) => batch.add(&health),
+                Some(points) => batch.add(points),
                 None => break,
             },
             _ = flush.tick() => batch.write(&history, &hub).await,
@@ -258,8 +359,8 @@ async fn run(
             () = shutdown.cancelled() => break,
         }
     }
-    while let Ok(health) = rx.try_recv() {
-        batch.add(&health);
+    while let Ok(points) = rx.try_recv() {
+        batch.add(points);
     }
     batch.write(&history, &hub).await;
 }
@@ -273,12 +374,9 @@ struct Batch {
 }
 
 impl Batch {
-    fn add(&mut self, health: &HostHealth) {
-        let second = health.sampled_at_ms.div_euclid(1000) * 1000;
-        for metric in Metric::ALL {
-            let value = metric.quantize(metric.read(health));
-            let point = HistoryPoint::single(second, value);
-            let key = (series_name(metric.as_str(), &health.host.0), second);
+    fn add(&mut self, points: Points) {
+        for (series, point) in points {
+            let key = (series, point.t_ms);
             match self.points.get_mut(&key) {
                 Some(existing) => existing.merge(&point),
                 None => {
@@ -328,7 +426,8 @@ impl Batch {
     }
 }
 
-/// `GET /api/history?metric=cpu&range=1h` (or `from=…&to=…` in Unix ms, and optionally `host=…`).
+/// `GET /api/history?metric=cpu&range=1h` (or `from=…&to=…` in Unix ms). A host metric may name its host
+/// (`host=…`, this server's by default); an API metric needs `service=…`, a database metric `target=…`.
 pub async fn history_route(
     history: History,
     params: HashMap<String, String>,
@@ -340,8 +439,20 @@ pub async fn history_route(
         .map_err(|e: shared::UnknownMetric| ApiError::bad_request(e.to_string()))?;
     let range = TimeRange::parse(param("range"), param("from"), param("to"))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let kind = metric.subject();
+    if let Some(other) = Subject::ALL
+        .into_iter()
+        .find(|s| *s != kind && params.contains_key(s.label()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{metric} is a metric of a {}, not of a {}: use {}=NAME",
+            kind.label(),
+            other.label(),
+            kind.label()
+        )));
+    }
     let series = history
-        .query(metric, param("host"), range, now_millis())
+        .query(metric, param(kind.label()), range, now_millis())
         .await?;
     Ok(axum::Json(series))
 }
@@ -349,7 +460,7 @@ pub async fn history_route(
 impl From<HistoryError> for ApiError {
     fn from(e: HistoryError) -> Self {
         match e {
-            HistoryError::Range(_) | HistoryError::UnknownHost(_) => {
+            HistoryError::Range(_) | HistoryError::BadSubject(..) | HistoryError::NoSubject(..) => {
                 ApiError::bad_request(e.to_string())
             }
             HistoryError::Store(e) => {

@@ -6,6 +6,7 @@
 //! same requests feed cumulative Prometheus metrics served at `/metrics`, so other tools can scrape Watchpost.
 //! The event stream itself is left out: a stream lasts as long as the tab, which is not a latency.
 
+use crate::history::Recorder;
 use crate::hub::{Hub, now_millis};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
@@ -17,11 +18,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use shared::{ApiPoint, Event, HistoryPoint, RouteStats};
+use shared::{ApiPoint, Event, RouteStats};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use store::{Store, labeled_series};
 use tokio_util::sync::CancellationToken;
 
 /// The service name of Watchpost's own figures.
@@ -218,7 +218,7 @@ pub async fn metrics_route(metrics: Arc<HttpMetrics>) -> Response {
 pub fn spawn_aggregator(
     metrics: Arc<HttpMetrics>,
     hub: Arc<Hub>,
-    store: Arc<dyn Store>,
+    recorder: Recorder,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
@@ -234,25 +234,8 @@ pub fn spawn_aggregator(
             let length = last.elapsed();
             last = Instant::now();
             let point = metrics.finish_interval(now_millis(), length);
-            let t = point.t_ms.div_euclid(1000) * 1000;
-            let series = |metric: &str| labeled_series(metric, &[("service", &point.service)]);
-            let mut history = vec![(
-                series("http_requests_per_s"),
-                HistoryPoint::single(t, point.rate_per_s),
-            )];
-            for (name, value) in [
-                ("http_p50_ms", point.p50_ms),
-                ("http_p95_ms", point.p95_ms),
-                ("http_p99_ms", point.p99_ms),
-            ] {
-                if let Some(v) = value {
-                    history.push((series(name), HistoryPoint::single(t, v)));
-                }
-            }
+            recorder.record_api(&point);
             hub.publish(None, Event::Api(point));
-            if let Err(e) = store.append(&history).await {
-                tracing::warn!("cannot store API figures: {e}");
-            }
         }
     });
 }

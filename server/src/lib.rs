@@ -3,7 +3,9 @@
 //!
 //! `main.rs` only parses flags and calls [`startup`]; tests build the same application on port 0.
 
+pub mod accounts_cli;
 pub mod api_error;
+pub mod auth;
 pub mod collector;
 pub mod config;
 pub mod db_metrics;

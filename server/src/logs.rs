@@ -2,14 +2,14 @@
 //! stored, streamed to every dashboard as `Logs` events, and paged back newest first by cursor.
 
 use crate::api_error::ApiError;
+use crate::auth::Principal;
 use crate::hub::{Hub, now_millis};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, header};
 use serde::Serialize;
 use serde_json::Value;
-use shared::{Event, Level, LogCursor, LogEntry, LogFilter, LogPage, RECENT_LOGS};
+use shared::{Action, Event, Level, LogCursor, LogEntry, LogFilter, LogPage, RECENT_LOGS};
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use store::{MAX_LOG_PAGE, NewLog, Store, StoreError};
@@ -387,16 +387,12 @@ fn entry(value: Value, now_ms: i64) -> Result<NewLog, String> {
 /// `POST /api/ingest/logs`.
 pub async fn ingest_route(
     book: LogBook,
-    peer: SocketAddr,
+    principal: Option<&Principal>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<axum::Json<Value>, ApiError> {
-    // Until accounts and API tokens exist, only this machine may write to the log.
-    if !peer.ip().is_loopback() {
-        return Err(ApiError::forbidden(
-            "log ingest accepts requests from this machine only until API tokens exist",
-        ));
-    }
+    // Writing to the log is an operator's action: an agent or a service ingests with an operator token.
+    crate::auth::require(principal, Action::IngestLogs)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());

@@ -19,9 +19,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(Command::CheckConfig) = cli.command {
-        println!("{config:#?}");
-        return ExitCode::SUCCESS;
+    match &cli.command {
+        Some(Command::CheckConfig) => {
+            println!("{config:#?}");
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::User(command)) => {
+            return run_once(server::accounts_cli::user(&config, command));
+        }
+        Some(Command::Token(command)) => {
+            return run_once(server::accounts_cli::token(&config, command));
+        }
+        Some(Command::Serve) | None => {}
     }
     // Console output as RUST_LOG says; WARN and ERROR also go to the dashboard's error log.
     let (capture, own_logs) = server::logs::capture_layer();
@@ -40,17 +49,30 @@ fn main() -> ExitCode {
         Ok(limit) => tracing::debug!(limit, "open-file limit"),
         Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    run(
+        tokio::runtime::Builder::new_multi_thread(),
+        serve(config, own_logs),
+    )
+}
+
+/// Runs a one-off command (no server) on a small runtime.
+fn run_once(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    run(tokio::runtime::Builder::new_current_thread(), command)
+}
+
+/// Runs `work` to its end on a runtime from `builder`; an error is one `watchpost:` line on stderr.
+fn run(
+    mut builder: tokio::runtime::Builder,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("watchpost: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, own_logs)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("watchpost: {e:#}");

@@ -7,6 +7,7 @@
 //! buckets give p50/p95/p99 by the same linear interpolation as PromQL's `histogram_quantile`. A target that
 //! cannot be read is shown as down in its panel and written to the error log once, when it goes down.
 
+use crate::history::Recorder;
 use crate::hub::{Hub, now_millis};
 use crate::logs::{LogBook, OWN_SERVICE, Outage};
 use openmetrics_parser::prometheus::parse_prometheus;
@@ -242,6 +243,7 @@ pub fn spawn_scrapers(
     targets: &[ScrapeTarget],
     interval: Duration,
     hub: Arc<Hub>,
+    recorder: Recorder,
     logs: LogBook,
     shutdown: CancellationToken,
 ) {
@@ -259,8 +261,13 @@ pub fn spawn_scrapers(
         }
     };
     for target in targets.iter().cloned() {
-        let (client, hub, logs, shutdown) =
-            (client.clone(), hub.clone(), logs.clone(), shutdown.clone());
+        let (client, hub, recorder, logs, shutdown) = (
+            client.clone(),
+            hub.clone(),
+            recorder.clone(),
+            logs.clone(),
+            shutdown.clone(),
+        );
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -278,16 +285,9 @@ pub fn spawn_scrapers(
                         outage.up(&logs).await;
                         if let Some((at, before)) = &last {
                             let seconds = at.elapsed().as_secs_f64().max(1e-3);
-                            hub.publish(
-                                None,
-                                Event::Api(point(
-                                    &target.service,
-                                    now_millis(),
-                                    seconds,
-                                    &now,
-                                    before,
-                                )),
-                            );
+                            let point = point(&target.service, now_millis(), seconds, &now, before);
+                            recorder.record_api(&point);
+                            hub.publish(None, Event::Api(point));
                         }
                         tracing::debug!(service = %target.service, took = ?started.elapsed(), "scraped");
                         last = Some((started, now));

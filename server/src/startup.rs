@@ -3,6 +3,7 @@
 //! Binding happens in [`Application::build`], so the caller learns the real port (tests ask for port 0) and a
 //! port in use is reported before anything else starts.
 
+use crate::auth::{Auth, Principal, authenticate, same_origin};
 use crate::collector::{Collector, CollectorError, CollectorStatus, HostSampler};
 use crate::config::Config;
 use crate::healthz::{HealthzState, healthz};
@@ -16,6 +17,7 @@ use crate::stream::{StreamConfig, events};
 use app::api::{Backend, BackendHandle, BoxFuture};
 use app::error::AppError;
 use app::{App, shell};
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Query};
@@ -56,6 +58,8 @@ pub enum StartupError {
     Collector(#[from] CollectorError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot prepare accounts: {0}")]
+    Accounts(String),
 }
 
 /// The database file under the data directory.
@@ -90,18 +94,18 @@ impl Backend for ServerBackend {
     fn history(
         &self,
         metric: Metric,
-        host: Option<String>,
+        subject: Option<String>,
         range: TimeRange,
     ) -> BoxFuture<Result<HistorySeries, AppError>> {
         let history = self.history.clone();
         Box::pin(async move {
             history
-                .query(metric, host.as_deref(), range, now_millis())
+                .query(metric, subject.as_deref(), range, now_millis())
                 .await
                 .map_err(|e| match e {
-                    HistoryError::Range(_) | HistoryError::UnknownHost(_) => {
-                        AppError::BadRequest(e.to_string())
-                    }
+                    HistoryError::Range(_)
+                    | HistoryError::BadSubject(..)
+                    | HistoryError::NoSubject(..) => AppError::BadRequest(e.to_string()),
                     HistoryError::Store(e) => unavailable(e),
                 })
         })
@@ -167,7 +171,20 @@ impl Application {
         )
         .await?;
         let sampler = HostSampler::new()?;
-        let store: Arc<dyn store::Store> = Arc::new(store);
+        let store = Arc::new(store);
+        let auth = Auth::new(store.clone(), config.auth.clone());
+        if let Some(code) = auth
+            .begin_setup()
+            .await
+            .map_err(|e| StartupError::Accounts(e.to_string()))?
+        {
+            // INFO, not WARN: the code is a secret, and WARN events are also written to the error log.
+            tracing::info!(
+                "no account exists yet: open http://{local_addr}/setup?code={code} to create the admin \
+                 account (the link works once; `watchpost user add` is the other way)"
+            );
+        }
+        let store: Arc<dyn store::Store> = store;
         let history = History::new(store.clone(), config.retention, sampler.host().clone());
         let logs = LogBook::new(store.clone(), hub.clone());
         let shutdown = CancellationToken::new();
@@ -180,6 +197,7 @@ impl Application {
             &config.scrape,
             config.api_interval,
             hub.clone(),
+            recorder.clone(),
             logs.clone(),
             shutdown.clone(),
         );
@@ -188,6 +206,7 @@ impl Application {
             &config.postgres,
             config.api_interval,
             hub.clone(),
+            recorder.clone(),
             logs.clone(),
             shutdown.clone(),
         );
@@ -195,7 +214,7 @@ impl Application {
         spawn_aggregator(
             http_metrics.clone(),
             hub.clone(),
-            store.clone(),
+            recorder.clone(),
             config.api_interval,
             shutdown.clone(),
         );
@@ -256,14 +275,47 @@ impl Application {
                 "/api/ingest/logs",
                 post({
                     let logs = logs.clone();
-                    move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                    move |principal: Option<Extension<Principal>>,
                           headers: HeaderMap,
                           body: Bytes| {
-                        ingest_route(logs.clone(), peer, headers, body)
+                        let logs = logs.clone();
+                        async move { ingest_route(logs, principal.as_deref(), headers, body).await }
                     }
                 })
                 .layer(DefaultBodyLimit::max(MAX_INGEST_BYTES)),
             )
+            .route(
+                "/api/login",
+                post({
+                    let auth = auth.clone();
+                    move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                          headers: HeaderMap,
+                          body: Bytes| {
+                        crate::auth::routes::login(auth.clone(), peer, headers, body)
+                    }
+                })
+                .layer(DefaultBodyLimit::max(16 * 1024)),
+            )
+            .route(
+                "/api/setup",
+                post({
+                    let auth = auth.clone();
+                    move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                          headers: HeaderMap,
+                          body: Bytes| {
+                        crate::auth::routes::setup(auth.clone(), peer, headers, body)
+                    }
+                })
+                .layer(DefaultBodyLimit::max(16 * 1024)),
+            )
+            .route(
+                "/api/logout",
+                post({
+                    let auth = auth.clone();
+                    move |headers: HeaderMap| crate::auth::routes::logout(auth.clone(), headers)
+                }),
+            )
+            .route("/api/me", get(crate::auth::routes::me))
             .layer(CompressionLayer::new());
 
         let api = if config.demo {
@@ -296,9 +348,13 @@ impl Application {
             .layer(TraceLayer::new_for_http());
 
         // The stream is the hot path: no per-chunk tracing or compression wrappers around its body.
+        // Outermost first: time every request (refused ones too), refuse cross-site writes, then find who
+        // the request is from.
         let router = live
             .merge(api)
             .merge(site)
+            .layer(axum::middleware::from_fn_with_state(auth, authenticate))
+            .layer(axum::middleware::from_fn(same_origin))
             .layer(axum::middleware::from_fn_with_state(http_metrics, track));
         Ok(Application {
             listener,

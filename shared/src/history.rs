@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// A host metric kept in history.
+/// A metric kept in history: a host reading, an API figure of a service, or a database target's figure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
@@ -17,10 +17,53 @@ pub enum Metric {
     Load1,
     NetRx,
     NetTx,
+    HttpP50Ms,
+    HttpP95Ms,
+    HttpP99Ms,
+    HttpRequestsPerS,
+    DbConnections,
+    DbTps,
+    DbCacheHitPct,
+}
+
+/// What one series of a metric is about: the label that tells it from the metric's other series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    /// A host, by name (`host=`).
+    Host,
+    /// A service whose requests are measured (`service=`).
+    Service,
+    /// A database target from configuration, or `store` (`target=`).
+    Target,
+}
+
+impl Subject {
+    pub const ALL: [Subject; 3] = [Subject::Host, Subject::Service, Subject::Target];
+
+    /// The label in a series name, and the query parameter that names the subject.
+    pub fn label(self) -> &'static str {
+        match self {
+            Subject::Host => "host",
+            Subject::Service => "service",
+            Subject::Target => "target",
+        }
+    }
+}
+
+/// How a metric's values read, which decides a chart's axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Percent,
+    Millis,
+    PerSecond,
+    Bytes,
+    Count,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    /// The metrics a host reading carries, in the order the recorder writes them.
+    pub const HOST: [Metric; 7] = [
         Metric::Cpu,
         Metric::Memory,
         Metric::Disk,
@@ -28,6 +71,23 @@ impl Metric {
         Metric::Load1,
         Metric::NetRx,
         Metric::NetTx,
+    ];
+
+    pub const ALL: [Metric; 14] = [
+        Metric::Cpu,
+        Metric::Memory,
+        Metric::Disk,
+        Metric::Swap,
+        Metric::Load1,
+        Metric::NetRx,
+        Metric::NetTx,
+        Metric::HttpP50Ms,
+        Metric::HttpP95Ms,
+        Metric::HttpP99Ms,
+        Metric::HttpRequestsPerS,
+        Metric::DbConnections,
+        Metric::DbTps,
+        Metric::DbCacheHitPct,
     ];
 
     /// The name in URLs, the API and the store.
@@ -40,6 +100,13 @@ impl Metric {
             Metric::Load1 => "load1",
             Metric::NetRx => "net_rx",
             Metric::NetTx => "net_tx",
+            Metric::HttpP50Ms => "http_p50_ms",
+            Metric::HttpP95Ms => "http_p95_ms",
+            Metric::HttpP99Ms => "http_p99_ms",
+            Metric::HttpRequestsPerS => "http_requests_per_s",
+            Metric::DbConnections => "db_connections",
+            Metric::DbTps => "db_tps",
+            Metric::DbCacheHitPct => "db_cache_hit_pct",
         }
     }
 
@@ -53,23 +120,70 @@ impl Metric {
             Metric::Load1 => "Load (1 min)",
             Metric::NetRx => "Network receive (B/s)",
             Metric::NetTx => "Network transmit (B/s)",
+            Metric::HttpP50Ms => "p50",
+            Metric::HttpP95Ms => "p95",
+            Metric::HttpP99Ms => "p99",
+            Metric::HttpRequestsPerS => "requests/s",
+            Metric::DbConnections => "connections",
+            Metric::DbTps => "transactions/s",
+            Metric::DbCacheHitPct => "cache hit %",
+        }
+    }
+
+    /// Which label tells this metric's series apart.
+    pub fn subject(self) -> Subject {
+        match self {
+            Metric::Cpu
+            | Metric::Memory
+            | Metric::Disk
+            | Metric::Swap
+            | Metric::Load1
+            | Metric::NetRx
+            | Metric::NetTx => Subject::Host,
+            Metric::HttpP50Ms
+            | Metric::HttpP95Ms
+            | Metric::HttpP99Ms
+            | Metric::HttpRequestsPerS => Subject::Service,
+            Metric::DbConnections | Metric::DbTps | Metric::DbCacheHitPct => Subject::Target,
+        }
+    }
+
+    pub fn unit(self) -> Unit {
+        match self {
+            Metric::Cpu | Metric::Memory | Metric::Disk | Metric::Swap | Metric::DbCacheHitPct => {
+                Unit::Percent
+            }
+            Metric::NetRx | Metric::NetTx => Unit::Bytes,
+            Metric::HttpP50Ms | Metric::HttpP95Ms | Metric::HttpP99Ms => Unit::Millis,
+            Metric::HttpRequestsPerS | Metric::DbTps => Unit::PerSecond,
+            Metric::Load1 | Metric::DbConnections => Unit::Count,
         }
     }
 
     /// Storage precision. A reading is rounded to a multiple of this before it is stored: finer digits are
     /// measurement noise (CPU time is counted in 10 ms ticks, the kernel prints load with two decimals), and
     /// dropping them is what lets the per-second tier stay near one byte per sample. Netdata stores 32-bit
-    /// numbers for the same reason.
+    /// numbers for the same reason. Latencies keep microseconds, rates thousandths.
     pub fn quantum(self) -> f64 {
         match self {
-            Metric::Cpu | Metric::Memory | Metric::Disk | Metric::Swap | Metric::Load1 => 0.01,
-            Metric::NetRx | Metric::NetTx => 1.0,
+            Metric::Cpu
+            | Metric::Memory
+            | Metric::Disk
+            | Metric::Swap
+            | Metric::Load1
+            | Metric::DbTps
+            | Metric::DbCacheHitPct => 0.01,
+            Metric::NetRx | Metric::NetTx | Metric::DbConnections => 1.0,
+            Metric::HttpP50Ms
+            | Metric::HttpP95Ms
+            | Metric::HttpP99Ms
+            | Metric::HttpRequestsPerS => 0.001,
         }
     }
 
-    /// This metric's value in a reading.
-    pub fn read(self, h: &HostHealth) -> f64 {
-        match self {
+    /// This host metric's value in a reading; `None` for metrics that are not host readings.
+    pub fn read(self, h: &HostHealth) -> Option<f64> {
+        Some(match self {
             Metric::Cpu => f64::from(h.cpu_pct),
             Metric::Memory => f64::from(h.mem_pct()),
             Metric::Disk => f64::from(h.disk_pct()),
@@ -77,13 +191,19 @@ impl Metric {
             Metric::Load1 => h.load.one,
             Metric::NetRx => h.net.rx_bytes_per_s,
             Metric::NetTx => h.net.tx_bytes_per_s,
-        }
+            _ => return None,
+        })
     }
 
     /// The reading rounded to the storage precision.
     pub fn quantize(self, value: f64) -> f64 {
         let q = self.quantum();
         (value / q).round() * q
+    }
+
+    /// Every metric's name, for error messages.
+    pub fn names() -> String {
+        Metric::ALL.map(Metric::as_str).join(", ")
     }
 }
 
@@ -94,7 +214,7 @@ impl fmt::Display for Metric {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown metric '{0}'; known metrics: cpu, memory, disk, swap, load1, net_rx, net_tx")]
+#[error("unknown metric '{0}'; known metrics: {known}", known = Metric::names())]
 pub struct UnknownMetric(pub String);
 
 impl FromStr for Metric {
@@ -179,7 +299,8 @@ impl HistoryPoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistorySeries {
     pub metric: Metric,
-    pub host: String,
+    /// The host, service or database target (as `metric.subject()` says) the series is of.
+    pub subject: String,
     /// The tier the points were read from.
     pub tier: Tier,
     /// Each point covers this long (a multiple of the tier's resolution).
@@ -346,12 +467,16 @@ mod tests {
         }
         let e = "cpux".parse::<Metric>().unwrap_err();
         assert!(e.to_string().contains("cpux") && e.to_string().contains("memory"));
+        assert!(e.to_string().contains("http_p95_ms"));
+        assert!(Metric::HOST.iter().all(|m| m.subject() == Subject::Host));
+        assert_eq!(Metric::DbTps.subject().label(), "target");
     }
 
     #[test]
     fn quantizing_rounds_to_the_storage_precision() {
         assert_eq!(Metric::Cpu.quantize(12.3456), 12.35);
         assert_eq!(Metric::NetRx.quantize(1023.6), 1024.0);
+        assert!((Metric::HttpP95Ms.quantize(12.345_67) - 12.346).abs() < 1e-9);
     }
 
     #[test]

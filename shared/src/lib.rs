@@ -6,6 +6,7 @@
 //! copy of the state and every browser's copy are computed by the very same code.
 
 mod api;
+mod auth;
 mod db;
 mod health;
 mod history;
@@ -13,10 +14,15 @@ mod logs;
 mod state;
 
 pub use api::{ApiPoint, RECENT_API_POINTS, RouteStats, ServiceApi};
+pub use auth::{
+    Action, ApiToken, MIN_PASSWORD_CHARS, Me, Role, UnknownRole, User, check_password,
+    check_user_name,
+};
 pub use db::{ConnectionCount, DbKind, DbReading, QueryStat};
 pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
 pub use history::{
-    HistoryPoint, HistorySeries, MAX_POINTS, Metric, RangeError, Tier, TimeRange, UnknownMetric,
+    HistoryPoint, HistorySeries, MAX_POINTS, Metric, RangeError, Subject, Tier, TimeRange, Unit,
+    UnknownMetric,
 };
 pub use logs::{
     BadCursor, Level, LogCursor, LogEntry, LogFilter, LogPage, RECENT_LOGS, UnknownLevel,

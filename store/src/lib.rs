@@ -6,10 +6,12 @@
 //! finished hours sealed into compressed chunks, see [`chunk`]), per-minute and per-hour rollups. Every point
 //! keeps min, max, average and count, so a spike survives zooming out.
 
+mod accounts;
 pub mod chunk;
 pub mod plan;
 mod sqlite;
 
+pub use accounts::{Accounts, Credentials};
 pub use plan::{Retention, bucket, plan};
 pub use sqlite::{OpenOptions, SqliteStore};
 
@@ -62,6 +64,12 @@ pub enum StoreError {
     Full,
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// A name that must be unique is taken; the text names it ("a user named 'ana'").
+    #[error("{0} already exists")]
+    Exists(String),
+    /// A stored value this build cannot read (written by hand, or by a broken build).
+    #[error("unreadable stored value: {0}")]
+    Corrupt(String),
     #[error(transparent)]
     Chunk(#[from] chunk::ChunkError),
 }

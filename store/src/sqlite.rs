@@ -45,8 +45,8 @@ pub struct OpenOptions {
 
 pub struct SqliteStore {
     path: PathBuf,
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
     /// Series name → id, filled as series are first written or read.
     ids: Mutex<HashMap<String, i64>>,
     /// Calls and total time per operation since start, for the database panel.
@@ -54,7 +54,7 @@ pub struct SqliteStore {
 }
 
 /// Adds the time from its creation to its drop to the store's figures for `kind`.
-struct Timed<'a> {
+pub(crate) struct Timed<'a> {
     store: &'a SqliteStore,
     kind: &'static str,
     started: Instant,
@@ -130,7 +130,7 @@ impl SqliteStore {
         })
     }
 
-    fn timed(&self, kind: &'static str) -> Timed<'_> {
+    pub(crate) fn timed(&self, kind: &'static str) -> Timed<'_> {
         Timed {
             store: self,
             kind,

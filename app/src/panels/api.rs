@@ -1,10 +1,12 @@
-//! API performance: per service, latency p50/p95/p99 and request rate over the last intervals, and the
-//! routes behind the newest one. Reads only the live store.
+//! API performance: per service, latency p50/p95/p99 and request rate over the last intervals (or, with a
+//! time range chosen, from the stored history), and the routes behind the newest one.
 
 use crate::format;
 use crate::live::LiveStore;
+use crate::range::use_time_range;
+use crate::stored::{LivePoint, StoredTrend};
 use leptos::prelude::*;
-use shared::{ApiPoint, ServiceApi};
+use shared::{ApiPoint, Metric, ServiceApi, TimeRange};
 
 #[component]
 pub fn ApiPanel() -> impl IntoView {
@@ -79,12 +81,67 @@ pub fn ApiPanel() -> impl IntoView {
                 when=move || points.with(|p| !p.is_empty())
                 fallback=|| view! { <p class="empty">"Waiting for the first interval of requests…"</p> }
             >
-                <ApiCharts points />
+                <ApiTrends points newest />
                 <RouteTable newest />
             </Show>
         </section>
     }
     .into_any()
+}
+
+/// The live charts, or with a range chosen in the header, the service's stored figures over it.
+#[component]
+fn ApiTrends(points: Memo<Vec<ApiPoint>>, newest: Memo<Option<ApiPoint>>) -> impl IntoView {
+    let range = use_time_range();
+    let chosen = Memo::new(move |_| range.get().unwrap_or_default());
+    let service = Memo::new(move |_| newest.with(|n| n.as_ref().map(|p| p.service.clone())));
+    move || match (chosen.get(), service.get()) {
+        (TimeRange::Live, _) | (_, None) => view! { <ApiCharts points /> }.into_any(),
+        (range, Some(service)) => {
+            let live = move |pick: fn(&ApiPoint) -> Vec<(Metric, f64)>| {
+                Signal::derive(move || {
+                    newest.with(|n| {
+                        n.as_ref().map(|p| LivePoint {
+                            t_ms: p.t_ms,
+                            values: pick(p),
+                        })
+                    })
+                })
+            };
+            let latency = live(|p| {
+                [
+                    (Metric::HttpP50Ms, p.p50_ms),
+                    (Metric::HttpP95Ms, p.p95_ms),
+                    (Metric::HttpP99Ms, p.p99_ms),
+                ]
+                .into_iter()
+                .filter_map(|(m, v)| v.map(|v| (m, v)))
+                .collect()
+            });
+            let rate = live(|p| vec![(Metric::HttpRequestsPerS, p.rate_per_s)]);
+            view! {
+                <StoredTrend
+                    id="api-history-latency"
+                    title="Latency (ms)".to_owned()
+                    metrics=vec![Metric::HttpP50Ms, Metric::HttpP95Ms, Metric::HttpP99Ms]
+                    maxima=vec![Metric::HttpP99Ms]
+                    subject=Some(service.clone())
+                    range
+                    newest=latency
+                />
+                <StoredTrend
+                    id="api-history-rate"
+                    title="Requests per second".to_owned()
+                    metrics=vec![Metric::HttpRequestsPerS]
+                    maxima=vec![Metric::HttpRequestsPerS]
+                    subject=Some(service)
+                    range
+                    newest=rate
+                />
+            }
+            .into_any()
+        }
+    }
 }
 
 /// Latency quantiles and request rate over the service's recent intervals. A component of its own so the

@@ -1,10 +1,13 @@
 //! Database metrics: per target, connections by database and state and the costliest queries as bar charts,
-//! with transactions per second, cache hit ratio and deadlocks. Reads only the live store.
+//! with transactions per second, cache hit ratio and deadlocks; with a time range chosen, connections and
+//! transactions per second from the stored history below them.
 
 use crate::format;
 use crate::live::LiveStore;
+use crate::range::use_time_range;
+use crate::stored::{LivePoint, StoredTrend};
 use leptos::prelude::*;
-use shared::DbReading;
+use shared::{DbReading, Metric, TimeRange};
 
 #[component]
 pub fn DatabasePanel() -> impl IntoView {
@@ -92,10 +95,49 @@ pub fn DatabasePanel() -> impl IntoView {
                 }
             >
                 <DbCharts current />
+                <DbTrend current />
             </Show>
         </section>
     }
     .into_any()
+}
+
+/// With a time range chosen, the target's connections and transactions per second over it.
+#[component]
+fn DbTrend(current: Memo<Option<DbReading>>) -> impl IntoView {
+    let range = use_time_range();
+    let chosen = Memo::new(move |_| range.get().unwrap_or_default());
+    let target = Memo::new(move |_| current.with(|r| r.as_ref().map(|r| r.target.clone())));
+    move || match (chosen.get(), target.get()) {
+        (TimeRange::Live, _) | (_, None) => ().into_any(),
+        (range, Some(target)) => {
+            let newest = Signal::derive(move || {
+                current.with(|r| {
+                    r.as_ref().filter(|r| r.error.is_none()).map(|r| LivePoint {
+                        t_ms: r.t_ms,
+                        values: std::iter::once((
+                            Metric::DbConnections,
+                            r.total_connections() as f64,
+                        ))
+                        .chain(r.tps.map(|t| (Metric::DbTps, t)))
+                        .collect(),
+                    })
+                })
+            });
+            view! {
+                <StoredTrend
+                    id="db-history"
+                    title="Connections and transactions/s".to_owned()
+                    metrics=vec![Metric::DbConnections, Metric::DbTps]
+                    maxima=vec![Metric::DbConnections]
+                    subject=Some(target)
+                    range
+                    newest
+                />
+            }
+            .into_any()
+        }
+    }
 }
 
 /// The two bar charts and the query table. Its own component so the charts are created once their containers

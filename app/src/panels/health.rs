@@ -1,17 +1,12 @@
 //! Server health: gauges for CPU, memory and the fullest disk, the details behind them, and a five-minute
 //! trend of CPU and memory. Everything here reads the live store.
 
-#[cfg(feature = "hydrate")]
-use crate::api::get_history;
-use crate::error::AppError;
 use crate::format;
 use crate::live::LiveStore;
 use crate::range::use_time_range;
+use crate::stored::{LivePoint, StoredTrend};
 use leptos::prelude::*;
-use shared::{HealthPoint, HistorySeries, HostHealth, Metric, TimeRange};
-
-/// Live points a history chart holds at most, whatever the interval; older ones leave by time first.
-const MAX_APPENDED: usize = 36_000;
+use shared::{HealthPoint, HostHealth, Metric, TimeRange};
 
 #[component]
 pub fn HealthPanel() -> impl IntoView {
@@ -233,114 +228,34 @@ fn LiveTrend() -> impl IntoView {
     .into_any()
 }
 
-/// Stored CPU and memory over `range`, loaded once, then extended by live points while the range ends now.
+/// Stored CPU and memory over `range`, continued by live readings while the range ends now.
 #[component]
 fn HistoryTrend(range: TimeRange) -> impl IntoView {
     let live = LiveStore::expect();
-    // Fetched once the page is interactive. Not a resource: a resource read inside the dashboard's Suspense
-    // would put the whole panel back to its fallback while the history loads.
-    let history = RwSignal::new(None::<Result<Vec<HistorySeries>, AppError>>);
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        leptos::task::spawn_local(async move {
-            let result = get_history(vec![Metric::Cpu, Metric::Memory], range, None).await;
-            // The range may have changed meanwhile, taking this chart (and its signal) away.
-            let _ = history.try_set(Some(result));
-        });
-    });
-    let appended = RwSignal::new(Vec::<HealthPoint>::new());
-    if range.follows_now() {
-        Effect::new(move |_| {
-            let newest = live
-                .state
-                .with(|s| s.hosts().next().and_then(|h| h.recent.last().copied()));
-            if let Some(point) = newest {
-                let (from, to) = range.bounds(0);
-                let span = to - from;
-                appended.update(|points| {
-                    if points.last().is_none_or(|last| last.at_ms < point.at_ms) {
-                        points.push(point);
-                        // Points that slid out of the window leave; the cap only guards memory.
-                        let old = points
-                            .iter()
-                            .take_while(|p| p.at_ms < point.at_ms - span)
-                            .count()
-                            .max(points.len().saturating_sub(MAX_APPENDED));
-                        points.drain(..old);
-                    }
-                });
-            }
-        });
-    }
-    let series = Memo::new(move |_| history.get().and_then(Result::ok).unwrap_or_default());
-    #[cfg(feature = "hydrate")]
-    crate::charts::mount("history-cpu-memory", move |dark| {
-        let series = series.get();
-        appended.with(|live| {
-            let window = window(range, &series, live);
-            crate::charts::history(&series, live, window, dark)
+    let newest = Signal::derive(move || {
+        live.state.with(|s| {
+            s.hosts()
+                .next()
+                .and_then(|h| h.recent.last())
+                .map(|p| LivePoint {
+                    t_ms: p.at_ms,
+                    values: vec![
+                        (Metric::Cpu, f64::from(p.cpu_pct)),
+                        (Metric::Memory, f64::from(p.mem_pct)),
+                    ],
+                })
         })
     });
-    let first_ms = move || {
-        series.with(|s: &Vec<HistorySeries>| {
-            s.first()
-                .and_then(|s| s.points.first())
-                .map(|p| p.t_ms.to_string())
-        })
-    };
-    let stored = move || {
-        series.with(|s: &Vec<HistorySeries>| {
-            s.iter()
-                .find(|s| s.metric == Metric::Cpu)
-                .map(|s| s.points.len())
-        })
-    };
-    let summary = move || match history.get() {
-        None => "loading history…".to_owned(),
-        Some(Err(e)) => e.to_string(),
-        Some(Ok(s)) => match s.first() {
-            Some(first) => format!(
-                "{} stored points · {} tier · {} per point",
-                first.points.len(),
-                first.tier.as_str(),
-                format::span(first.step_ms)
-            ),
-            None => "no history".to_owned(),
-        },
-    };
-    let title = match range {
-        TimeRange::Custom { .. } => "CPU and memory, custom range".to_owned(),
-        other => format!("CPU and memory, last {}", other.label()),
-    };
     view! {
-        <figure class="trend">
-            <figcaption>
-                <h3>{title}</h3>
-                <span
-                    class="muted"
-                    data-testid="history-points"
-                    data-count=move || stored().map(|n| n.to_string())
-                    data-first-ms=first_ms
-                >
-                    {summary}
-                </span>
-            </figcaption>
-            <div class="chart history-chart" id="history-cpu-memory" data-testid="history-chart"></div>
-        </figure>
+        <StoredTrend
+            id="history-cpu-memory"
+            title="CPU and memory".to_owned()
+            metrics=vec![Metric::Cpu, Metric::Memory]
+            maxima=vec![Metric::Cpu, Metric::Memory]
+            subject=None
+            range
+            newest
+        />
     }
     .into_any()
-}
-
-/// The time window a history chart shows: the range's bounds, moved forward to the newest point while the
-/// range ends now.
-#[cfg(feature = "hydrate")]
-fn window(range: TimeRange, series: &[HistorySeries], live: &[HealthPoint]) -> (i64, i64) {
-    let (from, to) = series
-        .first()
-        .map(|s| (s.from_ms, s.to_ms))
-        .unwrap_or_else(|| range.bounds(js_sys::Date::now() as i64));
-    match (range.follows_now(), live.last()) {
-        (true, Some(last)) if last.at_ms > to => (from + (last.at_ms - to), last.at_ms),
-        _ => (from, to),
-    }
 }

@@ -1,6 +1,7 @@
 //! The binary itself: configuration errors, a port in use, and shutdown on SIGTERM.
 
-use crate::helpers::start_binary;
+use crate::helpers::{add_token, start_binary};
+use shared::Role;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -118,10 +119,17 @@ fn a_database_from_a_newer_version_is_refused_with_one_clear_line() {
 #[test]
 fn sigterm_ends_open_streams_and_the_process_exits_cleanly() {
     let data = tempfile::tempdir().unwrap();
+    let token = tokio::runtime::Runtime::new().unwrap().block_on(add_token(
+        data.path(),
+        "test",
+        Role::Viewer,
+    ));
     let (mut child, addr) = start_binary(data.path(), &["--interval", "100ms"]);
 
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    std::io::Write::write_all(&mut stream, b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let request =
+        format!("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
     let mut first = [0u8; 12];
     stream.read_exact(&mut first).unwrap();
     assert_eq!(&first, b"HTTP/1.1 200");

@@ -1,17 +1,16 @@
 //! `--demo`: the sample workload is measured by the real sources.
 
-use crate::helpers::{PATIENCE, start_binary};
+use crate::helpers::{ADMIN, PASSWORD, add_user, sign_in, start_binary};
 use shared::LogPage;
+use shared::Role;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_workload_shows_in_the_api_figures_and_the_error_log() {
     let data = tempfile::tempdir().unwrap();
+    add_user(data.path(), ADMIN, Role::Admin, PASSWORD).await;
     let (mut child, addr) = start_binary(data.path(), &["--demo", "--api-interval", "300ms"]);
-    let client = reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .build()
-        .unwrap();
+    let client = sign_in(&format!("http://{addr}"), ADMIN, PASSWORD).await;
     let outcome = tokio::time::timeout(Duration::from_secs(40), async {
         let mut served = false;
         let mut logged = false;

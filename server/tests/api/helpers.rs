@@ -4,20 +4,30 @@ use eventsource_stream::{Event as SseEvent, Eventsource};
 use futures::{Stream, StreamExt};
 use server::config::Config;
 use server::startup::Application;
-use shared::{Envelope, HealthzReport, HistorySeries};
+use server::startup::DATABASE_FILE;
+use shared::{Envelope, HealthzReport, HistorySeries, Role};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use store::{Accounts, OpenOptions, SqliteStore, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// Long enough for anything that should happen, so a hang fails instead of blocking the suite.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The admin account every test app has; `TestApp::client` is signed in as it.
+pub const ADMIN: &str = "admin";
+pub const PASSWORD: &str = "correct horse battery";
+
 pub struct TestApp {
     pub base: String,
+    /// Signed in as [`ADMIN`].
     pub client: reqwest::Client,
+    /// Signed in as nobody.
+    pub anon: reqwest::Client,
+    data_dir: std::path::PathBuf,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// The data directory, removed with the app unless the test brought its own.
@@ -51,28 +61,84 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) 
         ..Config::default()
     };
     configure(&mut config);
+    add_user(data_dir, ADMIN, Role::Admin, PASSWORD).await;
     let app = Application::build(config)
         .await
         .expect("the application starts");
     let base = format!("http://{}", app.local_addr());
     let shutdown = app.shutdown_token();
     let task = tokio::spawn(app.run());
-    // A timeout on every request turns a hang into a failure with a name.
-    let client = reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .build()
-        .expect("HTTP client");
+    let client = sign_in(&base, ADMIN, PASSWORD).await;
     TestApp {
         base,
         client,
+        anon: http_client(),
+        data_dir: data_dir.to_owned(),
         shutdown,
         task: Some(task),
         _data: None,
     }
 }
 
+/// An HTTP client with a cookie jar. A timeout on every request turns a hang into a failure with a name.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client")
+}
+
+/// Adds a user to the store under `data_dir` (before the server starts, or beside a running one), unless
+/// one of that name exists.
+pub async fn add_user(data_dir: &Path, name: &str, role: Role, password: &str) {
+    let store = SqliteStore::open(&data_dir.join(DATABASE_FILE), &OpenOptions::default())
+        .await
+        .expect("the store opens");
+    let hash = server::auth::secrets::hash_password(password.to_owned())
+        .await
+        .expect("the password hashes");
+    match store.add_user(name, role, &hash, 0).await {
+        Ok(_) | Err(StoreError::Exists(_)) => {}
+        Err(e) => panic!("cannot add {name}: {e}"),
+    }
+}
+
+/// A new API token with `role`, added to the store under `data_dir`; its secret.
+pub async fn add_token(data_dir: &Path, name: &str, role: Role) -> String {
+    let store = SqliteStore::open(&data_dir.join(DATABASE_FILE), &OpenOptions::default())
+        .await
+        .expect("the store opens");
+    let secret = server::auth::secrets::new_token().expect("a token");
+    store
+        .add_token(name, role, &server::auth::secrets::digest(&secret), 0)
+        .await
+        .expect("the token is stored");
+    secret
+}
+
+/// A client signed in as `name`.
+pub async fn sign_in(base: &str, name: &str, password: &str) -> reqwest::Client {
+    let client = http_client();
+    let r = client
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({ "name": name, "password": password }))
+        .send()
+        .await
+        .expect("the sign-in answers");
+    assert_eq!(r.status(), 200, "{name} signs in");
+    client
+}
+
 /// Starts the real binary on a free port with `data_dir`; returns the child and its address once it listens.
 pub fn start_binary(data_dir: &Path, args: &[&str]) -> (Child, String) {
+    let (child, addr, _) = start_binary_with_log(data_dir, args);
+    (child, addr)
+}
+
+/// As [`start_binary`], also returning the lines the server logged before it listened.
+pub fn start_binary_with_log(data_dir: &Path, args: &[&str]) -> (Child, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_watchpost"))
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
@@ -85,18 +151,27 @@ pub fn start_binary(data_dir: &Path, args: &[&str]) -> (Child, String) {
         .spawn()
         .expect("the binary starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut early = Vec::new();
     let addr = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|l| l.split("listening on http://").nth(1).map(str::to_owned))
+        .find_map(|l| {
+            let addr = l.split("listening on http://").nth(1).map(str::to_owned);
+            early.push(l);
+            addr
+        })
         .expect("the server logs its address");
     std::thread::spawn(move || for _ in lines {}); // keep draining the log
-    (child, addr)
+    (child, addr, early)
 }
 
 pub type Events = Pin<Box<dyn Stream<Item = SseEvent> + Send>>;
 
 impl TestApp {
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// Shuts the app down and waits until it has stopped (its last history batch written).
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -1,10 +1,11 @@
 //! Metric history over HTTP: stored points, restarts, kill -9, bad queries and a full store.
 
 use crate::helpers::{
-    PATIENCE, next_envelope, spawn_app, spawn_app_in, spawn_app_with, start_binary,
+    PATIENCE, add_token, http_client, next_envelope, spawn_app, spawn_app_in, spawn_app_with,
+    start_binary,
 };
 use serde_json::Value;
-use shared::{Event, HistorySeries, Metric, Tier};
+use shared::{Event, HistorySeries, Metric, Role, Tier};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,7 +21,7 @@ async fn readings_are_stored_and_read_back_from_the_second_tier() {
     assert!(p.count >= 1 && p.min <= p.avg && p.avg <= p.max, "{p:?}");
     assert!((0.0..=100.0).contains(&p.avg));
     // Every metric of the host is stored.
-    for metric in Metric::ALL {
+    for metric in Metric::HOST {
         let r = app.history(&format!("metric={metric}&range=6h")).await;
         assert_eq!(r.status(), 200, "{metric}");
         let s: HistorySeries = r.json().await.unwrap();
@@ -55,15 +56,14 @@ async fn history_survives_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_writing_leaves_a_readable_database() {
     let data = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .build()
-        .unwrap();
+    let token = add_token(data.path(), "test", Role::Viewer).await;
+    let client = http_client();
     let stored = |addr: String| {
-        let client = client.clone();
+        let (client, token) = (client.clone(), token.clone());
         async move {
             let series: HistorySeries = client
                 .get(format!("http://{addr}/api/history?metric=cpu&range=1h"))
+                .bearer_auth(token)
                 .send()
                 .await
                 .unwrap()
@@ -121,7 +121,13 @@ async fn bad_history_queries_get_400_with_a_message() {
         ("metric=cpu&from=2000&to=1000", "start before it ends"),
         ("metric=cpu&from=1000", "needs both from and to"),
         ("metric=cpu&from=yesterday&to=1000", "not a time"),
-        ("metric=cpu&range=1h&host=", "no history for host"),
+        ("metric=cpu&range=1h&host=", "'' is not a host name"),
+        ("metric=http_p95_ms&range=1h", "name one with service=NAME"),
+        ("metric=db_tps&range=1h", "name one with target=NAME"),
+        (
+            "metric=cpu&range=1h&service=api",
+            "cpu is a metric of a host, not of a service",
+        ),
     ];
     for (query, message) in cases {
         let r = app.history(query).await;
@@ -143,7 +149,7 @@ async fn the_history_server_function_returns_typed_series_and_rejects_bad_ranges
             .send()
     };
     let r =
-        call(serde_json::json!({ "metrics": ["cpu", "memory"], "range": "Hour", "host": null }))
+        call(serde_json::json!({ "metrics": ["cpu", "memory"], "range": "Hour", "subject": null }))
             .await
             .unwrap();
     assert_eq!(r.status(), 200);
@@ -155,13 +161,24 @@ async fn the_history_server_function_returns_typed_series_and_rejects_bad_ranges
     let r = call(serde_json::json!({
         "metrics": ["cpu"],
         "range": { "Custom": { "from_ms": 2000, "to_ms": 1000 } },
-        "host": null
+        "subject": null
     }))
     .await
     .unwrap();
     assert_eq!(r.status(), 400);
     let text = r.text().await.unwrap();
     assert!(text.contains("start before it ends"), "{text}");
+
+    let r = call(serde_json::json!({
+        "metrics": ["cpu", "http_p95_ms"],
+        "range": "Hour",
+        "subject": null
+    }))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("ask for them separately"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,4 +225,80 @@ async fn a_full_store_is_reported_and_the_live_stream_goes_on() {
         panic!("a snapshot first");
     };
     assert!(snapshot.storage.error.is_some());
+}
+
+/// The API and database figures the sources publish are stored too, per service and per target, and read
+/// back through the same route and server function the range picker uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_database_figures_are_stored_per_service_and_target() {
+    let app = spawn_app_with(|c| c.api_interval = Duration::from_millis(300)).await;
+    for _ in 0..30 {
+        assert_eq!(app.healthz_response().await.status(), 200);
+    }
+    let stored = |query: &'static str| {
+        let app = &app;
+        async move {
+            tokio::time::timeout(PATIENCE, async {
+                loop {
+                    let r = app.history(query).await;
+                    assert_eq!(r.status(), 200, "{query}");
+                    let s: HistorySeries = r.json().await.unwrap();
+                    if s.points.iter().map(|p| p.count).sum::<u32>() >= 1 {
+                        return s;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{query} gets stored points"))
+        }
+    };
+    // The 30 requests above: at least one interval had a nonzero rate, and its latency is stored.
+    let rate = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let s = stored("metric=http_requests_per_s&service=watchpost&range=1h").await;
+            if s.points.iter().any(|p| p.max > 0.0) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("a nonzero request rate is stored");
+    assert_eq!(rate.metric, Metric::HttpRequestsPerS);
+    assert_eq!(rate.subject, "watchpost");
+    let p95 = stored("metric=http_p95_ms&service=watchpost&range=1h").await;
+    assert!(p95.points.iter().all(|p| p.min > 0.0), "{p95:?}");
+    // The store's own database reading: its pool always holds a connection.
+    let connections = stored("metric=db_connections&target=store&range=1h").await;
+    assert!(
+        connections.points.iter().all(|p| p.min >= 1.0),
+        "{connections:?}"
+    );
+    // A service nobody measures has an empty series, not an error.
+    let r = app
+        .history("metric=http_p95_ms&service=nobody&range=1h")
+        .await;
+    assert_eq!(r.status(), 200);
+    let s: HistorySeries = r.json().await.unwrap();
+    assert!(s.points.is_empty());
+
+    let r = app
+        .client
+        .post(format!("{}/api/get_history", app.base))
+        .json(&serde_json::json!({
+            "metrics": ["http_p99_ms", "http_p50_ms"],
+            "range": "SixHours",
+            "subject": "watchpost"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let series: Vec<HistorySeries> = r.json().await.unwrap();
+    assert_eq!(
+        series.iter().map(|s| s.metric).collect::<Vec<_>>(),
+        [Metric::HttpP50Ms, Metric::HttpP99Ms]
+    );
+    assert!(series.iter().all(|s| s.subject == "watchpost"));
 }

@@ -2,6 +2,7 @@
 //! Integration tests: each starts the real application on port 0 with its own data directory and talks to it
 //! over HTTP and SSE, as a browser would. Compiled as one binary (faster to link than one per file).
 
+mod accounts;
 mod api_perf;
 mod cli;
 mod database;

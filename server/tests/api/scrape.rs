@@ -102,6 +102,24 @@ async fn a_served_prometheus_endpoint_is_scraped_and_its_quantiles_are_right() {
         ("/checkout", "POST")
     );
     assert!(point.rate_per_s > 0.0);
+
+    // The scraped figures are kept like the own ones: the p95 of that interval is in the history.
+    tokio::time::timeout(crate::helpers::PATIENCE, async {
+        loop {
+            let s: shared::HistorySeries = app
+                .history("metric=http_p95_ms&service=shop&range=1h")
+                .await
+                .json()
+                .await
+                .unwrap();
+            if s.points.iter().any(|p| (p.max - 350.0).abs() < 1e-6) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the scraped p95 is stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,8 @@
 //! `GET /api/events`: the behaviour browsers and the hub promise each other.
 
-use crate::helpers::{PATIENCE, next_envelope, spawn_app, spawn_app_with};
+use crate::helpers::{PATIENCE, add_token, next_envelope, spawn_app, spawn_app_with};
 use futures::StreamExt;
-use shared::Event;
+use shared::{Event, Role};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -159,11 +159,13 @@ async fn a_client_that_reads_nothing_does_not_delay_one_that_reads() {
     // A queue of 4: a fan-out that waited for the slowest reader would stall after four events.
     let app = spawn_app_with(|c| c.client_queue = 4).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
+    let token = add_token(app.data_dir(), "raw", Role::Viewer).await;
     let mut stalled = Vec::new();
     for _ in 0..3 {
         let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let request = format!(
-            "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+            "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+             Authorization: Bearer {token}\r\n\r\n"
         );
         socket.write_all(request.as_bytes()).await.unwrap();
         stalled.push(socket); // never read

@@ -1,0 +1,85 @@
+//! `watchpost user …` and `watchpost token …`: account management from the command line, on the data
+//! directory's store (safe while the server runs: SQLite serialises the writes).
+
+use crate::auth::secrets;
+use crate::config::{Config, TokenCommand, UserCommand};
+use crate::hub::now_millis;
+use crate::startup::DATABASE_FILE;
+use anyhow::{Context, bail};
+use shared::{check_password, check_user_name};
+use std::io::{BufRead, IsTerminal};
+use store::{Accounts, OpenOptions, SqliteStore};
+
+async fn open(config: &Config) -> anyhow::Result<SqliteStore> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    Ok(SqliteStore::open(
+        &config.data_dir.join(DATABASE_FILE),
+        &OpenOptions::default(),
+    )
+    .await?)
+}
+
+/// The new password: asked twice without echo on a terminal, else the first line of stdin.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+    let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
+    if first != again {
+        bail!("the two passwords differ");
+    }
+    Ok(first)
+}
+
+pub async fn user(config: &Config, command: &UserCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match command {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            check_user_name(name).map_err(anyhow::Error::msg)?;
+            let password = read_password(*password_stdin)?;
+            check_password(&password).map_err(anyhow::Error::msg)?;
+            let hash = secrets::hash_password(password).await?;
+            let user = store.add_user(name, *role, &hash, now_millis()).await?;
+            println!("added {} ({})", user.name, user.role);
+        }
+        UserCommand::List => {
+            for u in store.users().await? {
+                let state = if u.disabled { " (disabled)" } else { "" };
+                println!("{}\t{}{state}", u.name, u.role);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn token(config: &Config, command: &TokenCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match command {
+        TokenCommand::Add { name, role } => {
+            if name.trim().is_empty() || name.chars().count() > 64 {
+                bail!("a token name has 1 to 64 characters");
+            }
+            let secret = secrets::new_token()?;
+            let token = store
+                .add_token(name, *role, &secrets::digest(&secret), now_millis())
+                .await?;
+            eprintln!(
+                "token '{}' ({}) created; it is shown only now — use it as `Authorization: Bearer …`:",
+                token.name, token.role
+            );
+            println!("{secret}");
+        }
+    }
+    Ok(())
+}

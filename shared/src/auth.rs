@@ -1,0 +1,215 @@
+//! Accounts as both sides see them: roles, users, API tokens, and who is signed in. Password hashes and
+//! token secrets never appear here; they stay in the server's store.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// What a user may do. Ordered: each role may do everything the roles before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads every panel.
+    Viewer,
+    /// Also runs commands, acknowledges alerts and ingests logs.
+    Operator,
+    /// Also manages users, tokens and rules.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role '{0}'; use viewer, operator or admin")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.chars().take(32).collect()))
+    }
+}
+
+/// What a request may ask Watchpost to do. Every server function and route that does more than read names
+/// its action, and [`Action::allowed`] is the one table that decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Read the dashboard, its history and the event stream.
+    View,
+    /// Write entries to the error log (agents, log shippers).
+    IngestLogs,
+    /// Acknowledge or silence an alert.
+    Acknowledge,
+    /// Run a configured command (its own configuration may ask for more).
+    RunCommand,
+    /// Add, change, disable and remove users; see user-management events.
+    ManageUsers,
+    /// Create and revoke API tokens.
+    ManageTokens,
+}
+
+impl Action {
+    pub const ALL: [Action; 6] = [
+        Action::View,
+        Action::IngestLogs,
+        Action::Acknowledge,
+        Action::RunCommand,
+        Action::ManageUsers,
+        Action::ManageTokens,
+    ];
+
+    /// The least role that may take this action: the permission table.
+    pub fn least_role(self) -> Role {
+        match self {
+            Action::View => Role::Viewer,
+            Action::IngestLogs | Action::Acknowledge | Action::RunCommand => Role::Operator,
+            Action::ManageUsers | Action::ManageTokens => Role::Admin,
+        }
+    }
+
+    pub fn allowed(self, role: Role) -> bool {
+        role >= self.least_role()
+    }
+
+    /// How a refusal names the action.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::View => "view the dashboard",
+            Action::IngestLogs => "ingest logs",
+            Action::Acknowledge => "acknowledge alerts",
+            Action::RunCommand => "run commands",
+            Action::ManageUsers => "manage users",
+            Action::ManageTokens => "manage API tokens",
+        }
+    }
+}
+
+/// A user account as an admin page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_ms: i64,
+}
+
+/// An API token as the admin page lists it: never its secret, which is shown once when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+/// Who a request is from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub name: String,
+    pub role: Role,
+}
+
+/// The rules a user name must follow: what a person can type and a log line can show unambiguously.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err("a user name has 1 to 64 characters".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        return Err("a user name may hold letters, digits and . _ - @ only".into());
+    }
+    Ok(())
+}
+
+/// Shortest password accepted: NIST SP 800-63B's minimum for a password a person chose.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+pub fn check_password(password: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "a password needs at least {MIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    // Argon2 takes any length, but a megabyte "password" is an attack on the hashing time, not a password.
+    if password.len() > 1024 {
+        return Err("a password may be at most 1024 bytes".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_and_parse() {
+        assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+        }
+        assert!(
+            "root"
+                .parse::<Role>()
+                .unwrap_err()
+                .to_string()
+                .contains("viewer")
+        );
+    }
+
+    #[test]
+    fn the_permission_table_grows_with_the_role() {
+        use Action::*;
+        let table: Vec<(Action, [bool; 3])> = Action::ALL
+            .into_iter()
+            .map(|a| (a, Role::ALL.map(|r| a.allowed(r))))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                (View, [true, true, true]),
+                (IngestLogs, [false, true, true]),
+                (Acknowledge, [false, true, true]),
+                (RunCommand, [false, true, true]),
+                (ManageUsers, [false, false, true]),
+                (ManageTokens, [false, false, true]),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_and_passwords_are_checked() {
+        assert!(check_user_name("ana.lee@ops").is_ok());
+        assert!(check_user_name("").is_err());
+        assert!(check_user_name("a b").is_err());
+        assert!(check_user_name("<script>").is_err());
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough").is_ok());
+        assert!(check_password(&"x".repeat(2000)).is_err());
+    }
+}

@@ -1,0 +1,426 @@
+//! Accounts in the store: users, sessions, API tokens and the addresses users signed in from. The store
+//! only keeps what it is given: hashing passwords and making secrets is the server's job, so no secret ever
+//! reaches this crate in the clear.
+
+use crate::StoreError;
+use crate::sqlite::SqliteStore;
+use async_trait::async_trait;
+use shared::{ApiToken, Role, User};
+use sqlx::Row;
+
+/// A user with the password hash, for signing in.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// Accounts, as every implementation of the store keeps them.
+#[async_trait]
+pub trait Accounts: Send + Sync + 'static {
+    async fn user_count(&self) -> Result<u64, StoreError>;
+
+    /// Adds a user; [`StoreError::Exists`] when the name is taken.
+    async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<User, StoreError>;
+
+    async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError>;
+
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Changes a user's role, disabled flag or password hash (those given); `None` when there is no such user.
+    /// Disabling a user, or changing the password, ends the user's sessions.
+    async fn update_user(
+        &self,
+        id: i64,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        password_hash: Option<&str>,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Removes a user and the user's sessions; false when there was no such user.
+    async fn remove_user(&self, id: i64) -> Result<bool, StoreError>;
+
+    async fn add_session(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        now_ms: i64,
+        expires_ms: i64,
+        ip: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The enabled user a live session belongs to.
+    async fn session_user(
+        &self,
+        token_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<User>, StoreError>;
+
+    async fn remove_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
+
+    /// Drops expired sessions; how many.
+    async fn prune_sessions(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Notes that `user_id` signed in from `ip`; true when it is the first time.
+    async fn remember_address(
+        &self,
+        user_id: i64,
+        ip: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    async fn add_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<ApiToken, StoreError>;
+
+    /// The token with this hash, if it is not revoked.
+    async fn token(&self, token_hash: &[u8]) -> Result<Option<ApiToken>, StoreError>;
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+
+    /// Revokes a token; `None` when there is no such token.
+    async fn revoke_token(&self, id: i64, now_ms: i64) -> Result<Option<ApiToken>, StoreError>;
+}
+
+const USER_COLUMNS: &str = "id, name, role, disabled, created_ms";
+const TOKEN_COLUMNS: &str = "id, name, role, created_ms, revoked_ms";
+
+fn role_of(text: &str) -> Result<Role, StoreError> {
+    text.parse()
+        .map_err(|e: shared::UnknownRole| StoreError::Corrupt(e.to_string()))
+}
+
+fn user_of(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: role_of(row.try_get("role")?)?,
+        disabled: row.try_get("disabled")?,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+fn token_of(row: &sqlx::sqlite::SqliteRow) -> Result<ApiToken, StoreError> {
+    Ok(ApiToken {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: role_of(row.try_get("role")?)?,
+        created_ms: row.try_get("created_ms")?,
+        revoked_ms: row.try_get("revoked_ms")?,
+    })
+}
+
+/// A unique constraint turned into the error a caller can name.
+fn exists(e: sqlx::Error, what: String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Exists(what),
+        _ => e.into(),
+    }
+}
+
+#[async_trait]
+impl Accounts for SqliteStore {
+    async fn user_count(&self) -> Result<u64, StoreError> {
+        let _timed = self.timed("accounts");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<User, StoreError> {
+        let _timed = self.timed("accounts");
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?, ?, ?, ?) \
+             RETURNING {USER_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(role.as_str())
+        .bind(password_hash)
+        .bind(now_ms)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| exists(e, format!("a user named '{name}'")))?;
+        user_of(&row)
+    }
+
+    async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError> {
+        let _timed = self.timed("accounts");
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE name = ?"
+        ))
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            Ok(Credentials {
+                user: user_of(&row)?,
+                password_hash: row.try_get("password_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        let _timed = self.timed("accounts");
+        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(user_of).collect()
+    }
+
+    async fn update_user(
+        &self,
+        id: i64,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        password_hash: Option<&str>,
+    ) -> Result<Option<User>, StoreError> {
+        let _timed = self.timed("accounts");
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE users SET role = COALESCE(?, role), disabled = COALESCE(?, disabled), \
+             password_hash = COALESCE(?, password_hash) WHERE id = ? RETURNING {USER_COLUMNS}"
+        ))
+        .bind(role.map(Role::as_str))
+        .bind(disabled)
+        .bind(password_hash)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if row.is_some() && (disabled == Some(true) || password_hash.is_some()) {
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        row.as_ref().map(user_of).transpose()
+    }
+
+    async fn remove_user(&self, id: i64) -> Result<bool, StoreError> {
+        let _timed = self.timed("accounts");
+        let done = sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn add_session(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        now_ms: i64,
+        expires_ms: i64,
+        ip: &str,
+    ) -> Result<(), StoreError> {
+        let _timed = self.timed("accounts");
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_ms, expires_ms, ip) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(now_ms)
+        .bind(expires_ms)
+        .bind(ip)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn session_user(
+        &self,
+        token_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let _timed = self.timed("sessions");
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.role, u.disabled, u.created_ms FROM sessions s \
+             JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = ? AND s.expires_ms > ? AND u.disabled = 0",
+        )
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(user_of).transpose()
+    }
+
+    async fn remove_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        let _timed = self.timed("accounts");
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let _timed = self.timed("accounts");
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_ms <= ?")
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn remember_address(
+        &self,
+        user_id: i64,
+        ip: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let _timed = self.timed("accounts");
+        let done = sqlx::query(
+            "INSERT INTO login_addresses (user_id, ip, first_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(ip)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn add_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<ApiToken, StoreError> {
+        let _timed = self.timed("accounts");
+        let row = sqlx::query(&format!(
+            "INSERT INTO api_tokens (name, role, token_hash, created_ms) VALUES (?, ?, ?, ?) \
+             RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(role.as_str())
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_one(&self.writer)
+        .await?;
+        token_of(&row)
+    }
+
+    async fn token(&self, token_hash: &[u8]) -> Result<Option<ApiToken>, StoreError> {
+        let _timed = self.timed("sessions");
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ? AND revoked_ms IS NULL"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(token_of).transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        let _timed = self.timed("accounts");
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(token_of).collect()
+    }
+
+    async fn revoke_token(&self, id: i64, now_ms: i64) -> Result<Option<ApiToken>, StoreError> {
+        let _timed = self.timed("accounts");
+        let row = sqlx::query(&format!(
+            "UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ? \
+             RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(token_of).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::OpenOptions;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &OpenOptions::default())
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn users_sessions_and_tokens_round_trip() {
+        let (_dir, s) = store().await;
+        assert_eq!(s.user_count().await.unwrap(), 0);
+        let ana = s
+            .add_user("ana", Role::Admin, "$argon2id$x", 1)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.add_user("ana", Role::Viewer, "h", 2).await,
+            Err(StoreError::Exists(_))
+        ));
+        assert_eq!(
+            s.credentials("ana").await.unwrap().unwrap().password_hash,
+            "$argon2id$x"
+        );
+        assert!(s.credentials("bob").await.unwrap().is_none());
+
+        s.add_session(b"h1", ana.id, 10, 100, "127.0.0.1")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.session_user(b"h1", 50).await.unwrap().unwrap().name,
+            "ana"
+        );
+        assert!(
+            s.session_user(b"h1", 100).await.unwrap().is_none(),
+            "expired"
+        );
+        assert!(s.session_user(b"h2", 50).await.unwrap().is_none());
+
+        // Disabling ends the sessions; a role change does not.
+        s.update_user(ana.id, Some(Role::Operator), None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.session_user(b"h1", 50).await.unwrap().unwrap().role,
+            Role::Operator
+        );
+        s.update_user(ana.id, None, Some(true), None).await.unwrap();
+        assert!(s.session_user(b"h1", 50).await.unwrap().is_none());
+
+        assert!(s.remember_address(ana.id, "10.0.0.1", 1).await.unwrap());
+        assert!(!s.remember_address(ana.id, "10.0.0.1", 2).await.unwrap());
+
+        let t = s.add_token("ci", Role::Operator, b"t1", 5).await.unwrap();
+        assert_eq!(s.token(b"t1").await.unwrap().unwrap().name, "ci");
+        s.revoke_token(t.id, 6).await.unwrap();
+        assert!(s.token(b"t1").await.unwrap().is_none());
+        assert_eq!(s.tokens().await.unwrap()[0].revoked_ms, Some(6));
+
+        assert!(s.remove_user(ana.id).await.unwrap());
+        assert!(!s.remove_user(ana.id).await.unwrap());
+        assert_eq!(s.user_count().await.unwrap(), 0);
+    }
+}
