@@ -120,8 +120,12 @@ pub fn UserMenu() -> impl IntoView {
                 me.await
                     .ok()
                     .map(|me| {
+                        let admin = shared::Action::ManageUsers.allowed(me.role);
                         view! {
                             <form class="user-menu" method="post" action="/api/logout">
+                                <Show when=move || admin>
+                                    <a href="/admin" data-testid="admin-link">"Users & tokens"</a>
+                                </Show>
                                 <span class="user-name" data-testid="user-name" data-role=me.role.as_str()>
                                     {me.name.clone()}
                                     <span class="muted">{format!(" · {}", me.role)}</span>

@@ -85,7 +85,10 @@ pub async fn get_log_services() -> Result<Vec<String>, AppError> {
 #[cfg(feature = "ssr")]
 mod ssr {
     use crate::error::AppError;
-    use shared::{Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric, TimeRange};
+    use shared::{
+        AccountsView, Action, ApiToken, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me,
+        Metric, NewToken, Role, TimeRange, User,
+    };
     use std::future::Future;
     use std::pin::Pin;
     use std::sync::Arc;
@@ -115,6 +118,40 @@ mod ssr {
 
         /// Services with log entries.
         fn log_services(&self) -> BoxFuture<Result<Vec<String>, AppError>>;
+
+        /// Notes an attempt the permission table refused.
+        fn forbidden(&self, who: &Me, action: Action);
+
+        /// Every user and token (the caller has checked the permission).
+        fn accounts(&self) -> BoxFuture<Result<AccountsView, AppError>>;
+
+        fn add_user(
+            &self,
+            by: &Me,
+            name: String,
+            role: Role,
+            password: String,
+        ) -> BoxFuture<Result<User, AppError>>;
+
+        fn update_user(
+            &self,
+            by: &Me,
+            id: i64,
+            role: Option<Role>,
+            disabled: Option<bool>,
+            password: Option<String>,
+        ) -> BoxFuture<Result<User, AppError>>;
+
+        fn remove_user(&self, by: &Me, id: i64) -> BoxFuture<Result<(), AppError>>;
+
+        fn create_token(
+            &self,
+            by: &Me,
+            name: String,
+            role: Role,
+        ) -> BoxFuture<Result<NewToken, AppError>>;
+
+        fn revoke_token(&self, by: &Me, id: i64) -> BoxFuture<Result<ApiToken, AppError>>;
     }
 
     /// The backend as the server provides it through context.

@@ -216,7 +216,12 @@ pub fn history(
         }));
         data
     };
-    let colors: Vec<&'static str> = metrics.iter().map(|m| metric_color(*m)).collect();
+    // The palette follows the series order (averages, then maxima), so each legend mark has its line's color.
+    let colors: Vec<&'static str> = metrics
+        .iter()
+        .chain(maxima)
+        .map(|m| metric_color(*m))
+        .collect();
     let span = window.1 - window.0;
     let label = if span <= 2 * 24 * 3_600_000 {
         "{HH}:{mm}"

@@ -16,6 +16,12 @@ pub enum AppError {
     /// The request asked for something that cannot be answered as asked; the message says why.
     #[error("{0}")]
     BadRequest(String),
+    /// The signed-in user may not do this; the message names the role it needs.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request collides with the current state (a name taken, the last admin); the message says how.
+    #[error("{0}")]
+    Conflict(String),
     /// Transport, encoding or registration problems reported by the server-function machinery.
     #[error("request failed: {0}")]
     Request(ServerFnErrorErr),

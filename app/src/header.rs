@@ -36,8 +36,24 @@ pub fn TopBar() -> impl IntoView {
             <UserMenu />
         </header>
         <StorageAlert />
+        <ClosedAlert />
     }
     .into_any()
+}
+
+/// Shown when the server ended this tab's stream (too many tabs of one user): values here no longer move.
+#[component]
+fn ClosedAlert() -> impl IntoView {
+    let live = LiveStore::expect();
+    move || {
+        live.closed_reason().map(|reason| {
+            view! {
+                <div class="storage-alert" role="alert" data-testid="closed-alert">
+                    {reason}
+                </div>
+            }
+        })
+    }
 }
 
 /// Shown while the store refuses writes (a full disk): the dashboard still works, history has a gap.

@@ -5,12 +5,13 @@
 //! the `EventSource`) behind `hydrate`, so neither build carries the other's dependencies.
 
 pub mod account;
+pub mod admin;
 pub mod api;
 #[cfg(feature = "hydrate")]
 mod charts;
 pub mod error;
 mod format;
-mod header;
+pub(crate) mod header;
 pub mod live;
 mod panels;
 mod range;
@@ -58,6 +59,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("") view=panels::Dashboard ssr=SsrMode::Async />
                 <Route path=StaticSegment("login") view=account::LoginPage />
                 <Route path=StaticSegment("setup") view=account::SetupPage />
+                <Route path=StaticSegment("admin") view=admin::AdminPage />
             </Routes>
         </Router>
     }

@@ -19,6 +19,8 @@ pub enum Connection {
     Reconnecting,
     /// Retrying for a long time, or the server refused the stream.
     Offline,
+    /// The server ended the stream for good (see [`LiveStore::closed_reason`]).
+    Closed,
 }
 
 impl Connection {
@@ -28,6 +30,7 @@ impl Connection {
             Connection::Live => "Live",
             Connection::Reconnecting => "Reconnecting…",
             Connection::Offline => "Offline",
+            Connection::Closed => "Closed",
         }
     }
 
@@ -37,6 +40,7 @@ impl Connection {
             Connection::Live => "live",
             Connection::Reconnecting => "reconnecting",
             Connection::Offline => "offline",
+            Connection::Closed => "closed",
         }
     }
 }
@@ -51,6 +55,10 @@ pub struct LiveStore {
     last_reading_at: RwSignal<Option<f64>>,
     /// Browser clock (ms), ticking once a second, so ages and staleness move without events.
     now: RwSignal<Option<f64>>,
+    /// Counts `accounts` events (admins only), so the admin page reloads its lists.
+    accounts_changed: RwSignal<u64>,
+    /// Why the server ended this tab's stream for good, if it did.
+    closed: RwSignal<Option<String>>,
 }
 
 impl LiveStore {
@@ -62,6 +70,8 @@ impl LiveStore {
             last_event_at: RwSignal::new(None),
             last_reading_at: RwSignal::new(None),
             now: RwSignal::new(None),
+            accounts_changed: RwSignal::new(0),
+            closed: RwSignal::new(None),
         };
         provide_context(store);
         store
@@ -73,7 +83,21 @@ impl LiveStore {
 
     /// Applies an envelope: the only way state enters the store.
     pub fn apply(&self, env: &Envelope) {
+        if let shared::Event::Accounts(_) = env.event {
+            self.accounts_changed.update(|n| *n += 1);
+            return;
+        }
         self.state.update(|s| s.apply(env));
+    }
+
+    /// Changes whenever accounts change (read it to reload with them).
+    pub fn accounts_changed(&self) -> u64 {
+        self.accounts_changed.get()
+    }
+
+    /// Why the server ended this tab's stream, if it did: the tab then stays closed until reloaded.
+    pub fn closed_reason(&self) -> Option<String> {
+        self.closed.get()
     }
 
     /// The connection as the header shows it.
@@ -214,6 +238,18 @@ mod client {
         store.last_event_at.set(Some(now));
         set_connection(store, Connection::Live);
         if kind == EventKind::Ping {
+            return;
+        }
+        if kind == EventKind::Closed {
+            // Closing the source stops the browser's own reconnecting: reconnecting would only close
+            // another tab in turn.
+            let reason = serde_json::from_str::<serde_json::Value>(data)
+                .ok()
+                .and_then(|v| v["reason"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "the server ended this tab's live updates".into());
+            store.closed.set(Some(reason));
+            STREAM.with(|s| s.borrow_mut().take());
+            set_connection(store, Connection::Closed);
             return;
         }
         match serde_json::from_str::<Envelope>(data) {

@@ -97,6 +97,9 @@ pub struct Cli {
     /// Mark the session cookie Secure: set it when browsers reach Watchpost over HTTPS (a TLS proxy).
     #[arg(long, env = "WATCHPOST_SECURE_COOKIE")]
     pub secure_cookie: bool,
+    /// Live streams (tabs) one user may hold open; a new one past it closes the oldest [default: 8].
+    #[arg(long, env = "WATCHPOST_MAX_STREAMS_PER_USER")]
+    pub max_streams_per_user: Option<usize>,
     /// Directory with the built site (WASM, JS, CSS, assets) [default: target/site].
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
@@ -168,6 +171,7 @@ struct FileConfig {
     store_quota: Option<String>,
     session_ttl: Option<String>,
     secure_cookie: Option<bool>,
+    max_streams_per_user: Option<usize>,
     site_root: Option<PathBuf>,
 }
 
@@ -193,6 +197,8 @@ pub struct Config {
     /// Whether the sample workload runs.
     pub demo: bool,
     pub auth: AuthConfig,
+    /// Live streams one user may hold open.
+    pub max_streams_per_user: usize,
     pub site_root: PathBuf,
 }
 
@@ -227,6 +233,7 @@ impl Default for Config {
             postgres: Vec::new(),
             demo: false,
             auth: AuthConfig::default(),
+            max_streams_per_user: 8,
             site_root: PathBuf::from("target/site"),
         }
     }
@@ -319,6 +326,10 @@ impl Config {
                     .unwrap_or(d.auth.session_ttl),
                 secure_cookie: cli.secure_cookie || file.secure_cookie.unwrap_or(false),
             },
+            max_streams_per_user: cli
+                .max_streams_per_user
+                .or(file.max_streams_per_user)
+                .unwrap_or(d.max_streams_per_user),
             site_root: cli
                 .site_root
                 .clone()
@@ -347,6 +358,15 @@ impl Config {
             return invalid(
                 "keepalive",
                 format!("must be between 10ms and 5m, got {:?}", self.keepalive),
+            );
+        }
+        if !(1..=1000).contains(&self.max_streams_per_user) {
+            return invalid(
+                "max-streams-per-user",
+                format!(
+                    "must be between 1 and 1000, got {}",
+                    self.max_streams_per_user
+                ),
             );
         }
         for (name, value) in [

@@ -17,6 +17,8 @@ use tokio::sync::broadcast;
 #[derive(Debug)]
 pub struct Frame {
     pub seq: u64,
+    /// The least role whose streams carry this frame.
+    pub audience: shared::Role,
     /// `id:`, `event:` and `data:` lines with the terminating blank line.
     pub bytes: Bytes,
 }
@@ -113,6 +115,7 @@ impl Hub {
         inner.state.apply(&env);
         let frame = Arc::new(Frame {
             seq,
+            audience: env.event.audience(),
             bytes: encode(&env),
         });
         inner.head = seq;

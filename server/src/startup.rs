@@ -26,7 +26,10 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use shared::{Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric, TimeRange};
+use shared::{
+    AccountsView, Action, ApiToken, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me,
+    Metric, NewToken, Role, TimeRange, User,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +83,19 @@ struct ServerBackend {
     hub: Arc<Hub>,
     history: History,
     logs: LogBook,
+    auth: Auth,
+}
+
+impl From<crate::auth::admin::AdminError> for AppError {
+    fn from(e: crate::auth::admin::AdminError) -> Self {
+        use crate::auth::admin::AdminError;
+        match e {
+            AdminError::Invalid(m) => AppError::BadRequest(m),
+            AdminError::NotFound(..) => AppError::BadRequest(e.to_string()),
+            AdminError::Conflict(m) => AppError::Conflict(m),
+            AdminError::Store(_) | AdminError::Secret(_) => AppError::Unavailable(e.to_string()),
+        }
+    }
 }
 
 fn unavailable(e: StoreError) -> AppError {
@@ -124,6 +140,58 @@ impl Backend for ServerBackend {
     fn log_services(&self) -> BoxFuture<Result<Vec<String>, AppError>> {
         let logs = self.logs.clone();
         Box::pin(async move { logs.services().await.map_err(unavailable) })
+    }
+
+    fn forbidden(&self, who: &Me, action: Action) {
+        self.auth.forbidden(who, action);
+    }
+
+    fn accounts(&self) -> BoxFuture<Result<AccountsView, AppError>> {
+        let auth = self.auth.clone();
+        Box::pin(async move { Ok(auth.accounts_view().await?) })
+    }
+
+    fn add_user(
+        &self,
+        by: &Me,
+        name: String,
+        role: Role,
+        password: String,
+    ) -> BoxFuture<Result<User, AppError>> {
+        let (auth, by) = (self.auth.clone(), by.clone());
+        Box::pin(async move { Ok(auth.add_user(&by, name, role, password).await?) })
+    }
+
+    fn update_user(
+        &self,
+        by: &Me,
+        id: i64,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        password: Option<String>,
+    ) -> BoxFuture<Result<User, AppError>> {
+        let (auth, by) = (self.auth.clone(), by.clone());
+        Box::pin(async move { Ok(auth.update_user(&by, id, role, disabled, password).await?) })
+    }
+
+    fn remove_user(&self, by: &Me, id: i64) -> BoxFuture<Result<(), AppError>> {
+        let (auth, by) = (self.auth.clone(), by.clone());
+        Box::pin(async move { Ok(auth.remove_user(&by, id).await?) })
+    }
+
+    fn create_token(
+        &self,
+        by: &Me,
+        name: String,
+        role: Role,
+    ) -> BoxFuture<Result<NewToken, AppError>> {
+        let (auth, by) = (self.auth.clone(), by.clone());
+        Box::pin(async move { Ok(auth.create_token(&by, name, role).await?) })
+    }
+
+    fn revoke_token(&self, by: &Me, id: i64) -> BoxFuture<Result<ApiToken, AppError>> {
+        let (auth, by) = (self.auth.clone(), by.clone());
+        Box::pin(async move { Ok(auth.revoke_token(&by, id).await?) })
     }
 }
 
@@ -172,7 +240,7 @@ impl Application {
         .await?;
         let sampler = HostSampler::new()?;
         let store = Arc::new(store);
-        let auth = Auth::new(store.clone(), config.auth.clone());
+        let auth = Auth::new(store.clone(), config.auth.clone()).with_hub(hub.clone());
         if let Some(code) = auth
             .begin_setup()
             .await
@@ -231,6 +299,7 @@ impl Application {
             hub: hub.clone(),
             keepalive: config.keepalive,
             shutdown: shutdown.clone(),
+            limits: crate::stream::StreamLimits::new(config.max_streams_per_user),
         };
         let health = HealthzState {
             hub: hub.clone(),
@@ -242,7 +311,11 @@ impl Application {
         let live = Router::new()
             .route(
                 "/api/events",
-                get(move |headers: HeaderMap| events(stream.clone(), headers)),
+                get(
+                    move |headers: HeaderMap, principal: Option<Extension<Principal>>| {
+                        events(stream.clone(), headers, principal.map(|p| p.0))
+                    },
+                ),
             )
             .route("/healthz", get(move || healthz(health.clone())))
             .route(
@@ -331,7 +404,12 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
             .build();
-        let backend = BackendHandle(Arc::new(ServerBackend { hub, history, logs }));
+        let backend = BackendHandle(Arc::new(ServerBackend {
+            hub,
+            history,
+            logs,
+            auth: auth.clone(),
+        }));
         let site = Router::new()
             .leptos_routes_with_context(
                 &leptos_options,

@@ -4,15 +4,19 @@
 //! and a `ping` whenever it has been quiet for the keepalive period. It ends when the server shuts down, so
 //! the browser reconnects (to this server after a restart, or to another instance).
 
+use crate::auth::{Principal, PrincipalKind};
 use crate::hub::{Frame, Hub, Start, Subscription, encode, now_millis};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::Stream;
+use shared::Role;
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -27,16 +31,88 @@ pub struct StreamConfig {
     pub hub: Arc<Hub>,
     pub keepalive: Duration,
     pub shutdown: CancellationToken,
+    pub limits: Arc<StreamLimits>,
 }
 
-pub async fn events(cfg: StreamConfig, headers: HeaderMap) -> Response {
+/// At most `per_user` open streams per signed-in user: a new one past that closes the user's oldest, which
+/// tells its tab why. Token streams (agents, load tests) are not limited.
+pub struct StreamLimits {
+    per_user: usize,
+    open: Mutex<HashMap<i64, VecDeque<(u64, CancellationToken)>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl StreamLimits {
+    pub fn new(per_user: usize) -> Arc<Self> {
+        Arc::new(StreamLimits {
+            per_user: per_user.max(1),
+            open: Mutex::default(),
+            next_id: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Registers a new stream of `user`, closing the user's oldest ones beyond the limit.
+    fn open(self: &Arc<Self>, user: i64) -> Ticket {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let closed = CancellationToken::new();
+        if let Ok(mut open) = self.open.lock() {
+            let streams = open.entry(user).or_default();
+            streams.push_back((id, closed.clone()));
+            while streams.len() > self.per_user {
+                if let Some((_, oldest)) = streams.pop_front() {
+                    oldest.cancel();
+                }
+            }
+        }
+        Ticket {
+            limits: self.clone(),
+            user,
+            id,
+            closed,
+        }
+    }
+}
+
+/// A limited stream's place in [`StreamLimits`], given back when the stream ends.
+struct Ticket {
+    limits: Arc<StreamLimits>,
+    user: i64,
+    id: u64,
+    closed: CancellationToken,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.limits.open.lock()
+            && let Some(streams) = open.get_mut(&self.user)
+        {
+            streams.retain(|(id, _)| *id != self.id);
+            if streams.is_empty() {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
+
+pub async fn events(
+    cfg: StreamConfig,
+    headers: HeaderMap,
+    principal: Option<Principal>,
+) -> Response {
+    let role = principal.as_ref().map_or(Role::Viewer, |p| p.role);
+    let ticket = match principal.map(|p| p.kind) {
+        Some(PrincipalKind::User { id }) => Some(cfg.limits.open(id)),
+        _ => None,
+    };
     // An id that is not a number cannot be one of ours: treat it as unknown, which yields a snapshot.
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let subscription = cfg.hub.subscribe(last_event_id);
-    let body = Body::from_stream(frames(cfg, subscription));
+    let body = Body::from_stream(frames(cfg, subscription, role, ticket));
     (
         [
             (
@@ -56,6 +132,11 @@ pub async fn events(cfg: StreamConfig, headers: HeaderMap) -> Response {
 
 struct State {
     cfg: StreamConfig,
+    /// Frames for a wider audience than this role are left out.
+    role: Role,
+    ticket: Option<Ticket>,
+    /// Set once the closing frame is sent: the stream then ends.
+    done: bool,
     live: tokio::sync::broadcast::Receiver<Arc<Frame>>,
     /// Frames to write before waiting for anything new.
     queued: VecDeque<Bytes>,
@@ -63,19 +144,29 @@ struct State {
 }
 
 /// The stream body: bytes of SSE frames.
-pub fn frames(
+fn frames(
     cfg: StreamConfig,
     sub: Subscription,
+    role: Role,
+    ticket: Option<Ticket>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let mut queued = VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n\n"))]);
     match sub.start {
         Start::Snapshot(env) => queued.push_back(encode(&env)),
-        Start::Replay(frames) => queued.extend(frames.iter().map(|f| f.bytes.clone())),
+        Start::Replay(frames) => queued.extend(
+            frames
+                .iter()
+                .filter(|f| f.audience <= role)
+                .map(|f| f.bytes.clone()),
+        ),
     }
     let mut keepalive = tokio::time::interval_at(Instant::now() + cfg.keepalive, cfg.keepalive);
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = State {
         live: sub.live,
+        role,
+        ticket,
+        done: false,
         cfg,
         queued,
         keepalive,
@@ -91,14 +182,37 @@ impl State {
         if let Some(bytes) = self.queued.pop_front() {
             return Some(bytes);
         }
-        tokio::select! {
-            biased;
-            () = self.cfg.shutdown.cancelled() => None,
-            received = self.live.recv() => match received {
-                Ok(frame) => {
-                    self.keepalive.reset();
-                    Some(frame.bytes.clone())
+        if self.done {
+            return None;
+        }
+        loop {
+            let closed = self.ticket.as_ref().map(|t| t.closed.clone());
+            let closed = async move {
+                match closed {
+                    Some(token) => token.cancelled_owned().await,
+                    None => std::future::pending().await,
                 }
+            };
+            return tokio::select! {
+                biased;
+                () = self.cfg.shutdown.cancelled() => None,
+                () = closed => {
+                    self.done = true;
+                    let reason = format!(
+                        "live updates stopped in this tab: more than {} tabs of yours were open; reload \
+                         to use this one again",
+                        self.cfg.limits.per_user
+                    );
+                    let data = serde_json::json!({ "reason": reason });
+                    Some(Bytes::from(format!("event: closed\ndata: {data}\n\n")))
+                }
+                received = self.live.recv() => match received {
+                    // Not for this reader: wait for the next one (the keepalive timer keeps running).
+                    Ok(frame) if frame.audience > self.role => continue,
+                    Ok(frame) => {
+                        self.keepalive.reset();
+                        Some(frame.bytes.clone())
+                    }
                 // This stream fell more than a queue behind: what it missed is gone from the channel,
                 // so it starts over as a new subscriber would, from a snapshot and a fresh position in
                 // the channel (the old position would lag again on the very next event).
@@ -113,6 +227,7 @@ impl State {
             _ = self.keepalive.tick() => {
                 Some(Bytes::from(format!("event: ping\ndata: {{\"at_ms\":{}}}\n\n", now_millis())))
             }
+            };
         }
     }
 }
@@ -143,8 +258,9 @@ mod tests {
             hub: hub.clone(),
             keepalive: Duration::from_secs(60),
             shutdown: CancellationToken::new(),
+            limits: StreamLimits::new(4),
         };
-        let stream = frames(cfg, hub.subscribe(None));
+        let stream = frames(cfg, hub.subscribe(None), Role::Viewer, None);
         tokio::pin!(stream);
         assert_eq!(
             stream.next().await.unwrap().unwrap(),
@@ -176,8 +292,9 @@ mod tests {
             hub: hub.clone(),
             keepalive: Duration::from_secs(60),
             shutdown: shutdown.clone(),
+            limits: StreamLimits::new(4),
         };
-        let stream = frames(cfg, hub.subscribe(None));
+        let stream = frames(cfg, hub.subscribe(None), Role::Viewer, None);
         tokio::pin!(stream);
         stream.next().await;
         stream.next().await;

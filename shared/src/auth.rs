@@ -6,10 +6,13 @@ use std::fmt;
 use std::str::FromStr;
 
 /// What a user may do. Ordered: each role may do everything the roles before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Reads every panel.
+    #[default]
     Viewer,
     /// Also runs commands, acknowledges alerts and ingests logs.
     Operator,
@@ -123,6 +126,21 @@ pub struct ApiToken {
     pub role: Role,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
+}
+
+/// Every account and token, as the admin page shows them: the whole current value, so one event converges
+/// every admin's tab.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AccountsView {
+    pub users: Vec<User>,
+    pub tokens: Vec<ApiToken>,
+}
+
+/// A token just created: its listing, and the secret, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub token: ApiToken,
+    pub secret: String,
 }
 
 /// Who a request is from.

@@ -15,8 +15,8 @@ mod state;
 
 pub use api::{ApiPoint, RECENT_API_POINTS, RouteStats, ServiceApi};
 pub use auth::{
-    Action, ApiToken, MIN_PASSWORD_CHARS, Me, Role, UnknownRole, User, check_password,
-    check_user_name,
+    AccountsView, Action, ApiToken, MIN_PASSWORD_CHARS, Me, NewToken, Role, UnknownRole, User,
+    check_password, check_user_name,
 };
 pub use db::{ConnectionCount, DbKind, DbReading, QueryStat};
 pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
@@ -69,6 +69,8 @@ pub enum Event {
     Api(ApiPoint),
     /// A database target's whole current reading; replaces the previous one of that target.
     Db(DbReading),
+    /// Every account and token after a change: for admins only.
+    Accounts(AccountsView),
 }
 
 impl Event {
@@ -81,6 +83,15 @@ impl Event {
             Event::Logs(_) => EventKind::Logs,
             Event::Api(_) => EventKind::Api,
             Event::Db(_) => EventKind::Db,
+            Event::Accounts(_) => EventKind::Accounts,
+        }
+    }
+
+    /// The least role whose streams carry this event: the stream leaves it out for everyone else.
+    pub fn audience(&self) -> Role {
+        match self {
+            Event::Accounts(_) => Action::ManageUsers.least_role(),
+            _ => Action::View.least_role(),
         }
     }
 }
@@ -94,19 +105,24 @@ pub enum EventKind {
     Logs,
     Api,
     Db,
+    Accounts,
     /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
     Ping,
+    /// The server ended this stream for good (`data: {"reason": …}`, no id): the tab must not reconnect.
+    Closed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Snapshot,
         EventKind::Health,
         EventKind::Storage,
         EventKind::Logs,
         EventKind::Api,
         EventKind::Db,
+        EventKind::Accounts,
         EventKind::Ping,
+        EventKind::Closed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,7 +133,9 @@ impl EventKind {
             EventKind::Logs => "logs",
             EventKind::Api => "api",
             EventKind::Db => "db",
+            EventKind::Accounts => "accounts",
             EventKind::Ping => "ping",
+            EventKind::Closed => "closed",
         }
     }
 }

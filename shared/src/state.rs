@@ -84,6 +84,9 @@ impl LiveState {
                     self.storage = (status.clone(), env.seq);
                 }
             }
+            // Not part of the dashboard's state (nor of a snapshot, which every role reads): the admin page
+            // reloads its lists when one arrives.
+            Event::Accounts(_) => {}
         }
         self.seq = self.seq.max(env.seq);
     }

@@ -5,11 +5,12 @@
 //! principal and puts it, and the [`Me`] the app reads, into the request's extensions. [`same_origin`]
 //! refuses state-changing requests a browser sent from another site, besides what the SameSite cookie does.
 
+pub mod admin;
 pub mod routes;
 pub mod secrets;
 
 use crate::api_error::ApiError;
-use crate::hub::now_millis;
+use crate::hub::{Hub, now_millis};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -61,6 +62,8 @@ pub struct Auth {
     pub(crate) config: AuthConfig,
     /// While no user exists: the code of the one-time setup link printed in the log.
     setup_code: Arc<Mutex<Option<String>>>,
+    /// Where account changes are published (to admins' streams).
+    hub: Option<Arc<Hub>>,
 }
 
 impl Auth {
@@ -69,7 +72,19 @@ impl Auth {
             accounts,
             config,
             setup_code: Arc::default(),
+            hub: None,
         }
+    }
+
+    /// Publishes account changes on `hub`.
+    pub fn with_hub(mut self, hub: Arc<Hub>) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// Notes an attempt the permission table refused.
+    pub fn forbidden(&self, who: &Me, action: Action) {
+        tracing::warn!(user = %who.name, role = %who.role, "forbidden: tried to {}", action.describe());
     }
 
     /// With no users yet, makes a one-time setup code and returns it for the log; `None` once users exist.

@@ -3,6 +3,7 @@
 //! over HTTP and SSE, as a browser would. Compiled as one binary (faster to link than one per file).
 
 mod accounts;
+mod admin;
 mod api_perf;
 mod cli;
 mod database;

@@ -1,0 +1,277 @@
+//! The admin page: users (add, change role, disable, remove) and API tokens (create, shown once; revoke).
+//!
+//! Every server function here checks the permission table first; the lists reload when an `accounts` event
+//! arrives, which only admins' streams carry, so a change made in one tab shows in every admin's tab.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use shared::{AccountsView, ApiToken, NewToken, Role, User};
+#[cfg(feature = "ssr")]
+use shared::{Action, Me};
+
+/// The signed-in user, if the permission table lets them take `action`; else 403 (and the attempt is
+/// reported by the backend).
+#[cfg(feature = "ssr")]
+fn authorize(action: Action) -> Result<(Me, crate::api::BackendHandle), AppError> {
+    let backend = use_context::<crate::api::BackendHandle>()
+        .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
+    let me = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Me>().cloned())
+        .ok_or_else(|| AppError::Forbidden("sign in first".into()))?;
+    if action.allowed(me.role) {
+        return Ok((me, backend));
+    }
+    backend.0.forbidden(&me, action);
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::FORBIDDEN);
+    }
+    Err(AppError::Forbidden(format!(
+        "only an {} or above may {}; {} is {}",
+        action.least_role(),
+        action.describe(),
+        me.name,
+        me.role
+    )))
+}
+
+/// Sets the HTTP status an error stands for, so API clients see 400 and 409, not 500.
+#[cfg(feature = "ssr")]
+fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+    if let (Err(e), Some(response)) = (&result, use_context::<leptos_axum::ResponseOptions>()) {
+        let status = match e {
+            AppError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
+            AppError::Conflict(_) => http::StatusCode::CONFLICT,
+            AppError::Forbidden(_) => http::StatusCode::FORBIDDEN,
+            _ => http::StatusCode::SERVICE_UNAVAILABLE,
+        };
+        response.set_status(status);
+    }
+    result
+}
+
+#[server(prefix = "/api", endpoint = "list_accounts")]
+pub async fn list_accounts() -> Result<AccountsView, AppError> {
+    let (_, backend) = authorize(Action::ManageUsers)?;
+    with_status(backend.0.accounts().await)
+}
+
+#[server(prefix = "/api", endpoint = "add_user")]
+pub async fn add_user(name: String, role: Role, password: String) -> Result<User, AppError> {
+    let (me, backend) = authorize(Action::ManageUsers)?;
+    with_status(backend.0.add_user(&me, name, role, password).await)
+}
+
+/// Changes what is given: the role, the disabled flag, the password.
+#[server(prefix = "/api", endpoint = "update_user")]
+pub async fn update_user(
+    id: i64,
+    role: Option<Role>,
+    disabled: Option<bool>,
+    password: Option<String>,
+) -> Result<User, AppError> {
+    let (me, backend) = authorize(Action::ManageUsers)?;
+    with_status(
+        backend
+            .0
+            .update_user(&me, id, role, disabled, password.filter(|p| !p.is_empty()))
+            .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "remove_user")]
+pub async fn remove_user(id: i64) -> Result<(), AppError> {
+    let (me, backend) = authorize(Action::ManageUsers)?;
+    with_status(backend.0.remove_user(&me, id).await)
+}
+
+#[server(prefix = "/api", endpoint = "create_token")]
+pub async fn create_token(name: String, role: Role) -> Result<NewToken, AppError> {
+    let (me, backend) = authorize(Action::ManageTokens)?;
+    with_status(backend.0.create_token(&me, name, role).await)
+}
+
+#[server(prefix = "/api", endpoint = "revoke_token")]
+pub async fn revoke_token(id: i64) -> Result<ApiToken, AppError> {
+    let (me, backend) = authorize(Action::ManageTokens)?;
+    with_status(backend.0.revoke_token(&me, id).await)
+}
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let live = crate::live::LiveStore::provide();
+    #[cfg(feature = "hydrate")]
+    crate::live::connect(live);
+    let add = ServerAction::<AddUser>::new();
+    let update = ServerAction::<UpdateUser>::new();
+    let remove = ServerAction::<RemoveUser>::new();
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    // Reloads after this tab's own changes and after any admin's (the `accounts` event).
+    let accounts = Resource::new(
+        move || {
+            (
+                add.version().get(),
+                update.version().get(),
+                remove.version().get(),
+                create.version().get(),
+                revoke.version().get(),
+                live.accounts_changed(),
+            )
+        },
+        |_| list_accounts(),
+    );
+    let error = Memo::new(move |_| {
+        [
+            add.value().get().and_then(|r| r.err()),
+            update.value().get().and_then(|r| r.err()),
+            remove.value().get().and_then(|r| r.err()),
+            create.value().get().and_then(|r| r.err()),
+            revoke.value().get().and_then(|r| r.err()),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|e| e.to_string())
+    });
+    let role_options = move |selected: Role| {
+        Role::ALL
+            .into_iter()
+            .map(|r| {
+                view! {
+                    <option value=r.as_str() selected=r == selected>
+                        {r.as_str()}
+                    </option>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <crate::header::TopBar />
+        <main class="admin">
+            <p class="back"><a href="/">"← Dashboard"</a></p>
+            {move || {
+                error
+                    .get()
+                    .map(|e| view! { <p class="auth-error" role="alert" data-testid="admin-error">{e}</p> })
+            }}
+            <Transition fallback=|| view! { <p class="empty">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match accounts.await {
+                        Err(e) => view! { <p class="auth-error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Ok(view) => {
+                            let users = view
+                                .users
+                                .into_iter()
+                                .map(|u| {
+                                    let id = u.id;
+                                    let disabled = u.disabled;
+                                    view! {
+                                        <tr data-testid="user-row" data-name=u.name.clone()>
+                                            <td>{u.name.clone()}</td>
+                                            <td>
+                                                <select
+                                                    aria-label=format!("Role of {}", u.name)
+                                                    on:change=move |ev| {
+                                                        let role = event_target_value(&ev).parse().ok();
+                                                        update.dispatch(UpdateUser { id, role, disabled: None, password: None });
+                                                    }
+                                                >
+                                                    {role_options(u.role)}
+                                                </select>
+                                            </td>
+                                            <td>{if disabled { "disabled" } else { "active" }}</td>
+                                            <td class="actions">
+                                                <button
+                                                    class="link"
+                                                    on:click=move |_| {
+                                                        update.dispatch(UpdateUser { id, role: None, disabled: Some(!disabled), password: None });
+                                                    }
+                                                >
+                                                    {if disabled { "Enable" } else { "Disable" }}
+                                                </button>
+                                                <button class="link danger" on:click=move |_| { remove.dispatch(RemoveUser { id }); }>
+                                                    "Remove"
+                                                </button>
+                                            </td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view();
+                            let tokens = view
+                                .tokens
+                                .into_iter()
+                                .map(|t| {
+                                    let id = t.id;
+                                    let revoked = t.revoked_ms.is_some();
+                                    view! {
+                                        <tr data-testid="token-row" data-name=t.name.clone()>
+                                            <td>{t.name.clone()}</td>
+                                            <td>{t.role.as_str()}</td>
+                                            <td>{crate::format::iso_utc(t.created_ms)}</td>
+                                            <td>{t.revoked_ms.map(crate::format::iso_utc).unwrap_or_else(|| "active".into())}</td>
+                                            <td class="actions">
+                                                <Show when=move || !revoked>
+                                                    <button class="link danger" on:click=move |_| { revoke.dispatch(RevokeToken { id }); }>
+                                                        "Revoke"
+                                                    </button>
+                                                </Show>
+                                            </td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view();
+                            view! {
+                                <section class="panel wide" data-testid="admin-users">
+                                    <h2>"Users"</h2>
+                                    <table class="admin-table">
+                                        <thead><tr><th>"Name"</th><th>"Role"</th><th>"State"</th><th></th></tr></thead>
+                                        <tbody>{users}</tbody>
+                                    </table>
+                                    <div class="admin-form">
+                                    <ActionForm action=add>
+                                        <input name="name" placeholder="name" aria-label="New user's name" required />
+                                        <select name="role" aria-label="New user's role">{role_options(Role::Viewer)}</select>
+                                        <input name="password" type="password" placeholder="password" aria-label="New user's password" required />
+                                        <button type="submit" class="primary">"Add user"</button>
+                                    </ActionForm>
+                                    </div>
+                                </section>
+                                <section class="panel wide" data-testid="admin-tokens">
+                                    <h2>"API tokens"</h2>
+                                    <table class="admin-table">
+                                        <thead><tr><th>"Name"</th><th>"Role"</th><th>"Created"</th><th>"State"</th><th></th></tr></thead>
+                                        <tbody>{tokens}</tbody>
+                                    </table>
+                                    <div class="admin-form">
+                                    <ActionForm action=create>
+                                        <input name="name" placeholder="name, e.g. log-shipper" aria-label="New token's name" required />
+                                        <select name="role" aria-label="New token's role">{role_options(Role::Operator)}</select>
+                                        <button type="submit" class="primary">"Create token"</button>
+                                    </ActionForm>
+                                    </div>
+                                </section>
+                            }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Transition>
+            {move || {
+                create
+                    .value()
+                    .get()
+                    .and_then(Result::ok)
+                    .map(|t| {
+                        view! {
+                            <p class="token-once" role="status" data-testid="new-token">
+                                "Token " <strong>{t.token.name.clone()}</strong>
+                                " created. Copy it now, it is not shown again: "
+                                <code>{t.secret.clone()}</code>
+                            </p>
+                        }
+                    })
+            }}
+        </main>
+    }
+    .into_any()
+}

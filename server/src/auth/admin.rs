@@ -1,0 +1,185 @@
+//! Account management as the admin page (and its server functions) ask for it. The caller has checked the
+//! permission table; here are the rules the table cannot express: names and passwords must be valid, and
+//! the last enabled admin cannot be removed, disabled or demoted (nobody could manage accounts after).
+//! Every change is logged with who made it and published as an `accounts` event, which only admins see.
+
+use super::{Auth, secrets};
+use crate::hub::now_millis;
+use shared::{
+    AccountsView, ApiToken, Event, Me, NewToken, Role, User, check_password, check_user_name,
+};
+use store::StoreError;
+
+/// Why an account change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("no {0} with id {1}")]
+    NotFound(&'static str, i64),
+    #[error("accounts cannot be changed right now: {0}")]
+    Store(StoreError),
+    #[error("{0}")]
+    Secret(#[from] secrets::SecretError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Exists(what) => AdminError::Conflict(format!("{what} already exists")),
+            other => AdminError::Store(other),
+        }
+    }
+}
+
+impl Auth {
+    /// Every user and token.
+    pub async fn accounts_view(&self) -> Result<AccountsView, AdminError> {
+        Ok(AccountsView {
+            users: self.accounts.users().await?,
+            tokens: self.accounts.tokens().await?,
+        })
+    }
+
+    /// Tells every admin's tab that accounts changed.
+    async fn publish_accounts(&self) {
+        if let Some(hub) = &self.hub {
+            match self.accounts_view().await {
+                Ok(view) => {
+                    hub.publish(None, Event::Accounts(view));
+                }
+                Err(e) => tracing::warn!("cannot publish the accounts after a change: {e}"),
+            }
+        }
+    }
+
+    /// Refuses a change that would leave no enabled admin.
+    async fn keep_an_admin(&self, user: &User, still_admin: bool) -> Result<(), AdminError> {
+        if user.role != Role::Admin || user.disabled || still_admin {
+            return Ok(());
+        }
+        let admins = self
+            .accounts
+            .users()
+            .await?
+            .into_iter()
+            .filter(|u| u.role == Role::Admin && !u.disabled)
+            .count();
+        if admins <= 1 {
+            return Err(AdminError::Conflict(format!(
+                "{} is the last admin: make another user admin first",
+                user.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn user(&self, id: i64) -> Result<User, AdminError> {
+        self.accounts
+            .users()
+            .await?
+            .into_iter()
+            .find(|u| u.id == id)
+            .ok_or(AdminError::NotFound("user", id))
+    }
+
+    pub async fn add_user(
+        &self,
+        actor: &Me,
+        name: String,
+        role: Role,
+        password: String,
+    ) -> Result<User, AdminError> {
+        check_user_name(&name).map_err(AdminError::Invalid)?;
+        check_password(&password).map_err(AdminError::Invalid)?;
+        let hash = secrets::hash_password(password).await?;
+        let user = self
+            .accounts
+            .add_user(&name, role, &hash, now_millis())
+            .await?;
+        tracing::info!(by = %actor.name, user = %user.name, role = %user.role, "user added");
+        self.publish_accounts().await;
+        Ok(user)
+    }
+
+    pub async fn update_user(
+        &self,
+        actor: &Me,
+        id: i64,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        password: Option<String>,
+    ) -> Result<User, AdminError> {
+        let user = self.user(id).await?;
+        let still_admin = role.unwrap_or(user.role) == Role::Admin && disabled != Some(true);
+        self.keep_an_admin(&user, still_admin).await?;
+        let hash = match password {
+            Some(p) => {
+                check_password(&p).map_err(AdminError::Invalid)?;
+                Some(secrets::hash_password(p).await?)
+            }
+            None => None,
+        };
+        let updated = self
+            .accounts
+            .update_user(id, role, disabled, hash.as_deref())
+            .await?
+            .ok_or(AdminError::NotFound("user", id))?;
+        tracing::info!(
+            by = %actor.name,
+            user = %updated.name,
+            role = %updated.role,
+            disabled = updated.disabled,
+            password_changed = hash.is_some(),
+            "user changed"
+        );
+        self.publish_accounts().await;
+        Ok(updated)
+    }
+
+    pub async fn remove_user(&self, actor: &Me, id: i64) -> Result<(), AdminError> {
+        let user = self.user(id).await?;
+        self.keep_an_admin(&user, false).await?;
+        if !self.accounts.remove_user(id).await? {
+            return Err(AdminError::NotFound("user", id));
+        }
+        tracing::info!(by = %actor.name, user = %user.name, "user removed");
+        self.publish_accounts().await;
+        Ok(())
+    }
+
+    pub async fn create_token(
+        &self,
+        actor: &Me,
+        name: String,
+        role: Role,
+    ) -> Result<NewToken, AdminError> {
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(AdminError::Invalid(
+                "a token name has 1 to 64 characters".into(),
+            ));
+        }
+        let secret = secrets::new_token()?;
+        let token = self
+            .accounts
+            .add_token(&name, role, &secrets::digest(&secret), now_millis())
+            .await?;
+        tracing::info!(by = %actor.name, token = %token.name, role = %token.role, "API token created");
+        self.publish_accounts().await;
+        Ok(NewToken { token, secret })
+    }
+
+    pub async fn revoke_token(&self, actor: &Me, id: i64) -> Result<ApiToken, AdminError> {
+        let token = self
+            .accounts
+            .revoke_token(id, now_millis())
+            .await?
+            .ok_or(AdminError::NotFound("token", id))?;
+        tracing::info!(by = %actor.name, token = %token.name, "API token revoked");
+        self.publish_accounts().await;
+        Ok(token)
+    }
+}
