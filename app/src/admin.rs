@@ -12,7 +12,7 @@ use shared::{Action, Me};
 /// The signed-in user, if the permission table lets them take `action`; else 403 (and the attempt is
 /// reported by the backend).
 #[cfg(feature = "ssr")]
-fn authorize(action: Action) -> Result<(Me, crate::api::BackendHandle), AppError> {
+pub(crate) fn authorize(action: Action) -> Result<(Me, crate::api::BackendHandle), AppError> {
     let backend = use_context::<crate::api::BackendHandle>()
         .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
     let me = use_context::<http::request::Parts>()
@@ -36,7 +36,7 @@ fn authorize(action: Action) -> Result<(Me, crate::api::BackendHandle), AppError
 
 /// Sets the HTTP status an error stands for, so API clients see 400 and 409, not 500.
 #[cfg(feature = "ssr")]
-fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+pub(crate) fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
     if let (Err(e), Some(response)) = (&result, use_context::<leptos_axum::ResponseOptions>()) {
         let status = match e {
             AppError::BadRequest(_) => http::StatusCode::BAD_REQUEST,

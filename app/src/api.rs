@@ -15,7 +15,15 @@ pub use ssr::{Backend, BackendHandle, BoxFuture};
 pub async fn get_snapshot() -> Result<Envelope, AppError> {
     let backend = use_context::<BackendHandle>()
         .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
-    Ok(backend.0.snapshot())
+    // What the reader's role may see, as the stream would send it.
+    let role = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<shared::Me>().map(|m| m.role))
+        .unwrap_or_default();
+    let mut env = backend.0.snapshot();
+    if let shared::Event::Snapshot(snapshot) = env.event {
+        env.event = shared::Event::Snapshot(snapshot.for_role(role));
+    }
+    Ok(env)
 }
 
 /// Stored history of `metrics` over `range` for `subject` — the host, service or database target the
@@ -87,7 +95,7 @@ mod ssr {
     use crate::error::AppError;
     use shared::{
         AccountsView, Action, ApiToken, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me,
-        Metric, NewToken, Role, TimeRange, User,
+        Metric, NewToken, Role, SecurityAlert, TimeRange, User,
     };
     use std::future::Future;
     use std::pin::Pin;
@@ -152,6 +160,9 @@ mod ssr {
         ) -> BoxFuture<Result<NewToken, AppError>>;
 
         fn revoke_token(&self, by: &Me, id: i64) -> BoxFuture<Result<ApiToken, AppError>>;
+
+        /// Marks a security alert acknowledged by `by` and tells every tab.
+        fn acknowledge(&self, by: &Me, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>>;
     }
 
     /// The backend as the server provides it through context.

@@ -5,6 +5,7 @@
 //! user did not give can still come from the file.
 
 use crate::auth::AuthConfig;
+use crate::auth::security::LockoutConfig;
 use crate::db_metrics::PostgresTarget;
 use crate::scrape::ScrapeTarget;
 use crate::tail::TailedFile;
@@ -97,6 +98,16 @@ pub struct Cli {
     /// Mark the session cookie Secure: set it when browsers reach Watchpost over HTTPS (a TLS proxy).
     #[arg(long, env = "WATCHPOST_SECURE_COOKIE")]
     pub secure_cookie: bool,
+    /// Failed sign-ins (per address or per user name) within --lockout-window that lock sign-ins out
+    /// [default: 5].
+    #[arg(long, env = "WATCHPOST_LOCKOUT_AFTER")]
+    pub lockout_after: Option<u32>,
+    /// The window failed sign-ins are counted in, e.g. `10m` [default: 10m].
+    #[arg(long, env = "WATCHPOST_LOCKOUT_WINDOW", value_parser = parse_duration)]
+    pub lockout_window: Option<Duration>,
+    /// How long a lockout lasts, e.g. `15m` [default: 15m].
+    #[arg(long, env = "WATCHPOST_LOCKOUT_FOR", value_parser = parse_duration)]
+    pub lockout_for: Option<Duration>,
     /// Live streams (tabs) one user may hold open; a new one past it closes the oldest [default: 8].
     #[arg(long, env = "WATCHPOST_MAX_STREAMS_PER_USER")]
     pub max_streams_per_user: Option<usize>,
@@ -172,6 +183,9 @@ struct FileConfig {
     session_ttl: Option<String>,
     secure_cookie: Option<bool>,
     max_streams_per_user: Option<usize>,
+    lockout_after: Option<u32>,
+    lockout_window: Option<String>,
+    lockout_for: Option<String>,
     site_root: Option<PathBuf>,
 }
 
@@ -325,6 +339,20 @@ impl Config {
                     .or(file_duration("session_ttl", &file.session_ttl)?)
                     .unwrap_or(d.auth.session_ttl),
                 secure_cookie: cli.secure_cookie || file.secure_cookie.unwrap_or(false),
+                lockout: LockoutConfig {
+                    after: cli
+                        .lockout_after
+                        .or(file.lockout_after)
+                        .unwrap_or(d.auth.lockout.after),
+                    window: cli
+                        .lockout_window
+                        .or(file_duration("lockout_window", &file.lockout_window)?)
+                        .unwrap_or(d.auth.lockout.window),
+                    duration: cli
+                        .lockout_for
+                        .or(file_duration("lockout_for", &file.lockout_for)?)
+                        .unwrap_or(d.auth.lockout.duration),
+                },
             },
             max_streams_per_user: cli
                 .max_streams_per_user
@@ -359,6 +387,21 @@ impl Config {
                 "keepalive",
                 format!("must be between 10ms and 5m, got {:?}", self.keepalive),
             );
+        }
+        let lockout = &self.auth.lockout;
+        if !(1..=1000).contains(&lockout.after) {
+            return invalid(
+                "lockout-after",
+                format!("must be between 1 and 1000, got {}", lockout.after),
+            );
+        }
+        for (name, value) in [
+            ("lockout-window", lockout.window),
+            ("lockout-for", lockout.duration),
+        ] {
+            if value < Duration::from_secs(1) || value > Duration::from_secs(7 * 24 * 3600) {
+                return invalid(name, format!("must be between 1s and 7d, got {value:?}"));
+            }
         }
         if !(1..=1000).contains(&self.max_streams_per_user) {
             return invalid(

@@ -2,7 +2,7 @@
 //! stored, streamed to every dashboard as `Logs` events, and paged back newest first by cursor.
 
 use crate::api_error::ApiError;
-use crate::auth::Principal;
+use crate::auth::{Auth, Principal};
 use crate::hub::{Hub, now_millis};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, header};
@@ -387,12 +387,13 @@ fn entry(value: Value, now_ms: i64) -> Result<NewLog, String> {
 /// `POST /api/ingest/logs`.
 pub async fn ingest_route(
     book: LogBook,
+    auth: &Auth,
     principal: Option<&Principal>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<axum::Json<Value>, ApiError> {
     // Writing to the log is an operator's action: an agent or a service ingests with an operator token.
-    crate::auth::require(principal, Action::IngestLogs)?;
+    auth.authorize(principal, Action::IngestLogs)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());

@@ -28,7 +28,7 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use shared::{
     AccountsView, Action, ApiToken, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me,
-    Metric, NewToken, Role, TimeRange, User,
+    Metric, NewToken, Role, SecurityAlert, TimeRange, User,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -193,6 +193,11 @@ impl Backend for ServerBackend {
         let (auth, by) = (self.auth.clone(), by.clone());
         Box::pin(async move { Ok(auth.revoke_token(&by, id).await?) })
     }
+
+    fn acknowledge(&self, by: &Me, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>> {
+        let (auth, by) = (self.auth.clone(), by.clone());
+        Box::pin(async move { Ok(auth.acknowledge(&by, id).await?) })
+    }
 }
 
 impl Application {
@@ -241,6 +246,7 @@ impl Application {
         let sampler = HostSampler::new()?;
         let store = Arc::new(store);
         let auth = Auth::new(store.clone(), config.auth.clone()).with_hub(hub.clone());
+        auth.publish_recent_alerts().await;
         if let Some(code) = auth
             .begin_setup()
             .await
@@ -347,12 +353,14 @@ impl Application {
             .route(
                 "/api/ingest/logs",
                 post({
-                    let logs = logs.clone();
+                    let (logs, auth) = (logs.clone(), auth.clone());
                     move |principal: Option<Extension<Principal>>,
                           headers: HeaderMap,
                           body: Bytes| {
-                        let logs = logs.clone();
-                        async move { ingest_route(logs, principal.as_deref(), headers, body).await }
+                        let (logs, auth) = (logs.clone(), auth.clone());
+                        async move {
+                            ingest_route(logs, &auth, principal.as_deref(), headers, body).await
+                        }
                     }
                 })
                 .layer(DefaultBodyLimit::max(MAX_INGEST_BYTES)),

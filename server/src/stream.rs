@@ -130,6 +130,14 @@ pub async fn events(
         .into_response()
 }
 
+/// A snapshot as a reader with `role` may see it.
+fn for_role(mut env: shared::Envelope, role: Role) -> shared::Envelope {
+    if let shared::Event::Snapshot(snapshot) = env.event {
+        env.event = shared::Event::Snapshot(snapshot.for_role(role));
+    }
+    env
+}
+
 struct State {
     cfg: StreamConfig,
     /// Frames for a wider audience than this role are left out.
@@ -152,7 +160,7 @@ fn frames(
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let mut queued = VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n\n"))]);
     match sub.start {
-        Start::Snapshot(env) => queued.push_back(encode(&env)),
+        Start::Snapshot(env) => queued.push_back(encode(&for_role(*env, role))),
         Start::Replay(frames) => queued.extend(
             frames
                 .iter()
@@ -220,7 +228,7 @@ impl State {
                     tracing::debug!(missed, "slow stream resynchronised with a snapshot");
                     let (snapshot, live) = self.cfg.hub.resubscribe();
                     self.live = live;
-                    Some(encode(&snapshot))
+                    Some(encode(&for_role(snapshot, self.role)))
                 }
                 Err(RecvError::Closed) => None,
             },

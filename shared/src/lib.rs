@@ -11,6 +11,7 @@ mod db;
 mod health;
 mod history;
 mod logs;
+mod security;
 mod state;
 
 pub use api::{ApiPoint, RECENT_API_POINTS, RouteStats, ServiceApi};
@@ -28,6 +29,7 @@ pub use logs::{
     BadCursor, Level, LogCursor, LogEntry, LogFilter, LogPage, RECENT_LOGS, UnknownLevel,
     merge_recent,
 };
+pub use security::{RECENT_SECURITY, SecurityAlert, SecurityKind, Severity, merge_alert};
 pub use state::{HostState, LiveState, RECENT_WINDOW_MS};
 
 use serde::{Deserialize, Serialize};
@@ -71,6 +73,8 @@ pub enum Event {
     Db(DbReading),
     /// Every account and token after a change: for admins only.
     Accounts(AccountsView),
+    /// A security alert, new or acknowledged; an upsert keyed by its id. Operators and admins only.
+    Security(SecurityAlert),
 }
 
 impl Event {
@@ -84,6 +88,7 @@ impl Event {
             Event::Api(_) => EventKind::Api,
             Event::Db(_) => EventKind::Db,
             Event::Accounts(_) => EventKind::Accounts,
+            Event::Security(_) => EventKind::Security,
         }
     }
 
@@ -91,6 +96,7 @@ impl Event {
     pub fn audience(&self) -> Role {
         match self {
             Event::Accounts(_) => Action::ManageUsers.least_role(),
+            Event::Security(_) => SECURITY_AUDIENCE,
             _ => Action::View.least_role(),
         }
     }
@@ -106,6 +112,7 @@ pub enum EventKind {
     Api,
     Db,
     Accounts,
+    Security,
     /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
     Ping,
     /// The server ended this stream for good (`data: {"reason": …}`, no id): the tab must not reconnect.
@@ -113,7 +120,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Snapshot,
         EventKind::Health,
         EventKind::Storage,
@@ -121,6 +128,7 @@ impl EventKind {
         EventKind::Api,
         EventKind::Db,
         EventKind::Accounts,
+        EventKind::Security,
         EventKind::Ping,
         EventKind::Closed,
     ];
@@ -134,6 +142,7 @@ impl EventKind {
             EventKind::Api => "api",
             EventKind::Db => "db",
             EventKind::Accounts => "accounts",
+            EventKind::Security => "security",
             EventKind::Ping => "ping",
             EventKind::Closed => "closed",
         }
@@ -161,6 +170,23 @@ pub struct Snapshot {
     /// The newest reading of each database target, by target name.
     #[serde(default)]
     pub db: Vec<DbReading>,
+    /// The newest security alerts, newest first; empty in a snapshot for a role below
+    /// [`SECURITY_AUDIENCE`].
+    #[serde(default)]
+    pub security: Vec<SecurityAlert>,
+}
+
+/// Security alerts name users and addresses: they reach operators and admins, who act on them.
+pub const SECURITY_AUDIENCE: Role = Role::Operator;
+
+impl Snapshot {
+    /// This snapshot as a reader with `role` may see it.
+    pub fn for_role(mut self, role: Role) -> Snapshot {
+        if role < SECURITY_AUDIENCE {
+            self.security.clear();
+        }
+        self
+    }
 }
 
 /// Whether the store accepts writes. While it does not (a full disk, say), the live dashboard keeps working
@@ -276,6 +302,7 @@ mod tests {
                 logs: Vec::new(),
                 api: Vec::new(),
                 db: Vec::new(),
+                security: Vec::new(),
             }),
             Event::Logs(vec![LogEntry {
                 id: 3,

@@ -4,8 +4,8 @@
 //! run this code, a browser that applied the same envelopes holds exactly the server's state.
 
 use crate::{
-    DbReading, Envelope, Event, HealthPoint, HostHealth, HostId, LogEntry, ServiceApi, Snapshot,
-    StorageStatus, merge_recent,
+    DbReading, Envelope, Event, HealthPoint, HostHealth, HostId, LogEntry, SecurityAlert,
+    ServiceApi, Snapshot, StorageStatus, merge_alert, merge_recent,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,6 +38,8 @@ pub struct LiveState {
     api: BTreeMap<String, ServiceApi>,
     /// The newest reading of each database target.
     db: BTreeMap<String, DbReading>,
+    /// The newest security alerts, newest first.
+    security: Vec<SecurityAlert>,
 }
 
 impl LiveState {
@@ -87,6 +89,7 @@ impl LiveState {
             // Not part of the dashboard's state (nor of a snapshot, which every role reads): the admin page
             // reloads its lists when one arrives.
             Event::Accounts(_) => {}
+            Event::Security(alert) => merge_alert(&mut self.security, alert),
         }
         self.seq = self.seq.max(env.seq);
     }
@@ -134,6 +137,7 @@ impl LiveState {
             .into_iter()
             .map(|r| (r.target.clone(), r))
             .collect();
+        self.security = snapshot.security;
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -145,7 +149,13 @@ impl LiveState {
             logs: self.logs.clone(),
             api: self.api.values().cloned().collect(),
             db: self.db.values().cloned().collect(),
+            security: self.security.clone(),
         }
+    }
+
+    /// The newest security alerts, newest first.
+    pub fn security(&self) -> &[SecurityAlert] {
+        &self.security
     }
 
     /// The newest reading of each database target, in name order.

@@ -5,7 +5,7 @@
 use crate::StoreError;
 use crate::sqlite::SqliteStore;
 use async_trait::async_trait;
-use shared::{ApiToken, Role, User};
+use shared::{ApiToken, Role, SecurityAlert, SecurityKind, Severity, User};
 use sqlx::Row;
 
 /// A user with the password hash, for signing in.
@@ -67,6 +67,9 @@ pub trait Accounts: Send + Sync + 'static {
     /// Drops expired sessions; how many.
     async fn prune_sessions(&self, now_ms: i64) -> Result<u64, StoreError>;
 
+    /// How many addresses `user_id` has signed in from.
+    async fn address_count(&self, user_id: i64) -> Result<u64, StoreError>;
+
     /// Notes that `user_id` signed in from `ip`; true when it is the first time.
     async fn remember_address(
         &self,
@@ -90,6 +93,42 @@ pub trait Accounts: Send + Sync + 'static {
 
     /// Revokes a token; `None` when there is no such token.
     async fn revoke_token(&self, id: i64, now_ms: i64) -> Result<Option<ApiToken>, StoreError>;
+
+    /// Stores a security alert (its `id` is assigned here) and returns it.
+    async fn add_security_alert(&self, alert: SecurityAlert) -> Result<SecurityAlert, StoreError>;
+
+    /// Marks an alert acknowledged by `by` (the first acknowledgement stands); `None` when there is no such
+    /// alert.
+    async fn acknowledge_security_alert(
+        &self,
+        id: i64,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<SecurityAlert>, StoreError>;
+
+    /// The newest `limit` alerts, newest first.
+    async fn security_alerts(&self, limit: usize) -> Result<Vec<SecurityAlert>, StoreError>;
+}
+
+const ALERT_COLUMNS: &str =
+    "id, t_ms, kind, severity, user_name, ip, message, acknowledged_by, acknowledged_ms";
+
+fn alert_of(row: &sqlx::sqlite::SqliteRow) -> Result<SecurityAlert, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    let severity: String = row.try_get("severity")?;
+    Ok(SecurityAlert {
+        id: row.try_get("id")?,
+        t_ms: row.try_get("t_ms")?,
+        kind: SecurityKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown alert kind '{kind}'")))?,
+        severity: Severity::parse(&severity)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown severity '{severity}'")))?,
+        user: row.try_get("user_name")?,
+        ip: row.try_get("ip")?,
+        message: row.try_get("message")?,
+        acknowledged_by: row.try_get("acknowledged_by")?,
+        acknowledged_ms: row.try_get("acknowledged_ms")?,
+    })
 }
 
 const USER_COLUMNS: &str = "id, name, role, disabled, created_ms";
@@ -281,6 +320,15 @@ impl Accounts for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn address_count(&self, user_id: i64) -> Result<u64, StoreError> {
+        let _timed = self.timed("accounts");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_addresses WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn remember_address(
         &self,
         user_id: i64,
@@ -353,6 +401,53 @@ impl Accounts for SqliteStore {
         .await?;
         row.as_ref().map(token_of).transpose()
     }
+
+    async fn add_security_alert(&self, alert: SecurityAlert) -> Result<SecurityAlert, StoreError> {
+        let _timed = self.timed("security alerts");
+        let row = sqlx::query(&format!(
+            "INSERT INTO security_alerts (t_ms, kind, severity, user_name, ip, message) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING {ALERT_COLUMNS}"
+        ))
+        .bind(alert.t_ms)
+        .bind(alert.kind.as_str())
+        .bind(alert.severity.as_str())
+        .bind(alert.user.as_deref())
+        .bind(alert.ip.as_deref())
+        .bind(alert.message.as_str())
+        .fetch_one(&self.writer)
+        .await?;
+        alert_of(&row)
+    }
+
+    async fn acknowledge_security_alert(
+        &self,
+        id: i64,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<SecurityAlert>, StoreError> {
+        let _timed = self.timed("security alerts");
+        let row = sqlx::query(&format!(
+            "UPDATE security_alerts SET acknowledged_by = COALESCE(acknowledged_by, ?), \
+             acknowledged_ms = COALESCE(acknowledged_ms, ?) WHERE id = ? RETURNING {ALERT_COLUMNS}"
+        ))
+        .bind(by)
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(alert_of).transpose()
+    }
+
+    async fn security_alerts(&self, limit: usize) -> Result<Vec<SecurityAlert>, StoreError> {
+        let _timed = self.timed("security alerts");
+        let rows = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM security_alerts ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(alert_of).collect()
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +513,46 @@ mod tests {
         s.revoke_token(t.id, 6).await.unwrap();
         assert!(s.token(b"t1").await.unwrap().is_none());
         assert_eq!(s.tokens().await.unwrap()[0].revoked_ms, Some(6));
+
+        let alert = SecurityAlert {
+            id: 0,
+            t_ms: 7,
+            kind: SecurityKind::FailedLogin,
+            severity: Severity::Warning,
+            user: Some("ana".into()),
+            ip: Some("10.0.0.9".into()),
+            message: "failed".into(),
+            acknowledged_by: None,
+            acknowledged_ms: None,
+        };
+        let stored = s.add_security_alert(alert.clone()).await.unwrap();
+        assert!(stored.id > 0);
+        let acked = s
+            .acknowledge_security_alert(stored.id, "olga", 9)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (acked.acknowledged_by.as_deref(), acked.acknowledged_ms),
+            (Some("olga"), Some(9))
+        );
+        let again = s
+            .acknowledge_security_alert(stored.id, "bob", 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            again.acknowledged_by.as_deref(),
+            Some("olga"),
+            "the first acknowledgement stands"
+        );
+        assert_eq!(s.security_alerts(10).await.unwrap(), [again]);
+        assert!(
+            s.acknowledge_security_alert(999, "x", 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         assert!(s.remove_user(ana.id).await.unwrap());
         assert!(!s.remove_user(ana.id).await.unwrap());

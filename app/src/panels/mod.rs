@@ -5,6 +5,7 @@ mod database;
 mod errors;
 mod health;
 mod pending;
+mod security;
 
 use crate::api::get_snapshot;
 use crate::header::TopBar;
@@ -15,6 +16,7 @@ use errors::ErrorLogPanel;
 use health::HealthPanel;
 use leptos::prelude::*;
 use pending::PendingPanel;
+use security::{SecurityPanel, Toasts};
 
 /// The dashboard: critical metrics on top, then one slot per panel of the product.
 #[component]
@@ -40,6 +42,8 @@ pub fn Dashboard() -> impl IntoView {
                                 <ErrorLogPanel />
                                 <ApiPanel />
                                 <DatabasePanel />
+                                <SecurityPanel />
+                                <Toasts />
                             }
                                 .into_any()
                         }
@@ -55,11 +59,6 @@ pub fn Dashboard() -> impl IntoView {
                     }
                 })}
             </Suspense>
-            <PendingPanel
-                id="security"
-                title="Security alerts"
-                what="Failed logins and unauthorised actions will appear here as they happen."
-            />
             <PendingPanel
                 id="deployments"
                 title="Deployments"

@@ -8,14 +8,16 @@
 pub mod admin;
 pub mod routes;
 pub mod secrets;
+pub mod security;
 
 use crate::api_error::ApiError;
 use crate::hub::{Hub, now_millis};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use shared::{Action, Me, Role};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::Accounts;
@@ -30,6 +32,8 @@ pub struct AuthConfig {
     pub session_ttl: Duration,
     /// Mark the cookie `Secure`: set when Watchpost is reached over TLS (a proxy in front).
     pub secure_cookie: bool,
+    /// When failed sign-ins lock out.
+    pub lockout: security::LockoutConfig,
 }
 
 impl Default for AuthConfig {
@@ -37,6 +41,7 @@ impl Default for AuthConfig {
         AuthConfig {
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             secure_cookie: false,
+            lockout: security::LockoutConfig::default(),
         }
     }
 }
@@ -62,8 +67,9 @@ pub struct Auth {
     pub(crate) config: AuthConfig,
     /// While no user exists: the code of the one-time setup link printed in the log.
     setup_code: Arc<Mutex<Option<String>>>,
-    /// Where account changes are published (to admins' streams).
+    /// Where account changes and security alerts are published.
     hub: Option<Arc<Hub>>,
+    guard: Arc<security::Guard>,
 }
 
 impl Auth {
@@ -73,6 +79,7 @@ impl Auth {
             config,
             setup_code: Arc::default(),
             hub: None,
+            guard: Arc::default(),
         }
     }
 
@@ -82,9 +89,62 @@ impl Auth {
         self
     }
 
-    /// Notes an attempt the permission table refused.
+    /// Raises the alert for an attempt the permission table refused (in the background: the refusal
+    /// itself does not wait for the store).
     pub fn forbidden(&self, who: &Me, action: Action) {
-        tracing::warn!(user = %who.name, role = %who.role, "forbidden: tried to {}", action.describe());
+        let (auth, who) = (self.clone(), who.clone());
+        tokio::spawn(async move { auth.forbidden_attempt(&who, action.describe()).await });
+    }
+
+    /// [`require`], raising a security alert when the principal's role is not enough.
+    pub fn authorize<'a>(
+        &self,
+        principal: Option<&'a Principal>,
+        action: Action,
+    ) -> Result<&'a Principal, ApiError> {
+        let result = require(principal, action);
+        if let (Err(_), Some(p)) = (&result, principal) {
+            self.forbidden(
+                &Me {
+                    name: p.name.clone(),
+                    role: p.role,
+                },
+                action,
+            );
+        }
+        result
+    }
+
+    /// Publishes the newest stored alerts, oldest first, so the hub's state (and every snapshot) starts with
+    /// them after a restart.
+    pub async fn publish_recent_alerts(&self) {
+        let Some(hub) = &self.hub else { return };
+        match self.accounts.security_alerts(shared::RECENT_SECURITY).await {
+            Ok(alerts) => {
+                for alert in alerts.into_iter().rev() {
+                    hub.publish(None, shared::Event::Security(alert));
+                }
+            }
+            Err(e) => tracing::warn!("cannot read the stored security alerts: {e}"),
+        }
+    }
+
+    /// Marks an alert acknowledged by `who` and tells every tab.
+    pub async fn acknowledge(
+        &self,
+        who: &Me,
+        id: i64,
+    ) -> Result<shared::SecurityAlert, admin::AdminError> {
+        let alert = self
+            .accounts
+            .acknowledge_security_alert(id, &who.name, now_millis())
+            .await?
+            .ok_or(admin::AdminError::NotFound("security alert", id))?;
+        tracing::info!(by = %who.name, alert = id, "security alert acknowledged");
+        if let Some(hub) = &self.hub {
+            hub.publish(None, shared::Event::Security(alert.clone()));
+        }
+        Ok(alert)
     }
 
     /// With no users yet, makes a one-time setup code and returns it for the log; `None` once users exist.
@@ -235,6 +295,11 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
             Redirect::to(&format!("/login?next={}", encode(&target))).into_response()
         }
         Ok(None) => {
+            if bearer(req.headers()).is_some()
+                && let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
+            {
+                auth.invalid_token(peer.ip(), req.uri().path()).await;
+            }
             let message = if bearer(req.headers()).is_some() {
                 "the API token is not valid (unknown or revoked)"
             } else if auth.setup_pending() {

@@ -137,6 +137,22 @@ pub async fn login(auth: Auth, peer: SocketAddr, headers: HeaderMap, body: Bytes
         Err(e) => return e.into_response(),
     };
     let next = local_target(form.next.as_deref()).to_owned();
+    if let Some(left) = auth.locked_for(&form.name, peer.ip()) {
+        let minutes = left.as_secs().div_ceil(60);
+        let message = format!(
+            "too many failed sign-ins: try again in {minutes} minute{}",
+            if minutes == 1 { "" } else { "s" }
+        );
+        return if json {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response()
+        } else {
+            Redirect::to(&format!(
+                "/login?failed=locked&next={}",
+                query_escape(&next)
+            ))
+            .into_response()
+        };
+    }
     let failed = |message: &str| {
         if json {
             ApiError::new(StatusCode::UNAUTHORIZED, message).into_response()
@@ -162,17 +178,34 @@ pub async fn login(auth: Auth, peer: SocketAddr, headers: HeaderMap, body: Bytes
             return failed("this account is disabled");
         }
         _ => {
-            tracing::warn!(user = %form.name.chars().take(64).collect::<String>(), ip = %peer.ip(), "failed sign-in");
+            tracing::info!(ip = %peer.ip(), "failed sign-in");
+            auth.failed_login(&form.name, peer.ip()).await;
             return failed("wrong user name or password");
         }
     };
+    auth.signed_in_ok(&user.name, peer.ip());
     let ip = peer.ip().to_string();
-    if let Err(e) = auth
+    let known = auth.accounts.address_count(user.id).await.unwrap_or(0);
+    match auth
         .accounts
         .remember_address(user.id, &ip, now_millis())
         .await
     {
-        tracing::warn!("cannot note the sign-in address: {e}");
+        Ok(true) if known > 0 => {
+            auth.raise(
+                shared::SecurityKind::NewAddress,
+                shared::Severity::Warning,
+                Some(user.name.clone()),
+                Some(peer.ip()),
+                format!(
+                    "{} signed in from {ip}, an address not used before",
+                    user.name
+                ),
+            )
+            .await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot note the sign-in address: {e}"),
     }
     tracing::info!(user = %user.name, ip = %ip, "signed in");
     auth.signed_in(user, &ip, json, &next).await

@@ -3,7 +3,7 @@
 
 use crate::helpers::{
     ADMIN, Events, PASSWORD, PATIENCE, add_user, http_client, next_event, sign_in, spawn_app,
-    spawn_app_with,
+    spawn_app_with, stream_of,
 };
 use serde_json::Value;
 use shared::{AccountsView, Envelope, Event, NewToken, Role, User};
@@ -28,22 +28,6 @@ async fn accounts(client: &reqwest::Client, base: &str) -> AccountsView {
     let r = call(client, base, "list_accounts", &[]).await;
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
-}
-
-/// The event stream as `client` reads it, resuming after `last_event_id` when given.
-async fn stream_of(client: &reqwest::Client, base: &str, last_event_id: Option<u64>) -> Events {
-    let mut request = client
-        .get(format!("{base}/api/events"))
-        .header("accept", "text/event-stream");
-    if let Some(id) = last_event_id {
-        request = request.header("last-event-id", id.to_string());
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    Box::pin(futures::StreamExt::map(
-        eventsource_stream::Eventsource::eventsource(response.bytes_stream()),
-        |e| e.expect("well-formed SSE"),
-    ))
 }
 
 /// Events of `kind` within `window`, pings and everything else skipped.

@@ -296,6 +296,22 @@ impl TestApp {
     }
 }
 
+/// The event stream as `client` reads it, resuming after `last_event_id` when given.
+pub async fn stream_of(client: &reqwest::Client, base: &str, last_event_id: Option<u64>) -> Events {
+    let mut request = client
+        .get(format!("{base}/api/events"))
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    Box::pin(futures::StreamExt::map(
+        eventsource_stream::Eventsource::eventsource(response.bytes_stream()),
+        |e| e.expect("well-formed SSE"),
+    ))
+}
+
 /// The next event, failing the test rather than hanging.
 pub async fn next_event(events: &mut Events) -> SseEvent {
     tokio::time::timeout(PATIENCE, events.next())

@@ -13,4 +13,5 @@ mod history;
 mod logs;
 mod pages;
 mod scrape;
+mod security;
 mod stream;

@@ -1,0 +1,300 @@
+//! Security alerts as real sources: failed sign-ins and the lockout, a sign-in from a new address, a
+//! forbidden action, an invalid token; who sees them, and acknowledging them.
+
+use crate::helpers::{
+    ADMIN, Events, PASSWORD, PATIENCE, add_user, http_client, next_envelope, sign_in, spawn_app,
+    spawn_app_in, spawn_app_with, stream_of,
+};
+use serde_json::{Value, json};
+use shared::{Event, Role, SecurityAlert, SecurityKind, Severity};
+use std::time::Duration;
+
+/// The next `security` event on `events`, failing the test after the patience period.
+async fn next_alert(events: &mut Events) -> SecurityAlert {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let (
+                _,
+                shared::Envelope {
+                    event: Event::Security(alert),
+                    ..
+                },
+            ) = next_envelope(events).await
+            {
+                return alert;
+            }
+        }
+    })
+    .await
+    .expect("a security alert in time")
+}
+
+/// Security alerts that arrive within `window`.
+async fn alerts_within(events: &mut Events, window: Duration) -> Vec<SecurityAlert> {
+    let mut found = Vec::new();
+    let _ = tokio::time::timeout(window, async {
+        loop {
+            if let (
+                _,
+                shared::Envelope {
+                    event: Event::Security(alert),
+                    ..
+                },
+            ) = next_envelope(events).await
+            {
+                found.push(alert);
+            }
+        }
+    })
+    .await;
+    found
+}
+
+/// A client whose connections come from `ip` (another loopback address stands for another machine).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .timeout(PATIENCE)
+        .build()
+        .unwrap()
+}
+
+async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/api/login"))
+        .json(&json!({ "name": name, "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_raise_alerts_and_lock_out_after_the_limit() {
+    let app = spawn_app_with(|c| c.auth.lockout.after = 3).await;
+    add_user(app.data_dir(), "vera", Role::Viewer, PASSWORD).await;
+    let vera = sign_in(&app.base, "vera", PASSWORD).await;
+    let mut admin_events = app.events(None).await;
+    let attacker = http_client();
+    for attempt in 1..=2 {
+        let r = login(
+            &attacker,
+            &app.base,
+            ADMIN,
+            &format!("guess-{attempt}-secret"),
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+        let alert = next_alert(&mut admin_events).await;
+        assert_eq!(
+            (alert.kind, alert.severity),
+            (SecurityKind::FailedLogin, Severity::Warning)
+        );
+        assert_eq!(alert.user.as_deref(), Some(ADMIN));
+        assert_eq!(alert.ip.as_deref(), Some("127.0.0.1"));
+        assert!(
+            !alert.message.contains("secret"),
+            "no password in an alert: {}",
+            alert.message
+        );
+    }
+    // The third failure locks the name and the address out, with one critical alert.
+    assert_eq!(
+        login(&attacker, &app.base, ADMIN, "guess-3-secret")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        next_alert(&mut admin_events).await.kind,
+        SecurityKind::FailedLogin
+    );
+    let lockout = next_alert(&mut admin_events).await;
+    assert_eq!(
+        (lockout.kind, lockout.severity),
+        (SecurityKind::BruteForce, Severity::Critical)
+    );
+    assert!(
+        lockout.message.contains("locked for 15m"),
+        "{}",
+        lockout.message
+    );
+    // Even the right password is refused while locked.
+    let r = login(&attacker, &app.base, ADMIN, PASSWORD).await;
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("try again in 15 minutes"),
+        "{body}"
+    );
+
+    // A viewer's stream carries none of it, and its snapshot holds no alerts.
+    let mut viewer = stream_of(&vera, &app.base, None).await;
+    let (_, first) = next_envelope(&mut viewer).await;
+    let Event::Snapshot(snapshot) = first.event else {
+        panic!("a snapshot first")
+    };
+    assert!(snapshot.security.is_empty());
+    let (_, admin_first) = next_envelope(&mut app.events(None).await).await;
+    let Event::Snapshot(admin_snapshot) = admin_first.event else {
+        panic!("a snapshot first")
+    };
+    assert_eq!(
+        admin_snapshot.security.len(),
+        4,
+        "the admin's snapshot has all four"
+    );
+    // A failure from another address (this one is locked): the admin hears of it, the viewer does not.
+    let elsewhere = client_from([127, 0, 0, 3]);
+    assert_eq!(
+        login(&elsewhere, &app.base, "vera", "wrong password")
+            .await
+            .status(),
+        401
+    );
+    let alert = next_alert(&mut admin_events).await;
+    assert_eq!(
+        (alert.kind, alert.user.as_deref()),
+        (SecurityKind::FailedLogin, Some("vera"))
+    );
+    assert!(
+        alerts_within(&mut viewer, Duration::from_secs(1))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_action_and_an_invalid_token_raise_alerts() {
+    let app = spawn_app().await;
+    add_user(app.data_dir(), "vera", Role::Viewer, PASSWORD).await;
+    let vera = sign_in(&app.base, "vera", PASSWORD).await;
+    let mut events = app.events(None).await;
+
+    let r = vera
+        .post(format!("{}/api/acknowledge_security", app.base))
+        .form(&[("id", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let alert = next_alert(&mut events).await;
+    assert_eq!(
+        (alert.kind, alert.user.as_deref()),
+        (SecurityKind::Forbidden, Some("vera"))
+    );
+    assert!(
+        alert.message.contains("acknowledge alerts"),
+        "{}",
+        alert.message
+    );
+
+    let r = vera
+        .post(format!("{}/api/ingest/logs", app.base))
+        .json(&json!({ "level": "info", "service": "s", "message": "m" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        next_alert(&mut events)
+            .await
+            .message
+            .contains("ingest logs")
+    );
+
+    // A bad token: refused each time, reported once a minute per address.
+    for _ in 0..3 {
+        let r = http_client()
+            .post(format!("{}/api/ingest/logs", app.base))
+            .bearer_auth("wpt_0000000000000000000000000000000000000000000000000000000000000000")
+            .json(&json!({ "level": "info", "service": "s", "message": "m" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let alerts = alerts_within(&mut events, Duration::from_secs(1)).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].kind, SecurityKind::InvalidToken);
+    assert!(
+        !alerts[0].message.contains("wpt_"),
+        "the token is not repeated: {}",
+        alerts[0].message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_from_a_new_address_raises_an_alert() {
+    let app = spawn_app().await; // the admin has signed in from 127.0.0.1
+    let mut events = app.events(None).await;
+    // Another loopback address stands for another machine.
+    let elsewhere = client_from([127, 0, 0, 2]);
+    assert_eq!(
+        login(&elsewhere, &app.base, ADMIN, PASSWORD).await.status(),
+        200
+    );
+    let alert = next_alert(&mut events).await;
+    assert_eq!(alert.kind, SecurityKind::NewAddress);
+    assert_eq!(alert.ip.as_deref(), Some("127.0.0.2"));
+    // The same address again is not news.
+    assert_eq!(
+        login(&elsewhere, &app.base, ADMIN, PASSWORD).await.status(),
+        200
+    );
+    assert!(
+        alerts_within(&mut events, Duration::from_secs(1))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_acknowledges_and_every_stream_sees_it_even_after_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(data.path(), |_| {}).await;
+    add_user(data.path(), "olga", Role::Operator, PASSWORD).await;
+    let olga = sign_in(&app.base, "olga", PASSWORD).await;
+    let mut admin_events = app.events(None).await;
+    let _ = login(&http_client(), &app.base, "olga", "wrong password").await;
+    let alert = next_alert(&mut admin_events).await;
+
+    let r = olga
+        .post(format!("{}/api/acknowledge_security", app.base))
+        .form(&[("id", alert.id.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let acked = next_alert(&mut admin_events).await;
+    assert_eq!(acked.id, alert.id);
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("olga"));
+    let r = olga
+        .post(format!("{}/api/acknowledge_security", app.base))
+        .form(&[("id", "999999")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    app.stop().await;
+
+    // After a restart the alert, acknowledged, is in the snapshot.
+    let app = spawn_app_in(data.path(), |_| {}).await;
+    let (_, first) = next_envelope(&mut app.events(None).await).await;
+    let Event::Snapshot(snapshot) = first.event else {
+        panic!("a snapshot first")
+    };
+    let kept = snapshot
+        .security
+        .iter()
+        .find(|a| a.id == alert.id)
+        .expect("kept");
+    assert_eq!(kept.acknowledged_by.as_deref(), Some("olga"));
+}
