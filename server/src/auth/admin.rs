@@ -55,34 +55,30 @@ impl Auth {
         }
     }
 
-    /// Refuses a change that would leave no enabled admin.
-    async fn keep_an_admin(&self, user: &User, still_admin: bool) -> Result<(), AdminError> {
-        if user.role != Role::Admin || user.disabled || still_admin {
-            return Ok(());
-        }
-        let admins = self
-            .accounts
-            .users()
-            .await?
-            .into_iter()
-            .filter(|u| u.role == Role::Admin && !u.disabled)
-            .count();
-        if admins <= 1 {
+    /// The user `id`, refused (409) when the change would leave no enabled admin: `still_admin` says
+    /// whether the user is an enabled admin after it. One read of the users serves both checks.
+    async fn user_keeping_an_admin(
+        &self,
+        id: i64,
+        still_admin: impl Fn(&User) -> bool,
+    ) -> Result<User, AdminError> {
+        let users = self.accounts.users().await?;
+        let user = users
+            .iter()
+            .find(|u| u.id == id)
+            .cloned()
+            .ok_or(AdminError::NotFound("user", id))?;
+        let enabled_admin = |u: &User| u.role == Role::Admin && !u.disabled;
+        if enabled_admin(&user)
+            && !still_admin(&user)
+            && users.iter().filter(|u| enabled_admin(u)).count() <= 1
+        {
             return Err(AdminError::Conflict(format!(
                 "{} is the last admin: make another user admin first",
                 user.name
             )));
         }
-        Ok(())
-    }
-
-    async fn user(&self, id: i64) -> Result<User, AdminError> {
-        self.accounts
-            .users()
-            .await?
-            .into_iter()
-            .find(|u| u.id == id)
-            .ok_or(AdminError::NotFound("user", id))
+        Ok(user)
     }
 
     pub async fn add_user(
@@ -112,9 +108,10 @@ impl Auth {
         disabled: Option<bool>,
         password: Option<String>,
     ) -> Result<User, AdminError> {
-        let user = self.user(id).await?;
-        let still_admin = role.unwrap_or(user.role) == Role::Admin && disabled != Some(true);
-        self.keep_an_admin(&user, still_admin).await?;
+        self.user_keeping_an_admin(id, |u| {
+            role.unwrap_or(u.role) == Role::Admin && disabled.map_or(!u.disabled, |d| !d)
+        })
+        .await?;
         let hash = match password {
             Some(p) => {
                 check_password(&p).map_err(AdminError::Invalid)?;
@@ -140,8 +137,7 @@ impl Auth {
     }
 
     pub async fn remove_user(&self, actor: &Me, id: i64) -> Result<(), AdminError> {
-        let user = self.user(id).await?;
-        self.keep_an_admin(&user, false).await?;
+        let user = self.user_keeping_an_admin(id, |_| false).await?;
         if !self.accounts.remove_user(id).await? {
             return Err(AdminError::NotFound("user", id));
         }

@@ -2,8 +2,8 @@
 //! stream carries to whom: account changes reach admins only, and a user's streams are limited.
 
 use crate::helpers::{
-    ADMIN, Events, PASSWORD, PATIENCE, add_user, http_client, next_event, sign_in, spawn_app,
-    spawn_app_with, stream_of,
+    ADMIN, Events, PASSWORD, PATIENCE, add_user, http_client, next_envelope, next_event, sign_in,
+    spawn_app, spawn_app_with, stream_of,
 };
 use serde_json::Value;
 use shared::{AccountsView, Envelope, Event, NewToken, Role, User};
@@ -228,6 +228,9 @@ async fn account_changes_reach_admins_streams_only() {
     let vera = sign_in(&app.base, "vera", PASSWORD).await;
     let mut admin_events = app.events(None).await;
     let mut viewer_events = stream_of(&vera, &app.base, None).await;
+    // An id the hub really issued before the change, to resume from below (an id it never issued would get
+    // a snapshot, not a replay).
+    let (_, before) = next_envelope(&mut admin_events).await;
     let r = call(
         &app.client,
         &app.base,
@@ -253,7 +256,16 @@ async fn account_changes_reach_admins_streams_only() {
     assert!(!health.is_empty());
     let all = events_of(&mut viewer_events, "accounts", Duration::from_secs(1)).await;
     assert!(all.is_empty());
-    let mut replayed = stream_of(&vera, &app.base, Some(seen[0].seq - 1)).await;
+    // Resuming after an id from before the change: the admin's replay holds the change, the viewer's not.
+    let mut admin_replay = stream_of(&app.client, &app.base, Some(before.seq)).await;
+    assert_eq!(
+        events_of(&mut admin_replay, "accounts", Duration::from_secs(1))
+            .await
+            .len(),
+        1,
+        "a replay, not a snapshot"
+    );
+    let mut replayed = stream_of(&vera, &app.base, Some(before.seq)).await;
     assert!(
         events_of(&mut replayed, "accounts", Duration::from_secs(1))
             .await

@@ -286,13 +286,7 @@ impl TestApp {
     }
 
     pub async fn events(&self, last_event_id: Option<&str>) -> Events {
-        let response = self.open_stream(last_event_id).await;
-        Box::pin(
-            response
-                .bytes_stream()
-                .eventsource()
-                .map(|e| e.expect("well-formed SSE")),
-        )
+        events_of_response(self.open_stream(last_event_id).await)
     }
 }
 
@@ -306,10 +300,17 @@ pub async fn stream_of(client: &reqwest::Client, base: &str, last_event_id: Opti
     }
     let response = request.send().await.unwrap();
     assert_eq!(response.status(), 200);
-    Box::pin(futures::StreamExt::map(
-        eventsource_stream::Eventsource::eventsource(response.bytes_stream()),
-        |e| e.expect("well-formed SSE"),
-    ))
+    events_of_response(response)
+}
+
+/// A stream response's events, each failing the test if malformed.
+fn events_of_response(response: reqwest::Response) -> Events {
+    Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.expect("well-formed SSE")),
+    )
 }
 
 /// The next event, failing the test rather than hanging.
