@@ -4,13 +4,13 @@
 import * as echarts from 'echarts/core';
 import { BarChart, GaugeChart, LineChart } from 'echarts/charts';
 import {
-  DataZoomComponent, GridComponent, TooltipComponent, LegendComponent, TitleComponent,
+  DataZoomComponent, GridComponent, TooltipComponent, LegendComponent, TitleComponent, MarkLineComponent,
 } from 'echarts/components';
 import { CanvasRenderer } from 'echarts/renderers';
 
 echarts.use([
   BarChart, GaugeChart, LineChart, DataZoomComponent, GridComponent, TooltipComponent, LegendComponent, TitleComponent,
-  CanvasRenderer,
+  MarkLineComponent, CanvasRenderer,
 ]);
 
 window.echarts = echarts;

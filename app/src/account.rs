@@ -55,7 +55,7 @@ pub fn LoginPage() -> impl IntoView {
                     "Password"
                     <input type="password" name="password" autocomplete="current-password" required />
                 </label>
-                <input type="hidden" name="next" prop:value=next />
+                <input type="hidden" name="next" value=next />
                 <button type="submit" class="primary">"Sign in"</button>
             </form>
         </main>
@@ -102,7 +102,7 @@ pub fn SetupPage() -> impl IntoView {
                     "Password again"
                     <input type="password" name="confirm" autocomplete="new-password" required />
                 </label>
-                <input type="hidden" name="code" prop:value=code />
+                <input type="hidden" name="code" value=code />
                 <button type="submit" class="primary">"Create the admin account"</button>
             </form>
         </main>
@@ -121,8 +121,12 @@ pub fn UserMenu() -> impl IntoView {
                     .ok()
                     .map(|me| {
                         let admin = shared::Action::ManageUsers.allowed(me.role);
+                        let audit = shared::Action::ViewAudit.allowed(me.role);
                         view! {
                             <form class="user-menu" method="post" action="/api/logout">
+                                <Show when=move || audit>
+                                    <a href="/audit" data-testid="audit-link">"Audit"</a>
+                                </Show>
                                 <Show when=move || admin>
                                     <a href="/admin" data-testid="admin-link">"Users & tokens"</a>
                                 </Show>

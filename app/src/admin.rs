@@ -7,21 +7,17 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use shared::{AccountsView, ApiToken, NewToken, Role, User};
 #[cfg(feature = "ssr")]
-use shared::{Action, Me};
+use shared::{Action, Caller};
 
-/// The signed-in user, if the permission table lets them take `action`; else 403 (and the attempt is
+/// The signed-in caller, if the permission table lets them take `action`; else 403 (and the attempt is
 /// reported by the backend).
 #[cfg(feature = "ssr")]
-pub(crate) fn authorize(action: Action) -> Result<(Me, crate::api::BackendHandle), AppError> {
-    let backend = use_context::<crate::api::BackendHandle>()
-        .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
-    let me = use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Me>().cloned())
-        .ok_or_else(|| AppError::Forbidden("sign in first".into()))?;
-    if action.allowed(me.role) {
-        return Ok((me, backend));
+pub(crate) fn authorize(action: Action) -> Result<(Caller, crate::api::BackendHandle), AppError> {
+    let (caller, backend) = caller()?;
+    if action.allowed(caller.role) {
+        return Ok((caller, backend));
     }
-    backend.0.forbidden(&me, action);
+    backend.0.forbidden(&caller, action);
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(http::StatusCode::FORBIDDEN);
     }
@@ -29,9 +25,21 @@ pub(crate) fn authorize(action: Action) -> Result<(Me, crate::api::BackendHandle
         "only an {} or above may {}; {} is {}",
         action.least_role(),
         action.describe(),
-        me.name,
-        me.role
+        caller.name,
+        caller.role
     )))
+}
+
+/// The signed-in caller (name, role, address) and the backend, for server functions whose permission
+/// depends on more than the action (the backend checks those).
+#[cfg(feature = "ssr")]
+pub(crate) fn caller() -> Result<(Caller, crate::api::BackendHandle), AppError> {
+    let backend = use_context::<crate::api::BackendHandle>()
+        .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
+    let caller = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>().cloned())
+        .ok_or_else(|| AppError::Forbidden("sign in first".into()))?;
+    Ok((caller, backend))
 }
 
 /// Sets the HTTP status an error stands for, so API clients see 400 and 409, not 500.
@@ -42,6 +50,7 @@ pub(crate) fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError>
             AppError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => http::StatusCode::CONFLICT,
             AppError::Forbidden(_) => http::StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => http::StatusCode::NOT_FOUND,
             _ => http::StatusCode::SERVICE_UNAVAILABLE,
         };
         response.set_status(status);

@@ -94,9 +94,11 @@ pub async fn get_log_services() -> Result<Vec<String>, AppError> {
 mod ssr {
     use crate::error::AppError;
     use shared::{
-        AccountsView, Action, ApiToken, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me,
-        Metric, NewToken, Role, SecurityAlert, TimeRange, User,
+        AccountsView, Action, ApiToken, AuditFilter, AuditPage, Caller, CommandRun, Deployment,
+        Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric, NewToken, OutputPage, Role,
+        SecurityAlert, TimeRange, User,
     };
+    use std::collections::BTreeMap;
     use std::future::Future;
     use std::pin::Pin;
     use std::sync::Arc;
@@ -128,14 +130,14 @@ mod ssr {
         fn log_services(&self) -> BoxFuture<Result<Vec<String>, AppError>>;
 
         /// Notes an attempt the permission table refused.
-        fn forbidden(&self, who: &Me, action: Action);
+        fn forbidden(&self, who: &Caller, action: Action);
 
         /// Every user and token (the caller has checked the permission).
         fn accounts(&self) -> BoxFuture<Result<AccountsView, AppError>>;
 
         fn add_user(
             &self,
-            by: &Me,
+            by: &Caller,
             name: String,
             role: Role,
             password: String,
@@ -143,26 +145,61 @@ mod ssr {
 
         fn update_user(
             &self,
-            by: &Me,
+            by: &Caller,
             id: i64,
             role: Option<Role>,
             disabled: Option<bool>,
             password: Option<String>,
         ) -> BoxFuture<Result<User, AppError>>;
 
-        fn remove_user(&self, by: &Me, id: i64) -> BoxFuture<Result<(), AppError>>;
+        fn remove_user(&self, by: &Caller, id: i64) -> BoxFuture<Result<(), AppError>>;
 
         fn create_token(
             &self,
-            by: &Me,
+            by: &Caller,
             name: String,
             role: Role,
         ) -> BoxFuture<Result<NewToken, AppError>>;
 
-        fn revoke_token(&self, by: &Me, id: i64) -> BoxFuture<Result<ApiToken, AppError>>;
+        fn revoke_token(&self, by: &Caller, id: i64) -> BoxFuture<Result<ApiToken, AppError>>;
 
         /// Marks a security alert acknowledged by `by` and tells every tab.
-        fn acknowledge(&self, by: &Me, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>>;
+        fn acknowledge(&self, by: &Caller, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>>;
+
+        /// Starts a configured command; its progress follows as events. The backend checks the
+        /// permission table for the command and target (and reports a refusal).
+        fn run_command(
+            &self,
+            by: &Caller,
+            name: String,
+            target: String,
+            params: BTreeMap<String, String>,
+        ) -> BoxFuture<Result<CommandRun, AppError>>;
+
+        fn cancel_command(&self, by: &Caller, run: i64) -> BoxFuture<Result<CommandRun, AppError>>;
+
+        /// Lines of a run's output from its log file, from line `first` on.
+        fn command_output(
+            &self,
+            by: &Caller,
+            run: i64,
+            first: u64,
+        ) -> BoxFuture<Result<OutputPage, AppError>>;
+
+        /// The newest deployments of `service` (every service's when `None`), newest first.
+        fn deployments(
+            &self,
+            service: Option<String>,
+            limit: usize,
+        ) -> BoxFuture<Result<Vec<Deployment>, AppError>>;
+
+        /// A page of the audit trail (the caller has checked the permission).
+        fn audit(
+            &self,
+            filter: AuditFilter,
+            before: Option<i64>,
+            limit: usize,
+        ) -> BoxFuture<Result<AuditPage, AppError>>;
     }
 
     /// The backend as the server provides it through context.

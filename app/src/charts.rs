@@ -3,10 +3,11 @@
 //! A chart is created once, after hydration, and then updated with `setOption` on the same instance when the
 //! signals it reads change, so appending a point never re-creates the chart.
 
+use crate::stored::Mark;
 use charming::component::{Axis, DataZoom, DataZoomType, FilterMode, Grid, Legend};
 use charming::element::{
-    AxisLabel, AxisLine, AxisLineStyle, AxisTick, AxisType, LineStyle, SplitLine, TextStyle,
-    Tooltip, Trigger,
+    AxisLabel, AxisLine, AxisLineStyle, AxisTick, AxisType, Label, LineStyle, LineStyleType,
+    MarkLine, MarkLineData, MarkLineVariant, SplitLine, Symbol, TextStyle, Tooltip, Trigger,
 };
 use charming::series::{Gauge, GaugeDetail, GaugeProgress, GaugeTitle, Line};
 use charming::{Chart, Echarts, WasmRenderer};
@@ -192,6 +193,7 @@ pub fn history(
     maxima: &[Metric],
     live: &[crate::stored::LivePoint],
     window: (i64, i64),
+    marks: &[Mark],
     dark: bool,
 ) -> Chart {
     let p = palette(dark);
@@ -255,14 +257,21 @@ pub fn history(
         } else {
             value_axis(&p)
         });
-    for &metric in metrics {
-        chart = chart.series(
-            Line::new()
-                .name(metric.label())
-                .show_symbol(false)
-                .line_style(LineStyle::new().width(2.0).color(metric_color(metric)))
-                .data(line(metric, false)),
-        );
+    let marks: Vec<Mark> = marks
+        .iter()
+        .filter(|(t, _)| (window.0..=window.1).contains(t))
+        .cloned()
+        .collect();
+    for (i, &metric) in metrics.iter().enumerate() {
+        let mut series = Line::new()
+            .name(metric.label())
+            .show_symbol(false)
+            .line_style(LineStyle::new().width(2.0).color(metric_color(metric)))
+            .data(line(metric, false));
+        if i == 0 && !marks.is_empty() {
+            series = series.mark_line(deploy_marks(&marks, &p));
+        }
+        chart = chart.series(series);
     }
     for &metric in maxima {
         chart = chart.series(
@@ -317,8 +326,33 @@ fn api_line(name: &str, color: &str, data: Vec<Vec<f64>>) -> Line {
         .data(data)
 }
 
+/// Dashed vertical lines at the deployments' times, labelled with the version.
+fn deploy_marks(marks: &[Mark], p: &Palette) -> MarkLine {
+    MarkLine::new()
+        .silent(true)
+        .symbol(vec![Symbol::None, Symbol::None])
+        .line_style(
+            LineStyle::new()
+                .color(p.text)
+                .opacity(0.6)
+                .type_(LineStyleType::Dashed),
+        )
+        .label(Label::new().formatter("{b}").color(p.text).font_size(10))
+        .data(
+            marks
+                .iter()
+                .map(|(t, label)| {
+                    MarkLineVariant::Simple(
+                        MarkLineData::new().x_axis(*t as f64).name(label.clone()),
+                    )
+                })
+                .collect(),
+        )
+}
+
 /// p50, p95 and p99 latency of a service, one point per interval; intervals without requests are gaps.
-pub fn api_latency(points: &[shared::ApiPoint], dark: bool) -> Chart {
+/// Deployments of the service within the points' span are dashed markers.
+pub fn api_latency(points: &[shared::ApiPoint], marks: &[Mark], dark: bool) -> Chart {
     let p = palette(dark);
     let series = |q: fn(&shared::ApiPoint) -> Option<f64>| {
         points
@@ -326,10 +360,16 @@ pub fn api_latency(points: &[shared::ApiPoint], dark: bool) -> Chart {
             .filter_map(|pt| q(pt).map(|v| vec![pt.t_ms as f64, v]))
             .collect::<Vec<_>>()
     };
+    let first = points
+        .first()
+        .map_or(i64::MAX, |pt| pt.t_ms - pt.interval_ms as i64);
+    let marks: Vec<Mark> = marks.iter().filter(|(t, _)| *t >= first).cloned().collect();
     line_chart(&p, vec!["#2da44e", "#d29922", "#cf222e"], 24)
         .x_axis(time_axis(&p))
         .y_axis(value_axis(&p))
-        .series(api_line("p50", "#2da44e", series(|pt| pt.p50_ms)))
+        .series(
+            api_line("p50", "#2da44e", series(|pt| pt.p50_ms)).mark_line(deploy_marks(&marks, &p)),
+        )
         .series(api_line("p95", "#d29922", series(|pt| pt.p95_ms)))
         .series(api_line("p99", "#cf222e", series(|pt| pt.p99_ms)))
 }

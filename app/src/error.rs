@@ -19,6 +19,9 @@ pub enum AppError {
     /// The signed-in user may not do this; the message names the role it needs.
     #[error("{0}")]
     Forbidden(String),
+    /// What the request names does not exist (a run, a command).
+    #[error("{0}")]
+    NotFound(String),
     /// The request collides with the current state (a name taken, the last admin); the message says how.
     #[error("{0}")]
     Conflict(String),

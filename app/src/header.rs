@@ -3,7 +3,7 @@
 
 use crate::account::UserMenu;
 use crate::format;
-use crate::live::LiveStore;
+use crate::live::{Connection, LiveStore};
 use crate::range::RangePicker;
 use leptos::prelude::*;
 
@@ -41,15 +41,25 @@ pub fn TopBar() -> impl IntoView {
     .into_any()
 }
 
-/// Shown when the server ended this tab's stream (too many tabs of one user): values here no longer move.
+/// Shown when the server ended this tab's stream (too many tabs of one user, the session over): values here
+/// no longer move. After a sign-out it links to the sign-in page, which brings the person back here.
 #[component]
 fn ClosedAlert() -> impl IntoView {
     let live = LiveStore::expect();
     move || {
         live.closed_reason().map(|reason| {
+            let sign_in = (live.connection() == Connection::SignedOut).then(|| {
+                view! {
+                    " "
+                    <a href=sign_in_href() data-testid="sign-in-again">
+                        "Sign in again"
+                    </a>
+                }
+            });
             view! {
                 <div class="storage-alert" role="alert" data-testid="closed-alert">
                     {reason}
+                    {sign_in}
                 </div>
             }
         })
@@ -70,4 +80,18 @@ fn StorageAlert() -> impl IntoView {
             }
         })
     }
+}
+
+/// The sign-in page, told to come back to the page this tab shows.
+fn sign_in_href() -> String {
+    #[cfg(feature = "hydrate")]
+    if let Some(location) = web_sys::window().map(|w| w.location()) {
+        let here = format!(
+            "{}{}",
+            location.pathname().unwrap_or_default(),
+            location.search().unwrap_or_default()
+        );
+        return format!("/login?next={}", js_sys::encode_uri_component(&here));
+    }
+    "/login".into()
 }

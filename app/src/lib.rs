@@ -7,6 +7,7 @@
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod audit;
 #[cfg(feature = "hydrate")]
 mod charts;
 pub mod error;
@@ -60,6 +61,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("login") view=account::LoginPage />
                 <Route path=StaticSegment("setup") view=account::SetupPage />
                 <Route path=StaticSegment("admin") view=admin::AdminPage />
+                <Route path=StaticSegment("audit") view=audit::AuditPage />
             </Routes>
         </Router>
     }

@@ -21,6 +21,8 @@ pub enum Connection {
     Offline,
     /// The server ended the stream for good (see [`LiveStore::closed_reason`]).
     Closed,
+    /// The session is over (signed out elsewhere, expired, disabled): nothing moves until signing in again.
+    SignedOut,
 }
 
 impl Connection {
@@ -31,6 +33,7 @@ impl Connection {
             Connection::Reconnecting => "Reconnecting…",
             Connection::Offline => "Offline",
             Connection::Closed => "Closed",
+            Connection::SignedOut => "Signed out",
         }
     }
 
@@ -41,6 +44,7 @@ impl Connection {
             Connection::Reconnecting => "reconnecting",
             Connection::Offline => "offline",
             Connection::Closed => "closed",
+            Connection::SignedOut => "signed-out",
         }
     }
 }
@@ -59,7 +63,22 @@ pub struct LiveStore {
     accounts_changed: RwSignal<u64>,
     /// Why the server ended this tab's stream for good, if it did.
     closed: RwSignal<Option<String>>,
+    /// Command output this tab received or read, by run.
+    pub outputs: RwSignal<std::collections::BTreeMap<i64, RunOutput>>,
 }
+
+/// A run's output as this tab holds it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOutput {
+    pub lines: Vec<shared::OutputLine>,
+    /// The stream stopped carrying lines here; the rest is in the run's log.
+    pub capped: bool,
+    /// A chunk arrived past the end: lines in between must be read from the log.
+    pub gap: bool,
+}
+
+/// Runs whose output a tab keeps (the newest).
+const KEPT_OUTPUTS: usize = 20;
 
 impl LiveStore {
     /// Creates the store and provides it to every component below.
@@ -72,6 +91,7 @@ impl LiveStore {
             now: RwSignal::new(None),
             accounts_changed: RwSignal::new(0),
             closed: RwSignal::new(None),
+            outputs: RwSignal::new(Default::default()),
         };
         provide_context(store);
         store
@@ -83,11 +103,32 @@ impl LiveStore {
 
     /// Applies an envelope: the only way state enters the store.
     pub fn apply(&self, env: &Envelope) {
-        if let shared::Event::Accounts(_) = env.event {
-            self.accounts_changed.update(|n| *n += 1);
-            return;
+        match &env.event {
+            shared::Event::Accounts(_) => {
+                self.accounts_changed.update(|n| *n += 1);
+                return;
+            }
+            shared::Event::CommandOutput(chunk) => {
+                self.add_output(chunk.run, chunk.first, &chunk.lines, chunk.capped);
+                return;
+            }
+            _ => {}
         }
         self.state.update(|s| s.apply(env));
+    }
+
+    /// Adds lines of a run's output at their numbers (each line once).
+    pub fn add_output(&self, run: i64, first: u64, lines: &[shared::OutputLine], capped: bool) {
+        self.outputs.update(|outputs| {
+            let output = outputs.entry(run).or_default();
+            if !shared::merge_output(&mut output.lines, first, lines) {
+                output.gap = true;
+            }
+            output.capped |= capped;
+            while outputs.len() > KEPT_OUTPUTS {
+                outputs.pop_first();
+            }
+        });
     }
 
     /// Changes whenever accounts change (read it to reload with them).
@@ -110,6 +151,11 @@ impl LiveStore {
             }
             c => c,
         }
+    }
+
+    /// The browser's clock (ms), ticking once a second; `None` on the server.
+    pub fn now_ms(&self) -> Option<f64> {
+        self.now.get()
     }
 
     /// Milliseconds since the last event, once the browser has received one.
@@ -137,7 +183,7 @@ mod client {
 
     use super::{Connection, LiveStore};
     use leptos::prelude::*;
-    use shared::{Envelope, Event, EventKind};
+    use shared::{AfterClose, Envelope, Event, EventKind, StreamClosed};
     use std::cell::RefCell;
     use std::time::Duration;
     use wasm_bindgen::JsCast;
@@ -197,8 +243,22 @@ mod client {
         let watched = source.clone();
         let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
             if watched.ready_state() == EventSource::CLOSED {
+                // The server refused the stream. An ended session is one reason, and retrying would not
+                // help it: ask whether we are still signed in before trying again.
                 set_connection(store, Connection::Offline);
-                set_timeout(move || open(store), REOPEN_AFTER);
+                leptos::task::spawn_local(async move {
+                    if signed_out().await {
+                        end(
+                            store,
+                            StreamClosed {
+                                reason: "you are signed out (the session ended)".into(),
+                                then: AfterClose::SignIn,
+                            },
+                        );
+                    } else {
+                        set_timeout(move || open(store), REOPEN_AFTER);
+                    }
+                });
             } else {
                 set_connection(store, Connection::Reconnecting);
             }
@@ -241,15 +301,11 @@ mod client {
             return;
         }
         if kind == EventKind::Closed {
-            // Closing the source stops the browser's own reconnecting: reconnecting would only close
-            // another tab in turn.
-            let reason = serde_json::from_str::<serde_json::Value>(data)
-                .ok()
-                .and_then(|v| v["reason"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| "the server ended this tab's live updates".into());
-            store.closed.set(Some(reason));
-            STREAM.with(|s| s.borrow_mut().take());
-            set_connection(store, Connection::Closed);
+            let closed = serde_json::from_str::<StreamClosed>(data).unwrap_or(StreamClosed {
+                reason: "the server ended this tab's live updates".into(),
+                then: AfterClose::Stay,
+            });
+            end(store, closed);
             return;
         }
         match serde_json::from_str::<Envelope>(data) {
@@ -261,6 +317,36 @@ mod client {
             }
             Err(e) => leptos::logging::error!("ignoring a malformed {} event: {e}", kind.as_str()),
         }
+    }
+
+    /// Acts on the end of the stream. Closing the source stops the browser's own reconnecting, which would
+    /// only close another tab in turn, or be refused.
+    fn end(store: LiveStore, closed: StreamClosed) {
+        STREAM.with(|s| s.borrow_mut().take());
+        match closed.then {
+            AfterClose::Reload => {
+                // A new role: the page and its stream start over with what the role may see.
+                if let Some(window) = web_sys::window()
+                    && window.location().reload().is_ok()
+                {
+                    return;
+                }
+                set_connection(store, Connection::Closed);
+            }
+            AfterClose::SignIn => set_connection(store, Connection::SignedOut),
+            AfterClose::Stay => set_connection(store, Connection::Closed),
+        }
+        store.closed.set(Some(closed.reason));
+    }
+
+    /// Whether the server says this browser has no session (a 401 from `/api/me`); a server that cannot be
+    /// reached is not a sign-out.
+    async fn signed_out() -> bool {
+        gloo_net::http::Request::get("/api/me")
+            .header("accept", "application/json")
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 401)
     }
 
     fn set_connection(store: LiveStore, connection: Connection) {

@@ -105,7 +105,7 @@ fn CustomRange(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoVie
 }
 
 /// A `datetime-local` value ("2026-11-26T14:30") as Unix ms in the browser's time zone.
-fn local_ms(value: &str) -> Option<i64> {
+pub(crate) fn local_ms(value: &str) -> Option<i64> {
     #[cfg(feature = "hydrate")]
     {
         if value.is_empty() {

@@ -12,6 +12,9 @@ use shared::{HistorySeries, Metric, TimeRange};
 /// Live points a history chart holds at most, whatever the interval; older ones leave by time first.
 const MAX_APPENDED: usize = 36_000;
 
+/// A deployment marker on a time axis: when it started, and its label (version and environment).
+pub type Mark = (i64, String);
+
 /// A live reading of the chart's metrics, as it arrived on the stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LivePoint {
@@ -34,6 +37,9 @@ pub fn StoredTrend(
     range: TimeRange,
     /// The newest live reading of the metrics.
     newest: Signal<Option<LivePoint>>,
+    /// Deployments to mark on the time axis.
+    #[prop(optional)]
+    marks: Option<Signal<Vec<crate::stored::Mark>>>,
 ) -> impl IntoView {
     // Fetched once the page is interactive. Not a resource: a resource read inside the dashboard's Suspense
     // would put the whole panel back to its fallback while the history loads.
@@ -78,14 +84,15 @@ pub fn StoredTrend(
         let (metrics, maxima) = (metrics.clone(), maxima.clone());
         crate::charts::mount(id, move |dark| {
             let series = series.get();
+            let marks = marks.map(|m| m.get()).unwrap_or_default();
             appended.with(|live| {
                 let window = window(range, &series, live);
-                crate::charts::history(&series, &metrics, &maxima, live, window, dark)
+                crate::charts::history(&series, &metrics, &maxima, live, window, &marks, dark)
             })
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (maxima, subject);
+    let _ = (maxima, subject, marks);
     let first_metric = metrics.first().copied();
     let first_ms = move || {
         series.with(|s: &Vec<HistorySeries>| {

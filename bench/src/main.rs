@@ -6,7 +6,9 @@
 //! - `size`: gzip -9 sizes of what a browser downloads on first load.
 //! - `store`: the embedded store under simulated per-second readings (see `store.rs`).
 //! - `logs`: error-log ingest throughput and page latency against a running server (see `logs.rs`).
+//! - `command`: one run of a configured command, end to end, and its output path (see `command.rs`).
 
+mod command;
 mod logs;
 mod store;
 
@@ -83,6 +85,22 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         senders: usize,
     },
+    /// One run of a configured command: time to its end, output lines, what the stream carried.
+    Command {
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// The command's name.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        target: String,
+        /// A parameter, NAME=VALUE; repeat for more.
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// The server's pid, when it runs on this machine: its CPU over the run is reported too.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
     /// First-load sizes (gzip -9) of the built site.
     Size {
         #[arg(long, default_value = "target/site")]
@@ -129,11 +147,34 @@ fn main() -> Result<()> {
                 batch.max(1),
                 senders,
             )),
+        Cmd::Command {
+            url,
+            name,
+            target,
+            params,
+            pid,
+        } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(command::command_bench(
+                url,
+                cli.token,
+                name,
+                target,
+                params.into_iter().collect(),
+                pid,
+            )),
         Cmd::Store { days } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
             .block_on(store::store_bench(days.max(1))),
     }
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("'{s}' is not NAME=VALUE"))
 }
 
 #[derive(serde::Deserialize)]

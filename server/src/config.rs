@@ -6,8 +6,9 @@
 
 use crate::auth::AuthConfig;
 use crate::auth::security::LockoutConfig;
+use crate::commands::spec::{CommandFile, CommandSpec, check_all};
 use crate::db_metrics::PostgresTarget;
-use crate::scrape::ScrapeTarget;
+use crate::scrape::{ScrapeTarget, ScrapeTokenFile, attach_tokens};
 use crate::tail::TailedFile;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
@@ -80,6 +81,14 @@ pub struct Cli {
     /// repeat for more (comma-separated in the environment variable).
     #[arg(long = "scrape", env = "WATCHPOST_SCRAPE", value_delimiter = ',')]
     pub scrape: Vec<ScrapeTarget>,
+    /// The bearer token of a scrape target, as SERVICE=PATH of a file holding it (a token of another
+    /// Watchpost, whose `/metrics` needs one); repeat for more targets.
+    #[arg(
+        long = "scrape-token-file",
+        env = "WATCHPOST_SCRAPE_TOKEN_FILE",
+        value_delimiter = ','
+    )]
+    pub scrape_token_file: Vec<ScrapeTokenFile>,
     /// A PostgreSQL database for the database panel, as NAME=postgres://user@host:port/database; repeat for
     /// more (comma-separated in the environment variable).
     #[arg(long = "postgres", env = "WATCHPOST_POSTGRES", value_delimiter = ',')]
@@ -177,6 +186,7 @@ struct FileConfig {
     retention_logs: Option<String>,
     tail_log: Option<Vec<String>>,
     scrape: Option<Vec<String>>,
+    scrape_token_file: Option<Vec<String>>,
     postgres: Option<Vec<String>>,
     demo: Option<bool>,
     store_quota: Option<String>,
@@ -187,6 +197,8 @@ struct FileConfig {
     lockout_window: Option<String>,
     lockout_for: Option<String>,
     site_root: Option<PathBuf>,
+    /// `[[commands]]` tables: only the file can declare commands.
+    commands: Option<Vec<CommandFile>>,
 }
 
 /// The effective configuration.
@@ -213,6 +225,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Live streams one user may hold open.
     pub max_streams_per_user: usize,
+    /// The commands the Controls panel offers, checked.
+    pub commands: Vec<CommandSpec>,
     pub site_root: PathBuf,
 }
 
@@ -248,6 +262,7 @@ impl Default for Config {
             demo: false,
             auth: AuthConfig::default(),
             max_streams_per_user: 8,
+            commands: Vec::new(),
             site_root: PathBuf::from("target/site"),
         }
     }
@@ -330,7 +345,19 @@ impl Config {
                     .transpose()?,
             },
             tail_logs: list("tail_log", &cli.tail_log, file.tail_log)?,
-            scrape: list("scrape", &cli.scrape, file.scrape)?,
+            scrape: {
+                let mut targets = list("scrape", &cli.scrape, file.scrape)?;
+                let files = list(
+                    "scrape-token-file",
+                    &cli.scrape_token_file,
+                    file.scrape_token_file,
+                )?;
+                attach_tokens(&mut targets, &files).map_err(|message| ConfigError::Invalid {
+                    name: "scrape-token-file",
+                    message,
+                })?;
+                targets
+            },
             postgres: list("postgres", &cli.postgres, file.postgres)?,
             demo: cli.demo || file.demo.unwrap_or(false),
             auth: AuthConfig {
@@ -363,6 +390,12 @@ impl Config {
                 .clone()
                 .or(file.site_root)
                 .unwrap_or(d.site_root),
+            commands: check_all(file.commands.unwrap_or_default()).map_err(|message| {
+                ConfigError::Invalid {
+                    name: "commands",
+                    message,
+                }
+            })?,
         };
         config.validate()?;
         Ok(config)

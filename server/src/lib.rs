@@ -5,16 +5,20 @@
 
 pub mod accounts_cli;
 pub mod api_error;
+pub mod audit;
 pub mod auth;
 pub mod collector;
+pub mod commands;
 pub mod config;
 pub mod db_metrics;
 pub mod demo;
+pub mod deploy;
 pub mod healthz;
 pub mod history;
 pub mod http_metrics;
 pub mod hub;
 pub mod logs;
+pub mod open_streams;
 pub mod scrape;
 pub mod startup;
 pub mod stream;

@@ -10,8 +10,12 @@
 use crate::history::Recorder;
 use crate::hub::{Hub, now_millis};
 use crate::logs::{LogBook, OWN_SERVICE, Outage};
+use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::prometheus::parse_prometheus;
-use openmetrics_parser::{PrometheusType, PrometheusValue};
+use openmetrics_parser::{
+    HistogramValue, LabelSet, OpenMetricsType, OpenMetricsValue, ParseError, PrometheusType,
+    PrometheusValue,
+};
 use shared::{ApiPoint, Event, RouteStats};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +34,67 @@ const MAX_BODY_BYTES: usize = 8 << 20;
 pub struct ScrapeTarget {
     pub service: String,
     pub url: String,
+    /// Sent as `Authorization: Bearer …`, for endpoints that need one (another Watchpost's `/metrics`).
+    pub token: Option<BearerToken>,
+}
+
+/// A scrape token, read from a file so that it stays out of the process list and the shell history; its
+/// `Debug` hides it, so printing the configuration never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(…)")
+    }
+}
+
+/// `--scrape-token-file SERVICE=PATH`: the file holding the bearer token of one scrape target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeTokenFile {
+    pub service: String,
+    pub path: std::path::PathBuf,
+}
+
+impl std::str::FromStr for ScrapeTokenFile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (service, path) = s
+            .split_once('=')
+            .map(|(a, b)| (a.trim(), b.trim()))
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .ok_or_else(|| format!("'{s}' is not SERVICE=PATH"))?;
+        Ok(ScrapeTokenFile {
+            service: service.to_owned(),
+            path: path.into(),
+        })
+    }
+}
+
+/// Gives each target the token of its file; a file for no target, or one that cannot be read or is empty,
+/// is an error that names it.
+pub fn attach_tokens(
+    targets: &mut [ScrapeTarget],
+    files: &[ScrapeTokenFile],
+) -> Result<(), String> {
+    for file in files {
+        let target = targets
+            .iter_mut()
+            .find(|t| t.service == file.service)
+            .ok_or_else(|| format!("'{}' is not a scrape target", file.service))?;
+        let text = std::fs::read_to_string(&file.path)
+            .map_err(|e| format!("cannot read {}: {e}", file.path.display()))?;
+        let token = text.trim();
+        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "{} must hold one token on one line",
+                file.path.display()
+            ));
+        }
+        target.token = Some(BearerToken(token.to_owned()));
+    }
+    Ok(())
 }
 
 impl std::str::FromStr for ScrapeTarget {
@@ -55,6 +120,7 @@ impl std::str::FromStr for ScrapeTarget {
         Ok(ScrapeTarget {
             service: service.to_owned(),
             url: url.to_owned(),
+            token: None,
         })
     }
 }
@@ -68,26 +134,56 @@ struct RouteHistogram {
 
 type Histograms = BTreeMap<(String, String), RouteHistogram>;
 
-/// Parses an exposition into per-route cumulative histograms.
+/// Parses an exposition into per-route cumulative histograms: OpenMetrics text (it ends with `# EOF`, as
+/// another Watchpost's `/metrics` does) or the Prometheus text format.
 fn histograms(text: &str) -> Result<Histograms, String> {
-    let exposition =
-        parse_prometheus(text).map_err(|e| format!("not a Prometheus exposition: {e:?}"))?;
-    let family = exposition
-        .families
-        .values()
-        .filter(|f| f.family_type == PrometheusType::Histogram)
-        .filter(|f| {
-            let n = f.family_name.to_ascii_lowercase();
-            n.contains("request") && (n.contains("duration") || n.contains("seconds") || n.contains("latency"))
-        })
-        .min_by_key(|f| f.family_name.clone())
-        .ok_or("no request-duration histogram (such as http_request_duration_seconds) in the exposition")?;
+    let duration_family = |name: &str| {
+        let n = name.to_ascii_lowercase();
+        n.contains("request")
+            && (n.contains("duration") || n.contains("seconds") || n.contains("latency"))
+    };
+    const NONE: &str =
+        "no request-duration histogram (such as http_request_duration_seconds) in the exposition";
+    if text.lines().any(|l| l.trim_end() == "# EOF") {
+        let exposition =
+            parse_openmetrics(text).map_err(|e| format!("not an OpenMetrics exposition: {e:?}"))?;
+        let family = exposition
+            .families
+            .values()
+            .filter(|f| {
+                f.family_type == OpenMetricsType::Histogram && duration_family(&f.family_name)
+            })
+            .min_by_key(|f| f.family_name.clone())
+            .ok_or(NONE)?;
+        per_route(family.iter_samples().filter_map(|s| match &s.value {
+            OpenMetricsValue::Histogram(h) => Some((s.get_labelset(), h)),
+            _ => None,
+        }))
+    } else {
+        let exposition =
+            parse_prometheus(text).map_err(|e| format!("not a Prometheus exposition: {e:?}"))?;
+        let family = exposition
+            .families
+            .values()
+            .filter(|f| {
+                f.family_type == PrometheusType::Histogram && duration_family(&f.family_name)
+            })
+            .min_by_key(|f| f.family_name.clone())
+            .ok_or(NONE)?;
+        per_route(family.iter_samples().filter_map(|s| match &s.value {
+            PrometheusValue::Histogram(h) => Some((s.get_labelset(), h)),
+            _ => None,
+        }))
+    }
+}
+
+/// Sums a histogram family's samples per route and method.
+fn per_route<'a>(
+    samples: impl Iterator<Item = (Result<LabelSet<'a>, ParseError>, &'a HistogramValue)>,
+) -> Result<Histograms, String> {
     let mut out = Histograms::new();
-    for sample in family.iter_samples() {
-        let PrometheusValue::Histogram(h) = &sample.value else {
-            continue;
-        };
-        let labels = sample.get_labelset().map_err(|e| format!("{e:?}"))?;
+    for (labels, h) in samples {
+        let labels = labels.map_err(|e| format!("{e:?}"))?;
         let first = |names: &[&str]| {
             names
                 .iter()
@@ -280,7 +376,7 @@ pub fn spawn_scrapers(
                     () = shutdown.cancelled() => return,
                 }
                 let started = Instant::now();
-                match scrape(&client, &target.url).await {
+                match scrape(&client, &target).await {
                     Ok(now) => {
                         outage.up(&logs).await;
                         if let Some((at, before)) = &last {
@@ -319,8 +415,12 @@ pub fn spawn_scrapers(
     }
 }
 
-async fn scrape(client: &reqwest::Client, url: &str) -> Result<Histograms, String> {
-    let response = client.get(url).send().await.map_err(|e| {
+async fn scrape(client: &reqwest::Client, target: &ScrapeTarget) -> Result<Histograms, String> {
+    let mut request = client.get(&target.url);
+    if let Some(BearerToken(token)) = &target.token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.map_err(|e| {
         if e.is_timeout() {
             "timed out".to_string()
         } else if e.is_connect() {
@@ -411,6 +511,28 @@ mod tests {
         assert!(histograms("this is not prometheus {").is_err());
         let e = histograms("# TYPE up gauge\nup 1\n").unwrap_err();
         assert!(e.contains("no request-duration histogram"), "{e}");
+    }
+
+    #[test]
+    fn token_files_attach_to_their_target_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("token");
+        std::fs::write(&good, "wpt_secret\n").unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let file = |s: &str, p: &std::path::Path| -> ScrapeTokenFile {
+            format!("{s}={}", p.display()).parse().unwrap()
+        };
+        let mut targets: Vec<ScrapeTarget> = vec!["shop=http://x/metrics".parse().unwrap()];
+        attach_tokens(&mut targets, &[file("shop", &good)]).unwrap();
+        assert_eq!(targets[0].token, Some(BearerToken("wpt_secret".to_owned())));
+        assert!(!format!("{targets:?}").contains("wpt_secret"));
+        let e = attach_tokens(&mut targets, &[file("blog", &good)]).unwrap_err();
+        assert!(e.contains("'blog' is not a scrape target"), "{e}");
+        let e = attach_tokens(&mut targets, &[file("shop", &empty)]).unwrap_err();
+        assert!(e.contains("one token on one line"), "{e}");
+        let e = attach_tokens(&mut targets, &[file("shop", &dir.path().join("gone"))]).unwrap_err();
+        assert!(e.contains("cannot read"), "{e}");
     }
 
     #[test]

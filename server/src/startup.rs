@@ -3,9 +3,12 @@
 //! Binding happens in [`Application::build`], so the caller learns the real port (tests ask for port 0) and a
 //! port in use is reported before anything else starts.
 
+use crate::audit::AuditLog;
 use crate::auth::{Auth, Principal, authenticate, same_origin};
 use crate::collector::{Collector, CollectorError, CollectorStatus, HostSampler};
+use crate::commands::{CommandError, Commands};
 use crate::config::Config;
+use crate::deploy::DeployBook;
 use crate::healthz::{HealthzState, healthz};
 use crate::history::{History, HistoryError, history_route, spawn_recorder};
 use crate::http_metrics::{HttpMetrics, metrics_route, spawn_aggregator, track};
@@ -27,10 +30,11 @@ use axum::serve::ListenerExt;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use shared::{
-    AccountsView, Action, ApiToken, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me,
-    Metric, NewToken, Role, SecurityAlert, TimeRange, User,
+    AccountsView, Action, ApiToken, AuditFilter, AuditPage, Caller, CommandRun, Deployment,
+    Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me, Metric, NewToken, OutputPage, Role,
+    SecurityAlert, TimeRange, User,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +88,9 @@ struct ServerBackend {
     history: History,
     logs: LogBook,
     auth: Auth,
+    audit: AuditLog,
+    commands: Commands,
+    deploys: DeployBook,
 }
 
 impl From<crate::auth::admin::AdminError> for AppError {
@@ -142,8 +149,8 @@ impl Backend for ServerBackend {
         Box::pin(async move { logs.services().await.map_err(unavailable) })
     }
 
-    fn forbidden(&self, who: &Me, action: Action) {
-        self.auth.forbidden(who, action);
+    fn forbidden(&self, who: &Caller, action: Action) {
+        self.auth.forbidden(&me(who), action);
     }
 
     fn accounts(&self) -> BoxFuture<Result<AccountsView, AppError>> {
@@ -153,50 +160,254 @@ impl Backend for ServerBackend {
 
     fn add_user(
         &self,
-        by: &Me,
+        by: &Caller,
         name: String,
         role: Role,
         password: String,
     ) -> BoxFuture<Result<User, AppError>> {
-        let (auth, by) = (self.auth.clone(), by.clone());
-        Box::pin(async move { Ok(auth.add_user(&by, name, role, password).await?) })
+        let (auth, audit, by) = (self.auth.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            let params = BTreeMap::from([("role".to_owned(), role.to_string())]);
+            let done = audit
+                .around(
+                    &by,
+                    ("user.add", &name.clone()),
+                    params,
+                    auth.add_user(&me(&by), name, role, password),
+                    |u| format!("added {} ({})", u.name, u.role),
+                )
+                .await;
+            Ok(done?)
+        })
     }
 
     fn update_user(
         &self,
-        by: &Me,
+        by: &Caller,
         id: i64,
         role: Option<Role>,
         disabled: Option<bool>,
         password: Option<String>,
     ) -> BoxFuture<Result<User, AppError>> {
-        let (auth, by) = (self.auth.clone(), by.clone());
-        Box::pin(async move { Ok(auth.update_user(&by, id, role, disabled, password).await?) })
+        let (auth, audit, by) = (self.auth.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            let target = user_name(&auth, id).await;
+            // What changed, never the password itself.
+            let mut params = BTreeMap::new();
+            if let Some(role) = role {
+                params.insert("role".to_owned(), role.to_string());
+            }
+            if let Some(disabled) = disabled {
+                params.insert("disabled".to_owned(), disabled.to_string());
+            }
+            if password.is_some() {
+                params.insert("password".to_owned(), "changed".to_owned());
+            }
+            let done = audit
+                .around(
+                    &by,
+                    ("user.update", &target),
+                    params,
+                    auth.update_user(&me(&by), id, role, disabled, password),
+                    |u| {
+                        format!(
+                            "{} is {}{}",
+                            u.name,
+                            u.role,
+                            if u.disabled { ", disabled" } else { "" }
+                        )
+                    },
+                )
+                .await;
+            Ok(done?)
+        })
     }
 
-    fn remove_user(&self, by: &Me, id: i64) -> BoxFuture<Result<(), AppError>> {
-        let (auth, by) = (self.auth.clone(), by.clone());
-        Box::pin(async move { Ok(auth.remove_user(&by, id).await?) })
+    fn remove_user(&self, by: &Caller, id: i64) -> BoxFuture<Result<(), AppError>> {
+        let (auth, audit, by) = (self.auth.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            let target = user_name(&auth, id).await;
+            let done = audit
+                .around(
+                    &by,
+                    ("user.remove", &target),
+                    BTreeMap::new(),
+                    auth.remove_user(&me(&by), id),
+                    |()| "removed".to_owned(),
+                )
+                .await;
+            Ok(done?)
+        })
     }
 
     fn create_token(
         &self,
-        by: &Me,
+        by: &Caller,
         name: String,
         role: Role,
     ) -> BoxFuture<Result<NewToken, AppError>> {
-        let (auth, by) = (self.auth.clone(), by.clone());
-        Box::pin(async move { Ok(auth.create_token(&by, name, role).await?) })
+        let (auth, audit, by) = (self.auth.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            let params = BTreeMap::from([("role".to_owned(), role.to_string())]);
+            let done = audit
+                .around(
+                    &by,
+                    ("token.create", &name.clone()),
+                    params,
+                    auth.create_token(&me(&by), name, role),
+                    |t| format!("token {} created (id {})", t.token.name, t.token.id),
+                )
+                .await;
+            Ok(done?)
+        })
     }
 
-    fn revoke_token(&self, by: &Me, id: i64) -> BoxFuture<Result<ApiToken, AppError>> {
-        let (auth, by) = (self.auth.clone(), by.clone());
-        Box::pin(async move { Ok(auth.revoke_token(&by, id).await?) })
+    fn revoke_token(&self, by: &Caller, id: i64) -> BoxFuture<Result<ApiToken, AppError>> {
+        let (auth, audit, by) = (self.auth.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            let target = match auth.accounts_view().await {
+                Ok(view) => view
+                    .tokens
+                    .iter()
+                    .find(|t| t.id == id)
+                    .map_or_else(|| format!("token {id}"), |t| t.name.clone()),
+                Err(_) => format!("token {id}"),
+            };
+            let done = audit
+                .around(
+                    &by,
+                    ("token.revoke", &target),
+                    BTreeMap::new(),
+                    auth.revoke_token(&me(&by), id),
+                    |t| format!("token {} revoked", t.name),
+                )
+                .await;
+            Ok(done?)
+        })
     }
 
-    fn acknowledge(&self, by: &Me, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>> {
-        let (auth, by) = (self.auth.clone(), by.clone());
-        Box::pin(async move { Ok(auth.acknowledge(&by, id).await?) })
+    fn acknowledge(&self, by: &Caller, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>> {
+        let (auth, audit, by) = (self.auth.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            let done = audit
+                .around(
+                    &by,
+                    ("security.acknowledge", &format!("alert {id}")),
+                    BTreeMap::new(),
+                    auth.acknowledge(&me(&by), id),
+                    |a| format!("acknowledged: {}", a.message),
+                )
+                .await;
+            Ok(done?)
+        })
+    }
+
+    fn run_command(
+        &self,
+        by: &Caller,
+        name: String,
+        target: String,
+        params: BTreeMap<String, String>,
+    ) -> BoxFuture<Result<CommandRun, AppError>> {
+        let (commands, auth, by) = (self.commands.clone(), self.auth.clone(), by.clone());
+        Box::pin(async move {
+            commands
+                .run(&by, &name, &target, params)
+                .await
+                .map_err(|e| command_error(&auth, &by, e))
+        })
+    }
+
+    fn cancel_command(&self, by: &Caller, run: i64) -> BoxFuture<Result<CommandRun, AppError>> {
+        let (commands, auth, by) = (self.commands.clone(), self.auth.clone(), by.clone());
+        Box::pin(async move {
+            commands
+                .cancel(&by, run)
+                .await
+                .map_err(|e| command_error(&auth, &by, e))
+        })
+    }
+
+    fn command_output(
+        &self,
+        by: &Caller,
+        run: i64,
+        first: u64,
+    ) -> BoxFuture<Result<OutputPage, AppError>> {
+        let (commands, auth, by) = (self.commands.clone(), self.auth.clone(), by.clone());
+        Box::pin(async move {
+            commands
+                .output(&by, run, first, crate::commands::output::MAX_PAGE_LINES)
+                .await
+                .map_err(|e| command_error(&auth, &by, e))
+        })
+    }
+
+    fn deployments(
+        &self,
+        service: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<Deployment>, AppError>> {
+        let deploys = self.deploys.clone();
+        Box::pin(async move {
+            deploys
+                .history(service.as_deref(), limit)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
+    fn audit(
+        &self,
+        filter: AuditFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> BoxFuture<Result<AuditPage, AppError>> {
+        let audit = self.audit.clone();
+        Box::pin(async move {
+            audit
+                .store()
+                .audit(&filter, before, limit)
+                .await
+                .map_err(unavailable)
+        })
+    }
+}
+
+/// The name a caller is known by to the parts that take a [`Me`].
+fn me(caller: &Caller) -> Me {
+    Me {
+        name: caller.name.clone(),
+        role: caller.role,
+    }
+}
+
+/// A user's name for the audit trail (the id when it cannot be read).
+async fn user_name(auth: &Auth, id: i64) -> String {
+    match auth.accounts_view().await {
+        Ok(view) => view
+            .users
+            .iter()
+            .find(|u| u.id == id)
+            .map_or_else(|| format!("user {id}"), |u| u.name.clone()),
+        Err(_) => format!("user {id}"),
+    }
+}
+
+/// A command refusal as the app reports it; a forbidden attempt also raises a security alert.
+fn command_error(auth: &Auth, by: &Caller, e: CommandError) -> AppError {
+    match e {
+        CommandError::Forbidden { ref what, .. } => {
+            let (auth, who, what) = (auth.clone(), me(by), what.clone());
+            tokio::spawn(async move { auth.forbidden_attempt(&who, &what).await });
+            AppError::Forbidden(e.to_string())
+        }
+        CommandError::UnknownCommand(_) | CommandError::NoRun(_) => {
+            AppError::NotFound(e.to_string())
+        }
+        CommandError::Param(_) => AppError::BadRequest(e.to_string()),
+        CommandError::Busy { .. } | CommandError::Ended(_) => AppError::Conflict(e.to_string()),
+        CommandError::Store(_) | CommandError::Output(_) => AppError::Unavailable(e.to_string()),
     }
 }
 
@@ -245,7 +456,10 @@ impl Application {
         .await?;
         let sampler = HostSampler::new()?;
         let store = Arc::new(store);
-        let auth = Auth::new(store.clone(), config.auth.clone()).with_hub(hub.clone());
+        let streams = crate::open_streams::OpenStreams::new(config.max_streams_per_user);
+        let auth = Auth::new(store.clone(), config.auth.clone())
+            .with_hub(hub.clone())
+            .with_streams(streams.clone());
         auth.publish_recent_alerts().await;
         if let Some(code) = auth
             .begin_setup()
@@ -258,10 +472,22 @@ impl Application {
                  account (the link works once; `watchpost user add` is the other way)"
             );
         }
+        let audit = AuditLog::new(store.clone());
+        let deploys =
+            DeployBook::start(store.clone(), hub.clone(), config.environment.clone()).await?;
         let store: Arc<dyn store::Store> = store;
         let history = History::new(store.clone(), config.retention, sampler.host().clone());
         let logs = LogBook::new(store.clone(), hub.clone());
         let shutdown = CancellationToken::new();
+        let commands = Commands::start(
+            config.commands.clone(),
+            audit.clone(),
+            deploys.clone(),
+            hub.clone(),
+            config.data_dir.join("commands"),
+            shutdown.clone(),
+        )
+        .await?;
         let (recorder, recorder_task) =
             spawn_recorder(history.clone(), hub.clone(), shutdown.clone());
         let own_log_writer =
@@ -305,7 +531,7 @@ impl Application {
             hub: hub.clone(),
             keepalive: config.keepalive,
             shutdown: shutdown.clone(),
-            limits: crate::stream::StreamLimits::new(config.max_streams_per_user),
+            streams,
         };
         let health = HealthzState {
             hub: hub.clone(),
@@ -397,6 +623,49 @@ impl Application {
                 }),
             )
             .route("/api/me", get(crate::auth::routes::me))
+            .route(
+                "/api/deployments",
+                post({
+                    let (deploys, auth, audit) = (deploys.clone(), auth.clone(), audit.clone());
+                    move |principal: Option<Extension<Principal>>,
+                          caller: Option<Extension<Caller>>,
+                          body: Bytes| {
+                        let (deploys, auth, audit) = (deploys.clone(), auth.clone(), audit.clone());
+                        async move {
+                            crate::deploy::report_route(
+                                &deploys,
+                                &auth,
+                                &audit,
+                                caller.as_deref(),
+                                principal.as_deref(),
+                                body,
+                            )
+                            .await
+                        }
+                    }
+                })
+                .get({
+                    let deploys = deploys.clone();
+                    move |Query(params): Query<HashMap<String, String>>| {
+                        let deploys = deploys.clone();
+                        async move { crate::deploy::list_route(&deploys, params).await }
+                    }
+                })
+                .layer(DefaultBodyLimit::max(64 * 1024)),
+            )
+            .route(
+                "/api/audit",
+                get({
+                    let (auth, audit) = (auth.clone(), audit.clone());
+                    move |principal: Option<Extension<Principal>>,
+                          Query(params): Query<HashMap<String, String>>| {
+                        let (auth, audit) = (auth.clone(), audit.clone());
+                        async move {
+                            crate::audit::list(&auth, &audit, principal.as_deref(), params).await
+                        }
+                    }
+                }),
+            )
             .layer(CompressionLayer::new());
 
         let api = if config.demo {
@@ -417,6 +686,9 @@ impl Application {
             history,
             logs,
             auth: auth.clone(),
+            audit,
+            commands,
+            deploys,
         }));
         let site = Router::new()
             .leptos_routes_with_context(

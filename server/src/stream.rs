@@ -4,19 +4,21 @@
 //! and a `ping` whenever it has been quiet for the keepalive period. It ends when the server shuts down, so
 //! the browser reconnects (to this server after a restart, or to another instance).
 
-use crate::auth::{Principal, PrincipalKind};
+use crate::auth::Principal;
 use crate::hub::{Frame, Hub, Start, Subscription, encode, now_millis};
+use crate::open_streams::{OpenStreams, Ticket};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::Stream;
 use shared::Role;
-use std::collections::HashMap;
+use shared::StreamClosed;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -31,69 +33,8 @@ pub struct StreamConfig {
     pub hub: Arc<Hub>,
     pub keepalive: Duration,
     pub shutdown: CancellationToken,
-    pub limits: Arc<StreamLimits>,
-}
-
-/// At most `per_user` open streams per signed-in user: a new one past that closes the user's oldest, which
-/// tells its tab why. Token streams (agents, load tests) are not limited.
-pub struct StreamLimits {
-    per_user: usize,
-    open: Mutex<HashMap<i64, VecDeque<(u64, CancellationToken)>>>,
-    next_id: std::sync::atomic::AtomicU64,
-}
-
-impl StreamLimits {
-    pub fn new(per_user: usize) -> Arc<Self> {
-        Arc::new(StreamLimits {
-            per_user: per_user.max(1),
-            open: Mutex::default(),
-            next_id: std::sync::atomic::AtomicU64::new(0),
-        })
-    }
-
-    /// Registers a new stream of `user`, closing the user's oldest ones beyond the limit.
-    fn open(self: &Arc<Self>, user: i64) -> Ticket {
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let closed = CancellationToken::new();
-        if let Ok(mut open) = self.open.lock() {
-            let streams = open.entry(user).or_default();
-            streams.push_back((id, closed.clone()));
-            while streams.len() > self.per_user {
-                if let Some((_, oldest)) = streams.pop_front() {
-                    oldest.cancel();
-                }
-            }
-        }
-        Ticket {
-            limits: self.clone(),
-            user,
-            id,
-            closed,
-        }
-    }
-}
-
-/// A limited stream's place in [`StreamLimits`], given back when the stream ends.
-struct Ticket {
-    limits: Arc<StreamLimits>,
-    user: i64,
-    id: u64,
-    closed: CancellationToken,
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        if let Ok(mut open) = self.limits.open.lock()
-            && let Some(streams) = open.get_mut(&self.user)
-        {
-            streams.retain(|(id, _)| *id != self.id);
-            if streams.is_empty() {
-                open.remove(&self.user);
-            }
-        }
-    }
+    /// Every open stream, so that ending a credential ends its streams (and the per-user limit).
+    pub streams: Arc<OpenStreams>,
 }
 
 pub async fn events(
@@ -102,10 +43,7 @@ pub async fn events(
     principal: Option<Principal>,
 ) -> Response {
     let role = principal.as_ref().map_or(Role::Viewer, |p| p.role);
-    let ticket = match principal.map(|p| p.kind) {
-        Some(PrincipalKind::User { id }) => Some(cfg.limits.open(id)),
-        _ => None,
-    };
+    let ticket = principal.as_ref().map(|p| cfg.streams.open(p));
     // An id that is not a number cannot be one of ours: treat it as unknown, which yields a snapshot.
     let last_event_id = headers
         .get("last-event-id")
@@ -142,7 +80,10 @@ struct State {
     cfg: StreamConfig,
     /// Frames for a wider audience than this role are left out.
     role: Role,
-    ticket: Option<Ticket>,
+    /// The stream's registration, given back when the stream ends.
+    _ticket: Option<Ticket>,
+    /// Resolves when the stream's credential ends (or the per-user limit closes it): made once.
+    ended: Pin<Box<dyn Future<Output = StreamClosed> + Send>>,
     /// Set once the closing frame is sent: the stream then ends.
     done: bool,
     live: tokio::sync::broadcast::Receiver<Arc<Frame>>,
@@ -173,7 +114,11 @@ fn frames(
     let state = State {
         live: sub.live,
         role,
-        ticket,
+        ended: match &ticket {
+            Some(ticket) => ticket.ended(),
+            None => Box::pin(std::future::pending()),
+        },
+        _ticket: ticket,
         done: false,
         cfg,
         queued,
@@ -194,24 +139,12 @@ impl State {
             return None;
         }
         loop {
-            let closed = self.ticket.as_ref().map(|t| t.closed.clone());
-            let closed = async move {
-                match closed {
-                    Some(token) => token.cancelled_owned().await,
-                    None => std::future::pending().await,
-                }
-            };
             return tokio::select! {
                 biased;
                 () = self.cfg.shutdown.cancelled() => None,
-                () = closed => {
+                closed = &mut self.ended => {
                     self.done = true;
-                    let reason = format!(
-                        "live updates stopped in this tab: more than {} tabs of yours were open; reload \
-                         to use this one again",
-                        self.cfg.limits.per_user
-                    );
-                    let data = serde_json::json!({ "reason": reason });
+                    let data = serde_json::to_string(&closed).unwrap_or_default();
                     Some(Bytes::from(format!("event: closed\ndata: {data}\n\n")))
                 }
                 received = self.live.recv() => match received {
@@ -266,7 +199,7 @@ mod tests {
             hub: hub.clone(),
             keepalive: Duration::from_secs(60),
             shutdown: CancellationToken::new(),
-            limits: StreamLimits::new(4),
+            streams: OpenStreams::new(4),
         };
         let stream = frames(cfg, hub.subscribe(None), Role::Viewer, None);
         tokio::pin!(stream);
@@ -300,7 +233,7 @@ mod tests {
             hub: hub.clone(),
             keepalive: Duration::from_secs(60),
             shutdown: shutdown.clone(),
-            limits: StreamLimits::new(4),
+            streams: OpenStreams::new(4),
         };
         let stream = frames(cfg, hub.subscribe(None), Role::Viewer, None);
         tokio::pin!(stream);

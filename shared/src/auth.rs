@@ -70,23 +70,33 @@ pub enum Action {
     ManageUsers,
     /// Create and revoke API tokens.
     ManageTokens,
+    /// Read the audit trail.
+    ViewAudit,
+    /// Report a deployment's status (CI systems, with a token).
+    ReportDeployment,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 8] = [
         Action::View,
         Action::IngestLogs,
         Action::Acknowledge,
         Action::RunCommand,
         Action::ManageUsers,
         Action::ManageTokens,
+        Action::ViewAudit,
+        Action::ReportDeployment,
     ];
 
     /// The least role that may take this action: the permission table.
     pub fn least_role(self) -> Role {
         match self {
             Action::View => Role::Viewer,
-            Action::IngestLogs | Action::Acknowledge | Action::RunCommand => Role::Operator,
+            Action::IngestLogs
+            | Action::Acknowledge
+            | Action::RunCommand
+            | Action::ViewAudit
+            | Action::ReportDeployment => Role::Operator,
             Action::ManageUsers | Action::ManageTokens => Role::Admin,
         }
     }
@@ -104,8 +114,47 @@ impl Action {
             Action::RunCommand => "run commands",
             Action::ManageUsers => "manage users",
             Action::ManageTokens => "manage API tokens",
+            Action::ViewAudit => "read the audit trail",
+            Action::ReportDeployment => "report deployments",
         }
     }
+}
+
+/// What an action is taken on, where the permission table looks past the action: a configured command
+/// may ask more of the role than running commands in general does, per target.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// The action as a whole.
+    Any,
+    /// Running (or cancelling) a command on one of its targets.
+    Command(&'a crate::CommandInfo, &'a str),
+    /// Reading the output of a command's runs.
+    CommandOutput(&'a crate::CommandInfo),
+}
+
+impl Action {
+    /// The least role that may take this action on `target`: role × action × target, the whole table.
+    pub fn least_role_on(self, target: Target<'_>) -> Role {
+        let least = self.least_role();
+        match target {
+            Target::Any => least,
+            Target::Command(info, name) => least.max(info.role_for(name)),
+            Target::CommandOutput(info) => least.max(info.output_audience()),
+        }
+    }
+
+    pub fn allowed_on(self, role: Role, target: Target<'_>) -> bool {
+        role >= self.least_role_on(target)
+    }
+}
+
+/// Who is asking, as the audit trail records it: the principal's name (a user, or `token:NAME`), role and
+/// address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+    pub ip: String,
 }
 
 /// A user account as an admin page lists it.
@@ -216,8 +265,36 @@ mod tests {
                 (RunCommand, [false, true, true]),
                 (ManageUsers, [false, false, true]),
                 (ManageTokens, [false, false, true]),
+                (ViewAudit, [false, true, true]),
+                (ReportDeployment, [false, true, true]),
             ]
         );
+    }
+
+    #[test]
+    fn a_command_may_ask_more_per_target_and_never_less() {
+        let info = crate::CommandInfo {
+            name: "restart".into(),
+            title: "Restart".into(),
+            running_title: "Restarting…".into(),
+            kind: crate::CommandKind::Action,
+            targets: vec!["shop".into(), "db".into()],
+            params: Vec::new(),
+            role: Role::Operator,
+            target_roles: [("db".to_string(), Role::Admin)].into(),
+            exclusive: true,
+            timeout_ms: 1000,
+        };
+        let run =
+            |role, target| Action::RunCommand.allowed_on(role, Target::Command(&info, target));
+        assert!(run(Role::Operator, "shop") && !run(Role::Viewer, "shop"));
+        assert!(!run(Role::Operator, "db") && run(Role::Admin, "db"));
+        // Output: the most any target asks.
+        assert_eq!(
+            Action::View.least_role_on(Target::CommandOutput(&info)),
+            Role::Admin
+        );
+        assert_eq!(Action::View.least_role_on(Target::Any), Role::Viewer);
     }
 
     #[test]

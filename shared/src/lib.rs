@@ -6,8 +6,11 @@
 //! copy of the state and every browser's copy are computed by the very same code.
 
 mod api;
+mod audit;
 mod auth;
+mod commands;
 mod db;
+mod deploy;
 mod health;
 mod history;
 mod logs;
@@ -15,11 +18,20 @@ mod security;
 mod state;
 
 pub use api::{ApiPoint, RECENT_API_POINTS, RouteStats, ServiceApi};
+pub use audit::{AUDIT_CSV_HEADER, AuditEntry, AuditFilter, AuditPage, MAX_AUDIT_PAGE, Outcome};
 pub use auth::{
-    AccountsView, Action, ApiToken, MIN_PASSWORD_CHARS, Me, NewToken, Role, UnknownRole, User,
-    check_password, check_user_name,
+    AccountsView, Action, ApiToken, Caller, MIN_PASSWORD_CHARS, Me, NewToken, Role, Target,
+    UnknownRole, User, check_password, check_user_name,
+};
+pub use commands::{
+    CommandInfo, CommandKind, CommandRun, OutputChunk, OutputLine, OutputPage, ParamInfo,
+    RECENT_RUNS, RunState, merge_output, merge_run,
 };
 pub use db::{ConnectionCount, DbKind, DbReading, QueryStat};
+pub use deploy::{
+    DeployState, Deployment, DeploymentReport, RECENT_DEPLOYMENTS, current_deployments,
+    merge_deployment, parse_step,
+};
 pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
 pub use history::{
     HistoryPoint, HistorySeries, MAX_POINTS, Metric, RangeError, Subject, Tier, TimeRange, Unit,
@@ -75,6 +87,16 @@ pub enum Event {
     Accounts(AccountsView),
     /// A security alert, new or acknowledged; an upsert keyed by its id. Operators and admins only.
     Security(SecurityAlert),
+    /// Every configured command, whole (sent at start; the configuration is read once).
+    Commands(Vec<CommandInfo>),
+    /// A command run, whole, on every change of its state; an upsert keyed by its id. Reaches the run's
+    /// audience only.
+    Command(CommandRun),
+    /// A stretch of a run's output, numbered, so a tab appends each line once. Reaches the command's output
+    /// audience only; not part of the state (a tab that missed some reads the run's log).
+    CommandOutput(OutputChunk),
+    /// A deployment, whole, on every change of its status; an upsert keyed by its id.
+    Deployment(Deployment),
 }
 
 impl Event {
@@ -89,6 +111,10 @@ impl Event {
             Event::Db(_) => EventKind::Db,
             Event::Accounts(_) => EventKind::Accounts,
             Event::Security(_) => EventKind::Security,
+            Event::Commands(_) => EventKind::Commands,
+            Event::Command(_) => EventKind::Command,
+            Event::CommandOutput(_) => EventKind::CommandOutput,
+            Event::Deployment(_) => EventKind::Deployment,
         }
     }
 
@@ -97,6 +123,8 @@ impl Event {
         match self {
             Event::Accounts(_) => Action::ManageUsers.least_role(),
             Event::Security(_) => SECURITY_AUDIENCE,
+            Event::Command(run) => run.audience,
+            Event::CommandOutput(chunk) => chunk.audience,
             _ => Action::View.least_role(),
         }
     }
@@ -113,14 +141,39 @@ pub enum EventKind {
     Db,
     Accounts,
     Security,
+    Commands,
+    Command,
+    CommandOutput,
+    Deployment,
     /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
     Ping,
-    /// The server ended this stream for good (`data: {"reason": …}`, no id): the tab must not reconnect.
+    /// The server ended this stream for good (`data:` a [`StreamClosed`], no id): the tab must not
+    /// reconnect as it was.
     Closed,
 }
 
+/// Why the server ended a stream, and what its tab should do next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamClosed {
+    /// Said to the person in the tab.
+    pub reason: String,
+    pub then: AfterClose,
+}
+
+/// What a tab does after its stream was ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterClose {
+    /// Show the reason and stay as it is (too many tabs, a revoked token).
+    Stay,
+    /// The session is over (signed out, expired, disabled, password changed): offer to sign in again.
+    SignIn,
+    /// The session goes on but what it may see changed (a new role): load the page again.
+    Reload,
+}
+
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Snapshot,
         EventKind::Health,
         EventKind::Storage,
@@ -129,6 +182,10 @@ impl EventKind {
         EventKind::Db,
         EventKind::Accounts,
         EventKind::Security,
+        EventKind::Commands,
+        EventKind::Command,
+        EventKind::CommandOutput,
+        EventKind::Deployment,
         EventKind::Ping,
         EventKind::Closed,
     ];
@@ -143,6 +200,10 @@ impl EventKind {
             EventKind::Db => "db",
             EventKind::Accounts => "accounts",
             EventKind::Security => "security",
+            EventKind::Commands => "commands",
+            EventKind::Command => "command",
+            EventKind::CommandOutput => "command_output",
+            EventKind::Deployment => "deployment",
             EventKind::Ping => "ping",
             EventKind::Closed => "closed",
         }
@@ -174,6 +235,15 @@ pub struct Snapshot {
     /// [`SECURITY_AUDIENCE`].
     #[serde(default)]
     pub security: Vec<SecurityAlert>,
+    /// The configured commands.
+    #[serde(default)]
+    pub commands: Vec<CommandInfo>,
+    /// The newest command runs, newest first, each only for its audience.
+    #[serde(default)]
+    pub runs: Vec<CommandRun>,
+    /// The newest deployments, newest first.
+    #[serde(default)]
+    pub deployments: Vec<Deployment>,
 }
 
 /// Security alerts name users and addresses: they reach operators and admins, who act on them.
@@ -185,6 +255,7 @@ impl Snapshot {
         if role < SECURITY_AUDIENCE {
             self.security.clear();
         }
+        self.runs.retain(|r| r.audience <= role);
         self
     }
 }
@@ -303,6 +374,9 @@ mod tests {
                 api: Vec::new(),
                 db: Vec::new(),
                 security: Vec::new(),
+                commands: Vec::new(),
+                runs: Vec::new(),
+                deployments: Vec::new(),
             }),
             Event::Logs(vec![LogEntry {
                 id: 3,

@@ -4,8 +4,9 @@
 //! run this code, a browser that applied the same envelopes holds exactly the server's state.
 
 use crate::{
-    DbReading, Envelope, Event, HealthPoint, HostHealth, HostId, LogEntry, SecurityAlert,
-    ServiceApi, Snapshot, StorageStatus, merge_alert, merge_recent,
+    CommandInfo, CommandRun, DbReading, Deployment, Envelope, Event, HealthPoint, HostHealth,
+    HostId, LogEntry, SecurityAlert, ServiceApi, Snapshot, StorageStatus, merge_alert,
+    merge_deployment, merge_recent, merge_run,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,6 +41,12 @@ pub struct LiveState {
     db: BTreeMap<String, DbReading>,
     /// The newest security alerts, newest first.
     security: Vec<SecurityAlert>,
+    /// The configured commands.
+    commands: Vec<CommandInfo>,
+    /// The newest command runs, newest first.
+    runs: Vec<CommandRun>,
+    /// The newest deployments, newest first.
+    deployments: Vec<Deployment>,
 }
 
 impl LiveState {
@@ -90,6 +97,11 @@ impl LiveState {
             // reloads its lists when one arrives.
             Event::Accounts(_) => {}
             Event::Security(alert) => merge_alert(&mut self.security, alert),
+            Event::Commands(commands) => self.commands = commands.clone(),
+            Event::Command(run) => merge_run(&mut self.runs, run.clone()),
+            // Output is appended by whoever shows it; the state keeps each run's line count only.
+            Event::CommandOutput(_) => {}
+            Event::Deployment(d) => merge_deployment(&mut self.deployments, d.clone()),
         }
         self.seq = self.seq.max(env.seq);
     }
@@ -138,6 +150,9 @@ impl LiveState {
             .map(|r| (r.target.clone(), r))
             .collect();
         self.security = snapshot.security;
+        self.commands = snapshot.commands;
+        self.runs = snapshot.runs;
+        self.deployments = snapshot.deployments;
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -150,7 +165,25 @@ impl LiveState {
             api: self.api.values().cloned().collect(),
             db: self.db.values().cloned().collect(),
             security: self.security.clone(),
+            commands: self.commands.clone(),
+            runs: self.runs.clone(),
+            deployments: self.deployments.clone(),
         }
+    }
+
+    /// The newest deployments, newest first.
+    pub fn deployments(&self) -> &[Deployment] {
+        &self.deployments
+    }
+
+    /// The configured commands.
+    pub fn commands(&self) -> &[CommandInfo] {
+        &self.commands
+    }
+
+    /// The newest command runs, newest first.
+    pub fn runs(&self) -> &[CommandRun] {
+        &self.runs
     }
 
     /// The newest security alerts, newest first.

@@ -15,6 +15,13 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
+/// The user a live session belongs to, and when the session ends.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub user: User,
+    pub expires_ms: i64,
+}
+
 /// Accounts, as every implementation of the store keeps them.
 #[async_trait]
 pub trait Accounts: Send + Sync + 'static {
@@ -60,7 +67,7 @@ pub trait Accounts: Send + Sync + 'static {
         &self,
         token_hash: &[u8],
         now_ms: i64,
-    ) -> Result<Option<User>, StoreError>;
+    ) -> Result<Option<SessionUser>, StoreError>;
 
     async fn remove_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
 
@@ -288,10 +295,10 @@ impl Accounts for SqliteStore {
         &self,
         token_hash: &[u8],
         now_ms: i64,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<SessionUser>, StoreError> {
         let _timed = self.timed("sessions");
         let row = sqlx::query(
-            "SELECT u.id, u.name, u.role, u.disabled, u.created_ms FROM sessions s \
+            "SELECT u.id, u.name, u.role, u.disabled, u.created_ms, s.expires_ms FROM sessions s \
              JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = ? AND s.expires_ms > ? AND u.disabled = 0",
         )
@@ -299,7 +306,14 @@ impl Accounts for SqliteStore {
         .bind(now_ms)
         .fetch_optional(&self.reader)
         .await?;
-        row.as_ref().map(user_of).transpose()
+        row.as_ref()
+            .map(|row| {
+                Ok(SessionUser {
+                    user: user_of(row)?,
+                    expires_ms: row.try_get("expires_ms")?,
+                })
+            })
+            .transpose()
     }
 
     async fn remove_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
@@ -485,7 +499,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            s.session_user(b"h1", 50).await.unwrap().unwrap().name,
+            s.session_user(b"h1", 50).await.unwrap().unwrap().user.name,
             "ana"
         );
         assert!(
@@ -499,7 +513,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            s.session_user(b"h1", 50).await.unwrap().unwrap().role,
+            s.session_user(b"h1", 50).await.unwrap().unwrap().user.role,
             Role::Operator
         );
         s.update_user(ana.id, None, Some(true), None).await.unwrap();

@@ -7,11 +7,15 @@
 //! keeps min, max, average and count, so a spike survives zooming out.
 
 mod accounts;
+mod audit;
 pub mod chunk;
+mod deploy;
 pub mod plan;
 mod sqlite;
 
-pub use accounts::{Accounts, Credentials};
+pub use accounts::{Accounts, Credentials, SessionUser};
+pub use audit::{AuditTrail, NewAudit, NewRun, RunEnd};
+pub use deploy::{Deployments, NewDeployment};
 pub use plan::{Retention, bucket, plan};
 pub use sqlite::{OpenOptions, SqliteStore};
 

@@ -30,6 +30,17 @@ pub fn ApiPanel() -> impl IntoView {
         current.with(|c| c.as_ref().map(|c| c.points.clone()).unwrap_or_default())
     });
     let newest = Memo::new(move |_| points.with(|p| p.last().cloned()));
+    // Deployments of the shown service, as markers on its latency chart.
+    let marks = Memo::new(move |_| {
+        let service = current.with(|c| c.as_ref().map(|c| c.service.clone()));
+        live.state.with(|s| {
+            s.deployments()
+                .iter()
+                .filter(|d| Some(&d.service) == service.as_ref())
+                .map(|d| (d.created_ms, format!("{} → {}", d.version, d.environment)))
+                .collect::<Vec<crate::stored::Mark>>()
+        })
+    });
 
     let summary = move || {
         newest.with(|n| match n {
@@ -81,7 +92,7 @@ pub fn ApiPanel() -> impl IntoView {
                 when=move || points.with(|p| !p.is_empty())
                 fallback=|| view! { <p class="empty">"Waiting for the first interval of requests…"</p> }
             >
-                <ApiTrends points newest />
+                <ApiTrends points newest marks />
                 <RouteTable newest />
             </Show>
         </section>
@@ -91,12 +102,16 @@ pub fn ApiPanel() -> impl IntoView {
 
 /// The live charts, or with a range chosen in the header, the service's stored figures over it.
 #[component]
-fn ApiTrends(points: Memo<Vec<ApiPoint>>, newest: Memo<Option<ApiPoint>>) -> impl IntoView {
+fn ApiTrends(
+    points: Memo<Vec<ApiPoint>>,
+    newest: Memo<Option<ApiPoint>>,
+    marks: Memo<Vec<crate::stored::Mark>>,
+) -> impl IntoView {
     let range = use_time_range();
     let chosen = Memo::new(move |_| range.get().unwrap_or_default());
     let service = Memo::new(move |_| newest.with(|n| n.as_ref().map(|p| p.service.clone())));
     move || match (chosen.get(), service.get()) {
-        (TimeRange::Live, _) | (_, None) => view! { <ApiCharts points /> }.into_any(),
+        (TimeRange::Live, _) | (_, None) => view! { <ApiCharts points marks /> }.into_any(),
         (range, Some(service)) => {
             let live = move |pick: fn(&ApiPoint) -> Vec<(Metric, f64)>| {
                 Signal::derive(move || {
@@ -128,6 +143,7 @@ fn ApiTrends(points: Memo<Vec<ApiPoint>>, newest: Memo<Option<ApiPoint>>) -> imp
                     subject=Some(service.clone())
                     range
                     newest=latency
+                    marks=Signal::from(marks)
                 />
                 <StoredTrend
                     id="api-history-rate"
@@ -147,11 +163,12 @@ fn ApiTrends(points: Memo<Vec<ApiPoint>>, newest: Memo<Option<ApiPoint>>) -> imp
 /// Latency quantiles and request rate over the service's recent intervals. A component of its own so the
 /// charts are created only once their containers exist.
 #[component]
-fn ApiCharts(points: Memo<Vec<ApiPoint>>) -> impl IntoView {
+fn ApiCharts(points: Memo<Vec<ApiPoint>>, marks: Memo<Vec<crate::stored::Mark>>) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         crate::charts::mount("api-latency", move |dark| {
-            points.with(|p| crate::charts::api_latency(p, dark))
+            let marks = marks.get();
+            points.with(|p| crate::charts::api_latency(p, &marks, dark))
         });
         crate::charts::mount("api-rate", move |dark| {
             points.with(|p| crate::charts::api_rate(p, dark))
@@ -159,10 +176,20 @@ fn ApiCharts(points: Memo<Vec<ApiPoint>>) -> impl IntoView {
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = points;
+    // How many deployment markers the live chart draws (its canvas cannot be read by tests).
+    let drawn = move || {
+        let first = points.with(|p| {
+            p.first()
+                .map_or(i64::MAX, |pt| pt.t_ms - pt.interval_ms as i64)
+        });
+        marks
+            .with(|m| m.iter().filter(|(t, _)| *t >= first).count())
+            .to_string()
+    };
     view! {
         <figure class="api-chart">
             <figcaption><h3>"Latency (ms)"</h3></figcaption>
-            <div class="chart api-latency-chart" id="api-latency" data-testid="api-latency"></div>
+            <div class="chart api-latency-chart" id="api-latency" data-testid="api-latency" data-marks=drawn></div>
         </figure>
         <figure class="api-chart">
             <figcaption><h3>"Requests per second"</h3></figcaption>

@@ -1,21 +1,23 @@
 //! The dashboard page and its panels, one module each.
 
 mod api;
+mod controls;
 mod database;
+mod deployments;
 mod errors;
 mod health;
-mod pending;
 mod security;
 
 use crate::api::get_snapshot;
 use crate::header::TopBar;
 use crate::live::LiveStore;
 use api::ApiPanel;
+use controls::ControlsPanel;
 use database::DatabasePanel;
+use deployments::DeploymentsPanel;
 use errors::ErrorLogPanel;
 use health::HealthPanel;
 use leptos::prelude::*;
-use pending::PendingPanel;
 use security::{SecurityPanel, Toasts};
 
 /// The dashboard: critical metrics on top, then one slot per panel of the product.
@@ -43,6 +45,8 @@ pub fn Dashboard() -> impl IntoView {
                                 <ApiPanel />
                                 <DatabasePanel />
                                 <SecurityPanel />
+                                <DeploymentsPanel />
+                                <ControlsPanel />
                                 <Toasts />
                             }
                                 .into_any()
@@ -59,11 +63,6 @@ pub fn Dashboard() -> impl IntoView {
                     }
                 })}
             </Suspense>
-            <PendingPanel
-                id="deployments"
-                title="Deployments"
-                what="Each service's deployment state will show here, from queued to done."
-            />
         </main>
     }
 }

@@ -5,8 +5,10 @@
 
 use super::{Auth, secrets};
 use crate::hub::now_millis;
+use crate::open_streams::Which;
 use shared::{
-    AccountsView, ApiToken, Event, Me, NewToken, Role, User, check_password, check_user_name,
+    AccountsView, AfterClose, ApiToken, Event, Me, NewToken, Role, User, check_password,
+    check_user_name,
 };
 use store::StoreError;
 
@@ -108,10 +110,11 @@ impl Auth {
         disabled: Option<bool>,
         password: Option<String>,
     ) -> Result<User, AdminError> {
-        self.user_keeping_an_admin(id, |u| {
-            role.unwrap_or(u.role) == Role::Admin && disabled.map_or(!u.disabled, |d| !d)
-        })
-        .await?;
+        let before = self
+            .user_keeping_an_admin(id, |u| {
+                role.unwrap_or(u.role) == Role::Admin && disabled.map_or(!u.disabled, |d| !d)
+            })
+            .await?;
         let hash = match password {
             Some(p) => {
                 check_password(&p).map_err(AdminError::Invalid)?;
@@ -132,6 +135,22 @@ impl Auth {
             password_changed = hash.is_some(),
             "user changed"
         );
+        // The store ended the sessions already; their open streams end here, each tab told why.
+        let ending = if updated.disabled && !before.disabled {
+            Some(("an admin disabled your account", AfterClose::SignIn))
+        } else if hash.is_some() {
+            Some((
+                "your password was changed: sign in again",
+                AfterClose::SignIn,
+            ))
+        } else if updated.role != before.role {
+            Some(("your role changed: the page reloads", AfterClose::Reload))
+        } else {
+            None
+        };
+        if let Some((reason, then)) = ending {
+            self.streams.end(Which::User(id), reason, then);
+        }
         self.publish_accounts().await;
         Ok(updated)
     }
@@ -142,6 +161,11 @@ impl Auth {
             return Err(AdminError::NotFound("user", id));
         }
         tracing::info!(by = %actor.name, user = %user.name, "user removed");
+        self.streams.end(
+            Which::User(id),
+            "your account was removed",
+            AfterClose::SignIn,
+        );
         self.publish_accounts().await;
         Ok(())
     }
@@ -175,6 +199,8 @@ impl Auth {
             .await?
             .ok_or(AdminError::NotFound("token", id))?;
         tracing::info!(by = %actor.name, token = %token.name, "API token revoked");
+        self.streams
+            .end(Which::Token(id), "the token was revoked", AfterClose::Stay);
         self.publish_accounts().await;
         Ok(token)
     }

@@ -1,6 +1,6 @@
 //! Who a request is from, and whether it may come in at all.
 //!
-//! Every route but `/healthz`, `/metrics`, the sign-in and setup pages and the static assets needs a session
+//! Every route but `/healthz`, the sign-in and setup pages and the static assets needs a session
 //! cookie (set by signing in) or an API token (`Authorization: Bearer wpt_…`). [`authenticate`] finds the
 //! principal and puts it, and the [`Me`] the app reads, into the request's extensions. [`same_origin`]
 //! refuses state-changing requests a browser sent from another site, besides what the SameSite cookie does.
@@ -12,11 +12,12 @@ pub mod security;
 
 use crate::api_error::ApiError;
 use crate::hub::{Hub, now_millis};
+use crate::open_streams::OpenStreams;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use shared::{Action, Me, Role};
+use shared::{Action, Caller, Me, Role};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,8 +57,17 @@ pub struct Principal {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrincipalKind {
-    User { id: i64 },
-    Token { id: i64 },
+    /// Signed in with a session cookie.
+    User {
+        id: i64,
+        /// The session's digest, so that signing out can end this session's streams.
+        session: secrets::SecretDigest,
+        /// When the session ends (ms since the epoch).
+        expires_ms: i64,
+    },
+    Token {
+        id: i64,
+    },
 }
 
 /// Accounts, sessions and the one-time setup code. Cheap to clone.
@@ -69,6 +79,8 @@ pub struct Auth {
     setup_code: Arc<Mutex<Option<String>>>,
     /// Where account changes and security alerts are published.
     hub: Option<Arc<Hub>>,
+    /// The open live streams, ended when their credential ends.
+    pub(crate) streams: Arc<OpenStreams>,
     guard: Arc<security::Guard>,
 }
 
@@ -80,7 +92,14 @@ impl Auth {
             setup_code: Arc::default(),
             hub: None,
             guard: Arc::default(),
+            streams: OpenStreams::new(usize::MAX),
         }
+    }
+
+    /// Ends streams in `streams` when their credential ends (by default the streams are nobody's).
+    pub fn with_streams(mut self, streams: Arc<OpenStreams>) -> Self {
+        self.streams = streams;
+        self
     }
 
     /// Publishes account changes on `hub`.
@@ -202,15 +221,20 @@ impl Auth {
         let Some(secret) = cookie(headers, SESSION_COOKIE) else {
             return Ok(None);
         };
-        let user = self
+        let session = secrets::digest(secret);
+        let found = self
             .accounts
-            .session_user(&secrets::digest(secret), now)
+            .session_user(&session, now)
             .await
             .map_err(unavailable)?;
-        Ok(user.map(|u| Principal {
-            name: u.name,
-            role: u.role,
-            kind: PrincipalKind::User { id: u.id },
+        Ok(found.map(|s| Principal {
+            name: s.user.name,
+            role: s.user.role,
+            kind: PrincipalKind::User {
+                id: s.user.id,
+                session,
+                expires_ms: s.expires_ms,
+            },
         }))
     }
 }
@@ -242,14 +266,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Paths anyone may reach: the health check and the Prometheus metrics (for monitors), the sign-in and
+/// Paths anyone may reach: the health check (for load balancers and monitors), the sign-in and
 /// setup pages and their form targets, the static assets those pages load, and `--demo`'s sample API (it
 /// stands for a user's own service, which its load calls without an account).
 fn is_public(path: &str) -> bool {
     matches!(
         path,
         "/healthz"
-            | "/metrics"
             | "/login"
             | "/setup"
             | "/api/login"
@@ -279,9 +302,18 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
     }
     match auth.principal(req.headers()).await {
         Ok(Some(principal)) => {
+            let ip = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
             req.extensions_mut().insert(Me {
                 name: principal.name.clone(),
                 role: principal.role,
+            });
+            req.extensions_mut().insert(Caller {
+                name: principal.name.clone(),
+                role: principal.role,
+                ip,
             });
             req.extensions_mut().insert(principal);
             next.run(req).await

@@ -6,6 +6,7 @@
 use super::{Auth, Principal, PrincipalKind, SESSION_COOKIE, secrets};
 use crate::api_error::ApiError;
 use crate::hub::now_millis;
+use crate::open_streams::Which;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -213,10 +214,17 @@ pub async fn login(auth: Auth, peer: SocketAddr, headers: HeaderMap, body: Bytes
 
 /// `POST /api/logout`: ends the session and clears the cookie.
 pub async fn logout(auth: Auth, headers: HeaderMap) -> Response {
-    if let Some(secret) = super::cookie(&headers, SESSION_COOKIE)
-        && let Err(e) = auth.accounts.remove_session(&secrets::digest(secret)).await
-    {
-        return ApiError::unavailable(format!("cannot end the session: {e}")).into_response();
+    if let Some(secret) = super::cookie(&headers, SESSION_COOKIE) {
+        let session = secrets::digest(secret);
+        if let Err(e) = auth.accounts.remove_session(&session).await {
+            return ApiError::unavailable(format!("cannot end the session: {e}")).into_response();
+        }
+        // The session's other tabs stop showing live values at once, and say why.
+        auth.streams.end(
+            Which::Session(session),
+            "you signed out",
+            shared::AfterClose::SignIn,
+        );
     }
     let response = if is_json(&headers) {
         StatusCode::NO_CONTENT.into_response()

@@ -94,9 +94,12 @@ pub fn new_setup_code() -> Result<String, SecretError> {
 }
 
 /// What the store keeps of a session secret or token.
-pub fn digest(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
+pub fn digest(secret: &str) -> SecretDigest {
+    Sha256::digest(secret.as_bytes()).into()
 }
+
+/// A SHA-256 digest: what identifies a session or token inside the server.
+pub type SecretDigest = [u8; 32];
 
 /// Compares two secrets in time independent of where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {

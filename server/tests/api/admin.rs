@@ -6,7 +6,7 @@ use crate::helpers::{
     spawn_app, spawn_app_with, stream_of,
 };
 use serde_json::Value;
-use shared::{AccountsView, Envelope, Event, NewToken, Role, User};
+use shared::{AccountsView, AfterClose, Envelope, Event, NewToken, Role, StreamClosed, User};
 use std::time::Duration;
 
 /// Calls a server function with a form body, as `ActionForm` does.
@@ -310,4 +310,149 @@ async fn past_the_limit_a_users_oldest_stream_is_closed_with_a_reason() {
     })
     .await
     .expect("two streams stay open");
+}
+
+/// Waits for the stream's `closed` event; then the stream must end.
+async fn closed_event(events: &mut Events) -> StreamClosed {
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let e = next_event(events).await;
+            if e.event == "closed" {
+                return serde_json::from_str::<StreamClosed>(&e.data).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the stream is told why it ends");
+    let end = tokio::time::timeout(PATIENCE, futures::StreamExt::next(events))
+        .await
+        .expect("the stream ends");
+    assert!(end.is_none(), "nothing after the closed event");
+    closed
+}
+
+/// Whether the stream is still carrying live events (a reading comes through).
+async fn still_live(events: &mut Events) -> bool {
+    !events_of(events, "health", Duration::from_millis(600))
+        .await
+        .is_empty()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_credential_ends_the_streams_opened_with_it() {
+    let app = spawn_app().await;
+    let base = &app.base;
+    add_user(app.data_dir(), "sam", Role::Operator, PASSWORD).await;
+    add_user(app.data_dir(), "tina", Role::Viewer, PASSWORD).await;
+    let (sam_laptop, sam_phone) = (
+        sign_in(base, "sam", PASSWORD).await,
+        sign_in(base, "sam", PASSWORD).await,
+    );
+    let tina = sign_in(base, "tina", PASSWORD).await;
+    let secret = crate::helpers::add_token(app.data_dir(), "agent", Role::Viewer).await;
+    let agent = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {secret}").parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    let mut on_laptop = stream_of(&sam_laptop, base, None).await;
+    let mut on_phone = stream_of(&sam_phone, base, None).await;
+    let mut as_tina = stream_of(&tina, base, None).await;
+    let mut as_agent = stream_of(&agent, base, None).await;
+
+    // Signing out on the laptop ends the laptop's stream only.
+    let r = sam_laptop
+        .post(format!("{base}/api/logout"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let closed = closed_event(&mut on_laptop).await;
+    assert_eq!(
+        (closed.reason.as_str(), closed.then),
+        ("you signed out", AfterClose::SignIn)
+    );
+    assert!(still_live(&mut on_phone).await, "the other session goes on");
+
+    // A new role: the phone's stream ends and asks for a reload, which opens a stream for the new role.
+    let users = accounts(&app.client, base).await.users;
+    let id = |name: &str| {
+        users
+            .iter()
+            .find(|u| u.name == name)
+            .unwrap()
+            .id
+            .to_string()
+    };
+    let r = call(
+        &app.client,
+        base,
+        "update_user",
+        &[("id", &id("sam")), ("role", "viewer")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(closed_event(&mut on_phone).await.then, AfterClose::Reload);
+    let me: shared::Me = crate::helpers::get_json(&sam_phone, &format!("{base}/api/me")).await;
+    assert_eq!(me.role, Role::Viewer, "the session itself goes on");
+
+    // Disabling a user and revoking a token end theirs.
+    let r = call(
+        &app.client,
+        base,
+        "update_user",
+        &[("id", &id("tina")), ("disabled", "true")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        closed_event(&mut as_tina).await,
+        StreamClosed {
+            reason: "an admin disabled your account".into(),
+            then: AfterClose::SignIn
+        }
+    );
+    assert!(still_live(&mut as_agent).await);
+    let token = accounts(&app.client, base)
+        .await
+        .tokens
+        .into_iter()
+        .find(|t| t.name == "agent")
+        .unwrap();
+    let r = call(
+        &app.client,
+        base,
+        "revoke_token",
+        &[("id", &token.id.to_string())],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(closed_event(&mut as_agent).await.then, AfterClose::Stay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_when_its_session_expires() {
+    let app = spawn_app_with(|c| c.auth.session_ttl = Duration::from_secs(2)).await;
+    let client = sign_in(&app.base, ADMIN, PASSWORD).await;
+    let mut events = stream_of(&client, &app.base, None).await;
+    let closed = closed_event(&mut events).await;
+    assert_eq!(closed.then, AfterClose::SignIn);
+    assert!(closed.reason.contains("expired"), "{}", closed.reason);
+    assert_eq!(
+        client
+            .get(format!("{}/api/events", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "and a new one is refused"
+    );
 }

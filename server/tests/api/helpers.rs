@@ -118,6 +118,19 @@ pub async fn add_token(data_dir: &Path, name: &str, role: Role) -> String {
     secret
 }
 
+/// `GET url` as `client`, its JSON body; fails the test on anything but a 2xx.
+pub async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> T {
+    let r = client.get(url).send().await.expect("the server answers");
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.json().await.expect("a JSON body of the expected shape")
+}
+
+/// `GET url` as `client`, its body as text, whatever the status.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    let r = client.get(url).send().await.expect("the server answers");
+    r.text().await.expect("a text body")
+}
+
 /// A client signed in as `name`.
 pub async fn sign_in(base: &str, name: &str, password: &str) -> reqwest::Client {
     let client = http_client();

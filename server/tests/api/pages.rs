@@ -57,10 +57,13 @@ async fn the_dashboard_html_carries_current_values_before_any_script_runs() {
         "Database",
         "Security alerts",
         "Deployments",
+        "Controls",
     ] {
         assert!(html.contains(panel), "{panel} has a slot");
     }
-    assert!(html.contains("No source connected yet."));
+    // A fresh install has neither: each says so, and how to get one.
+    assert!(html.contains("No deployments yet."));
+    assert!(html.contains("No commands are configured."));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

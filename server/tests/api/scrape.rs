@@ -172,3 +172,45 @@ async fn a_target_that_is_down_shows_as_down_and_writes_an_error_log_entry() {
         .unwrap();
     assert_eq!(page.entries.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_watchpost_scrapes_another_with_a_token_and_without_one_is_refused() {
+    let scraped = crate::helpers::spawn_app().await;
+    let token =
+        crate::helpers::add_token(scraped.data_dir(), "scraper", shared::Role::Viewer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("scraper.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let url = format!("{}/metrics", scraped.base);
+    let mut targets: Vec<server::scrape::ScrapeTarget> = vec![
+        format!("peer={url}").parse().unwrap(),
+        format!("tokenless={url}").parse().unwrap(),
+    ];
+    server::scrape::attach_tokens(
+        &mut targets,
+        &[format!("peer={}", token_file.display()).parse().unwrap()],
+    )
+    .unwrap();
+    let app = spawn_app_with(move |c| {
+        c.api_interval = Duration::from_millis(300);
+        c.scrape = targets;
+    })
+    .await;
+    let mut events = app.events(None).await;
+
+    // The peer's own scrapes of its `/metrics` are requests it times, so two scrapes apart there is traffic.
+    let point = loop {
+        let p = next_point_of(&mut events, "peer").await;
+        assert_eq!(p.error, None, "the token opens the peer's /metrics");
+        if p.requests > 0 {
+            break p;
+        }
+    };
+    assert!(
+        point.routes.iter().any(|r| r.route == "/metrics"),
+        "{:?}",
+        point.routes
+    );
+    let refused = next_point_of(&mut events, "tokenless").await;
+    assert_eq!(refused.error.as_deref(), Some("answered 401 Unauthorized"));
+}

@@ -1,0 +1,672 @@
+//! Configured commands: checked requests become audited runs of a program, whose progress and output stream
+//! to every tab that may see them.
+//!
+//! A run: the permission table (role × action × target) and the parameters are checked; an exclusive
+//! command reserves its target (a second run there is a 409 naming who runs what); the audit entry and the
+//! run are written; the program starts without a shell, in a process group of its own; its lines go to the
+//! run's log file and, up to a cap, onto the stream; it ends as Succeeded, Failed, TimedOut (the whole group
+//! killed), Cancelled (by an operator) or, found at the next start after Watchpost died, Interrupted.
+
+pub mod output;
+pub mod process;
+pub mod spec;
+
+use crate::audit::AuditLog;
+use crate::deploy::DeployBook;
+use crate::hub::{Hub, now_millis};
+use output::{LogFile, STREAM_MAX_BYTES, STREAM_MAX_LINES, log_path};
+use process::{Ending, Exit, Progress};
+use shared::{
+    Action, Caller, CommandInfo, CommandRun, Event, OutputChunk, OutputLine, OutputPage,
+    RECENT_RUNS, Role, RunState, Target,
+};
+use spec::{CommandSpec, ParamError};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::{NewRun, RunEnd, StoreError};
+use tokio_util::sync::CancellationToken;
+
+/// How often buffered output lines go out as one chunk.
+const CHUNK_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("there is no command '{0}'")]
+    UnknownCommand(String),
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    #[error("only an {needed} or above may {what}; {who} is {role}")]
+    Forbidden {
+        needed: Role,
+        what: String,
+        who: String,
+        role: Role,
+    },
+    #[error("{target} is busy: {actor} is running {command} there (started {started})")]
+    Busy {
+        target: String,
+        actor: String,
+        command: String,
+        started: String,
+    },
+    #[error("there is no run {0}")]
+    NoRun(i64),
+    #[error("run {0} has ended already")]
+    Ended(i64),
+    #[error("the audit trail cannot be written, so nothing ran: {0}")]
+    Store(#[from] StoreError),
+    #[error("the run's output cannot be read: {0}")]
+    Output(std::io::Error),
+}
+
+/// Who holds an exclusive target.
+#[derive(Debug, Clone)]
+struct Holder {
+    actor: String,
+    command: String,
+    since_ms: i64,
+}
+
+struct Live {
+    run: CommandRun,
+    cancel: CancellationToken,
+    cancelled_by: Option<String>,
+}
+
+#[derive(Default)]
+struct Running {
+    busy: HashMap<String, Holder>,
+    runs: HashMap<i64, Live>,
+}
+
+struct Inner {
+    specs: Vec<CommandSpec>,
+    audit: AuditLog,
+    /// Where deploy commands' runs report their deployment.
+    deploys: DeployBook,
+    hub: Arc<Hub>,
+    /// Where the runs' log files are.
+    dir: PathBuf,
+    running: Mutex<Running>,
+    shutdown: CancellationToken,
+}
+
+/// The command runner. Cheap to clone.
+#[derive(Clone)]
+pub struct Commands {
+    inner: Arc<Inner>,
+}
+
+impl Commands {
+    /// Marks runs a previous process left running as interrupted, then publishes the commands and the
+    /// newest runs so the hub's state (and every snapshot) holds them.
+    pub async fn start(
+        specs: Vec<CommandSpec>,
+        audit: AuditLog,
+        deploys: DeployBook,
+        hub: Arc<Hub>,
+        dir: PathBuf,
+        shutdown: CancellationToken,
+    ) -> Result<Commands, StoreError> {
+        let commands = Commands {
+            inner: Arc::new(Inner {
+                specs,
+                audit,
+                deploys,
+                hub,
+                dir,
+                running: Mutex::default(),
+                shutdown,
+            }),
+        };
+        let store = commands.inner.audit.store().clone();
+        for run in store.interrupt_runs(now_millis()).await? {
+            tracing::warn!(
+                run = run.id,
+                command = %run.command,
+                target = %run.target,
+                "a command run was interrupted: Watchpost stopped while it ran"
+            );
+        }
+        let inner = &commands.inner;
+        inner.hub.publish(
+            None,
+            Event::Commands(inner.specs.iter().map(|s| s.info.clone()).collect()),
+        );
+        let mut recent = store.recent_runs(RECENT_RUNS).await?;
+        recent.reverse();
+        for mut run in recent {
+            run.audience = commands.run_audience(&run.command);
+            inner.hub.publish(None, Event::Command(run));
+        }
+        Ok(commands)
+    }
+
+    pub fn infos(&self) -> Vec<CommandInfo> {
+        self.inner.specs.iter().map(|s| s.info.clone()).collect()
+    }
+
+    fn spec(&self, name: &str) -> Result<&CommandSpec, CommandError> {
+        self.inner
+            .specs
+            .iter()
+            .find(|s| s.info.name == name)
+            .ok_or_else(|| CommandError::UnknownCommand(name.chars().take(64).collect()))
+    }
+
+    /// Who sees runs of `command` (admins only for a command no longer configured, to be safe).
+    fn run_audience(&self, command: &str) -> Role {
+        self.spec(command)
+            .map_or(Role::Admin, |s| s.info.run_audience())
+    }
+
+    fn output_audience(&self, command: &str) -> Role {
+        self.spec(command)
+            .map_or(Role::Admin, |s| s.info.output_audience())
+    }
+
+    /// Starts `name` on `target`; returns the run as it starts. The program's progress follows as events.
+    pub async fn run(
+        &self,
+        caller: &Caller,
+        name: &str,
+        target: &str,
+        params: BTreeMap<String, String>,
+    ) -> Result<CommandRun, CommandError> {
+        let spec = self.spec(name)?.clone();
+        let argv = spec.argv(target, &params)?;
+        let needed = Action::RunCommand.least_role_on(Target::Command(&spec.info, target));
+        if caller.role < needed {
+            return Err(CommandError::Forbidden {
+                needed,
+                what: format!("run {name} on {target}"),
+                who: caller.name.clone(),
+                role: caller.role,
+            });
+        }
+        let started_ms = now_millis();
+        if spec.info.exclusive {
+            self.reserve(target, caller, name, started_ms)?;
+        }
+        let release = |this: &Self| {
+            if spec.info.exclusive {
+                this.release(target);
+            }
+        };
+        let run = match self.record(caller, &spec, target, params, started_ms).await {
+            Ok(run) => run,
+            Err(e) => {
+                release(self);
+                return Err(e);
+            }
+        };
+        // A deploy command's run moves its target's deployment indicator.
+        let deployment = if spec.info.kind == shared::CommandKind::Deploy {
+            match self
+                .inner
+                .deploys
+                .queue_run(&caller.name, target, &run.params, run.id)
+                .await
+            {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::error!(run = run.id, "cannot record the deployment: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let cancel = CancellationToken::new();
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.runs.insert(
+                run.id,
+                Live {
+                    run: run.clone(),
+                    cancel: cancel.clone(),
+                    cancelled_by: None,
+                },
+            );
+        }
+        tracing::info!(
+            run = run.id,
+            by = %caller.name,
+            command = name,
+            target,
+            "command started"
+        );
+        self.inner.hub.publish(None, Event::Command(run.clone()));
+        let this = self.clone();
+        let started = run.clone();
+        tokio::spawn(async move { this.execute(spec, started, argv, cancel, deployment).await });
+        Ok(run)
+    }
+
+    fn reserve(
+        &self,
+        target: &str,
+        caller: &Caller,
+        command: &str,
+        now_ms: i64,
+    ) -> Result<(), CommandError> {
+        let mut running = self
+            .inner
+            .running
+            .lock()
+            .map_err(|_| CommandError::NoRun(0))?;
+        if let Some(holder) = running.busy.get(target) {
+            let started = time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(holder.since_ms) * 1_000_000,
+            )
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+            return Err(CommandError::Busy {
+                target: target.to_owned(),
+                actor: holder.actor.clone(),
+                command: holder.command.clone(),
+                started,
+            });
+        }
+        running.busy.insert(
+            target.to_owned(),
+            Holder {
+                actor: caller.name.clone(),
+                command: command.to_owned(),
+                since_ms: now_ms,
+            },
+        );
+        Ok(())
+    }
+
+    fn release(&self, target: &str) {
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.busy.remove(target);
+        }
+    }
+
+    /// Writes the audit entry, then the run: both before the program starts.
+    async fn record(
+        &self,
+        caller: &Caller,
+        spec: &CommandSpec,
+        target: &str,
+        params: BTreeMap<String, String>,
+        started_ms: i64,
+    ) -> Result<CommandRun, CommandError> {
+        let audit = &self.inner.audit;
+        let action = format!("command.{}", spec.info.name);
+        let begun = audit.begin(caller, &action, target, params.clone()).await?;
+        let stored = audit
+            .store()
+            .add_run(NewRun {
+                command: spec.info.name.clone(),
+                target: target.to_owned(),
+                params,
+                actor: caller.name.clone(),
+                audit_id: begun.id,
+                started_ms,
+            })
+            .await;
+        match stored {
+            Ok(mut run) => {
+                run.audience = spec.info.run_audience();
+                Ok(run)
+            }
+            Err(e) => {
+                let result: Result<(), _> = Err(format!("the run could not be recorded: {e}"));
+                audit.complete(begun, &result, |_| String::new()).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Asks a running run to stop; its end comes as an event.
+    pub async fn cancel(&self, caller: &Caller, id: i64) -> Result<CommandRun, CommandError> {
+        let found = self
+            .inner
+            .running
+            .lock()
+            .map_err(|_| CommandError::NoRun(id))?
+            .runs
+            .get(&id)
+            .map(|live| (live.run.command.clone(), live.run.target.clone()));
+        let Some((command, target)) = found else {
+            return match self.inner.audit.store().run(id).await? {
+                Some(_) => Err(CommandError::Ended(id)),
+                None => Err(CommandError::NoRun(id)),
+            };
+        };
+        let spec = self.spec(&command)?;
+        let needed = Action::RunCommand.least_role_on(Target::Command(&spec.info, &target));
+        if caller.role < needed {
+            return Err(CommandError::Forbidden {
+                needed,
+                what: format!("cancel {command} on {target}"),
+                who: caller.name.clone(),
+                role: caller.role,
+            });
+        }
+        let params = BTreeMap::from([("run".to_owned(), id.to_string())]);
+        let begun = self
+            .inner
+            .audit
+            .begin(caller, "command.cancel", &target, params)
+            .await?;
+        let result = {
+            let mut running = self
+                .inner
+                .running
+                .lock()
+                .map_err(|_| CommandError::NoRun(id))?;
+            match running.runs.get_mut(&id) {
+                Some(live) => {
+                    live.run.cancelling = true;
+                    live.cancelled_by.get_or_insert_with(|| caller.name.clone());
+                    live.cancel.cancel();
+                    Ok(live.run.clone())
+                }
+                None => Err(CommandError::Ended(id)),
+            }
+        };
+        self.inner
+            .audit
+            .complete(begun, &result, |run| {
+                format!("asked run {} ({}) to stop", run.id, run.command)
+            })
+            .await;
+        let run = result?;
+        tracing::info!(run = id, by = %caller.name, "command cancelled");
+        self.inner.hub.publish(None, Event::Command(run.clone()));
+        Ok(run)
+    }
+
+    /// Lines of a run's output from its log file, for a tab that opens it late or missed chunks.
+    pub async fn output(
+        &self,
+        caller: &Caller,
+        id: i64,
+        first: u64,
+        limit: usize,
+    ) -> Result<OutputPage, CommandError> {
+        let run = self
+            .inner
+            .audit
+            .store()
+            .run(id)
+            .await?
+            .ok_or(CommandError::NoRun(id))?;
+        let needed = self.output_audience(&run.command);
+        if caller.role < needed {
+            return Err(CommandError::Forbidden {
+                needed,
+                what: format!("read the output of {}", run.command),
+                who: caller.name.clone(),
+                role: caller.role,
+            });
+        }
+        match output::read_page(&self.inner.dir, id, first, limit).await {
+            Ok(page) => Ok(page),
+            // A run that failed before its file was made has no output.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(OutputPage {
+                run: id,
+                first,
+                lines: Vec::new(),
+                more: false,
+            }),
+            Err(e) => Err(CommandError::Output(e)),
+        }
+    }
+
+    /// Runs the program to its end and records how it ended.
+    async fn execute(
+        self,
+        spec: CommandSpec,
+        run: CommandRun,
+        argv: Vec<String>,
+        cancel: CancellationToken,
+        mut deployment: Option<shared::Deployment>,
+    ) {
+        let audience = spec.info.output_audience();
+        let mut relay = Relay::new(&self.inner.hub, run.id, audience);
+        let exit = match LogFile::create(&log_path(&self.inner.dir, run.id)).await {
+            Err(e) => Exit::NotStarted(format!("cannot write the run's log file: {e}")),
+            Ok(mut log) => {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Progress>(1024);
+                let program = process::run(
+                    &spec.program,
+                    &argv,
+                    spec.timeout,
+                    &cancel,
+                    &self.inner.shutdown,
+                    tx,
+                );
+                // Every line to the file, the first ones onto the stream, in chunks at most
+                // CHUNK_EVERY apart.
+                let consume = async {
+                    let mut tick = tokio::time::interval(CHUNK_EVERY);
+                    loop {
+                        tokio::select! {
+                            progress = rx.recv() => match progress {
+                                Some(Progress::Started) => {
+                                    if let Some(d) = deployment.take() {
+                                        deployment = Some(self.inner.deploys.run_started(d).await);
+                                    }
+                                }
+                                Some(Progress::Line(line)) => {
+                                    if let Err(e) = log.write(&line).await {
+                                        tracing::warn!(run = run.id, "cannot write the run's log file: {e}");
+                                    }
+                                    relay.line(&line);
+                                    if let Some(d) = deployment.take() {
+                                        deployment = Some(self.inner.deploys.run_line(d, &line.text).await);
+                                    }
+                                }
+                                None => break,
+                            },
+                            _ = tick.tick() => relay.flush(),
+                        }
+                    }
+                    if let Err(e) = log.flush().await {
+                        tracing::warn!(run = run.id, "cannot finish the run's log file: {e}");
+                    }
+                };
+                let (exit, ()) = tokio::join!(program, consume);
+                exit
+            }
+        };
+        relay.flush();
+        let cancelled_by = self
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|r| r.runs.get(&run.id).and_then(|l| l.cancelled_by.clone()));
+        let (state, exit_code, detail) = describe(&spec, exit, cancelled_by);
+        let end = RunEnd {
+            state,
+            finished_ms: now_millis(),
+            exit_code,
+            detail: detail.clone(),
+            output_lines: relay.lines,
+        };
+        let finished = match self
+            .inner
+            .audit
+            .store()
+            .finish_run(run.id, end.clone())
+            .await
+        {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                tracing::warn!(run = run.id, "the run had been marked ended already");
+                ended(run.clone(), &end)
+            }
+            Err(e) => {
+                // The tabs still learn the end; the store marks the run interrupted at the next start.
+                tracing::error!(run = run.id, "cannot record how the run ended: {e}");
+                ended(run.clone(), &end)
+            }
+        };
+        let finished = CommandRun {
+            audience: run.audience,
+            ..finished
+        };
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.runs.remove(&run.id);
+            if spec.info.exclusive {
+                running.busy.remove(&run.target);
+            }
+        }
+        tracing::info!(
+            run = run.id,
+            command = %run.command,
+            target = %run.target,
+            state = state.as_str(),
+            detail,
+            "command ended"
+        );
+        self.inner.hub.publish(None, Event::Command(finished));
+        if let Some(d) = deployment {
+            self.inner.deploys.run_ended(d, state, &detail).await;
+        }
+    }
+}
+
+fn ended(run: CommandRun, end: &RunEnd) -> CommandRun {
+    CommandRun {
+        state: end.state,
+        finished_ms: Some(end.finished_ms),
+        exit_code: end.exit_code,
+        detail: end.detail.clone(),
+        output_lines: end.output_lines,
+        cancelling: false,
+        ..run
+    }
+}
+
+/// The state, exit code and detail a process's end makes.
+fn describe(
+    spec: &CommandSpec,
+    exit: Exit,
+    cancelled_by: Option<String>,
+) -> (RunState, Option<i32>, String) {
+    match exit {
+        Exit::NotStarted(reason) => (RunState::Failed, None, reason),
+        Exit::Ended {
+            code,
+            signal,
+            ending,
+        } => match ending {
+            Ending::TimedOut => (
+                RunState::TimedOut,
+                code,
+                format!(
+                    "no result after {}; killed with its children",
+                    humantime::format_duration(spec.timeout)
+                ),
+            ),
+            Ending::Cancelled => (
+                RunState::Cancelled,
+                code,
+                format!(
+                    "cancelled by {}",
+                    cancelled_by.unwrap_or_else(|| "an operator".into())
+                ),
+            ),
+            Ending::Shutdown => (
+                RunState::Interrupted,
+                code,
+                "Watchpost was stopped while it ran; killed with its children".into(),
+            ),
+            Ending::Exited => match (code, signal) {
+                (Some(0), _) => (RunState::Succeeded, Some(0), "exit status 0".into()),
+                (Some(code), _) => (RunState::Failed, Some(code), format!("exit status {code}")),
+                (None, Some(signal)) => {
+                    (RunState::Failed, None, format!("killed by signal {signal}"))
+                }
+                (None, None) => (RunState::Failed, None, "ended without a status".into()),
+            },
+        },
+    }
+}
+
+/// Collects a run's lines into numbered chunks on the stream, up to the stream's cap.
+struct Relay<'a> {
+    hub: &'a Hub,
+    run: i64,
+    audience: Role,
+    /// Lines seen so far (every one goes to the file).
+    lines: u64,
+    streamed_bytes: u64,
+    /// The number of the first line in `pending`.
+    first: u64,
+    pending: Vec<OutputLine>,
+    /// The cap was reached: the stream's last chunk says so, and nothing follows it.
+    capped: bool,
+    done: bool,
+}
+
+/// A chunk goes out at the latest with this many lines, between the timed flushes.
+const CHUNK_LINES: usize = 500;
+
+impl<'a> Relay<'a> {
+    fn new(hub: &'a Hub, run: i64, audience: Role) -> Self {
+        Relay {
+            hub,
+            run,
+            audience,
+            lines: 0,
+            streamed_bytes: 0,
+            first: 0,
+            pending: Vec::new(),
+            capped: false,
+            done: false,
+        }
+    }
+
+    /// Takes one line (already written to the file).
+    fn line(&mut self, line: &OutputLine) {
+        self.lines += 1;
+        if self.capped {
+            return;
+        }
+        let size = line.text.len() as u64;
+        if self.lines > STREAM_MAX_LINES || self.streamed_bytes + size > STREAM_MAX_BYTES {
+            self.capped = true;
+            self.flush();
+            return;
+        }
+        self.streamed_bytes += size;
+        self.pending.push(line.clone());
+        if self.pending.len() >= CHUNK_LINES {
+            self.flush();
+        }
+    }
+
+    /// Sends what is buffered (and, once, the chunk that says the stream stops here).
+    fn flush(&mut self) {
+        if self.done || (self.pending.is_empty() && !self.capped) {
+            return;
+        }
+        let lines = std::mem::take(&mut self.pending);
+        let count = lines.len() as u64;
+        self.hub.publish(
+            None,
+            Event::CommandOutput(OutputChunk {
+                run: self.run,
+                first: self.first,
+                lines,
+                capped: self.capped,
+                audience: self.audience,
+            }),
+        );
+        self.first += count;
+        self.done = self.capped;
+    }
+}

@@ -1,0 +1,207 @@
+//! A run's output: every line into the run's log file (`commands/<id>.log` under the data directory), and
+//! the first ones, in numbered chunks, onto the stream.
+//!
+//! Each file line is `1 text` (standard output) or `2 text` (standard error), so the file keeps which
+//! stream a line came from and is still readable with `cut -c3-`. The stream carries at most
+//! [`STREAM_MAX_LINES`] lines or [`STREAM_MAX_BYTES`] bytes of a run, so a program that prints megabytes
+//! cannot flood every dashboard; the file keeps up to [`FILE_MAX_BYTES`], which protects the disk.
+
+use shared::{OutputLine, OutputPage};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+
+pub const STREAM_MAX_LINES: u64 = 2_000;
+pub const STREAM_MAX_BYTES: u64 = 512 * 1024;
+pub const FILE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Longer lines are cut into pieces of this many bytes (each piece its own line).
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// The most lines one page read back from a file holds.
+pub const MAX_PAGE_LINES: usize = 2_000;
+
+/// Where the log of run `id` is kept.
+pub fn log_path(dir: &Path, id: i64) -> PathBuf {
+    dir.join(format!("{id}.log"))
+}
+
+/// Writes a run's lines to its file, stopping (with a last line saying so) at [`FILE_MAX_BYTES`].
+pub struct LogFile {
+    out: BufWriter<tokio::fs::File>,
+    written: u64,
+    full: bool,
+}
+
+impl LogFile {
+    pub async fn create(path: &Path) -> std::io::Result<LogFile> {
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let file = tokio::fs::File::create(path).await?;
+        Ok(LogFile {
+            out: BufWriter::new(file),
+            written: 0,
+            full: false,
+        })
+    }
+
+    pub async fn write(&mut self, line: &OutputLine) -> std::io::Result<()> {
+        if self.full {
+            return Ok(());
+        }
+        let size = line.text.len() as u64 + 3;
+        if self.written + size > FILE_MAX_BYTES {
+            self.full = true;
+            let note = format!(
+                "2 [watchpost] the log file reached {} MiB; later output was not kept\n",
+                FILE_MAX_BYTES >> 20
+            );
+            return self.out.write_all(note.as_bytes()).await;
+        }
+        self.written += size;
+        let prefix: &[u8] = if line.stderr { b"2 " } else { b"1 " };
+        self.out.write_all(prefix).await?;
+        self.out.write_all(line.text.as_bytes()).await?;
+        self.out.write_all(b"\n").await
+    }
+
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush().await
+    }
+}
+
+/// Lines `first`, `first + 1`, … of run `id`'s file, at most `limit` of them.
+pub async fn read_page(
+    dir: &Path,
+    id: i64,
+    first: u64,
+    limit: usize,
+) -> std::io::Result<OutputPage> {
+    let file = tokio::fs::File::open(log_path(dir, id)).await?;
+    let mut lines = BufReader::new(file).lines();
+    let limit = limit.clamp(1, MAX_PAGE_LINES);
+    let mut page = OutputPage {
+        run: id,
+        first,
+        lines: Vec::new(),
+        more: false,
+    };
+    let mut n = 0u64;
+    while let Some(line) = lines.next_line().await? {
+        if n >= first {
+            if page.lines.len() == limit {
+                page.more = true;
+                break;
+            }
+            let (stderr, text) = match line.split_at_checked(2) {
+                Some(("2 ", text)) => (true, text),
+                Some((_, text)) => (false, text),
+                None => (false, ""),
+            };
+            page.lines.push(OutputLine {
+                stderr,
+                text: text.to_owned(),
+            });
+        }
+        n += 1;
+    }
+    Ok(page)
+}
+
+/// Splits raw output into lines: complete lines as they end, over-long ones in pieces, the unfinished rest
+/// kept for the next read (or [`Splitter::finish`]).
+#[derive(Default)]
+pub struct Splitter {
+    pending: Vec<u8>,
+}
+
+impl Splitter {
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+        self.pending.extend_from_slice(bytes);
+        let mut start = 0;
+        while let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') {
+            let line = &self.pending[start..start + end];
+            cut(line, out);
+            start += end + 1;
+        }
+        self.pending.drain(..start);
+        while self.pending.len() >= MAX_LINE_BYTES {
+            let rest = self.pending.split_off(MAX_LINE_BYTES);
+            out.push(text(&self.pending));
+            self.pending = rest;
+        }
+    }
+
+    /// The last line, if the output did not end with a newline.
+    pub fn finish(&mut self, out: &mut Vec<String>) {
+        if !self.pending.is_empty() {
+            cut(&std::mem::take(&mut self.pending), out);
+        }
+    }
+}
+
+fn cut(line: &[u8], out: &mut Vec<String>) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        out.push(String::new());
+    }
+    for piece in line.chunks(MAX_LINE_BYTES) {
+        out.push(text(piece));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_splits_into_lines_across_reads() {
+        let mut s = Splitter::default();
+        let mut out = Vec::new();
+        s.push(b"one\r\ntw", &mut out);
+        s.push(b"o\n\nthree", &mut out);
+        assert_eq!(out, ["one", "two", ""]);
+        s.finish(&mut out);
+        assert_eq!(out, ["one", "two", "", "three"]);
+        let mut long = Vec::new();
+        s.push(&vec![b'x'; MAX_LINE_BYTES * 2 + 5], &mut long);
+        s.finish(&mut long);
+        assert_eq!(
+            long.iter().map(String::len).collect::<Vec<_>>(),
+            [MAX_LINE_BYTES, MAX_LINE_BYTES, 5]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_log_file_reads_back_in_pages_with_its_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = LogFile::create(&log_path(dir.path(), 7)).await.unwrap();
+        for i in 0..5 {
+            file.write(&OutputLine {
+                stderr: i == 3,
+                text: format!("line {i}"),
+            })
+            .await
+            .unwrap();
+        }
+        file.flush().await.unwrap();
+        let page = read_page(dir.path(), 7, 2, 2).await.unwrap();
+        assert_eq!(
+            page.lines,
+            [
+                OutputLine {
+                    stderr: false,
+                    text: "line 2".into()
+                },
+                OutputLine {
+                    stderr: true,
+                    text: "line 3".into()
+                }
+            ]
+        );
+        assert!(page.more);
+        assert!(!read_page(dir.path(), 7, 4, 10).await.unwrap().more);
+    }
+}

@@ -1,0 +1,376 @@
+//! Deployment status: what moves each (service, environment) indicator.
+//!
+//! Two sources: a deploy command run from the Controls panel (Queued when asked, In progress once the
+//! program runs, a step and progress from its `step N/M: …` lines, Success or Failure when it ends), and CI
+//! systems reporting over `POST /api/deployments` with a token, shaped like GitHub's deployment statuses.
+//! Every change is stored and published whole as a `deployment` event.
+
+use crate::api_error::ApiError;
+use crate::audit::AuditLog;
+use crate::auth::{Auth, Principal};
+use crate::hub::{Hub, now_millis};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use shared::{
+    Action, Caller, DeployState, Deployment, DeploymentReport, Event, RECENT_DEPLOYMENTS, RunState,
+    parse_step,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use store::{Deployments, NewDeployment, StoreError};
+
+/// Names and versions longer than this are refused.
+const MAX_NAME: usize = 128;
+const MAX_TEXT: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("there is no deployment {0}")]
+    NotFound(i64),
+    #[error("deployments cannot be written right now: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Deployments as the server keeps them. Cheap to clone.
+#[derive(Clone)]
+pub struct DeployBook {
+    store: Arc<dyn Deployments>,
+    hub: Arc<Hub>,
+    /// The environment a deploy command's run goes to when it has no `environment` parameter.
+    default_environment: String,
+}
+
+impl DeployBook {
+    /// Ends deployments a previous process left running, then publishes the newest ones so the hub's state
+    /// (and every snapshot) holds them.
+    pub async fn start(
+        store: Arc<dyn Deployments>,
+        hub: Arc<Hub>,
+        default_environment: String,
+    ) -> Result<DeployBook, StoreError> {
+        let book = DeployBook {
+            store,
+            hub,
+            default_environment,
+        };
+        for d in book.store.end_orphaned_deployments(now_millis()).await? {
+            tracing::warn!(
+                deployment = d.id,
+                service = %d.service,
+                "a deployment was cut short: Watchpost stopped while its command ran"
+            );
+        }
+        let mut recent = book.store.deployments(None, RECENT_DEPLOYMENTS).await?;
+        recent.reverse();
+        for d in recent {
+            book.hub.publish(None, Event::Deployment(d));
+        }
+        Ok(book)
+    }
+
+    fn publish(&self, d: &Deployment) {
+        self.hub.publish(None, Event::Deployment(d.clone()));
+    }
+
+    /// The newest deployments of `service` (all services when `None`), newest first.
+    pub async fn history(
+        &self,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        self.store.deployments(service, limit.clamp(1, 500)).await
+    }
+
+    /// A deploy command's run was asked for: its deployment, queued.
+    pub async fn queue_run(
+        &self,
+        actor: &str,
+        service: &str,
+        params: &BTreeMap<String, String>,
+        run: i64,
+    ) -> Result<Deployment, StoreError> {
+        let param = |names: &[&str]| names.iter().find_map(|n| params.get(*n).cloned());
+        let d = self
+            .store
+            .add_deployment(NewDeployment {
+                service: service.to_owned(),
+                environment: param(&["environment", "env"])
+                    .unwrap_or_else(|| self.default_environment.clone()),
+                version: param(&["version", "ref", "tag"]).unwrap_or_else(|| "unversioned".into()),
+                state: DeployState::Queued,
+                actor: actor.to_owned(),
+                run: Some(run),
+                url: None,
+                description: None,
+                at_ms: now_millis(),
+            })
+            .await?;
+        self.publish(&d);
+        Ok(d)
+    }
+
+    /// Writes and publishes a changed deployment; a store failure is logged (the tabs still learn).
+    async fn save(&self, mut d: Deployment) -> Deployment {
+        d.updated_ms = now_millis().max(d.updated_ms);
+        if d.state.finished() && d.finished_ms.is_none() {
+            d.finished_ms = Some(d.updated_ms);
+        }
+        match self.store.update_deployment(&d).await {
+            Ok(Some(stored)) => d = stored,
+            Ok(None) => tracing::warn!(deployment = d.id, "the deployment is gone from the store"),
+            Err(e) => tracing::error!(
+                deployment = d.id,
+                "cannot store the deployment's status: {e}"
+            ),
+        }
+        self.publish(&d);
+        d
+    }
+
+    /// The run's program started.
+    pub async fn run_started(&self, d: Deployment) -> Deployment {
+        self.save(Deployment {
+            state: DeployState::InProgress,
+            ..d
+        })
+        .await
+    }
+
+    /// An output line of the run: a `step N/M: …` line moves the step and progress.
+    pub async fn run_line(&self, d: Deployment, line: &str) -> Deployment {
+        match parse_step(line) {
+            Some((step, progress)) if d.step.as_deref() != Some(step.as_str()) => {
+                self.save(Deployment {
+                    step: Some(step),
+                    progress: Some(progress),
+                    ..d
+                })
+                .await
+            }
+            _ => d,
+        }
+    }
+
+    /// The run ended as `state`, with `detail`.
+    pub async fn run_ended(&self, d: Deployment, state: RunState, detail: &str) -> Deployment {
+        let (state, progress) = match state {
+            RunState::Succeeded => (DeployState::Success, Some(100.0)),
+            RunState::Interrupted => (DeployState::Error, d.progress),
+            _ => (DeployState::Failure, d.progress),
+        };
+        self.save(Deployment {
+            state,
+            progress,
+            step: None,
+            description: Some(detail.to_owned()),
+            ..d
+        })
+        .await
+    }
+
+    /// A CI system's report: a new deployment, or a new status of one.
+    pub async fn report(
+        &self,
+        actor: &str,
+        report: DeploymentReport,
+    ) -> Result<(Deployment, bool), DeployError> {
+        let state = DeployState::parse(&report.state).ok_or_else(|| {
+            DeployError::Invalid(format!(
+                "state must be one of queued, pending, in_progress, success, failure, error, inactive; \
+                 got '{}'",
+                report.state.chars().take(32).collect::<String>()
+            ))
+        })?;
+        let text =
+            |name: &str, v: &Option<String>, max: usize| -> Result<Option<String>, DeployError> {
+                match v.as_deref().map(str::trim) {
+                    None | Some("") => Ok(None),
+                    Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
+                        Err(DeployError::Invalid(format!(
+                            "{name} must have at most {max} characters and no control characters"
+                        )))
+                    }
+                    Some(v) => Ok(Some(v.to_owned())),
+                }
+            };
+        let url = text("log_url", &report.log_url, MAX_TEXT)?.or(text(
+            "environment_url",
+            &report.environment_url,
+            MAX_TEXT,
+        )?);
+        if let Some(u) = &url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(DeployError::Invalid(
+                "log_url must be an http:// or https:// link".into(),
+            ));
+        }
+        let description = text("description", &report.description, MAX_TEXT)?;
+        let step = text("step", &report.step, MAX_NAME)?;
+        if let Some(p) = report.progress
+            && !(0.0..=100.0).contains(&p)
+        {
+            return Err(DeployError::Invalid(format!(
+                "progress must be between 0 and 100, got {p}"
+            )));
+        }
+        match report.id {
+            Some(id) => {
+                let d = self
+                    .store
+                    .deployment(id)
+                    .await?
+                    .ok_or(DeployError::NotFound(id))?;
+                let updated = self
+                    .save(Deployment {
+                        state,
+                        step: if state.finished() {
+                            None
+                        } else {
+                            step.or(d.step.clone())
+                        },
+                        progress: report.progress.or(if state == DeployState::Success {
+                            Some(100.0)
+                        } else {
+                            d.progress
+                        }),
+                        url: url.or(d.url.clone()),
+                        description: description.or(d.description.clone()),
+                        finished_ms: if state.finished() {
+                            None
+                        } else {
+                            d.finished_ms
+                        },
+                        ..d
+                    })
+                    .await;
+                Ok((updated, false))
+            }
+            None => {
+                let required = |name: &str, v: &Option<String>| -> Result<String, DeployError> {
+                    text(name, v, MAX_NAME)?.ok_or_else(|| {
+                        DeployError::Invalid(format!(
+                            "{name} is needed for a new deployment (or give the id of one)"
+                        ))
+                    })
+                };
+                let service = required("service", &report.service)?;
+                let environment = required("environment", &report.environment)?;
+                let version = required("version", &report.version)?;
+                let mut d = self
+                    .store
+                    .add_deployment(NewDeployment {
+                        service,
+                        environment,
+                        version,
+                        state,
+                        actor: actor.to_owned(),
+                        run: None,
+                        url,
+                        description,
+                        at_ms: now_millis(),
+                    })
+                    .await?;
+                if step.is_some() || report.progress.is_some() {
+                    d = self
+                        .save(Deployment {
+                            step,
+                            progress: report.progress,
+                            ..d
+                        })
+                        .await;
+                } else {
+                    self.publish(&d);
+                }
+                Ok((d, true))
+            }
+        }
+    }
+}
+
+/// `POST /api/deployments` (JSON, a token or session of an operator or above): 201 with the new
+/// deployment, 200 with an updated one.
+pub async fn report_route(
+    book: &DeployBook,
+    auth: &Auth,
+    audit: &AuditLog,
+    caller: Option<&Caller>,
+    principal: Option<&Principal>,
+    body: axum::body::Bytes,
+) -> Response {
+    let principal = match auth.authorize(principal, Action::ReportDeployment) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let report: DeploymentReport = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::bad_request(format!("not a deployment status: {e}")).into_response();
+        }
+    };
+    let caller = caller.cloned().unwrap_or_else(|| Caller {
+        name: principal.name.clone(),
+        role: principal.role,
+        ip: "unknown".into(),
+    });
+    let target = report
+        .service
+        .clone()
+        .or(report.id.map(|id| format!("deployment {id}")))
+        .unwrap_or_default();
+    let params: BTreeMap<String, String> = [
+        ("state", Some(report.state.clone())),
+        ("environment", report.environment.clone()),
+        ("version", report.version.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.chars().take(MAX_NAME).collect())))
+    .collect();
+    let result = audit
+        .around(
+            &caller,
+            ("deployment.report", &target),
+            params,
+            book.report(&principal.name, report),
+            |(d, _)| format!("deployment {} is {}", d.id, d.state.as_str()),
+        )
+        .await;
+    match result {
+        Ok((d, created)) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, axum::Json(d)).into_response()
+        }
+        Err(e @ DeployError::Invalid(_)) => ApiError::bad_request(e.to_string()).into_response(),
+        Err(e @ DeployError::NotFound(_)) => {
+            ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response()
+        }
+        Err(e @ DeployError::Store(_)) => ApiError::unavailable(e.to_string()).into_response(),
+    }
+}
+
+/// `GET /api/deployments?service=shop&limit=50`: newest first.
+pub async fn list_route(
+    book: &DeployBook,
+    params: std::collections::HashMap<String, String>,
+) -> Response {
+    let limit = match params.get("limit").map(|v| v.parse::<usize>()) {
+        None => 50,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            return ApiError::bad_request("limit must be a whole number above 0").into_response();
+        }
+    };
+    match book
+        .history(params.get("service").map(String::as_str), limit)
+        .await
+    {
+        Ok(list) => axum::Json(list).into_response(),
+        Err(e) => ApiError::unavailable(format!("deployments cannot be read: {e}")).into_response(),
+    }
+}
