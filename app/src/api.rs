@@ -94,9 +94,9 @@ pub async fn get_log_services() -> Result<Vec<String>, AppError> {
 mod ssr {
     use crate::error::AppError;
     use shared::{
-        AccountsView, Action, ApiToken, AuditFilter, AuditPage, Caller, CommandRun, Deployment,
-        Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric, NewToken, OutputPage, Role,
-        SecurityAlert, TimeRange, User,
+        AccountsView, Action, Alert, ApiToken, AuditFilter, AuditPage, Caller, CommandRun,
+        Deployment, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric, NewToken,
+        OutputPage, Role, SecurityAlert, TimeRange, User,
     };
     use std::collections::BTreeMap;
     use std::future::Future;
@@ -165,6 +165,17 @@ mod ssr {
 
         /// Marks a security alert acknowledged by `by` and tells every tab.
         fn acknowledge(&self, by: &Caller, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>>;
+
+        /// Marks an alert acknowledged by `by` and tells every tab.
+        fn acknowledge_alert(&self, by: &Caller, id: i64) -> BoxFuture<Result<Alert, AppError>>;
+
+        /// Holds back an alert's notifications until `until_ms` (`None` lifts it).
+        fn silence_alert(
+            &self,
+            by: &Caller,
+            id: i64,
+            until_ms: Option<i64>,
+        ) -> BoxFuture<Result<Alert, AppError>>;
 
         /// Starts a configured command; its progress follows as events. The backend checks the
         /// permission table for the command and target (and reports a refusal).

@@ -4,6 +4,7 @@
 //! clap already resolves flags over environment variables; every field is optional there so that a value the
 //! user did not give can still come from the file.
 
+use crate::alerts::{AlertRuleFile, check_rules};
 use crate::auth::AuthConfig;
 use crate::auth::security::LockoutConfig;
 use crate::commands::spec::{CommandFile, CommandSpec, check_all};
@@ -199,6 +200,8 @@ struct FileConfig {
     site_root: Option<PathBuf>,
     /// `[[commands]]` tables: only the file can declare commands.
     commands: Option<Vec<CommandFile>>,
+    /// `[[alerts]]` tables: the alert rules.
+    alerts: Option<Vec<AlertRuleFile>>,
 }
 
 /// The effective configuration.
@@ -227,6 +230,8 @@ pub struct Config {
     pub max_streams_per_user: usize,
     /// The commands the Controls panel offers, checked.
     pub commands: Vec<CommandSpec>,
+    /// The alert rules, checked.
+    pub alert_rules: Vec<shared::AlertRule>,
     pub site_root: PathBuf,
 }
 
@@ -263,6 +268,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             max_streams_per_user: 8,
             commands: Vec::new(),
+            alert_rules: Vec::new(),
             site_root: PathBuf::from("target/site"),
         }
     }
@@ -393,6 +399,12 @@ impl Config {
             commands: check_all(file.commands.unwrap_or_default()).map_err(|message| {
                 ConfigError::Invalid {
                     name: "commands",
+                    message,
+                }
+            })?,
+            alert_rules: check_rules(file.alerts.unwrap_or_default()).map_err(|message| {
+                ConfigError::Invalid {
+                    name: "alerts",
                     message,
                 }
             })?,

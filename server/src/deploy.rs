@@ -29,6 +29,8 @@ pub enum DeployError {
     Invalid(String),
     #[error("there is no deployment {0}")]
     NotFound(i64),
+    #[error("{0}")]
+    Conflict(String),
     #[error("deployments cannot be written right now: {0}")]
     Store(#[from] StoreError),
 }
@@ -111,22 +113,42 @@ impl DeployBook {
         Ok(d)
     }
 
-    /// Writes and publishes a changed deployment; a store failure is logged (the tabs still learn).
-    async fn save(&self, mut d: Deployment) -> Deployment {
+    /// Writes and publishes a changed deployment. A finished one keeps the time it first finished (a later
+    /// `inactive` does not make it look longer); one under way again has none.
+    async fn write(
+        &self,
+        mut d: Deployment,
+        finished_before: Option<i64>,
+    ) -> Result<Deployment, DeployError> {
         d.updated_ms = now_millis().max(d.updated_ms);
-        if d.state.finished() && d.finished_ms.is_none() {
-            d.finished_ms = Some(d.updated_ms);
+        d.finished_ms = if d.state.finished() {
+            finished_before.or(Some(d.updated_ms))
+        } else {
+            None
+        };
+        let stored = self
+            .store
+            .update_deployment(&d)
+            .await?
+            .ok_or(DeployError::NotFound(d.id))?;
+        self.publish(&stored);
+        Ok(stored)
+    }
+
+    /// [`DeployBook::write`] for a run's own updates: a store failure is logged, and the tabs still learn.
+    async fn save(&self, d: Deployment) -> Deployment {
+        let finished = d.finished_ms;
+        match self.write(d.clone(), finished).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(
+                    deployment = d.id,
+                    "cannot store the deployment's status: {e}"
+                );
+                self.publish(&d);
+                d
+            }
         }
-        match self.store.update_deployment(&d).await {
-            Ok(Some(stored)) => d = stored,
-            Ok(None) => tracing::warn!(deployment = d.id, "the deployment is gone from the store"),
-            Err(e) => tracing::error!(
-                deployment = d.id,
-                "cannot store the deployment's status: {e}"
-            ),
-        }
-        self.publish(&d);
-        d
     }
 
     /// The run's program started.
@@ -223,30 +245,29 @@ impl DeployBook {
                     .deployment(id)
                     .await?
                     .ok_or(DeployError::NotFound(id))?;
-                let updated = self
-                    .save(Deployment {
-                        state,
-                        step: if state.finished() {
-                            None
-                        } else {
-                            step.or(d.step.clone())
-                        },
-                        progress: report.progress.or(if state == DeployState::Success {
-                            Some(100.0)
-                        } else {
-                            d.progress
-                        }),
-                        url: url.or(d.url.clone()),
-                        description: description.or(d.description.clone()),
-                        finished_ms: if state.finished() {
-                            None
-                        } else {
-                            d.finished_ms
-                        },
-                        ..d
-                    })
-                    .await;
-                Ok((updated, false))
+                if let Some(run) = d.run {
+                    return Err(DeployError::Conflict(format!(
+                        "deployment {id} is carried out by Watchpost's run {run}, which reports its status"
+                    )));
+                }
+                let finished_before = d.finished_ms;
+                let next = Deployment {
+                    state,
+                    step: if state.finished() {
+                        None
+                    } else {
+                        step.or(d.step.clone())
+                    },
+                    progress: report.progress.or(if state == DeployState::Success {
+                        Some(100.0)
+                    } else {
+                        d.progress
+                    }),
+                    url: url.or(d.url.clone()),
+                    description: description.or(d.description.clone()),
+                    ..d
+                };
+                Ok((self.write(next, finished_before).await?, false))
             }
             None => {
                 let required = |name: &str, v: &Option<String>| -> Result<String, DeployError> {
@@ -274,13 +295,17 @@ impl DeployBook {
                     })
                     .await?;
                 if step.is_some() || report.progress.is_some() {
+                    let finished = d.finished_ms;
                     d = self
-                        .save(Deployment {
-                            step,
-                            progress: report.progress,
-                            ..d
-                        })
-                        .await;
+                        .write(
+                            Deployment {
+                                step,
+                                progress: report.progress,
+                                ..d
+                            },
+                            finished,
+                        )
+                        .await?;
                 } else {
                     self.publish(&d);
                 }
@@ -315,11 +340,16 @@ pub async fn report_route(
         role: principal.role,
         ip: "unknown".into(),
     });
-    let target = report
+    // What the entry names, cut to size: it is written before the report is checked.
+    let target: String = report
         .service
         .clone()
         .or(report.id.map(|id| format!("deployment {id}")))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME)
+        .collect();
     let params: BTreeMap<String, String> = [
         ("state", Some(report.state.clone())),
         ("environment", report.environment.clone()),
@@ -349,6 +379,9 @@ pub async fn report_route(
         Err(e @ DeployError::Invalid(_)) => ApiError::bad_request(e.to_string()).into_response(),
         Err(e @ DeployError::NotFound(_)) => {
             ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response()
+        }
+        Err(e @ DeployError::Conflict(_)) => {
+            ApiError::new(StatusCode::CONFLICT, e.to_string()).into_response()
         }
         Err(e @ DeployError::Store(_)) => ApiError::unavailable(e.to_string()).into_response(),
     }

@@ -206,34 +206,58 @@ type Points = Vec<(String, HistoryPoint)>;
 pub struct Recorder {
     tx: mpsc::Sender<Points>,
     status: Arc<Status>,
+    /// Where every reading also goes to be evaluated against the alert rules.
+    alerts: Option<crate::alerts::AlertSink>,
+}
+
+/// One value of a metric's series at a time: what a source measured, before it is stored or evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub metric: Metric,
+    /// The host, service or target.
+    pub subject: String,
+    pub t_ms: i64,
+    pub value: f64,
+}
+
+fn reading(metric: Metric, subject: &str, t_ms: i64, value: f64) -> Reading {
+    Reading {
+        metric,
+        subject: subject.to_owned(),
+        t_ms,
+        value,
+    }
 }
 
 /// A metric's point in the second of `t_ms`, rounded to the metric's storage precision.
-fn point(metric: Metric, subject: &str, t_ms: i64, value: f64) -> (String, HistoryPoint) {
+fn point(r: &Reading) -> (String, HistoryPoint) {
     (
-        labeled_series(metric.as_str(), &[(metric.subject().label(), subject)]),
-        HistoryPoint::single(t_ms.div_euclid(1000) * 1000, metric.quantize(value)),
+        labeled_series(
+            r.metric.as_str(),
+            &[(r.metric.subject().label(), &r.subject)],
+        ),
+        HistoryPoint::single(r.t_ms.div_euclid(1000) * 1000, r.metric.quantize(r.value)),
     )
 }
 
-/// The stored series of a host reading.
-fn host_points(health: &HostHealth) -> Points {
+/// The series of a host reading.
+fn host_readings(health: &HostHealth) -> Vec<Reading> {
     Metric::HOST
         .into_iter()
         .filter_map(|m| {
             m.read(health)
-                .map(|v| point(m, &health.host.0, health.sampled_at_ms, v))
+                .map(|v| reading(m, &health.host.0, health.sampled_at_ms, v))
         })
         .collect()
 }
 
-/// The stored series of an API interval. A service that is down, or had no requests, has no latency to
-/// store; its rate (zero) is stored unless it is down, so a chart shows a gap for an outage.
-fn api_points(api: &ApiPoint) -> Points {
+/// The series of an API interval. A service that is down, or had no requests, has no latency; its rate
+/// (zero) counts unless it is down, so a chart shows a gap for an outage.
+fn api_readings(api: &ApiPoint) -> Vec<Reading> {
     if api.error.is_some() {
         return Vec::new();
     }
-    let mut points = vec![point(
+    let mut readings = vec![reading(
         Metric::HttpRequestsPerS,
         &api.service,
         api.t_ms,
@@ -245,57 +269,67 @@ fn api_points(api: &ApiPoint) -> Points {
         (Metric::HttpP99Ms, api.p99_ms),
     ] {
         if let Some(v) = value {
-            points.push(point(metric, &api.service, api.t_ms, v));
+            readings.push(reading(metric, &api.service, api.t_ms, v));
         }
     }
-    points
+    readings
 }
 
-/// The stored series of a database reading: total connections, transactions per second, cache hit ratio.
-fn db_points(db: &DbReading) -> Points {
+/// The series of a database reading: total connections, transactions per second, cache hit ratio.
+fn db_readings(db: &DbReading) -> Vec<Reading> {
     if db.error.is_some() {
         return Vec::new();
     }
-    let mut points = vec![point(
+    let mut readings = vec![reading(
         Metric::DbConnections,
         &db.target,
         db.t_ms,
         db.total_connections() as f64,
     )];
     if let Some(tps) = db.tps {
-        points.push(point(Metric::DbTps, &db.target, db.t_ms, tps));
+        readings.push(reading(Metric::DbTps, &db.target, db.t_ms, tps));
     }
     if let Some(ratio) = db.cache_hit_ratio {
-        points.push(point(
+        readings.push(reading(
             Metric::DbCacheHitPct,
             &db.target,
             db.t_ms,
             ratio * 100.0,
         ));
     }
-    points
+    readings
 }
 
 impl Recorder {
+    /// Also hands every reading to the alert rules.
+    pub fn with_alerts(mut self, alerts: crate::alerts::AlertSink) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
     /// Queues a host reading for the next batch. Never blocks: if the recorder is that far behind, the
     /// reading is dropped and counted.
     pub fn record(&self, health: &HostHealth) {
-        self.send(host_points(health));
+        self.send(host_readings(health));
     }
 
     /// Queues an interval's API figures, like [`Recorder::record`].
     pub fn record_api(&self, api: &ApiPoint) {
-        self.send(api_points(api));
+        self.send(api_readings(api));
     }
 
     /// Queues a database target's figures, like [`Recorder::record`].
     pub fn record_db(&self, db: &DbReading) {
-        self.send(db_points(db));
+        self.send(db_readings(db));
     }
 
-    fn send(&self, points: Points) {
-        if points.is_empty() {
+    fn send(&self, readings: Vec<Reading>) {
+        if readings.is_empty() {
             return;
+        }
+        let points: Points = readings.iter().map(point).collect();
+        if let Some(alerts) = &self.alerts {
+            alerts.readings(readings);
         }
         // A closed channel means the recorder has shut down: nothing to report.
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(points) {
@@ -317,6 +351,7 @@ pub fn spawn_recorder(
     let recorder = Recorder {
         tx,
         status: history.status.clone(),
+        alerts: None,
     };
     let task = tokio::spawn(run(history, hub, rx, shutdown));
     (recorder, task)

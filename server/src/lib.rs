@@ -4,6 +4,7 @@
 //! `main.rs` only parses flags and calls [`startup`]; tests build the same application on port 0.
 
 pub mod accounts_cli;
+pub mod alerts;
 pub mod api_error;
 pub mod audit;
 pub mod auth;

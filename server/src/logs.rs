@@ -36,11 +36,23 @@ pub const OWN_SERVICE: &str = "watchpost";
 pub struct LogBook {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
+    /// Where error-level entries are counted for `log_errors_per_minute` rules.
+    alerts: Option<crate::alerts::AlertSink>,
 }
 
 impl LogBook {
     pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>) -> Self {
-        LogBook { store, hub }
+        LogBook {
+            store,
+            hub,
+            alerts: None,
+        }
+    }
+
+    /// Also counts error and critical entries for the alert rules.
+    pub fn with_alerts(mut self, alerts: crate::alerts::AlertSink) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// Stores `entries` (all or none) and publishes the newest of them.
@@ -49,6 +61,15 @@ impl LogBook {
             return Ok(Vec::new());
         }
         let stored = self.store.append_logs(entries).await?;
+        if let Some(alerts) = &self.alerts {
+            alerts.log_errors(
+                stored
+                    .iter()
+                    .filter(|e| e.level >= Level::Error)
+                    .map(|e| (e.service.clone(), e.t_ms))
+                    .collect(),
+            );
+        }
         // Only the newest go out (and are copied): an ingest of thousands is read back from the store.
         let mut newest: Vec<&LogEntry> = stored.iter().collect();
         newest.sort_by_key(|e| std::cmp::Reverse(e.cursor()));

@@ -65,7 +65,13 @@ pub struct OpenStreams {
     per_user: usize,
     open: Mutex<std::collections::BTreeMap<u64, Entry>>,
     next_id: AtomicU64,
+    /// Endings of the last [`REMEMBER_ENDS_MS`]: a stream whose credential was checked before one of them
+    /// but that registers after it is ended too (the check and the registration are not one step).
+    recent_ends: Mutex<Vec<(Which, i64, StreamClosed)>>,
 }
+
+/// How long an ending is remembered for streams still on their way in.
+const REMEMBER_ENDS_MS: i64 = 60_000;
 
 impl OpenStreams {
     pub fn new(per_user: usize) -> Arc<Self> {
@@ -73,6 +79,7 @@ impl OpenStreams {
             per_user: per_user.max(1),
             open: Mutex::default(),
             next_id: AtomicU64::new(0),
+            recent_ends: Mutex::default(),
         })
     }
 
@@ -99,6 +106,14 @@ impl OpenStreams {
             cancel: entry.cancel.clone(),
             expires_ms,
         };
+        let missed = self.recent_ends.lock().ok().and_then(|ends| {
+            ends.iter()
+                .find(|(which, at, _)| *at >= principal.checked_ms && owner.is(*which))
+                .map(|(_, _, closed)| closed.clone())
+        });
+        if let Some(closed) = missed {
+            entry.end(closed);
+        }
         if let Ok(mut open) = self.open.lock() {
             open.insert(id, entry);
             if let Owner::Session { user, .. } = owner {
@@ -127,6 +142,18 @@ impl OpenStreams {
 
     /// Ends the streams `which` names, telling each tab `reason`; how many were open.
     pub fn end(&self, which: Which, reason: &str, then: AfterClose) -> usize {
+        let now = crate::hub::now_millis();
+        if let Ok(mut ends) = self.recent_ends.lock() {
+            ends.retain(|(_, at, _)| now - at < REMEMBER_ENDS_MS);
+            ends.push((
+                which,
+                now,
+                StreamClosed {
+                    reason: reason.to_owned(),
+                    then,
+                },
+            ));
+        }
         let Ok(open) = self.open.lock() else { return 0 };
         let mut ended = 0;
         for entry in open.values().filter(|e| e.owner.is(which)) {
@@ -219,6 +246,7 @@ mod tests {
                 session: [session; 32],
                 expires_ms: i64::MAX,
             },
+            checked_ms: crate::hub::now_millis(),
         }
     }
 
@@ -227,6 +255,7 @@ mod tests {
             name: format!("token:{id}"),
             role: Role::Viewer,
             kind: PrincipalKind::Token { id },
+            checked_ms: crate::hub::now_millis(),
         }
     }
 
@@ -295,6 +324,29 @@ mod tests {
         for t in [&second, &third, &other] {
             assert!(ended_now(t).await.is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn a_stream_checked_before_an_ending_but_registered_after_it_ends_too() {
+        let streams = OpenStreams::new(8);
+        let checked = user(1, 1);
+        streams.end(
+            Which::Session([1; 32]),
+            "you signed out",
+            AfterClose::SignIn,
+        );
+        let late = streams.open(&checked);
+        assert_eq!(
+            ended_now(&late).await.map(|c| c.then),
+            Some(AfterClose::SignIn)
+        );
+        // A credential checked after the ending (signed in again) is not touched.
+        let fresh = streams.open(&user(1, 1));
+        let mut fresh_principal = user(1, 1);
+        fresh_principal.checked_ms += 1;
+        let newer = streams.open(&fresh_principal);
+        drop(fresh);
+        assert!(ended_now(&newer).await.is_none());
     }
 
     #[tokio::test]

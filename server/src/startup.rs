@@ -30,7 +30,7 @@ use axum::serve::ListenerExt;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use shared::{
-    AccountsView, Action, ApiToken, AuditFilter, AuditPage, Caller, CommandRun, Deployment,
+    AccountsView, Action, Alert, ApiToken, AuditFilter, AuditPage, Caller, CommandRun, Deployment,
     Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me, Metric, NewToken, OutputPage, Role,
     SecurityAlert, TimeRange, User,
 };
@@ -91,6 +91,7 @@ struct ServerBackend {
     audit: AuditLog,
     commands: Commands,
     deploys: DeployBook,
+    alerts: crate::alerts::AlertSink,
 }
 
 impl From<crate::auth::admin::AdminError> for AppError {
@@ -343,6 +344,50 @@ impl Backend for ServerBackend {
         })
     }
 
+    fn acknowledge_alert(&self, by: &Caller, id: i64) -> BoxFuture<Result<Alert, AppError>> {
+        let (alerts, audit, by) = (self.alerts.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            let done = audit
+                .around(
+                    &by,
+                    ("alert.acknowledge", &format!("alert {id}")),
+                    BTreeMap::new(),
+                    alerts.acknowledge(id, &by.name),
+                    |a| format!("acknowledged: {}", a.message),
+                )
+                .await;
+            done.map_err(alert_error)
+        })
+    }
+
+    fn silence_alert(
+        &self,
+        by: &Caller,
+        id: i64,
+        until_ms: Option<i64>,
+    ) -> BoxFuture<Result<Alert, AppError>> {
+        let (alerts, audit, by) = (self.alerts.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            let params: BTreeMap<String, String> = until_ms
+                .map(|u| ("until_ms".to_owned(), u.to_string()))
+                .into_iter()
+                .collect();
+            audit
+                .around(
+                    &by,
+                    ("alert.silence", &format!("alert {id}")),
+                    params,
+                    alerts.silence(id, until_ms, &by.name),
+                    |a| match a.silenced_until_ms {
+                        Some(until) => format!("silenced until {until}"),
+                        None => "silence lifted".to_owned(),
+                    },
+                )
+                .await
+                .map_err(alert_error)
+        })
+    }
+
     fn deployments(
         &self,
         service: Option<String>,
@@ -371,6 +416,15 @@ impl Backend for ServerBackend {
                 .await
                 .map_err(unavailable)
         })
+    }
+}
+
+fn alert_error(e: crate::alerts::AlertError) -> AppError {
+    use crate::alerts::AlertError;
+    match e {
+        AlertError::NotFound(_) => AppError::NotFound(e.to_string()),
+        AlertError::Invalid(_) => AppError::BadRequest(e.to_string()),
+        AlertError::Store(_) | AlertError::Stopped => AppError::Unavailable(e.to_string()),
     }
 }
 
@@ -407,7 +461,9 @@ fn command_error(auth: &Auth, by: &Caller, e: CommandError) -> AppError {
         }
         CommandError::Param(_) => AppError::BadRequest(e.to_string()),
         CommandError::Busy { .. } | CommandError::Ended(_) => AppError::Conflict(e.to_string()),
-        CommandError::Store(_) | CommandError::Output(_) => AppError::Unavailable(e.to_string()),
+        CommandError::Store(_) | CommandError::Output(_) | CommandError::Internal(_) => {
+            AppError::Unavailable(e.to_string())
+        }
     }
 }
 
@@ -475,21 +531,31 @@ impl Application {
         let audit = AuditLog::new(store.clone());
         let deploys =
             DeployBook::start(store.clone(), hub.clone(), config.environment.clone()).await?;
+        let shutdown = CancellationToken::new();
+        let alert_history: Arc<dyn store::AlertHistory> = store.clone();
+        let alerts = crate::alerts::start(
+            config.alert_rules.clone(),
+            alert_history.clone(),
+            hub.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let store: Arc<dyn store::Store> = store;
         let history = History::new(store.clone(), config.retention, sampler.host().clone());
-        let logs = LogBook::new(store.clone(), hub.clone());
-        let shutdown = CancellationToken::new();
+        let logs = LogBook::new(store.clone(), hub.clone()).with_alerts(alerts.clone());
         let commands = Commands::start(
             config.commands.clone(),
             audit.clone(),
             deploys.clone(),
             hub.clone(),
             config.data_dir.join("commands"),
+            config.retention.logs,
             shutdown.clone(),
         )
         .await?;
         let (recorder, recorder_task) =
             spawn_recorder(history.clone(), hub.clone(), shutdown.clone());
+        let recorder = recorder.with_alerts(alerts.clone());
         let own_log_writer =
             own_logs.map(|own| spawn_own_log_writer(logs.clone(), own, shutdown.clone()));
         crate::tail::spawn_tailers(&config.tail_logs, logs.clone(), shutdown.clone());
@@ -654,6 +720,16 @@ impl Application {
                 .layer(DefaultBodyLimit::max(64 * 1024)),
             )
             .route(
+                "/api/alerts",
+                get({
+                    let history = alert_history.clone();
+                    move |Query(params): Query<HashMap<String, String>>| {
+                        let history = history.clone();
+                        async move { crate::alerts::list_route(&history, params).await }
+                    }
+                }),
+            )
+            .route(
                 "/api/audit",
                 get({
                     let (auth, audit) = (auth.clone(), audit.clone());
@@ -689,6 +765,7 @@ impl Application {
             audit,
             commands,
             deploys,
+            alerts,
         }));
         let site = Router::new()
             .leptos_routes_with_context(

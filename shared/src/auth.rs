@@ -128,8 +128,8 @@ pub enum Target<'a> {
     Any,
     /// Running (or cancelling) a command on one of its targets.
     Command(&'a crate::CommandInfo, &'a str),
-    /// Reading the output of a command's runs.
-    CommandOutput(&'a crate::CommandInfo),
+    /// Reading the output of a command's runs on a target.
+    CommandOutput(&'a crate::CommandInfo, &'a str),
 }
 
 impl Action {
@@ -139,7 +139,7 @@ impl Action {
         match target {
             Target::Any => least,
             Target::Command(info, name) => least.max(info.role_for(name)),
-            Target::CommandOutput(info) => least.max(info.output_audience()),
+            Target::CommandOutput(info, name) => least.max(info.output_audience(name)),
         }
     }
 
@@ -289,10 +289,14 @@ mod tests {
             |role, target| Action::RunCommand.allowed_on(role, Target::Command(&info, target));
         assert!(run(Role::Operator, "shop") && !run(Role::Viewer, "shop"));
         assert!(!run(Role::Operator, "db") && run(Role::Admin, "db"));
-        // Output: the most any target asks.
+        // Output: what its target asks.
         assert_eq!(
-            Action::View.least_role_on(Target::CommandOutput(&info)),
+            Action::View.least_role_on(Target::CommandOutput(&info, "db")),
             Role::Admin
+        );
+        assert_eq!(
+            Action::View.least_role_on(Target::CommandOutput(&info, "shop")),
+            Role::Operator
         );
         assert_eq!(Action::View.least_role_on(Target::Any), Role::Viewer);
     }

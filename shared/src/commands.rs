@@ -62,20 +62,15 @@ impl CommandInfo {
         self.target_roles.get(target).copied().unwrap_or(self.role)
     }
 
-    /// The least role that sees its runs' output: the most any of its targets needs.
-    pub fn output_audience(&self) -> Role {
-        self.target_roles
-            .values()
-            .copied()
-            .chain([self.role])
-            .max()
-            .unwrap_or(self.role)
-            .max(Role::Operator)
+    /// The least role that sees the output of its runs on `target`: who may run it there (an operator at
+    /// least).
+    pub fn output_audience(&self, target: &str) -> Role {
+        self.role_for(target).max(Role::Operator)
     }
 
-    /// The least role that sees its runs at all: admin-only commands stay among admins.
-    pub fn run_audience(&self) -> Role {
-        if self.output_audience() == Role::Admin {
+    /// The least role that sees its runs on `target` at all: runs only admins may start stay among admins.
+    pub fn run_audience(&self, target: &str) -> Role {
+        if self.role_for(target) == Role::Admin {
             Role::Admin
         } else {
             Role::Viewer
@@ -161,7 +156,7 @@ pub struct CommandRun {
     /// Set while an operator's cancel is under way.
     #[serde(default)]
     pub cancelling: bool,
-    /// The least role that sees this run (see [`CommandInfo::run_audience`]).
+    /// The least role that sees this run (see [`CommandInfo::run_audience`], of its target).
     #[serde(default)]
     pub audience: Role,
 }
@@ -215,7 +210,16 @@ pub fn merge_run(runs: &mut Vec<CommandRun>, run: CommandRun) {
                 .position(|r| r.id < run.id)
                 .unwrap_or(runs.len());
             runs.insert(at, run);
-            runs.truncate(RECENT_RUNS);
+            // Runs under way are never dropped for room (their Cancel button must stay): the oldest
+            // finished ones go.
+            while runs.len() > RECENT_RUNS {
+                match runs.iter().rposition(|r| r.state.finished()) {
+                    Some(oldest) => {
+                        runs.remove(oldest);
+                    }
+                    None => break,
+                }
+            }
         }
     }
 }
@@ -289,14 +293,19 @@ mod tests {
             "a stale copy is ignored"
         );
         for id in 4..100 {
-            merge_run(&mut runs, run(id, RunState::Running));
+            merge_run(&mut runs, run(id, RunState::Succeeded));
         }
         assert_eq!(runs.len(), RECENT_RUNS);
         assert_eq!(runs[0].id, 99);
+        assert!(
+            runs.iter()
+                .any(|r| r.id == 3 && r.state == RunState::Running),
+            "a run under way stays"
+        );
     }
 
     #[test]
-    fn audiences_follow_the_most_a_target_needs() {
+    fn audiences_follow_each_targets_role() {
         let mut info = CommandInfo {
             name: "restart".into(),
             title: "Restart".into(),
@@ -310,14 +319,18 @@ mod tests {
             timeout_ms: 1000,
         };
         assert_eq!(
-            (info.output_audience(), info.run_audience()),
+            (info.output_audience("shop"), info.run_audience("shop")),
             (Role::Operator, Role::Viewer)
         );
         info.target_roles.insert("db".into(), Role::Admin);
         assert_eq!(info.role_for("db"), Role::Admin);
-        assert_eq!(info.role_for("shop"), Role::Operator);
+        // Each target by its own role: an operator still sees the runs it may start on shop.
         assert_eq!(
-            (info.output_audience(), info.run_audience()),
+            (info.output_audience("shop"), info.run_audience("shop")),
+            (Role::Operator, Role::Viewer)
+        );
+        assert_eq!(
+            (info.output_audience("db"), info.run_audience("db")),
             (Role::Admin, Role::Admin)
         );
     }

@@ -5,6 +5,7 @@
 //! the protocol at compile time. [`LiveState`] holds the state transition (apply an envelope) so that the hub's
 //! copy of the state and every browser's copy are computed by the very same code.
 
+mod alerts;
 mod api;
 mod audit;
 mod auth;
@@ -17,6 +18,10 @@ mod logs;
 mod security;
 mod state;
 
+pub use alerts::{
+    Alert, AlertRule, AlertState, Comparison, Condition, LogRate, Phase, RECENT_ALERTS, RuleMetric,
+    Tracker, Transition, merge_alert_instance, render_message,
+};
 pub use api::{ApiPoint, RECENT_API_POINTS, RouteStats, ServiceApi};
 pub use audit::{AUDIT_CSV_HEADER, AuditEntry, AuditFilter, AuditPage, MAX_AUDIT_PAGE, Outcome};
 pub use auth::{
@@ -97,6 +102,11 @@ pub enum Event {
     CommandOutput(OutputChunk),
     /// A deployment, whole, on every change of its status; an upsert keyed by its id.
     Deployment(Deployment),
+    /// Every alert rule, whole (sent at start and when the rules change).
+    AlertRules(Vec<AlertRule>),
+    /// An alert, whole, on every change (pending, firing, a new value, acknowledged, silenced, resolved); an
+    /// upsert keyed by its id.
+    Alert(Alert),
 }
 
 impl Event {
@@ -115,6 +125,8 @@ impl Event {
             Event::Command(_) => EventKind::Command,
             Event::CommandOutput(_) => EventKind::CommandOutput,
             Event::Deployment(_) => EventKind::Deployment,
+            Event::AlertRules(_) => EventKind::AlertRules,
+            Event::Alert(_) => EventKind::Alert,
         }
     }
 
@@ -145,6 +157,8 @@ pub enum EventKind {
     Command,
     CommandOutput,
     Deployment,
+    AlertRules,
+    Alert,
     /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
     Ping,
     /// The server ended this stream for good (`data:` a [`StreamClosed`], no id): the tab must not
@@ -173,7 +187,7 @@ pub enum AfterClose {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::Snapshot,
         EventKind::Health,
         EventKind::Storage,
@@ -186,6 +200,8 @@ impl EventKind {
         EventKind::Command,
         EventKind::CommandOutput,
         EventKind::Deployment,
+        EventKind::AlertRules,
+        EventKind::Alert,
         EventKind::Ping,
         EventKind::Closed,
     ];
@@ -204,6 +220,8 @@ impl EventKind {
             EventKind::Command => "command",
             EventKind::CommandOutput => "command_output",
             EventKind::Deployment => "deployment",
+            EventKind::AlertRules => "alert_rules",
+            EventKind::Alert => "alert",
             EventKind::Ping => "ping",
             EventKind::Closed => "closed",
         }
@@ -244,6 +262,12 @@ pub struct Snapshot {
     /// The newest deployments, newest first.
     #[serde(default)]
     pub deployments: Vec<Deployment>,
+    /// The alert rules.
+    #[serde(default)]
+    pub alert_rules: Vec<AlertRule>,
+    /// Every open alert and the newest resolved ones, newest first.
+    #[serde(default)]
+    pub alerts: Vec<Alert>,
 }
 
 /// Security alerts name users and addresses: they reach operators and admins, who act on them.
@@ -377,6 +401,8 @@ mod tests {
                 commands: Vec::new(),
                 runs: Vec::new(),
                 deployments: Vec::new(),
+                alert_rules: Vec::new(),
+                alerts: Vec::new(),
             }),
             Event::Logs(vec![LogEntry {
                 id: 3,

@@ -4,9 +4,9 @@
 //! run this code, a browser that applied the same envelopes holds exactly the server's state.
 
 use crate::{
-    CommandInfo, CommandRun, DbReading, Deployment, Envelope, Event, HealthPoint, HostHealth,
-    HostId, LogEntry, SecurityAlert, ServiceApi, Snapshot, StorageStatus, merge_alert,
-    merge_deployment, merge_recent, merge_run,
+    Alert, AlertRule, CommandInfo, CommandRun, DbReading, Deployment, Envelope, Event, HealthPoint,
+    HostHealth, HostId, LogEntry, SecurityAlert, ServiceApi, Snapshot, StorageStatus, merge_alert,
+    merge_alert_instance, merge_deployment, merge_recent, merge_run,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -47,6 +47,9 @@ pub struct LiveState {
     runs: Vec<CommandRun>,
     /// The newest deployments, newest first.
     deployments: Vec<Deployment>,
+    alert_rules: Vec<AlertRule>,
+    /// Open alerts and the newest resolved ones, newest first.
+    alerts: Vec<Alert>,
 }
 
 impl LiveState {
@@ -102,6 +105,8 @@ impl LiveState {
             // Output is appended by whoever shows it; the state keeps each run's line count only.
             Event::CommandOutput(_) => {}
             Event::Deployment(d) => merge_deployment(&mut self.deployments, d.clone()),
+            Event::AlertRules(rules) => self.alert_rules = rules.clone(),
+            Event::Alert(alert) => merge_alert_instance(&mut self.alerts, alert.clone()),
         }
         self.seq = self.seq.max(env.seq);
     }
@@ -153,6 +158,8 @@ impl LiveState {
         self.commands = snapshot.commands;
         self.runs = snapshot.runs;
         self.deployments = snapshot.deployments;
+        self.alert_rules = snapshot.alert_rules;
+        self.alerts = snapshot.alerts;
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -168,7 +175,18 @@ impl LiveState {
             commands: self.commands.clone(),
             runs: self.runs.clone(),
             deployments: self.deployments.clone(),
+            alert_rules: self.alert_rules.clone(),
+            alerts: self.alerts.clone(),
         }
+    }
+
+    pub fn alert_rules(&self) -> &[AlertRule] {
+        &self.alert_rules
+    }
+
+    /// Open alerts and the newest resolved ones, newest first.
+    pub fn alerts(&self) -> &[Alert] {
+        &self.alerts
     }
 
     /// The newest deployments, newest first.

@@ -7,6 +7,7 @@
 //! keeps min, max, average and count, so a spike survives zooming out.
 
 mod accounts;
+mod alerts;
 mod audit;
 pub mod chunk;
 mod deploy;
@@ -14,6 +15,7 @@ pub mod plan;
 mod sqlite;
 
 pub use accounts::{Accounts, Credentials, SessionUser};
+pub use alerts::{AlertFilter, AlertHistory};
 pub use audit::{AuditTrail, NewAudit, NewRun, RunEnd};
 pub use deploy::{Deployments, NewDeployment};
 pub use plan::{Retention, bucket, plan};

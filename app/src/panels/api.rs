@@ -60,6 +60,7 @@ pub fn ApiPanel() -> impl IntoView {
         <section class="panel api" data-testid="panel-api" aria-labelledby="api-title">
             <div class="panel-head">
                 <h2 id="api-title">"API performance"</h2>
+                <super::alerts::AlertBadge panel="api" />
                 <label class="panel-meta">
                     "Service "
                     <select

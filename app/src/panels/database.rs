@@ -56,6 +56,7 @@ pub fn DatabasePanel() -> impl IntoView {
         <section class="panel database" data-testid="panel-database" aria-labelledby="database-title">
             <div class="panel-head">
                 <h2 id="database-title">"Database"</h2>
+                <super::alerts::AlertBadge panel="database" />
                 <label class="panel-meta">
                     "Target "
                     <select

@@ -32,13 +32,15 @@ pub fn DeploymentsPanel() -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     });
-    // The service whose history is open.
+    // The service whose history is open, and the deployments whose log is: kept here, since every update
+    // draws the cards anew.
     let open = RwSignal::new(None::<String>);
+    let logs = RwSignal::new(std::collections::BTreeSet::<i64>::new());
     let cards = move || {
         current
             .get()
             .into_iter()
-            .map(|d| view! { <DeploymentCard d open /> })
+            .map(|d| view! { <DeploymentCard d open logs /> })
             .collect_view()
     };
     view! {
@@ -70,7 +72,11 @@ pub fn DeploymentsPanel() -> impl IntoView {
 }
 
 #[component]
-fn DeploymentCard(d: Deployment, open: RwSignal<Option<String>>) -> impl IntoView {
+fn DeploymentCard(
+    d: Deployment,
+    open: RwSignal<Option<String>>,
+    logs: RwSignal<std::collections::BTreeSet<i64>>,
+) -> impl IntoView {
     let live = LiveStore::expect();
     let (service, started) = (d.service.clone(), d.created_ms);
     let finished = d.finished_ms;
@@ -91,15 +97,20 @@ fn DeploymentCard(d: Deployment, open: RwSignal<Option<String>>) -> impl IntoVie
     let link = d.url.clone().map(|url| {
         view! { <a href=url target="_blank" rel="noopener noreferrer">"CI log"</a> }
     });
+    let id = d.id;
     let log = d.run.map(|run| {
-        let shown = RwSignal::new(false);
+        let shown = move || logs.with(|l| l.contains(&id));
         let runs = Memo::new(move |_| live.state.with(|s| s.runs().to_vec()));
         view! {
-            <button class="link" data-testid="deploy-log" on:click=move |_| shown.update(|s| *s = !*s)>
-                {move || if shown.get() { "Hide log" } else { "Log" }}
+            <button
+                class="link"
+                data-testid="deploy-log"
+                on:click=move |_| logs.update(|l| if !l.remove(&id) { l.insert(id); })
+            >
+                {move || if shown() { "Hide log" } else { "Log" }}
             </button>
             " "
-            {move || shown.get().then(|| view! { <super::controls::RunOutputView id=run runs /> })}
+            {move || shown().then(|| view! { <super::controls::RunOutputView id=run runs /> })}
         }
     });
     let description = d

@@ -185,6 +185,7 @@ pub fn ErrorLogPanel() -> impl IntoView {
         <section class="panel errors" data-testid="panel-errors" aria-labelledby="errors-title">
             <div class="panel-head">
                 <h2 id="errors-title">"Error log"</h2>
+                <super::alerts::AlertBadge panel="errors" />
                 <Show when=move || { waiting.get() > 0 }>
                     <button type="button" class="badge new-badge" data-testid="log-new" on:click=to_top>
                         {move || format!("{} new", waiting.get())}

@@ -26,6 +26,7 @@ pub fn HealthPanel() -> impl IntoView {
         <section class="panel wide health" class:stale=stale data-testid="panel-health" aria-labelledby="health-title">
             <div class="panel-head">
                 <h2 id="health-title">"Server health"</h2>
+                <super::alerts::AlertBadge panel="health" />
                 <span class="panel-meta" data-testid="host-meta">
                     {read(|h| format!("{} · {} · up {}", h.hostname, h.os, format::uptime(h.uptime_s)))}
                 </span>

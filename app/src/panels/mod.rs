@@ -1,5 +1,6 @@
 //! The dashboard page and its panels, one module each.
 
+mod alerts;
 mod api;
 mod controls;
 mod database;
@@ -11,6 +12,7 @@ mod security;
 use crate::api::get_snapshot;
 use crate::header::TopBar;
 use crate::live::LiveStore;
+use alerts::{AlertToasts, AlertsPanel};
 use api::ApiPanel;
 use controls::ControlsPanel;
 use database::DatabasePanel;
@@ -44,10 +46,12 @@ pub fn Dashboard() -> impl IntoView {
                                 <ErrorLogPanel />
                                 <ApiPanel />
                                 <DatabasePanel />
+                                <AlertsPanel />
                                 <SecurityPanel />
                                 <DeploymentsPanel />
                                 <ControlsPanel />
                                 <Toasts />
+                                <AlertToasts />
                             }
                                 .into_any()
                         }

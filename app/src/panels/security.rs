@@ -113,6 +113,28 @@ pub fn SecurityPanel() -> impl IntoView {
     .into_any()
 }
 
+/// One toast: a title and a message, edged by severity; a click dismisses it.
+#[component]
+pub(crate) fn Toast(
+    severity: shared::Severity,
+    title: String,
+    message: String,
+    testid: &'static str,
+    close: impl Fn() + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <div
+            class=format!("toast sev-{}", severity.as_str())
+            role="status"
+            data-testid=testid
+            on:click=move |_| close()
+        >
+            <strong>{title}</strong>
+            <span>{message}</span>
+        </div>
+    }
+}
+
 /// How long a toast stays up unless dismissed.
 #[cfg(feature = "hydrate")]
 const TOAST_MS: u64 = 8_000;
@@ -157,15 +179,13 @@ pub fn Toasts() -> impl IntoView {
                 {
                     let id = alert.id;
                     view! {
-                        <div
-                            class=format!("toast sev-{}", alert.severity.as_str())
-                            role="status"
-                            data-testid="toast"
-                            on:click=move |_| shown.update(|s| s.retain(|a| a.id != id))
-                        >
-                            <strong>{alert.kind.label()}</strong>
-                            <span>{alert.message.clone()}</span>
-                        </div>
+                        <Toast
+                            severity=alert.severity
+                            title=alert.kind.label().to_owned()
+                            message=alert.message.clone()
+                            testid="toast"
+                            close=move || shown.update(|s| s.retain(|a| a.id != id))
+                        />
                     }
                 }
             </For>

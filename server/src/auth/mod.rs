@@ -53,6 +53,9 @@ pub struct Principal {
     pub name: String,
     pub role: Role,
     pub kind: PrincipalKind,
+    /// When the credential was found valid (ms since the epoch): an ending at or after this, which the
+    /// request could not have seen, still applies to what it opens.
+    pub checked_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +219,7 @@ impl Auth {
                 name: format!("token:{}", t.name),
                 role: t.role,
                 kind: PrincipalKind::Token { id: t.id },
+                checked_ms: now,
             }));
         }
         let Some(secret) = cookie(headers, SESSION_COOKIE) else {
@@ -235,6 +239,7 @@ impl Auth {
                 session,
                 expires_ms: s.expires_ms,
             },
+            checked_ms: now,
         }))
     }
 }

@@ -59,6 +59,8 @@ pub enum CommandError {
     Store(#[from] StoreError),
     #[error("the run's output cannot be read: {0}")]
     Output(std::io::Error),
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Who holds an exclusive target.
@@ -108,8 +110,14 @@ impl Commands {
         deploys: DeployBook,
         hub: Arc<Hub>,
         dir: PathBuf,
+        keep_logs: Duration,
         shutdown: CancellationToken,
     ) -> Result<Commands, StoreError> {
+        match output::prune(&dir, keep_logs).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "old command logs removed"),
+            Err(e) => tracing::warn!("cannot remove old command logs: {e}"),
+        }
         let commands = Commands {
             inner: Arc::new(Inner {
                 specs,
@@ -138,7 +146,7 @@ impl Commands {
         let mut recent = store.recent_runs(RECENT_RUNS).await?;
         recent.reverse();
         for mut run in recent {
-            run.audience = commands.run_audience(&run.command);
+            run.audience = commands.run_audience(&run.command, &run.target);
             inner.hub.publish(None, Event::Command(run));
         }
         Ok(commands)
@@ -156,18 +164,22 @@ impl Commands {
             .ok_or_else(|| CommandError::UnknownCommand(name.chars().take(64).collect()))
     }
 
-    /// Who sees runs of `command` (admins only for a command no longer configured, to be safe).
-    fn run_audience(&self, command: &str) -> Role {
+    /// Who sees runs of `command` on `target` (admins only for a command no longer configured, to be safe).
+    fn run_audience(&self, command: &str, target: &str) -> Role {
         self.spec(command)
-            .map_or(Role::Admin, |s| s.info.run_audience())
+            .map_or(Role::Admin, |s| s.info.run_audience(target))
     }
 
-    fn output_audience(&self, command: &str) -> Role {
+    fn output_audience(&self, command: &str, target: &str) -> Role {
         self.spec(command)
-            .map_or(Role::Admin, |s| s.info.output_audience())
+            .map_or(Role::Admin, |s| s.info.output_audience(target))
     }
 
     /// Starts `name` on `target`; returns the run as it starts. The program's progress follows as events.
+    ///
+    /// Once the checks pass and the target is reserved, the rest (audit entry, run, deployment, the program)
+    /// happens in a task of its own: a request that goes away half-way (a closed tab, a shutdown) cannot leave
+    /// the target reserved or a run recorded but never started.
     pub async fn run(
         &self,
         caller: &Caller,
@@ -176,29 +188,57 @@ impl Commands {
         params: BTreeMap<String, String>,
     ) -> Result<CommandRun, CommandError> {
         let spec = self.spec(name)?.clone();
-        let argv = spec.argv(target, &params)?;
+        // The role first: a refusal is a 403 (and a security alert) whatever the parameters were.
         let needed = Action::RunCommand.least_role_on(Target::Command(&spec.info, target));
         if caller.role < needed {
             return Err(CommandError::Forbidden {
                 needed,
-                what: format!("run {name} on {target}"),
+                what: format!(
+                    "run {name} on {}",
+                    target.chars().take(64).collect::<String>()
+                ),
                 who: caller.name.clone(),
                 role: caller.role,
             });
         }
+        let argv = spec.argv(target, &params)?;
         let started_ms = now_millis();
         if spec.info.exclusive {
             self.reserve(target, caller, name, started_ms)?;
         }
-        let release = |this: &Self| {
-            if spec.info.exclusive {
-                this.release(target);
-            }
-        };
-        let run = match self.record(caller, &spec, target, params, started_ms).await {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (this, caller, target) = (self.clone(), caller.clone(), target.to_owned());
+        tokio::spawn(async move {
+            let result = this
+                .begin(spec, caller, target, params, argv, started_ms)
+                .await;
+            let _ = reply.send(result);
+        });
+        answer
+            .await
+            .map_err(|_| CommandError::Internal("the run's task ended early".into()))?
+    }
+
+    /// Records the run (audit entry first), registers it and starts the program; the reservation is given
+    /// back if recording fails.
+    async fn begin(
+        self,
+        spec: CommandSpec,
+        caller: Caller,
+        target: String,
+        params: BTreeMap<String, String>,
+        argv: Vec<String>,
+        started_ms: i64,
+    ) -> Result<CommandRun, CommandError> {
+        let run = match self
+            .record(&caller, &spec, &target, params, started_ms)
+            .await
+        {
             Ok(run) => run,
             Err(e) => {
-                release(self);
+                if spec.info.exclusive {
+                    self.release(&target);
+                }
                 return Err(e);
             }
         };
@@ -207,7 +247,7 @@ impl Commands {
             match self
                 .inner
                 .deploys
-                .queue_run(&caller.name, target, &run.params, run.id)
+                .queue_run(&caller.name, &target, &run.params, run.id)
                 .await
             {
                 Ok(d) => Some(d),
@@ -233,7 +273,7 @@ impl Commands {
         tracing::info!(
             run = run.id,
             by = %caller.name,
-            command = name,
+            command = %spec.info.name,
             target,
             "command started"
         );
@@ -255,7 +295,7 @@ impl Commands {
             .inner
             .running
             .lock()
-            .map_err(|_| CommandError::NoRun(0))?;
+            .map_err(|_| CommandError::Internal("the run table is unusable".into()))?;
         if let Some(holder) = running.busy.get(target) {
             let started = time::OffsetDateTime::from_unix_timestamp_nanos(
                 i128::from(holder.since_ms) * 1_000_000,
@@ -315,7 +355,7 @@ impl Commands {
             .await;
         match stored {
             Ok(mut run) => {
-                run.audience = spec.info.run_audience();
+                run.audience = spec.info.run_audience(target);
                 Ok(run)
             }
             Err(e) => {
@@ -401,7 +441,7 @@ impl Commands {
             .run(id)
             .await?
             .ok_or(CommandError::NoRun(id))?;
-        let needed = self.output_audience(&run.command);
+        let needed = self.output_audience(&run.command, &run.target);
         if caller.role < needed {
             return Err(CommandError::Forbidden {
                 needed,
@@ -432,7 +472,7 @@ impl Commands {
         cancel: CancellationToken,
         mut deployment: Option<shared::Deployment>,
     ) {
-        let audience = spec.info.output_audience();
+        let audience = spec.info.output_audience(&run.target);
         let mut relay = Relay::new(&self.inner.hub, run.id, audience);
         let exit = match LogFile::create(&log_path(&self.inner.dir, run.id)).await {
             Err(e) => Exit::NotStarted(format!("cannot write the run's log file: {e}")),
@@ -469,7 +509,13 @@ impl Commands {
                                 }
                                 None => break,
                             },
-                            _ = tick.tick() => relay.flush(),
+                            _ = tick.tick() => {
+                                relay.flush();
+                                // Readers of the file (a tab opening the run late) see whole lines.
+                                if let Err(e) = log.flush().await {
+                                    tracing::warn!(run = run.id, "cannot write the run's log file: {e}");
+                                }
+                            }
                         }
                     }
                     if let Err(e) = log.flush().await {

@@ -18,6 +18,30 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024;
 /// The most lines one page read back from a file holds.
 pub const MAX_PAGE_LINES: usize = 2_000;
 
+/// Removes run logs older than `keep` (by when they were last written); how many went.
+pub async fn prune(dir: &Path, keep: std::time::Duration) -> std::io::Result<usize> {
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    while let Some(entry) = entries.next_entry().await? {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .await?
+            .modified()?
+            .elapsed()
+            .is_ok_and(|age| age > keep);
+        if old && path.extension().is_some_and(|e| e == "log") {
+            tokio::fs::remove_file(&path).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Where the log of run `id` is kept.
 pub fn log_path(dir: &Path, id: i64) -> PathBuf {
     dir.join(format!("{id}.log"))
@@ -35,7 +59,14 @@ impl LogFile {
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
-        let file = tokio::fs::File::create(path).await?;
+        // Output may hold what only operators should read: not for other local users.
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .await?;
         Ok(LogFile {
             out: BufWriter::new(file),
             written: 0,
@@ -76,7 +107,7 @@ pub async fn read_page(
     limit: usize,
 ) -> std::io::Result<OutputPage> {
     let file = tokio::fs::File::open(log_path(dir, id)).await?;
-    let mut lines = BufReader::new(file).lines();
+    let mut reader = BufReader::new(file);
     let limit = limit.clamp(1, MAX_PAGE_LINES);
     let mut page = OutputPage {
         run: id,
@@ -85,7 +116,17 @@ pub async fn read_page(
         more: false,
     };
     let mut n = 0u64;
-    while let Some(line) = lines.next_line().await? {
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw).await? == 0 {
+            break;
+        }
+        // A last line without its newline is still being written: it comes with a later read.
+        let Some(bytes) = raw.strip_suffix(b"\n") else {
+            break;
+        };
+        let line = String::from_utf8_lossy(bytes);
         if n >= first {
             if page.lines.len() == limit {
                 page.more = true;

@@ -13,6 +13,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The environment variables a program gets from Watchpost's; nothing else passes.
+pub const KEPT_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"];
+
 /// How long a program asked to stop (SIGTERM) has before it is killed (SIGKILL).
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long the output of an exited program is still read: a child it left behind may hold the pipes.
@@ -58,6 +61,14 @@ pub async fn run(
     lines: mpsc::Sender<Progress>,
 ) -> Exit {
     let mut command = tokio::process::Command::new(program);
+    // Not Watchpost's environment: it may hold secrets (a database URL with its password). Only what
+    // programs need to run and to format their output.
+    command.env_clear();
+    for name in KEPT_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
     command
         .args(argv)
         .stdin(Stdio::null())

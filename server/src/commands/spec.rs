@@ -209,7 +209,15 @@ impl CommandFile {
                 (Some(pattern), None) => Regex::new(&format!("^(?:{pattern})$"))
                     .map(Rule::Pattern)
                     .map_err(|e| context(format!("params.{param}.pattern: {e}")))?,
-                (None, Some(values)) if !values.is_empty() => Rule::Values(values.clone()),
+                (None, Some(values)) if !values.is_empty() => {
+                    if let Some(bad) = values.iter().find(|v| v.is_empty() || v.starts_with('-')) {
+                        return Err(context(format!(
+                            "params.{param}: the value '{bad}' is empty or starts with '-', which no request may \
+                             send"
+                        )));
+                    }
+                    Rule::Values(values.clone())
+                }
                 _ => {
                     return Err(context(format!(
                         "params.{param} needs either a pattern or a non-empty list of values"

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod alerts;
 mod api_perf;
 mod cli;
 mod commands;

@@ -8,7 +8,7 @@ use shared::{ApiPoint, Event, LogPage};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn exposition(le_100ms: u64, le_200ms: u64, le_500ms: u64, total: u64) -> String {
+pub(crate) fn exposition(le_100ms: u64, le_200ms: u64, le_500ms: u64, total: u64) -> String {
     let line = |le: &str, n: u64| {
         format!(
             "shop_http_request_duration_seconds_bucket{{handler=\"/checkout\",method=\"POST\",le=\"{le}\"}} {n}\n"
@@ -28,7 +28,7 @@ fn exposition(le_100ms: u64, le_200ms: u64, le_500ms: u64, total: u64) -> String
 }
 
 /// Serves `/metrics` with whatever `body` holds; returns its address.
-async fn serve_metrics(body: Arc<Mutex<String>>) -> String {
+pub(crate) async fn serve_metrics(body: Arc<Mutex<String>>) -> String {
     let app = Router::new().route(
         "/metrics",
         get(move || {

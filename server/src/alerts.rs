@@ -1,0 +1,635 @@
+//! Alert rules: declared as `[[alerts]]` in the configuration file, evaluated on every new reading (host, API
+//! and database figures as the recorder gets them, and the error log's rate), with the state machine in
+//! `shared::alerts` per (rule, series). Every change of an alert is stored (its history) and published whole.
+//!
+//! One task owns the alerts: readings, the clock, and acknowledgements and silences all reach it through one
+//! channel, so an acknowledgement can never be overwritten by an evaluation that read the alert before it.
+//!
+//! ```toml
+//! [[alerts]]
+//! name = "cpu-high"
+//! metric = "cpu"               # a stored metric (cpu, memory, disk, http_p95_ms, db_connections, …)
+//!                              # or log_errors_per_minute (error and critical entries per service)
+//! subject = "web-1"            # one host, service or target; every one when left out
+//! above = 90                   # or: below = 10
+//! resolve = 80                 # back below this to resolve (default: the threshold)
+//! for = "2m"                   # across the threshold this long before it fires (default 0)
+//! clear_after = 3              # clean evaluations in a row to resolve (default 1)
+//! severity = "warning"         # info, warning, error, critical
+//! labels = { team = "ops" }
+//! message = "{subject}: CPU at {value}% (over {threshold}%)"
+//! ```
+
+use crate::history::Reading;
+use crate::hub::{Hub, now_millis};
+use serde::Deserialize;
+use shared::{
+    Alert, AlertRule, AlertState, Comparison, Condition, Event, LogRate, Phase, RECENT_ALERTS,
+    RuleMetric, Severity, Tracker, Transition, render_message,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{AlertFilter, AlertHistory, StoreError};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// A firing alert's value is written and sent at most this often, besides every change of state and every
+/// new peak.
+const VALUE_EVERY_MS: i64 = 10_000;
+/// The window of the error log's rate.
+const LOG_WINDOW_MS: i64 = 60_000;
+
+/// An `[[alerts]]` table of the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRuleFile {
+    pub name: String,
+    pub metric: String,
+    pub subject: Option<String>,
+    pub above: Option<f64>,
+    pub below: Option<f64>,
+    pub resolve: Option<f64>,
+    #[serde(rename = "for")]
+    pub for_: Option<String>,
+    pub clear_after: Option<u32>,
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub message: Option<String>,
+}
+
+impl AlertRuleFile {
+    /// Checks the declaration; the error names the rule and what is wrong.
+    pub fn check(self) -> Result<AlertRule, String> {
+        let name = self.name.trim().to_owned();
+        let context = |e: String| format!("alert rule '{name}': {e}");
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err("an alert rule needs a name of 1 to 64 characters".into());
+        }
+        let metric = RuleMetric::parse(&self.metric).ok_or_else(|| {
+            context(format!(
+                "unknown metric '{}'; use one of {}, log_errors_per_minute",
+                self.metric,
+                shared::Metric::ALL.map(|m| m.as_str()).join(", ")
+            ))
+        })?;
+        let (comparison, threshold) = match (self.above, self.below) {
+            (Some(t), None) => (Comparison::Above, t),
+            (None, Some(t)) => (Comparison::Below, t),
+            _ => return Err(context("give exactly one of above = … or below = …".into())),
+        };
+        let for_ms = match &self.for_ {
+            Some(text) => humantime::parse_duration(text)
+                .map_err(|e| context(format!("for '{text}': {e}")))?
+                .as_millis() as i64,
+            None => 0,
+        };
+        let condition = Condition {
+            comparison,
+            threshold,
+            resolve: self.resolve,
+            for_ms,
+            clear_after: self.clear_after.unwrap_or(1),
+        };
+        condition.check().map_err(context)?;
+        let severity = match &self.severity {
+            Some(s) => Severity::parse(s).ok_or_else(|| {
+                context(format!(
+                    "severity '{s}' is not one of info, warning, error, critical"
+                ))
+            })?,
+            None => Severity::Warning,
+        };
+        let message = self.message.unwrap_or_else(|| {
+            format!(
+                "{{subject}}: {} is {{value}} ({} {{threshold}})",
+                metric.as_str(),
+                comparison.symbol()
+            )
+        });
+        Ok(AlertRule {
+            name,
+            metric,
+            subject: self.subject.filter(|s| !s.trim().is_empty()),
+            condition,
+            severity,
+            labels: self.labels,
+            message,
+        })
+    }
+}
+
+/// Checks every rule and that their names are unique.
+pub fn check_rules(files: Vec<AlertRuleFile>) -> Result<Vec<AlertRule>, String> {
+    let mut rules: Vec<AlertRule> = Vec::new();
+    for file in files {
+        let rule = file.check()?;
+        if rules.iter().any(|r| r.name == rule.name) {
+            return Err(format!("two alert rules are named '{}'", rule.name));
+        }
+        rules.push(rule);
+    }
+    Ok(rules)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("there is no alert {0}")]
+    NotFound(i64),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("alerts cannot be written right now: {0}")]
+    Store(#[from] StoreError),
+    #[error("the alert engine has stopped")]
+    Stopped,
+}
+
+enum Msg {
+    Readings(Vec<Reading>),
+    /// Error-level log entries: (service, time) each.
+    LogErrors(Vec<(String, i64)>),
+    Acknowledge {
+        id: i64,
+        by: String,
+        reply: oneshot::Sender<Result<Alert, AlertError>>,
+    },
+    Silence {
+        id: i64,
+        until_ms: Option<i64>,
+        by: String,
+        reply: oneshot::Sender<Result<Alert, AlertError>>,
+    },
+}
+
+/// Where sources hand readings to the alert rules. Cheap to clone; never blocks a source.
+#[derive(Clone)]
+pub struct AlertSink {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl AlertSink {
+    pub fn readings(&self, readings: Vec<Reading>) {
+        if self.tx.try_send(Msg::Readings(readings)).is_err() {
+            tracing::debug!("the alert engine is behind; a reading was not evaluated");
+        }
+    }
+
+    /// Error and critical entries just written to the log.
+    pub fn log_errors(&self, entries: Vec<(String, i64)>) {
+        if !entries.is_empty() && self.tx.try_send(Msg::LogErrors(entries)).is_err() {
+            tracing::debug!("the alert engine is behind; log entries were not counted");
+        }
+    }
+
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<Alert, AlertError>>) -> Msg,
+    ) -> Result<Alert, AlertError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| AlertError::Stopped)?;
+        answer.await.map_err(|_| AlertError::Stopped)?
+    }
+
+    /// Marks an alert acknowledged by `by` (once: the first acknowledgement stays).
+    pub async fn acknowledge(&self, id: i64, by: &str) -> Result<Alert, AlertError> {
+        let by = by.to_owned();
+        self.ask(|reply| Msg::Acknowledge { id, by, reply }).await
+    }
+
+    /// Holds back an alert's notifications until `until_ms` (`None` lifts the silence).
+    pub async fn silence(
+        &self,
+        id: i64,
+        until_ms: Option<i64>,
+        by: &str,
+    ) -> Result<Alert, AlertError> {
+        if let Some(until) = until_ms
+            && until <= now_millis()
+        {
+            return Err(AlertError::Invalid(
+                "silence until a time in the future".into(),
+            ));
+        }
+        let by = by.to_owned();
+        self.ask(|reply| Msg::Silence {
+            id,
+            until_ms,
+            by,
+            reply,
+        })
+        .await
+    }
+}
+
+/// One rule's series: its state machine and its current alert.
+struct Series {
+    tracker: Tracker,
+    alert: Option<Alert>,
+    last_sent_ms: i64,
+}
+
+struct Engine {
+    rules: Vec<AlertRule>,
+    store: Arc<dyn AlertHistory>,
+    hub: Arc<Hub>,
+    series: HashMap<(usize, String), Series>,
+    /// Times of error-level log entries in the last minute, per service.
+    log_errors: HashMap<String, VecDeque<i64>>,
+}
+
+/// Starts the engine: takes up the alerts a previous run left open, publishes the rules and the recent
+/// alerts, then evaluates until `shutdown`.
+pub async fn start(
+    rules: Vec<AlertRule>,
+    store: Arc<dyn AlertHistory>,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) -> Result<AlertSink, StoreError> {
+    let mut engine = Engine {
+        rules,
+        store,
+        hub,
+        series: HashMap::new(),
+        log_errors: HashMap::new(),
+    };
+    engine
+        .hub
+        .publish(None, Event::AlertRules(engine.rules.clone()));
+    let mut recent = engine
+        .store
+        .alerts(&AlertFilter::default(), None, RECENT_ALERTS)
+        .await?;
+    let open = engine.store.open_alerts().await?;
+    for alert in &open {
+        let Some(index) = engine.rules.iter().position(|r| r.name == alert.rule) else {
+            continue;
+        };
+        let phase = match alert.state {
+            AlertState::Firing => Phase::Firing {
+                since_ms: alert.fired_ms.unwrap_or(alert.started_ms),
+                clean: 0,
+            },
+            _ => Phase::Pending {
+                since_ms: alert.started_ms,
+            },
+        };
+        engine.series.insert(
+            (index, alert.subject.clone()),
+            Series {
+                tracker: Tracker {
+                    phase,
+                    peak: Some(alert.peak),
+                },
+                alert: Some(alert.clone()),
+                last_sent_ms: alert.updated_ms,
+            },
+        );
+    }
+    // Open alerts older than the newest hundred are in the state too.
+    for alert in open {
+        if !recent.iter().any(|a| a.id == alert.id) {
+            recent.push(alert);
+        }
+    }
+    recent.sort_by_key(|a| a.id);
+    for alert in recent {
+        engine.hub.publish(None, Event::Alert(alert));
+    }
+    let (tx, mut rx) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                msg = rx.recv() => match msg {
+                    Some(msg) => engine.handle(msg).await,
+                    None => return,
+                },
+                _ = tick.tick() => engine.log_rates(now_millis()).await,
+            }
+        }
+    });
+    Ok(AlertSink { tx })
+}
+
+impl Engine {
+    async fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Readings(readings) => {
+                for r in readings {
+                    self.evaluate(RuleMetric::Stored(r.metric), &r.subject, r.t_ms, r.value)
+                        .await;
+                }
+            }
+            Msg::LogErrors(entries) => {
+                for (service, t_ms) in entries {
+                    self.log_errors.entry(service).or_default().push_back(t_ms);
+                }
+                self.log_rates(now_millis()).await;
+            }
+            Msg::Acknowledge { id, by, reply } => {
+                let result = self
+                    .change(id, |a, now| {
+                        if a.acknowledged_by.is_none() {
+                            a.acknowledged_by = Some(by.clone());
+                            a.acknowledged_ms = Some(now);
+                        }
+                    })
+                    .await;
+                let _ = reply.send(result);
+            }
+            Msg::Silence {
+                id,
+                until_ms,
+                by,
+                reply,
+            } => {
+                let result = self
+                    .change(id, |a, _| {
+                        a.silenced_until_ms = until_ms;
+                        a.silenced_by = until_ms.map(|_| by.clone());
+                    })
+                    .await;
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Evaluates the error log's rate of every service that has recent errors or an open alert on it.
+    async fn log_rates(&mut self, now_ms: i64) {
+        let metric = RuleMetric::Log(LogRate::LogErrorsPerMinute);
+        if !self.rules.iter().any(|r| r.metric == metric) {
+            self.log_errors.clear();
+            return;
+        }
+        let mut services: Vec<String> = Vec::new();
+        for (service, times) in &mut self.log_errors {
+            while times.front().is_some_and(|t| *t <= now_ms - LOG_WINDOW_MS) {
+                times.pop_front();
+            }
+            services.push(service.clone());
+        }
+        for ((index, subject), series) in &self.series {
+            if self.rules[*index].metric == metric
+                && series.alert.is_some()
+                && !services.contains(subject)
+            {
+                services.push(subject.clone());
+            }
+        }
+        self.log_errors.retain(|_, times| !times.is_empty());
+        for service in services {
+            let count = self.log_errors.get(&service).map_or(0, VecDeque::len);
+            self.evaluate(metric, &service, now_ms, count as f64).await;
+        }
+    }
+
+    /// Runs every rule that watches this series.
+    async fn evaluate(&mut self, metric: RuleMetric, subject: &str, t_ms: i64, value: f64) {
+        for index in 0..self.rules.len() {
+            let rule = &self.rules[index];
+            if rule.metric != metric || rule.subject.as_deref().is_some_and(|s| s != subject) {
+                continue;
+            }
+            let rule = rule.clone();
+            let key = (index, subject.to_owned());
+            let series = self.series.entry(key.clone()).or_insert_with(|| Series {
+                tracker: Tracker::default(),
+                alert: None,
+                last_sent_ms: 0,
+            });
+            let transition = series.tracker.step(&rule.condition, t_ms, value);
+            let peak = series.tracker.peak.unwrap_or(value);
+            let now = now_millis();
+            let message = render_message(
+                &rule.message,
+                &rule.name,
+                subject,
+                value,
+                rule.condition.threshold,
+            );
+            let changed = match (transition, series.alert.take()) {
+                (Transition::Pending | Transition::Fired, None) => {
+                    let fired = transition == Transition::Fired;
+                    let new = Alert {
+                        id: 0,
+                        rule: rule.name.clone(),
+                        subject: subject.to_owned(),
+                        metric,
+                        state: if fired {
+                            AlertState::Firing
+                        } else {
+                            AlertState::Pending
+                        },
+                        severity: rule.severity,
+                        labels: rule.labels.clone(),
+                        message,
+                        value,
+                        peak,
+                        threshold: rule.condition.threshold,
+                        started_ms: t_ms,
+                        fired_ms: fired.then_some(t_ms),
+                        resolved_ms: None,
+                        acknowledged_by: None,
+                        acknowledged_ms: None,
+                        silenced_until_ms: None,
+                        silenced_by: None,
+                        updated_ms: now,
+                    };
+                    match self.store.add_alert(&new).await {
+                        Ok(stored) => Some(stored),
+                        Err(e) => {
+                            tracing::error!(rule = %rule.name, "cannot store an alert: {e}");
+                            None
+                        }
+                    }
+                }
+                (_, None) => None,
+                (transition, Some(mut alert)) => {
+                    let new_peak = peak != alert.peak;
+                    alert.value = value;
+                    alert.peak = peak;
+                    match transition {
+                        Transition::Fired => {
+                            alert.state = AlertState::Firing;
+                            alert.fired_ms = Some(t_ms);
+                            alert.message = message;
+                        }
+                        Transition::Resolved | Transition::Cleared => {
+                            alert.state = AlertState::Resolved;
+                            alert.resolved_ms = Some(t_ms);
+                        }
+                        Transition::Pending | Transition::Stay => {}
+                    }
+                    let due = transition != Transition::Stay
+                        || new_peak
+                        || now - series.last_sent_ms >= VALUE_EVERY_MS;
+                    if due {
+                        alert.updated_ms = now.max(alert.updated_ms + 1);
+                        match self.store.save_alert(&alert).await {
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::error!(alert = alert.id, "cannot store an alert: {e}")
+                            }
+                        }
+                        Some(alert)
+                    } else {
+                        series.alert = Some(alert);
+                        None
+                    }
+                }
+            };
+            if let Some(alert) = changed {
+                if matches!(transition, Transition::Fired) {
+                    tracing::warn!(rule = %rule.name, subject, value, "alert firing: {}", alert.message);
+                }
+                series.last_sent_ms = now;
+                series.alert = (alert.state != AlertState::Resolved).then(|| alert.clone());
+                self.hub.publish(None, Event::Alert(alert));
+            }
+            if series.alert.is_none() && series.tracker.phase == Phase::Inactive {
+                self.series.remove(&key);
+            }
+        }
+    }
+
+    /// Changes an alert (acknowledge, silence): the engine's own copy when it is open, else the stored one.
+    async fn change(
+        &mut self,
+        id: i64,
+        edit: impl Fn(&mut Alert, i64),
+    ) -> Result<Alert, AlertError> {
+        let now = now_millis();
+        let open = self
+            .series
+            .values_mut()
+            .find(|s| s.alert.as_ref().is_some_and(|a| a.id == id));
+        let mut alert = match &open {
+            Some(series) => series.alert.clone().ok_or(AlertError::NotFound(id))?,
+            None => self
+                .store
+                .alert(id)
+                .await?
+                .ok_or(AlertError::NotFound(id))?,
+        };
+        edit(&mut alert, now);
+        alert.updated_ms = now.max(alert.updated_ms + 1);
+        self.store.save_alert(&alert).await?;
+        if let Some(series) = self
+            .series
+            .values_mut()
+            .find(|s| s.alert.as_ref().is_some_and(|a| a.id == id))
+        {
+            series.alert = Some(alert.clone());
+        }
+        self.hub.publish(None, Event::Alert(alert.clone()));
+        Ok(alert)
+    }
+}
+
+/// `GET /api/alerts?rule=&subject=&state=&from_ms=&to_ms=&before=&limit=`: alert history, newest first.
+pub async fn list_route(
+    store: &Arc<dyn AlertHistory>,
+    params: HashMap<String, String>,
+) -> axum::response::Response {
+    use crate::api_error::ApiError;
+    use axum::response::IntoResponse;
+    let text = |name: &str| params.get(name).filter(|v| !v.trim().is_empty()).cloned();
+    let number = |name: &str| -> Result<Option<i64>, ApiError> {
+        text(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("{name} must be a whole number")))
+            })
+            .transpose()
+    };
+    let parsed = (|| {
+        let state = match text("state").as_deref() {
+            None => None,
+            Some("pending") => Some(AlertState::Pending),
+            Some("firing") => Some(AlertState::Firing),
+            Some("resolved") => Some(AlertState::Resolved),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "state must be pending, firing or resolved, got '{other}'"
+                )));
+            }
+        };
+        let filter = AlertFilter {
+            rule: text("rule"),
+            subject: text("subject"),
+            state,
+            from_ms: number("from_ms")?,
+            to_ms: number("to_ms")?,
+        };
+        let limit = number("limit")?.unwrap_or(100).clamp(1, 1000) as usize;
+        Ok((filter, number("before")?, limit))
+    })();
+    match parsed {
+        Err(e) => e.into_response(),
+        Ok((filter, before, limit)) => match store.alerts(&filter, before, limit).await {
+            Ok(list) => axum::Json(list).into_response(),
+            Err(e) => ApiError::unavailable(format!("alerts cannot be read: {e}")).into_response(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(text: &str) -> Result<AlertRule, String> {
+        toml::from_str::<AlertRuleFile>(text)
+            .map_err(|e| e.to_string())
+            .and_then(AlertRuleFile::check)
+    }
+
+    #[test]
+    fn rules_are_checked_at_start() {
+        let r = rule(
+            "name = \"cpu\"\nmetric = \"cpu\"\nabove = 90\nresolve = 80\nfor = \"2m\"\nclear_after = 3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.condition.for_ms, r.condition.clear_after, r.severity),
+            (120_000, 3, Severity::Warning)
+        );
+        assert_eq!(r.message, "{subject}: cpu is {value} (> {threshold})");
+        assert!(rule("name = \"x\"\nmetric = \"log_errors_per_minute\"\nabove = 5\n").is_ok());
+        for (text, message) in [
+            (
+                "name = \"x\"\nmetric = \"nope\"\nabove = 1\n",
+                "unknown metric 'nope'",
+            ),
+            ("name = \"x\"\nmetric = \"cpu\"\n", "exactly one of above"),
+            (
+                "name = \"x\"\nmetric = \"cpu\"\nabove = 1\nbelow = 2\n",
+                "exactly one of above",
+            ),
+            (
+                "name = \"x\"\nmetric = \"cpu\"\nabove = 90\nresolve = 95\n",
+                "good side",
+            ),
+            (
+                "name = \"x\"\nmetric = \"cpu\"\nabove = 90\nseverity = \"loud\"\n",
+                "severity 'loud'",
+            ),
+            (
+                "name = \"x\"\nmetric = \"cpu\"\nabove = 90\nfor = \"soon\"\n",
+                "for 'soon'",
+            ),
+            (
+                "name = \"x\"\nmetric = \"cpu\"\nabove = 90\nwhen = 1\n",
+                "unknown field",
+            ),
+        ] {
+            let e = rule(text).unwrap_err();
+            assert!(e.contains(message), "{text}: {e}");
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Alert history in the store: one row per episode of a rule's series, rewritten whole as it moves.
+
+use crate::StoreError;
+use crate::sqlite::SqliteStore;
+use async_trait::async_trait;
+use shared::{Alert, AlertState, RuleMetric, Severity};
+use sqlx::Row;
+
+/// Which alerts to list; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertFilter {
+    pub rule: Option<String>,
+    pub subject: Option<String>,
+    pub state: Option<AlertState>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+#[async_trait]
+pub trait AlertHistory: Send + Sync + 'static {
+    /// Stores a new alert (its `id` is assigned here).
+    async fn add_alert(&self, alert: &Alert) -> Result<Alert, StoreError>;
+
+    /// Writes `alert` whole; `None` when there is no such alert.
+    async fn save_alert(&self, alert: &Alert) -> Result<Option<Alert>, StoreError>;
+
+    async fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError>;
+
+    /// Pending and firing alerts, oldest first: what a restart takes up again.
+    async fn open_alerts(&self) -> Result<Vec<Alert>, StoreError>;
+
+    /// Alerts matching `filter` with an id below `before`, newest first.
+    async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Alert>, StoreError>;
+}
+
+const COLUMNS: &str = "id, rule, subject, metric, state, severity, labels, message, value, peak, threshold, \
+                       started_ms, fired_ms, resolved_ms, acknowledged_by, acknowledged_ms, \
+                       silenced_until_ms, silenced_by, updated_ms";
+
+fn state_of(s: &str) -> Result<AlertState, StoreError> {
+    match s {
+        "pending" => Ok(AlertState::Pending),
+        "firing" => Ok(AlertState::Firing),
+        "resolved" => Ok(AlertState::Resolved),
+        other => Err(StoreError::Corrupt(format!("alert state '{other}'"))),
+    }
+}
+
+fn alert_of(row: &sqlx::sqlite::SqliteRow) -> Result<Alert, StoreError> {
+    let metric: String = row.try_get("metric")?;
+    let severity: String = row.try_get("severity")?;
+    let labels: String = row.try_get("labels")?;
+    Ok(Alert {
+        id: row.try_get("id")?,
+        rule: row.try_get("rule")?,
+        subject: row.try_get("subject")?,
+        metric: RuleMetric::parse(&metric)
+            .ok_or_else(|| StoreError::Corrupt(format!("alert metric '{metric}'")))?,
+        state: state_of(&row.try_get::<String, _>("state")?)?,
+        severity: Severity::parse(&severity)
+            .ok_or_else(|| StoreError::Corrupt(format!("alert severity '{severity}'")))?,
+        labels: serde_json::from_str(&labels)
+            .map_err(|e| StoreError::Corrupt(format!("alert labels: {e}")))?,
+        message: row.try_get("message")?,
+        value: row.try_get("value")?,
+        peak: row.try_get("peak")?,
+        threshold: row.try_get("threshold")?,
+        started_ms: row.try_get("started_ms")?,
+        fired_ms: row.try_get("fired_ms")?,
+        resolved_ms: row.try_get("resolved_ms")?,
+        acknowledged_by: row.try_get("acknowledged_by")?,
+        acknowledged_ms: row.try_get("acknowledged_ms")?,
+        silenced_until_ms: row.try_get("silenced_until_ms")?,
+        silenced_by: row.try_get("silenced_by")?,
+        updated_ms: row.try_get("updated_ms")?,
+    })
+}
+
+fn labels_json(alert: &Alert) -> Result<String, StoreError> {
+    serde_json::to_string(&alert.labels).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl AlertHistory for SqliteStore {
+    async fn add_alert(&self, a: &Alert) -> Result<Alert, StoreError> {
+        let _timed = self.timed("alerts");
+        let row = sqlx::query(&format!(
+            "INSERT INTO alerts (rule, subject, metric, state, severity, labels, message, value, peak, \
+             threshold, started_ms, fired_ms, resolved_ms, acknowledged_by, acknowledged_ms, \
+             silenced_until_ms, silenced_by, updated_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+        ))
+        .bind(&a.rule)
+        .bind(&a.subject)
+        .bind(a.metric.as_str())
+        .bind(a.state.as_str())
+        .bind(a.severity.as_str())
+        .bind(labels_json(a)?)
+        .bind(&a.message)
+        .bind(a.value)
+        .bind(a.peak)
+        .bind(a.threshold)
+        .bind(a.started_ms)
+        .bind(a.fired_ms)
+        .bind(a.resolved_ms)
+        .bind(&a.acknowledged_by)
+        .bind(a.acknowledged_ms)
+        .bind(a.silenced_until_ms)
+        .bind(&a.silenced_by)
+        .bind(a.updated_ms)
+        .fetch_one(&self.writer)
+        .await?;
+        alert_of(&row)
+    }
+
+    async fn save_alert(&self, a: &Alert) -> Result<Option<Alert>, StoreError> {
+        let _timed = self.timed("alerts");
+        let row = sqlx::query(&format!(
+            "UPDATE alerts SET state = ?, message = ?, value = ?, peak = ?, fired_ms = ?, resolved_ms = ?, \
+             acknowledged_by = ?, acknowledged_ms = ?, silenced_until_ms = ?, silenced_by = ?, \
+             updated_ms = ? WHERE id = ? RETURNING {COLUMNS}"
+        ))
+        .bind(a.state.as_str())
+        .bind(&a.message)
+        .bind(a.value)
+        .bind(a.peak)
+        .bind(a.fired_ms)
+        .bind(a.resolved_ms)
+        .bind(&a.acknowledged_by)
+        .bind(a.acknowledged_ms)
+        .bind(a.silenced_until_ms)
+        .bind(&a.silenced_by)
+        .bind(a.updated_ms)
+        .bind(a.id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(alert_of).transpose()
+    }
+
+    async fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError> {
+        let _timed = self.timed("alerts");
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(alert_of).transpose()
+    }
+
+    async fn open_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        let _timed = self.timed("alerts");
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM alerts WHERE state <> 'resolved' ORDER BY id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(alert_of).collect()
+    }
+
+    async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let _timed = self.timed("alerts");
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "SELECT {COLUMNS} FROM alerts WHERE 1 = 1"
+        ));
+        if let Some(before) = before {
+            query.push(" AND id < ").push_bind(before);
+        }
+        if let Some(rule) = &filter.rule {
+            query.push(" AND rule = ").push_bind(rule.clone());
+        }
+        if let Some(subject) = &filter.subject {
+            query.push(" AND subject = ").push_bind(subject.clone());
+        }
+        if let Some(state) = filter.state {
+            query.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(from) = filter.from_ms {
+            query.push(" AND started_ms >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to_ms {
+            query.push(" AND started_ms < ").push_bind(to);
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::try_from(limit.clamp(1, 1000)).unwrap_or(1000));
+        let rows = query.build().fetch_all(&self.reader).await?;
+        rows.iter().map(alert_of).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::OpenOptions;
+
+    fn alert(rule: &str, subject: &str, state: AlertState, started_ms: i64) -> Alert {
+        Alert {
+            id: 0,
+            rule: rule.into(),
+            subject: subject.into(),
+            metric: RuleMetric::parse("cpu").unwrap(),
+            state,
+            severity: Severity::Warning,
+            labels: [("team".to_string(), "ops".to_string())].into(),
+            message: "CPU high".into(),
+            value: 91.0,
+            peak: 91.0,
+            threshold: 90.0,
+            started_ms,
+            fired_ms: None,
+            resolved_ms: None,
+            acknowledged_by: None,
+            acknowledged_ms: None,
+            silenced_until_ms: None,
+            silenced_by: None,
+            updated_ms: started_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn alerts_are_stored_moved_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
+            .await
+            .unwrap();
+        let a = s
+            .add_alert(&alert("cpu-high", "web-1", AlertState::Pending, 10))
+            .await
+            .unwrap();
+        s.add_alert(&alert("cpu-high", "web-2", AlertState::Firing, 20))
+            .await
+            .unwrap();
+        let mut fired = a.clone();
+        fired.state = AlertState::Firing;
+        fired.fired_ms = Some(15);
+        fired.peak = 97.0;
+        fired.acknowledged_by = Some("olga".into());
+        fired.updated_ms = 15;
+        assert_eq!(s.save_alert(&fired).await.unwrap(), Some(fired.clone()));
+        assert_eq!(s.open_alerts().await.unwrap().len(), 2);
+        let mut resolved = fired.clone();
+        resolved.state = AlertState::Resolved;
+        resolved.resolved_ms = Some(30);
+        s.save_alert(&resolved).await.unwrap();
+        assert_eq!(s.open_alerts().await.unwrap().len(), 1);
+        let st = &s;
+        let only = |f: AlertFilter| async move {
+            st.alerts(&f, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.subject)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            only(AlertFilter {
+                state: Some(AlertState::Resolved),
+                ..AlertFilter::default()
+            })
+            .await,
+            ["web-1"]
+        );
+        assert_eq!(
+            only(AlertFilter {
+                from_ms: Some(15),
+                ..AlertFilter::default()
+            })
+            .await,
+            ["web-2"]
+        );
+        assert_eq!(s.alert(a.id).await.unwrap().unwrap().labels["team"], "ops");
+    }
+}
