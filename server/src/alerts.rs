@@ -166,17 +166,33 @@ enum Msg {
 #[derive(Clone)]
 pub struct AlertSink {
     tx: mpsc::Sender<Msg>,
+    /// The stored metrics some rule watches: a reading of any other costs the collector nothing.
+    watched: Arc<Vec<shared::Metric>>,
+    /// Whether a rule watches the error log's rate.
+    counts_logs: bool,
 }
 
 impl AlertSink {
-    pub fn readings(&self, readings: Vec<Reading>) {
+    pub fn readings(&self, mut readings: Vec<Reading>) {
+        readings.retain(|r| self.watched.contains(&r.metric));
+        if readings.is_empty() {
+            return;
+        }
         if self.tx.try_send(Msg::Readings(readings)).is_err() {
             tracing::debug!("the alert engine is behind; a reading was not evaluated");
         }
     }
 
-    /// Error and critical entries just written to the log.
-    pub fn log_errors(&self, entries: Vec<(String, i64)>) {
+    /// Counts the error and critical entries among those just written to the log.
+    pub fn log_errors(&self, written: &[shared::LogEntry]) {
+        if !self.counts_logs {
+            return;
+        }
+        let entries: Vec<(String, i64)> = written
+            .iter()
+            .filter(|e| e.level >= shared::Level::Error)
+            .map(|e| (e.service.clone(), e.t_ms))
+            .collect();
         if !entries.is_empty() && self.tx.try_send(Msg::LogErrors(entries)).is_err() {
             tracing::debug!("the alert engine is behind; log entries were not counted");
         }
@@ -299,6 +315,15 @@ pub async fn start(
     for alert in recent {
         engine.hub.publish(None, Event::Alert(alert));
     }
+    let mut watched: Vec<shared::Metric> = Vec::new();
+    let mut counts_logs = false;
+    for rule in &engine.rules {
+        match rule.metric {
+            RuleMetric::Stored(m) if !watched.contains(&m) => watched.push(m),
+            RuleMetric::Stored(_) => {}
+            RuleMetric::Log(_) => counts_logs = true,
+        }
+    }
     let (tx, mut rx) = mpsc::channel(1024);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -314,7 +339,11 @@ pub async fn start(
             }
         }
     });
-    Ok(AlertSink { tx })
+    Ok(AlertSink {
+        tx,
+        watched: Arc::new(watched),
+        counts_logs,
+    })
 }
 
 impl Engine {
@@ -396,7 +425,6 @@ impl Engine {
             if rule.metric != metric || rule.subject.as_deref().is_some_and(|s| s != subject) {
                 continue;
             }
-            let rule = rule.clone();
             let key = (index, subject.to_owned());
             let series = self.series.entry(key.clone()).or_insert_with(|| Series {
                 tracker: Tracker::default(),
@@ -406,13 +434,16 @@ impl Engine {
             let transition = series.tracker.step(&rule.condition, t_ms, value);
             let peak = series.tracker.peak.unwrap_or(value);
             let now = now_millis();
-            let message = render_message(
-                &rule.message,
-                &rule.name,
-                subject,
-                value,
-                rule.condition.threshold,
-            );
+            // Filled in only when it is shown anew: when an alert starts or fires.
+            let message = || {
+                render_message(
+                    &rule.message,
+                    &rule.name,
+                    subject,
+                    value,
+                    rule.condition.threshold,
+                )
+            };
             let changed = match (transition, series.alert.take()) {
                 (Transition::Pending | Transition::Fired, None) => {
                     let fired = transition == Transition::Fired;
@@ -428,7 +459,7 @@ impl Engine {
                         },
                         severity: rule.severity,
                         labels: rule.labels.clone(),
-                        message,
+                        message: message(),
                         value,
                         peak,
                         threshold: rule.condition.threshold,
@@ -458,7 +489,7 @@ impl Engine {
                         Transition::Fired => {
                             alert.state = AlertState::Firing;
                             alert.fired_ms = Some(t_ms);
-                            alert.message = message;
+                            alert.message = message();
                         }
                         Transition::Resolved | Transition::Cleared => {
                             alert.state = AlertState::Resolved;

@@ -250,13 +250,7 @@ fn csv(entries: &[AuditEntry]) -> String {
     let mut out = AUDIT_CSV_HEADER.join(",");
     out.push_str("\r\n");
     for e in entries {
-        let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at_ms) * 1_000_000)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default();
+        let time = crate::hub::rfc3339(e.at_ms);
         let params = serde_json::to_string(&e.params).unwrap_or_default();
         let duration = e.duration_ms().map(|d| d.to_string()).unwrap_or_default();
         let fields = [

@@ -226,6 +226,17 @@ pub fn now_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// Unix ms as RFC 3339 (`2026-11-26T10:31:02.125Z`), for what people read; empty for a time out of range.
+pub fn rfc3339(t_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 pub fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

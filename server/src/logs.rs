@@ -62,13 +62,7 @@ impl LogBook {
         }
         let stored = self.store.append_logs(entries).await?;
         if let Some(alerts) = &self.alerts {
-            alerts.log_errors(
-                stored
-                    .iter()
-                    .filter(|e| e.level >= Level::Error)
-                    .map(|e| (e.service.clone(), e.t_ms))
-                    .collect(),
-            );
+            alerts.log_errors(&stored);
         }
         // Only the newest go out (and are copied): an ingest of thousands is read back from the store.
         let mut newest: Vec<&LogEntry> = stored.iter().collect();

@@ -341,11 +341,9 @@ mod tests {
             Some(AfterClose::SignIn)
         );
         // A credential checked after the ending (signed in again) is not touched.
-        let fresh = streams.open(&user(1, 1));
-        let mut fresh_principal = user(1, 1);
-        fresh_principal.checked_ms += 1;
-        let newer = streams.open(&fresh_principal);
-        drop(fresh);
+        let mut fresh = user(1, 1);
+        fresh.checked_ms += 1;
+        let newer = streams.open(&fresh);
         assert!(ended_now(&newer).await.is_none());
     }
 

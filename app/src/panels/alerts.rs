@@ -276,13 +276,7 @@ pub fn AlertToasts() -> impl IntoView {
             for alert in firing {
                 if known.insert(alert.id) {
                     let id = alert.id;
-                    shown.update(|s| s.push(alert));
-                    set_timeout(
-                        move || {
-                            let _ = shown.try_update(|s| s.retain(|a| a.id != id));
-                        },
-                        std::time::Duration::from_millis(TOAST_MS),
-                    );
+                    super::security::pop_up(shown, alert, move |a| a.id == id, TOAST_MS);
                 }
             }
             seen.set_value(Some(known));

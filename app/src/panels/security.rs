@@ -135,6 +135,24 @@ pub(crate) fn Toast(
     }
 }
 
+/// Shows `item` among the toasts `shown` for `ms`, then takes it away (unless dismissed before, or the
+/// toasts are gone with their page).
+#[cfg(feature = "hydrate")]
+pub(crate) fn pop_up<T: Send + Sync + 'static>(
+    shown: RwSignal<Vec<T>>,
+    item: T,
+    is_it: impl Fn(&T) -> bool + 'static,
+    ms: u64,
+) {
+    shown.update(|s| s.push(item));
+    set_timeout(
+        move || {
+            let _ = shown.try_update(|s| s.retain(|t| !is_it(t)));
+        },
+        std::time::Duration::from_millis(ms),
+    );
+}
+
 /// How long a toast stays up unless dismissed.
 #[cfg(feature = "hydrate")]
 const TOAST_MS: u64 = 8_000;
@@ -161,13 +179,7 @@ pub fn Toasts() -> impl IntoView {
             newest_seen.set_value(Some(newest.max(before)));
             for alert in fresh.into_iter().rev() {
                 let id = alert.id;
-                shown.update(|s| s.push(alert));
-                set_timeout(
-                    move || {
-                        let _ = shown.try_update(|s| s.retain(|a| a.id != id));
-                    },
-                    std::time::Duration::from_millis(TOAST_MS),
-                );
+                pop_up(shown, alert, move |a| a.id == id, TOAST_MS);
             }
         });
     }

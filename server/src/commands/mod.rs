@@ -297,15 +297,7 @@ impl Commands {
             .lock()
             .map_err(|_| CommandError::Internal("the run table is unusable".into()))?;
         if let Some(holder) = running.busy.get(target) {
-            let started = time::OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(holder.since_ms) * 1_000_000,
-            )
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default();
+            let started = crate::hub::rfc3339(holder.since_ms);
             return Err(CommandError::Busy {
                 target: target.to_owned(),
                 actor: holder.actor.clone(),
