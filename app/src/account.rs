@@ -124,6 +124,7 @@ pub fn UserMenu() -> impl IntoView {
                         let audit = shared::Action::ViewAudit.allowed(me.role);
                         view! {
                             <form class="user-menu" method="post" action="/api/logout">
+                                <a href="/alerts" data-testid="alerts-link">"Alerts"</a>
                                 <Show when=move || audit>
                                     <a href="/audit" data-testid="audit-link">"Audit"</a>
                                 </Show>

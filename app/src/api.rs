@@ -94,9 +94,9 @@ pub async fn get_log_services() -> Result<Vec<String>, AppError> {
 mod ssr {
     use crate::error::AppError;
     use shared::{
-        AccountsView, Action, Alert, ApiToken, AuditFilter, AuditPage, Caller, CommandRun,
-        Deployment, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric, NewToken,
-        OutputPage, Role, SecurityAlert, TimeRange, User,
+        AccountsView, Action, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage,
+        Caller, CommandRun, Deployment, Envelope, HistorySeries, LogCursor, LogFilter, LogPage,
+        Metric, NewToken, OutputPage, Role, RuleDraft, SecurityAlert, TimeRange, User,
     };
     use std::collections::BTreeMap;
     use std::future::Future;
@@ -196,6 +196,27 @@ mod ssr {
             run: i64,
             first: u64,
         ) -> BoxFuture<Result<OutputPage, AppError>>;
+
+        /// Adds or replaces a rule written on the Alerts page (the caller has checked the permission).
+        fn save_alert_rule(
+            &self,
+            by: &Caller,
+            draft: RuleDraft,
+        ) -> BoxFuture<Result<AlertRule, AppError>>;
+
+        /// Removes a rule written on the Alerts page.
+        fn delete_alert_rule(&self, by: &Caller, name: String) -> BoxFuture<Result<(), AppError>>;
+
+        /// Sends a test notification on a channel at once; says where it went.
+        fn test_channel(&self, by: &Caller, name: String) -> BoxFuture<Result<String, AppError>>;
+
+        /// Alert history, newest first, with ids below `before`.
+        fn alert_history(
+            &self,
+            filter: AlertFilter,
+            before: Option<i64>,
+            limit: usize,
+        ) -> BoxFuture<Result<Vec<Alert>, AppError>>;
 
         /// The newest deployments of `service` (every service's when `None`), newest first.
         fn deployments(

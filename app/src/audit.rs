@@ -25,7 +25,7 @@ pub async fn list_audit(
 }
 
 /// Percent-encodes a query value.
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
@@ -58,7 +58,7 @@ fn query_of(filter: &AuditFilter) -> Vec<(&'static str, String)> {
     pairs
 }
 
-fn query_string(pairs: &[(&str, String)]) -> String {
+pub(crate) fn query_string(pairs: &[(&str, String)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| format!("{k}={}", encode(v)))
@@ -199,25 +199,13 @@ fn AuditFilterForm(filter: Memo<AuditFilter>) -> impl IntoView {
                 .map(|i| i.value())
                 .filter(|v| !v.trim().is_empty())
         };
-        let time = |node| match value(node) {
-            None => Ok(None),
-            Some(v) => crate::range::local_ms(&v)
-                .map(Some)
-                .ok_or_else(|| format!("'{v}' is not a date and time")),
-        };
-        let (from_ms, to_ms) = match (time(from), time(to)) {
-            (Ok(f), Ok(t)) => (f, t),
-            (Err(e), _) | (_, Err(e)) => {
+        let (from_ms, to_ms) = match crate::range::from_to(value(from), value(to)) {
+            Ok(span) => span,
+            Err(e) => {
                 error.set(Some(e));
                 return;
             }
         };
-        if let (Some(f), Some(t)) = (from_ms, to_ms)
-            && f >= t
-        {
-            error.set(Some("“From” must be before “To”".into()));
-            return;
-        }
         error.set(None);
         let filter = AuditFilter {
             actor: value(actor),

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod alerts_page;
 pub mod api;
 pub mod audit;
 #[cfg(feature = "hydrate")]
@@ -62,6 +63,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("setup") view=account::SetupPage />
                 <Route path=StaticSegment("admin") view=admin::AdminPage />
                 <Route path=StaticSegment("audit") view=audit::AuditPage />
+                <Route path=StaticSegment("alerts") view=alerts_page::AlertsPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

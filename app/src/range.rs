@@ -120,3 +120,24 @@ pub(crate) fn local_ms(value: &str) -> Option<i64> {
         None
     }
 }
+
+/// The From and To fields of a filter form (`datetime-local` values, in the browser's time zone) as Unix ms;
+/// the error names what is wrong.
+pub(crate) fn from_to(
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<(Option<i64>, Option<i64>), String> {
+    let time = |value: Option<String>| match value {
+        None => Ok(None),
+        Some(v) => local_ms(&v)
+            .map(Some)
+            .ok_or_else(|| format!("'{v}' is not a date and time")),
+    };
+    let (from_ms, to_ms) = (time(from)?, time(to)?);
+    if let (Some(f), Some(t)) = (from_ms, to_ms)
+        && f >= t
+    {
+        return Err("“From” must be before “To”".into());
+    }
+    Ok((from_ms, to_ms))
+}

@@ -22,13 +22,15 @@
 
 use crate::history::Reading;
 use crate::hub::{Hub, now_millis};
+use crate::notify::Notifier;
 use serde::Deserialize;
 use shared::{
     Alert, AlertRule, AlertState, Comparison, Condition, Event, LogRate, Phase, RECENT_ALERTS,
-    RuleMetric, Severity, Tracker, Transition, render_message,
+    RuleDraft, RuleMetric, RuleSource, Severity, Tracker, Transition, render_message,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 use store::{AlertFilter, AlertHistory, StoreError};
 use tokio::sync::{mpsc, oneshot};
@@ -110,6 +112,7 @@ impl AlertRuleFile {
         });
         Ok(AlertRule {
             name,
+            source: RuleSource::Config,
             metric,
             subject: self.subject.filter(|s| !s.trim().is_empty()),
             condition,
@@ -125,12 +128,99 @@ pub fn check_rules(files: Vec<AlertRuleFile>) -> Result<Vec<AlertRule>, String> 
     let mut rules: Vec<AlertRule> = Vec::new();
     for file in files {
         let rule = file.check()?;
+        if let Some((label, _)) = rule.labels.iter().find(|(k, _)| !label_name_ok(k)) {
+            return Err(format!(
+                "alert rule '{}': '{label}' is not a label name (letters, digits and _)",
+                rule.name
+            ));
+        }
         if rules.iter().any(|r| r.name == rule.name) {
             return Err(format!("two alert rules are named '{}'", rule.name));
         }
         rules.push(rule);
     }
     Ok(rules)
+}
+
+/// Label names as Prometheus allows them.
+fn label_name_ok(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A rule typed on the Alerts page, checked exactly as a `[[alerts]]` table is; the error says which field
+/// is wrong.
+pub fn rule_from_draft(d: RuleDraft) -> Result<AlertRule, String> {
+    let text = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty()).then(|| s.to_owned())
+    };
+    let number = |field: &str, s: &str| -> Result<Option<f64>, String> {
+        text(s)
+            .map(|t| {
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| format!("{field} must be a number, got '{t}'"))
+            })
+            .transpose()
+    };
+    let threshold = number("threshold", &d.threshold)?.ok_or("a threshold is needed")?;
+    let (above, below) = match d.comparison.trim() {
+        "above" | ">" => (Some(threshold), None),
+        "below" | "<" => (None, Some(threshold)),
+        other => return Err(format!("comparison must be above or below, got '{other}'")),
+    };
+    let clear_after = text(&d.clear_after)
+        .map(|t| {
+            t.parse::<u32>()
+                .map_err(|_| format!("clear_after must be a whole number, got '{t}'"))
+        })
+        .transpose()?;
+    let mut labels = BTreeMap::new();
+    for pair in d.labels.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("labels: '{pair}' is not key=value"))?;
+        let (k, v) = (k.trim(), v.trim());
+        if !label_name_ok(k) || k.len() > 64 {
+            return Err(format!(
+                "labels: '{k}' is not a label name (letters, digits and _, not starting with a digit)"
+            ));
+        }
+        if v.chars().count() > 200 {
+            return Err(format!("labels: the value of '{k}' is over 200 characters"));
+        }
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    if labels.len() > 20 {
+        return Err("labels: at most 20".into());
+    }
+    if d.message.chars().count() > 500 {
+        return Err("the message is over 500 characters".into());
+    }
+    if d.subject.chars().count() > 200 {
+        return Err("the subject is over 200 characters".into());
+    }
+    let mut rule = AlertRuleFile {
+        name: d.name,
+        metric: d.metric.trim().to_owned(),
+        subject: text(&d.subject),
+        above,
+        below,
+        resolve: number("resolve", &d.resolve)?,
+        for_: text(&d.for_),
+        clear_after,
+        severity: text(&d.severity),
+        labels,
+        message: text(&d.message),
+    }
+    .check()?;
+    rule.source = RuleSource::Dashboard;
+    Ok(rule)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +233,10 @@ pub enum AlertError {
     Store(#[from] StoreError),
     #[error("the alert engine has stopped")]
     Stopped,
+    #[error("the rule '{0}' is declared in the configuration file; change it there")]
+    Declared(String),
+    #[error("there is no alert rule named '{0}'")]
+    NoRule(String),
 }
 
 enum Msg {
@@ -160,21 +254,64 @@ enum Msg {
         by: String,
         reply: oneshot::Sender<Result<Alert, AlertError>>,
     },
+    PutRule {
+        rule: AlertRule,
+        by: String,
+        reply: oneshot::Sender<Result<AlertRule, AlertError>>,
+    },
+    DeleteRule {
+        name: String,
+        reply: oneshot::Sender<Result<(), AlertError>>,
+    },
+}
+
+/// Which readings some rule needs, as bits: kept current as rules change, read by every source without a
+/// lock.
+#[derive(Default)]
+struct Watched {
+    /// Bit `i` for `Metric::ALL[i]`.
+    metrics: AtomicU32,
+    logs: AtomicBool,
+}
+
+impl Watched {
+    fn bit(metric: shared::Metric) -> u32 {
+        shared::Metric::ALL
+            .iter()
+            .position(|m| *m == metric)
+            .map_or(0, |i| 1 << i)
+    }
+
+    fn set(&self, rules: &[AlertRule]) {
+        let mut bits = 0;
+        let mut logs = false;
+        for rule in rules {
+            match rule.metric {
+                RuleMetric::Stored(m) => bits |= Watched::bit(m),
+                RuleMetric::Log(_) => logs = true,
+            }
+        }
+        self.metrics.store(bits, Ordering::Relaxed);
+        self.logs.store(logs, Ordering::Relaxed);
+    }
+
+    fn metric(&self, metric: shared::Metric) -> bool {
+        self.metrics.load(Ordering::Relaxed) & Watched::bit(metric) != 0
+    }
 }
 
 /// Where sources hand readings to the alert rules. Cheap to clone; never blocks a source.
 #[derive(Clone)]
 pub struct AlertSink {
     tx: mpsc::Sender<Msg>,
-    /// The stored metrics some rule watches: a reading of any other costs the collector nothing.
-    watched: Arc<Vec<shared::Metric>>,
-    /// Whether a rule watches the error log's rate.
-    counts_logs: bool,
+    /// The metrics some rule watches (and whether one watches the error log's rate): a reading of any other
+    /// costs the collector nothing.
+    watched: Arc<Watched>,
 }
 
 impl AlertSink {
     pub fn readings(&self, mut readings: Vec<Reading>) {
-        readings.retain(|r| self.watched.contains(&r.metric));
+        readings.retain(|r| self.watched.metric(r.metric));
         if readings.is_empty() {
             return;
         }
@@ -185,7 +322,7 @@ impl AlertSink {
 
     /// Counts the error and critical entries among those just written to the log.
     pub fn log_errors(&self, written: &[shared::LogEntry]) {
-        if !self.counts_logs {
+        if !self.watched.logs.load(Ordering::Relaxed) {
             return;
         }
         let entries: Vec<(String, i64)> = written
@@ -214,6 +351,28 @@ impl AlertSink {
     pub async fn acknowledge(&self, id: i64, by: &str) -> Result<Alert, AlertError> {
         let by = by.to_owned();
         self.ask(|reply| Msg::Acknowledge { id, by, reply }).await
+    }
+
+    /// Adds a rule written on the Alerts page, or replaces one of that name.
+    pub async fn put_rule(&self, rule: AlertRule, by: &str) -> Result<AlertRule, AlertError> {
+        let (reply, answer) = oneshot::channel();
+        let by = by.to_owned();
+        self.tx
+            .send(Msg::PutRule { rule, by, reply })
+            .await
+            .map_err(|_| AlertError::Stopped)?;
+        answer.await.map_err(|_| AlertError::Stopped)?
+    }
+
+    /// Removes a rule written on the Alerts page; its open alerts resolve.
+    pub async fn delete_rule(&self, name: &str) -> Result<(), AlertError> {
+        let (reply, answer) = oneshot::channel();
+        let name = name.to_owned();
+        self.tx
+            .send(Msg::DeleteRule { name, reply })
+            .await
+            .map_err(|_| AlertError::Stopped)?;
+        answer.await.map_err(|_| AlertError::Stopped)?
     }
 
     /// Holds back an alert's notifications until `until_ms` (`None` lifts the silence).
@@ -249,26 +408,45 @@ struct Series {
 }
 
 struct Engine {
+    /// The configuration file's rules, then the dashboard's.
     rules: Vec<AlertRule>,
     store: Arc<dyn AlertHistory>,
     hub: Arc<Hub>,
-    series: HashMap<(usize, String), Series>,
+    notifier: Notifier,
+    watched: Arc<Watched>,
+    /// By (rule name, subject).
+    series: HashMap<(String, String), Series>,
     /// Times of error-level log entries in the last minute, per service.
     log_errors: HashMap<String, VecDeque<i64>>,
 }
 
-/// Starts the engine: takes up the alerts a previous run left open, publishes the rules and the recent
-/// alerts, then evaluates until `shutdown`.
+/// Starts the engine: reads the rules written on the dashboard, takes up the alerts a previous run left open,
+/// publishes the rules and the recent alerts, then evaluates until `shutdown`.
 pub async fn start(
-    rules: Vec<AlertRule>,
+    mut rules: Vec<AlertRule>,
     store: Arc<dyn AlertHistory>,
     hub: Arc<Hub>,
+    notifier: Notifier,
     shutdown: CancellationToken,
 ) -> Result<AlertSink, StoreError> {
+    for saved in store.saved_rules().await? {
+        if rules.iter().any(|r| r.name == saved.name) {
+            tracing::warn!(
+                rule = %saved.name,
+                "a rule written on the dashboard has the name of one in the configuration file; the file's is used"
+            );
+            continue;
+        }
+        rules.push(saved);
+    }
+    let watched = Arc::new(Watched::default());
+    watched.set(&rules);
     let mut engine = Engine {
         rules,
         store,
         hub,
+        notifier,
+        watched: watched.clone(),
         series: HashMap::new(),
         log_errors: HashMap::new(),
     };
@@ -279,11 +457,23 @@ pub async fn start(
         .store
         .alerts(&AlertFilter::default(), None, RECENT_ALERTS)
         .await?;
-    let open = engine.store.open_alerts().await?;
+    let mut open = engine.store.open_alerts().await?;
+    // Alerts of rules that are gone (removed from the file while Watchpost was down) resolve now.
+    let now = now_millis();
+    for alert in open.iter_mut() {
+        if !engine.rules.iter().any(|r| r.name == alert.rule) {
+            alert.state = AlertState::Resolved;
+            alert.resolved_ms = Some(now);
+            alert.updated_ms = now.max(alert.updated_ms + 1);
+            engine.store.save_alert(alert).await?;
+            if let Some(at) = recent.iter_mut().find(|a| a.id == alert.id) {
+                *at = alert.clone();
+            }
+        }
+    }
+    open.retain(|a| a.state != AlertState::Resolved);
+    engine.notifier.seed(&open);
     for alert in &open {
-        let Some(index) = engine.rules.iter().position(|r| r.name == alert.rule) else {
-            continue;
-        };
         let phase = match alert.state {
             AlertState::Firing => Phase::Firing {
                 since_ms: alert.fired_ms.unwrap_or(alert.started_ms),
@@ -294,7 +484,7 @@ pub async fn start(
             },
         };
         engine.series.insert(
-            (index, alert.subject.clone()),
+            (alert.rule.clone(), alert.subject.clone()),
             Series {
                 tracker: Tracker {
                     phase,
@@ -315,15 +505,6 @@ pub async fn start(
     for alert in recent {
         engine.hub.publish(None, Event::Alert(alert));
     }
-    let mut watched: Vec<shared::Metric> = Vec::new();
-    let mut counts_logs = false;
-    for rule in &engine.rules {
-        match rule.metric {
-            RuleMetric::Stored(m) if !watched.contains(&m) => watched.push(m),
-            RuleMetric::Stored(_) => {}
-            RuleMetric::Log(_) => counts_logs = true,
-        }
-    }
     let (tx, mut rx) = mpsc::channel(1024);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -339,11 +520,7 @@ pub async fn start(
             }
         }
     });
-    Ok(AlertSink {
-        tx,
-        watched: Arc::new(watched),
-        counts_logs,
-    })
+    Ok(AlertSink { tx, watched })
 }
 
 impl Engine {
@@ -386,6 +563,89 @@ impl Engine {
                     .await;
                 let _ = reply.send(result);
             }
+            Msg::PutRule { rule, by, reply } => {
+                let _ = reply.send(self.put_rule(rule, &by).await);
+            }
+            Msg::DeleteRule { name, reply } => {
+                let _ = reply.send(self.delete_rule(&name).await);
+            }
+        }
+    }
+
+    async fn put_rule(&mut self, mut rule: AlertRule, by: &str) -> Result<AlertRule, AlertError> {
+        rule.source = RuleSource::Dashboard;
+        let existing = self.rules.iter().position(|r| r.name == rule.name);
+        if let Some(i) = existing
+            && self.rules[i].source == RuleSource::Config
+        {
+            return Err(AlertError::Declared(rule.name));
+        }
+        self.store.save_rule(&rule, by, now_millis()).await?;
+        let metric_changed = existing.is_some_and(|i| self.rules[i].metric != rule.metric);
+        match existing {
+            Some(i) => self.rules[i] = rule.clone(),
+            None => self.rules.push(rule.clone()),
+        }
+        // Series the rule no longer watches end (all of them when it watches another metric now); the others
+        // go on under the new condition.
+        let gone: Vec<(String, String)> = self
+            .series
+            .keys()
+            .filter(|(name, subject)| {
+                *name == rule.name
+                    && (metric_changed || rule.subject.as_deref().is_some_and(|s| s != subject))
+            })
+            .cloned()
+            .collect();
+        self.end_series(gone).await;
+        self.rules_changed();
+        Ok(rule)
+    }
+
+    async fn delete_rule(&mut self, name: &str) -> Result<(), AlertError> {
+        let Some(i) = self.rules.iter().position(|r| r.name == name) else {
+            return Err(AlertError::NoRule(name.to_owned()));
+        };
+        if self.rules[i].source == RuleSource::Config {
+            return Err(AlertError::Declared(name.to_owned()));
+        }
+        self.store.delete_rule(name).await?;
+        self.rules.remove(i);
+        let gone: Vec<(String, String)> = self
+            .series
+            .keys()
+            .filter(|(rule, _)| rule == name)
+            .cloned()
+            .collect();
+        self.end_series(gone).await;
+        self.rules_changed();
+        Ok(())
+    }
+
+    fn rules_changed(&mut self) {
+        self.watched.set(&self.rules);
+        self.hub
+            .publish(None, Event::AlertRules(self.rules.clone()));
+    }
+
+    /// Resolves the open alerts of series whose rule changed or went, and forgets the series.
+    async fn end_series(&mut self, keys: Vec<(String, String)>) {
+        let now = now_millis();
+        for key in keys {
+            let Some(series) = self.series.remove(&key) else {
+                continue;
+            };
+            let Some(mut alert) = series.alert else {
+                continue;
+            };
+            alert.state = AlertState::Resolved;
+            alert.resolved_ms = Some(now);
+            alert.updated_ms = now.max(alert.updated_ms + 1);
+            if let Err(e) = self.store.save_alert(&alert).await {
+                tracing::error!(alert = alert.id, "cannot store an alert: {e}");
+            }
+            self.notifier.alert(&alert);
+            self.hub.publish(None, Event::Alert(alert));
         }
     }
 
@@ -403,8 +663,11 @@ impl Engine {
             }
             services.push(service.clone());
         }
-        for ((index, subject), series) in &self.series {
-            if self.rules[*index].metric == metric
+        for ((rule, subject), series) in &self.series {
+            if self
+                .rules
+                .iter()
+                .any(|r| r.name == *rule && r.metric == metric)
                 && series.alert.is_some()
                 && !services.contains(subject)
             {
@@ -425,7 +688,7 @@ impl Engine {
             if rule.metric != metric || rule.subject.as_deref().is_some_and(|s| s != subject) {
                 continue;
             }
-            let key = (index, subject.to_owned());
+            let key = (rule.name.clone(), subject.to_owned());
             let series = self.series.entry(key.clone()).or_insert_with(|| Series {
                 tracker: Tracker::default(),
                 alert: None,
@@ -521,6 +784,9 @@ impl Engine {
                 }
                 series.last_sent_ms = now;
                 series.alert = (alert.state != AlertState::Resolved).then(|| alert.clone());
+                if matches!(transition, Transition::Fired | Transition::Resolved) {
+                    self.notifier.alert(&alert);
+                }
                 self.hub.publish(None, Event::Alert(alert));
             }
             if series.alert.is_none() && series.tracker.phase == Phase::Inactive {
@@ -551,12 +817,19 @@ impl Engine {
         edit(&mut alert, now);
         alert.updated_ms = now.max(alert.updated_ms + 1);
         self.store.save_alert(&alert).await?;
+        let mut open_now = false;
         if let Some(series) = self
             .series
             .values_mut()
             .find(|s| s.alert.as_ref().is_some_and(|a| a.id == id))
         {
             series.alert = Some(alert.clone());
+            open_now = true;
+        }
+        // Only an open alert's change is news to the channels: an old episode shares its series' fingerprint,
+        // and must not stand in for the current one.
+        if open_now {
+            self.notifier.alert(&alert);
         }
         self.hub.publish(None, Event::Alert(alert.clone()));
         Ok(alert)
@@ -661,6 +934,97 @@ mod tests {
         ] {
             let e = rule(text).unwrap_err();
             assert!(e.contains(message), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_rule_typed_on_the_page_is_checked_like_the_files() {
+        let draft = RuleDraft {
+            name: " disk-full ".into(),
+            metric: "disk".into(),
+            subject: "".into(),
+            comparison: "above".into(),
+            threshold: "90".into(),
+            resolve: "85".into(),
+            for_: "5m".into(),
+            clear_after: "".into(),
+            severity: "critical".into(),
+            labels: "team=ops, tier = db".into(),
+            message: "".into(),
+        };
+        let rule = rule_from_draft(draft.clone()).unwrap();
+        assert_eq!(rule.name, "disk-full");
+        assert_eq!(rule.source, RuleSource::Dashboard);
+        assert_eq!(rule.subject, None);
+        assert_eq!(rule.condition.for_ms, 300_000);
+        assert_eq!(rule.labels["tier"], "db");
+        for (change, message) in [
+            (
+                RuleDraft {
+                    threshold: "lots".into(),
+                    ..draft.clone()
+                },
+                "threshold must be a number",
+            ),
+            (
+                RuleDraft {
+                    threshold: "".into(),
+                    ..draft.clone()
+                },
+                "a threshold is needed",
+            ),
+            (
+                RuleDraft {
+                    comparison: "near".into(),
+                    ..draft.clone()
+                },
+                "above or below",
+            ),
+            (
+                RuleDraft {
+                    resolve: "95".into(),
+                    ..draft.clone()
+                },
+                "good side",
+            ),
+            (
+                RuleDraft {
+                    labels: "team".into(),
+                    ..draft.clone()
+                },
+                "not key=value",
+            ),
+            (
+                RuleDraft {
+                    labels: "9x=1".into(),
+                    ..draft.clone()
+                },
+                "not a label name",
+            ),
+            (
+                RuleDraft {
+                    clear_after: "-1".into(),
+                    ..draft.clone()
+                },
+                "clear_after",
+            ),
+            (
+                RuleDraft {
+                    metric: "vibes".into(),
+                    ..draft.clone()
+                },
+                "unknown metric",
+            ),
+            (
+                RuleDraft {
+                    name: "".into(),
+                    ..draft.clone()
+                },
+                "name of 1 to 64",
+            ),
+        ] {
+            let e = rule_from_draft(change).unwrap_err();
+            assert!(e.contains(message), "{e}");
         }
     }
 }

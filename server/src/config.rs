@@ -9,6 +9,8 @@ use crate::auth::AuthConfig;
 use crate::auth::security::LockoutConfig;
 use crate::commands::spec::{CommandFile, CommandSpec, check_all};
 use crate::db_metrics::PostgresTarget;
+use crate::notify::channel::{Channel, ChannelFile, check_channels};
+use crate::notify::{NotifyConfig, NotifyFile};
 use crate::scrape::{ScrapeTarget, ScrapeTokenFile, attach_tokens};
 use crate::tail::TailedFile;
 use clap::{Parser, Subcommand};
@@ -202,6 +204,10 @@ struct FileConfig {
     commands: Option<Vec<CommandFile>>,
     /// `[[alerts]]` tables: the alert rules.
     alerts: Option<Vec<AlertRuleFile>>,
+    /// `[notify]`: grouping, retries and links of notifications.
+    notify: Option<NotifyFile>,
+    /// `[[channels]]` tables: where notifications go.
+    channels: Option<Vec<ChannelFile>>,
 }
 
 /// The effective configuration.
@@ -232,6 +238,10 @@ pub struct Config {
     pub commands: Vec<CommandSpec>,
     /// The alert rules, checked.
     pub alert_rules: Vec<shared::AlertRule>,
+    /// Grouping, retries and links of notifications.
+    pub notify: NotifyConfig,
+    /// The notification channels, checked (their secret files read).
+    pub channels: Vec<Channel>,
     pub site_root: PathBuf,
 }
 
@@ -269,6 +279,8 @@ impl Default for Config {
             max_streams_per_user: 8,
             commands: Vec::new(),
             alert_rules: Vec::new(),
+            notify: NotifyConfig::default(),
+            channels: Vec::new(),
             site_root: PathBuf::from("target/site"),
         }
     }
@@ -405,6 +417,18 @@ impl Config {
             alert_rules: check_rules(file.alerts.unwrap_or_default()).map_err(|message| {
                 ConfigError::Invalid {
                     name: "alerts",
+                    message,
+                }
+            })?,
+            notify: file.notify.unwrap_or_default().check().map_err(|message| {
+                ConfigError::Invalid {
+                    name: "notify",
+                    message,
+                }
+            })?,
+            channels: check_channels(file.channels.unwrap_or_default()).map_err(|message| {
+                ConfigError::Invalid {
+                    name: "channels",
                     message,
                 }
             })?,

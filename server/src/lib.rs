@@ -19,6 +19,7 @@ pub mod history;
 pub mod http_metrics;
 pub mod hub;
 pub mod logs;
+pub mod notify;
 pub mod open_streams;
 pub mod scrape;
 pub mod startup;

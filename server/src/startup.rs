@@ -30,9 +30,9 @@ use axum::serve::ListenerExt;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use shared::{
-    AccountsView, Action, Alert, ApiToken, AuditFilter, AuditPage, Caller, CommandRun, Deployment,
-    Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me, Metric, NewToken, OutputPage, Role,
-    SecurityAlert, TimeRange, User,
+    AccountsView, Action, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage, Caller,
+    CommandRun, Deployment, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me, Metric,
+    NewToken, OutputPage, Role, RuleDraft, SecurityAlert, TimeRange, User,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -92,6 +92,9 @@ struct ServerBackend {
     commands: Commands,
     deploys: DeployBook,
     alerts: crate::alerts::AlertSink,
+    notifier: crate::notify::Notifier,
+    /// Alert history, for the Alerts page.
+    alert_history: Arc<dyn store::AlertHistory>,
 }
 
 impl From<crate::auth::admin::AdminError> for AppError {
@@ -388,6 +391,113 @@ impl Backend for ServerBackend {
         })
     }
 
+    fn save_alert_rule(
+        &self,
+        by: &Caller,
+        draft: RuleDraft,
+    ) -> BoxFuture<Result<AlertRule, AppError>> {
+        let (alerts, audit, by) = (self.alerts.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            let name = draft.name.trim().to_owned();
+            let params: BTreeMap<String, String> = [
+                ("metric", &draft.metric),
+                ("subject", &draft.subject),
+                ("comparison", &draft.comparison),
+                ("threshold", &draft.threshold),
+                ("resolve", &draft.resolve),
+                ("for", &draft.for_),
+                ("clear_after", &draft.clear_after),
+                ("severity", &draft.severity),
+                ("labels", &draft.labels),
+            ]
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect();
+            audit
+                .around(
+                    &by,
+                    ("alert_rule.save", &format!("rule {name}")),
+                    params,
+                    async {
+                        let rule = crate::alerts::rule_from_draft(draft)
+                            .map_err(crate::alerts::AlertError::Invalid)?;
+                        alerts.put_rule(rule, &by.name).await
+                    },
+                    |r| {
+                        format!(
+                            "{} {} {}",
+                            r.metric.as_str(),
+                            r.condition.comparison.symbol(),
+                            r.condition.threshold
+                        )
+                    },
+                )
+                .await
+                .map_err(alert_error)
+        })
+    }
+
+    fn delete_alert_rule(&self, by: &Caller, name: String) -> BoxFuture<Result<(), AppError>> {
+        let (alerts, audit, by) = (self.alerts.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            audit
+                .around(
+                    &by,
+                    ("alert_rule.delete", &format!("rule {name}")),
+                    BTreeMap::new(),
+                    alerts.delete_rule(&name),
+                    |()| "removed".to_owned(),
+                )
+                .await
+                .map_err(alert_error)
+        })
+    }
+
+    fn test_channel(&self, by: &Caller, name: String) -> BoxFuture<Result<String, AppError>> {
+        let (notifier, audit, by) = (self.notifier.clone(), self.audit.clone(), by.clone());
+        Box::pin(async move {
+            let done: Result<String, TestError> = audit
+                .around(
+                    &by,
+                    ("channel.test", &format!("channel {name}")),
+                    BTreeMap::new(),
+                    async {
+                        notifier
+                            .test(&name, &by.name)
+                            .await
+                            .map_err(TestError::Notify)
+                    },
+                    Clone::clone,
+                )
+                .await;
+            done.map_err(|e| match e {
+                TestError::Notify(crate::notify::NotifyError::NoChannel(_)) => {
+                    AppError::NotFound(e.to_string())
+                }
+                TestError::Notify(crate::notify::NotifyError::Failed(_)) => {
+                    AppError::Unavailable(e.to_string())
+                }
+                TestError::Store(_) => AppError::Unavailable(e.to_string()),
+            })
+        })
+    }
+
+    fn alert_history(
+        &self,
+        filter: AlertFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<Alert>, AppError>> {
+        let store = self.alert_history.clone();
+        Box::pin(async move {
+            store
+                .alerts(&filter, before, limit)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
     fn deployments(
         &self,
         service: Option<String>,
@@ -419,11 +529,21 @@ impl Backend for ServerBackend {
     }
 }
 
+/// A test notification's failure, or the audit trail's.
+#[derive(Debug, thiserror::Error)]
+enum TestError {
+    #[error(transparent)]
+    Notify(crate::notify::NotifyError),
+    #[error("the audit trail cannot be written: {0}")]
+    Store(#[from] StoreError),
+}
+
 fn alert_error(e: crate::alerts::AlertError) -> AppError {
     use crate::alerts::AlertError;
     match e {
-        AlertError::NotFound(_) => AppError::NotFound(e.to_string()),
+        AlertError::NotFound(_) | AlertError::NoRule(_) => AppError::NotFound(e.to_string()),
         AlertError::Invalid(_) => AppError::BadRequest(e.to_string()),
+        AlertError::Declared(_) => AppError::Conflict(e.to_string()),
         AlertError::Store(_) | AlertError::Stopped => AppError::Unavailable(e.to_string()),
     }
 }
@@ -513,9 +633,18 @@ impl Application {
         let sampler = HostSampler::new()?;
         let store = Arc::new(store);
         let streams = crate::open_streams::OpenStreams::new(config.max_streams_per_user);
+        let shutdown = CancellationToken::new();
+        let notifier = crate::notify::Notifier::start(
+            config.channels.clone(),
+            config.notify.clone(),
+            format!("http://{local_addr}"),
+            hub.clone(),
+            shutdown.clone(),
+        );
         let auth = Auth::new(store.clone(), config.auth.clone())
             .with_hub(hub.clone())
-            .with_streams(streams.clone());
+            .with_streams(streams.clone())
+            .with_notifier(notifier.clone());
         auth.publish_recent_alerts().await;
         if let Some(code) = auth
             .begin_setup()
@@ -531,18 +660,19 @@ impl Application {
         let audit = AuditLog::new(store.clone());
         let deploys =
             DeployBook::start(store.clone(), hub.clone(), config.environment.clone()).await?;
-        let shutdown = CancellationToken::new();
         let alert_history: Arc<dyn store::AlertHistory> = store.clone();
         let alerts = crate::alerts::start(
             config.alert_rules.clone(),
             alert_history.clone(),
             hub.clone(),
+            notifier.clone(),
             shutdown.clone(),
         )
         .await?;
         let store: Arc<dyn store::Store> = store;
         let history = History::new(store.clone(), config.retention, sampler.host().clone());
         let logs = LogBook::new(store.clone(), hub.clone()).with_alerts(alerts.clone());
+        notifier.set_logs(logs.clone());
         let commands = Commands::start(
             config.commands.clone(),
             audit.clone(),
@@ -766,6 +896,8 @@ impl Application {
             commands,
             deploys,
             alerts,
+            notifier,
+            alert_history: alert_history.clone(),
         }));
         let site = Router::new()
             .leptos_routes_with_context(

@@ -285,10 +285,22 @@ impl RuleMetric {
     }
 }
 
+/// Where a rule was declared: the configuration file's rules are changed there; the dashboard's by admins on
+/// the Alerts page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleSource {
+    #[default]
+    Config,
+    Dashboard,
+}
+
 /// A rule as the dashboard shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRule {
     pub name: String,
+    #[serde(default)]
+    pub source: RuleSource,
     pub metric: RuleMetric,
     /// The one host, service or target it watches; `None` for every series of the metric.
     pub subject: Option<String>,
@@ -296,6 +308,30 @@ pub struct AlertRule {
     pub severity: Severity,
     pub labels: std::collections::BTreeMap<String, String>,
     /// The message, with `{value}`, `{threshold}`, `{subject}` and `{rule}` filled in when it fires.
+    pub message: String,
+}
+
+/// A rule as an admin types it on the Alerts page: every field as text, checked by the server exactly as a
+/// `[[alerts]]` table of the configuration file is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleDraft {
+    pub name: String,
+    pub metric: String,
+    /// Empty: every host, service or target.
+    pub subject: String,
+    /// `above` or `below`.
+    pub comparison: String,
+    pub threshold: String,
+    /// Empty: the threshold itself.
+    pub resolve: String,
+    /// A duration such as `30s` or `2m`; empty: at once.
+    pub for_: String,
+    /// Empty: 1.
+    pub clear_after: String,
+    pub severity: String,
+    /// `key=value` pairs separated by commas.
+    pub labels: String,
+    /// Empty: a message naming the metric, the value and the threshold.
     pub message: String,
 }
 
@@ -326,6 +362,17 @@ pub struct Alert {
     pub silenced_by: Option<String>,
     /// Changes with every update, so an older copy never replaces a newer one.
     pub updated_ms: i64,
+}
+
+/// Which alerts the history lists; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertFilter {
+    pub rule: Option<String>,
+    pub subject: Option<String>,
+    pub state: Option<AlertState>,
+    /// Alerts that started in [from_ms, to_ms).
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
 }
 
 /// Alerts kept in the live state: every open one, and the newest resolved ones up to this many in all.

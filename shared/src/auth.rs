@@ -74,10 +74,12 @@ pub enum Action {
     ViewAudit,
     /// Report a deployment's status (CI systems, with a token).
     ReportDeployment,
+    /// Add, change and remove alert rules on the Alerts page, and send test notifications.
+    ManageAlerts,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::View,
         Action::IngestLogs,
         Action::Acknowledge,
@@ -86,6 +88,7 @@ impl Action {
         Action::ManageTokens,
         Action::ViewAudit,
         Action::ReportDeployment,
+        Action::ManageAlerts,
     ];
 
     /// The least role that may take this action: the permission table.
@@ -97,7 +100,7 @@ impl Action {
             | Action::RunCommand
             | Action::ViewAudit
             | Action::ReportDeployment => Role::Operator,
-            Action::ManageUsers | Action::ManageTokens => Role::Admin,
+            Action::ManageUsers | Action::ManageTokens | Action::ManageAlerts => Role::Admin,
         }
     }
 
@@ -116,6 +119,7 @@ impl Action {
             Action::ManageTokens => "manage API tokens",
             Action::ViewAudit => "read the audit trail",
             Action::ReportDeployment => "report deployments",
+            Action::ManageAlerts => "manage alert rules and notification channels",
         }
     }
 }
@@ -267,6 +271,7 @@ mod tests {
                 (ManageTokens, [false, false, true]),
                 (ViewAudit, [false, true, true]),
                 (ReportDeployment, [false, true, true]),
+                (ManageAlerts, [false, false, true]),
             ]
         );
     }

@@ -15,12 +15,14 @@ mod deploy;
 mod health;
 mod history;
 mod logs;
+mod notify;
 mod security;
 mod state;
 
 pub use alerts::{
-    Alert, AlertRule, AlertState, Comparison, Condition, LogRate, Phase, RECENT_ALERTS, RuleMetric,
-    Tracker, Transition, merge_alert_instance, render_message,
+    Alert, AlertFilter, AlertRule, AlertState, Comparison, Condition, LogRate, Phase,
+    RECENT_ALERTS, RuleDraft, RuleMetric, RuleSource, Tracker, Transition, merge_alert_instance,
+    render_message,
 };
 pub use api::{ApiPoint, RECENT_API_POINTS, RouteStats, ServiceApi};
 pub use audit::{AUDIT_CSV_HEADER, AuditEntry, AuditFilter, AuditPage, MAX_AUDIT_PAGE, Outcome};
@@ -46,6 +48,7 @@ pub use logs::{
     BadCursor, Level, LogCursor, LogEntry, LogFilter, LogPage, RECENT_LOGS, UnknownLevel,
     merge_recent,
 };
+pub use notify::{ChannelKind, ChannelStatus, DeliveryState};
 pub use security::{RECENT_SECURITY, SecurityAlert, SecurityKind, Severity, merge_alert};
 pub use state::{HostState, LiveState, RECENT_WINDOW_MS};
 
@@ -107,6 +110,8 @@ pub enum Event {
     /// An alert, whole, on every change (pending, firing, a new value, acknowledged, silenced, resolved); an
     /// upsert keyed by its id.
     Alert(Alert),
+    /// Every notification channel's delivery status, whole, after each attempt.
+    Channels(Vec<ChannelStatus>),
 }
 
 impl Event {
@@ -127,6 +132,7 @@ impl Event {
             Event::Deployment(_) => EventKind::Deployment,
             Event::AlertRules(_) => EventKind::AlertRules,
             Event::Alert(_) => EventKind::Alert,
+            Event::Channels(_) => EventKind::Channels,
         }
     }
 
@@ -159,6 +165,7 @@ pub enum EventKind {
     Deployment,
     AlertRules,
     Alert,
+    Channels,
     /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
     Ping,
     /// The server ended this stream for good (`data:` a [`StreamClosed`], no id): the tab must not
@@ -187,7 +194,7 @@ pub enum AfterClose {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::Snapshot,
         EventKind::Health,
         EventKind::Storage,
@@ -202,6 +209,7 @@ impl EventKind {
         EventKind::Deployment,
         EventKind::AlertRules,
         EventKind::Alert,
+        EventKind::Channels,
         EventKind::Ping,
         EventKind::Closed,
     ];
@@ -222,6 +230,7 @@ impl EventKind {
             EventKind::Deployment => "deployment",
             EventKind::AlertRules => "alert_rules",
             EventKind::Alert => "alert",
+            EventKind::Channels => "channels",
             EventKind::Ping => "ping",
             EventKind::Closed => "closed",
         }
@@ -268,6 +277,9 @@ pub struct Snapshot {
     /// Every open alert and the newest resolved ones, newest first.
     #[serde(default)]
     pub alerts: Vec<Alert>,
+    /// The notification channels and how their deliveries go.
+    #[serde(default)]
+    pub channels: Vec<ChannelStatus>,
 }
 
 /// Security alerts name users and addresses: they reach operators and admins, who act on them.
@@ -403,6 +415,7 @@ mod tests {
                 deployments: Vec::new(),
                 alert_rules: Vec::new(),
                 alerts: Vec::new(),
+                channels: Vec::new(),
             }),
             Event::Logs(vec![LogEntry {
                 id: 3,

@@ -4,9 +4,9 @@
 //! run this code, a browser that applied the same envelopes holds exactly the server's state.
 
 use crate::{
-    Alert, AlertRule, CommandInfo, CommandRun, DbReading, Deployment, Envelope, Event, HealthPoint,
-    HostHealth, HostId, LogEntry, SecurityAlert, ServiceApi, Snapshot, StorageStatus, merge_alert,
-    merge_alert_instance, merge_deployment, merge_recent, merge_run,
+    Alert, AlertRule, ChannelStatus, CommandInfo, CommandRun, DbReading, Deployment, Envelope,
+    Event, HealthPoint, HostHealth, HostId, LogEntry, SecurityAlert, ServiceApi, Snapshot,
+    StorageStatus, merge_alert, merge_alert_instance, merge_deployment, merge_recent, merge_run,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -50,6 +50,8 @@ pub struct LiveState {
     alert_rules: Vec<AlertRule>,
     /// Open alerts and the newest resolved ones, newest first.
     alerts: Vec<Alert>,
+    /// The notification channels' delivery status.
+    channels: Vec<ChannelStatus>,
 }
 
 impl LiveState {
@@ -107,6 +109,7 @@ impl LiveState {
             Event::Deployment(d) => merge_deployment(&mut self.deployments, d.clone()),
             Event::AlertRules(rules) => self.alert_rules = rules.clone(),
             Event::Alert(alert) => merge_alert_instance(&mut self.alerts, alert.clone()),
+            Event::Channels(channels) => self.channels = channels.clone(),
         }
         self.seq = self.seq.max(env.seq);
     }
@@ -160,6 +163,7 @@ impl LiveState {
         self.deployments = snapshot.deployments;
         self.alert_rules = snapshot.alert_rules;
         self.alerts = snapshot.alerts;
+        self.channels = snapshot.channels;
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -177,7 +181,13 @@ impl LiveState {
             deployments: self.deployments.clone(),
             alert_rules: self.alert_rules.clone(),
             alerts: self.alerts.clone(),
+            channels: self.channels.clone(),
         }
+    }
+
+    /// The notification channels' delivery status, in configuration order.
+    pub fn channels(&self) -> &[ChannelStatus] {
+        &self.channels
     }
 
     pub fn alert_rules(&self) -> &[AlertRule] {

@@ -3,18 +3,10 @@
 use crate::StoreError;
 use crate::sqlite::SqliteStore;
 use async_trait::async_trait;
-use shared::{Alert, AlertState, RuleMetric, Severity};
+use shared::{Alert, AlertRule, AlertState, RuleMetric, RuleSource, Severity};
 use sqlx::Row;
 
-/// Which alerts to list; every field narrows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AlertFilter {
-    pub rule: Option<String>,
-    pub subject: Option<String>,
-    pub state: Option<AlertState>,
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
-}
+pub use shared::AlertFilter;
 
 #[async_trait]
 pub trait AlertHistory: Send + Sync + 'static {
@@ -36,6 +28,15 @@ pub trait AlertHistory: Send + Sync + 'static {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Alert>, StoreError>;
+
+    /// The rules written on the Alerts page, by name.
+    async fn saved_rules(&self) -> Result<Vec<AlertRule>, StoreError>;
+
+    /// Writes a rule (a new one, or a new version of one by its name).
+    async fn save_rule(&self, rule: &AlertRule, by: &str, at_ms: i64) -> Result<(), StoreError>;
+
+    /// Removes a rule; `false` when there was none of that name.
+    async fn delete_rule(&self, name: &str) -> Result<bool, StoreError>;
 }
 
 const COLUMNS: &str = "id, rule, subject, metric, state, severity, labels, message, value, peak, threshold, \
@@ -195,6 +196,49 @@ impl AlertHistory for SqliteStore {
         let rows = query.build().fetch_all(&self.reader).await?;
         rows.iter().map(alert_of).collect()
     }
+
+    async fn saved_rules(&self) -> Result<Vec<AlertRule>, StoreError> {
+        let _timed = self.timed("alerts");
+        let rows = sqlx::query("SELECT name, rule FROM alert_rules ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                let text: String = row.try_get("rule")?;
+                let mut rule: AlertRule = serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("alert rule '{name}': {e}")))?;
+                rule.source = RuleSource::Dashboard;
+                Ok(rule)
+            })
+            .collect()
+    }
+
+    async fn save_rule(&self, rule: &AlertRule, by: &str, at_ms: i64) -> Result<(), StoreError> {
+        let _timed = self.timed("alerts");
+        let text = serde_json::to_string(rule).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO alert_rules (name, rule, updated_by, updated_ms) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, updated_by = excluded.updated_by, \
+             updated_ms = excluded.updated_ms",
+        )
+        .bind(&rule.name)
+        .bind(text)
+        .bind(by)
+        .bind(at_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_rule(&self, name: &str) -> Result<bool, StoreError> {
+        let _timed = self.timed("alerts");
+        let done = sqlx::query("DELETE FROM alert_rules WHERE name = ?")
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }
 
 #[cfg(test)]
@@ -278,5 +322,39 @@ mod tests {
             ["web-2"]
         );
         assert_eq!(s.alert(a.id).await.unwrap().unwrap().labels["team"], "ops");
+    }
+
+    #[tokio::test]
+    async fn rules_written_on_the_page_are_kept_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
+            .await
+            .unwrap();
+        let mut rule = AlertRule {
+            name: "cpu".into(),
+            source: RuleSource::Config,
+            metric: RuleMetric::parse("cpu").unwrap(),
+            subject: None,
+            condition: shared::Condition {
+                comparison: shared::Comparison::Above,
+                threshold: 90.0,
+                resolve: None,
+                for_ms: 0,
+                clear_after: 1,
+            },
+            severity: Severity::Warning,
+            labels: Default::default(),
+            message: "{value}".into(),
+        };
+        s.save_rule(&rule, "ada", 1).await.unwrap();
+        rule.condition.threshold = 95.0;
+        s.save_rule(&rule, "ada", 2).await.unwrap();
+        let saved = s.saved_rules().await.unwrap();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].condition.threshold, 95.0);
+        assert_eq!(saved[0].source, RuleSource::Dashboard);
+        assert!(s.delete_rule("cpu").await.unwrap());
+        assert!(!s.delete_rule("cpu").await.unwrap());
+        assert!(s.saved_rules().await.unwrap().is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! The dashboard page and its panels, one module each.
 
-mod alerts;
+pub(crate) mod alerts;
 mod api;
 mod controls;
 mod database;

@@ -85,6 +85,8 @@ pub struct Auth {
     /// The open live streams, ended when their credential ends.
     pub(crate) streams: Arc<OpenStreams>,
     guard: Arc<security::Guard>,
+    /// Where security alerts are sent beyond the dashboard.
+    notifier: Option<crate::notify::Notifier>,
 }
 
 impl Auth {
@@ -96,6 +98,7 @@ impl Auth {
             hub: None,
             guard: Arc::default(),
             streams: OpenStreams::new(usize::MAX),
+            notifier: None,
         }
     }
 
@@ -108,6 +111,12 @@ impl Auth {
     /// Publishes account changes on `hub`.
     pub fn with_hub(mut self, hub: Arc<Hub>) -> Self {
         self.hub = Some(hub);
+        self
+    }
+
+    /// Sends security alerts through the notification channels too.
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = Some(notifier);
         self
     }
 

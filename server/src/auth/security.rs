@@ -78,6 +78,9 @@ impl Auth {
         };
         match self.accounts.add_security_alert(alert.clone()).await {
             Ok(stored) => {
+                if let Some(notifier) = &self.notifier {
+                    notifier.security(&stored);
+                }
                 if let Some(hub) = &self.hub {
                     hub.publish(None, Event::Security(stored));
                 }

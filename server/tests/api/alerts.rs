@@ -12,7 +12,8 @@ use shared::{Alert, AlertState, Event, Role};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn rules(toml_text: &str) -> Vec<shared::AlertRule> {
+/// `[[alerts]]` tables, checked as the configuration file's are.
+pub(crate) fn rules(toml_text: &str) -> Vec<shared::AlertRule> {
     #[derive(serde::Deserialize)]
     struct File {
         alerts: Vec<AlertRuleFile>,

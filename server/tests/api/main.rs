@@ -14,6 +14,7 @@ mod deployments;
 mod helpers;
 mod history;
 mod logs;
+mod notify;
 mod pages;
 mod scrape;
 mod security;
