@@ -140,7 +140,7 @@ pub fn AlertsPage() -> impl IntoView {
                         Ok(env) => {
                             live.apply(&env);
                             view! {
-                                <AlertsPanel />
+                                <AlertsPanel link=false />
                                 <RulesSection admin />
                                 <ChannelsSection admin />
                                 <HistorySection />

@@ -30,4 +30,10 @@ test('an error storm fires a rule: a toast and a row in both tabs, the badge on 
   await expect(row(other).getByTestId('alert-acknowledged')).toContainText('acknowledged by admin');
   await other.getByTestId('panel-alerts').screenshot({ path: path.join(artifacts, 'alert-acknowledged.png') });
   await other.close();
+  // The panel leads to the Alerts page, where the configuration file's rule is listed read-only.
+  await page.getByTestId('alerts-page-link').click();
+  await expect(page).toHaveURL(/\/alerts$/);
+  const declared = page.locator('[data-testid="rule-row"][data-rule="e2e-shop-errors"]');
+  await expect(declared).toHaveAttribute('data-source', 'config');
+  await expect(declared.getByTestId('rule-edit')).toHaveCount(0);
 });

@@ -37,8 +37,9 @@ pub async fn silence_alert(id: i64, minutes: u32) -> Result<Alert, AppError> {
 /// Resolved alerts the panel lists under the open ones.
 const RESOLVED_SHOWN: usize = 20;
 
+/// `link`: whether the head links to the Alerts page (not on that page itself).
 #[component]
-pub fn AlertsPanel() -> impl IntoView {
+pub fn AlertsPanel(#[prop(default = true)] link: bool) -> impl IntoView {
     let live = LiveStore::expect();
     let me = Resource::new_blocking(|| (), |_| get_me());
     let alerts = Memo::new(move |_| {
@@ -91,6 +92,7 @@ pub fn AlertsPanel() -> impl IntoView {
             <div class="panel-head">
                 <h2 id="alerts-title">"Alerts"</h2>
                 <span class="panel-meta" data-testid="alerts-firing">{move || format!("{} firing", firing())}</span>
+                {link.then(|| view! { <a class="panel-link" href="/alerts" data-testid="alerts-page-link">"Rules, channels, history →"</a> })}
             </div>
             {error}
             <Suspense fallback=|| ()>
@@ -102,7 +104,7 @@ pub fn AlertsPanel() -> impl IntoView {
                             fallback=move || view! {
                                 <p class="empty" data-testid="alerts-empty">
                                     {move || if rules.with(Vec::is_empty) {
-                                        "No alert rules are configured. Declare them as [[alerts]] in the configuration file (see the README)."
+                                        "No alert rules yet. Admins add them on the Alerts page, or declare [[alerts]] in the configuration file (see the README)."
                                     } else {
                                         "No alerts: every rule is quiet."
                                     }}
