@@ -521,7 +521,7 @@ fn HistorySection() -> impl IntoView {
                         <td><span class=format!("badge sev-{}", a.severity.as_str())>{a.severity.as_str()}</span></td>
                         <td>{a.fired_ms.map(format::clock_utc).unwrap_or_default()}</td>
                         <td>{a.resolved_ms.map(format::clock_utc).unwrap_or_default()}</td>
-                        <td class="num">{number_2(a.peak)}</td>
+                        <td class="num">{shared::value_text(a.peak)}</td>
                         <td data-testid="history-ack">{ack}</td>
                         <td class="muted">{a.message.clone()}</td>
                     </tr>
@@ -573,14 +573,6 @@ fn HistorySection() -> impl IntoView {
         </section>
     }
     .into_any()
-}
-
-fn number_2(v: f64) -> String {
-    if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 fn pairs_of(filter: &AlertFilter) -> Vec<(&'static str, String)> {

@@ -212,6 +212,15 @@ impl AlertState {
     }
 }
 
+/// A value as messages and the dashboard show it: whole numbers without decimals, others with two.
+pub fn value_text(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 /// Fills a message template: `{value}`, `{threshold}`, `{subject}` and `{rule}` are replaced.
 pub fn render_message(
     template: &str,
@@ -220,16 +229,9 @@ pub fn render_message(
     value: f64,
     threshold: f64,
 ) -> String {
-    let number = |v: f64| {
-        if v.fract() == 0.0 && v.abs() < 1e15 {
-            format!("{v:.0}")
-        } else {
-            format!("{v:.2}")
-        }
-    };
     template
-        .replace("{value}", &number(value))
-        .replace("{threshold}", &number(threshold))
+        .replace("{value}", &value_text(value))
+        .replace("{threshold}", &value_text(threshold))
         .replace("{subject}", subject)
         .replace("{rule}", rule)
 }

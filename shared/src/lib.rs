@@ -22,7 +22,7 @@ mod state;
 pub use alerts::{
     Alert, AlertFilter, AlertRule, AlertState, Comparison, Condition, LogRate, Phase,
     RECENT_ALERTS, RuleDraft, RuleMetric, RuleSource, Tracker, Transition, merge_alert_instance,
-    render_message,
+    render_message, value_text,
 };
 pub use api::{ApiPoint, RECENT_API_POINTS, RouteStats, ServiceApi};
 pub use audit::{AUDIT_CSV_HEADER, AuditEntry, AuditFilter, AuditPage, MAX_AUDIT_PAGE, Outcome};

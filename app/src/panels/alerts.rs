@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::format;
 use crate::live::LiveStore;
 use leptos::prelude::*;
-use shared::{Alert, AlertState, Role};
+use shared::{Alert, AlertState, Role, value_text as number};
 
 /// Marks an alert acknowledged by the signed-in operator.
 #[server(prefix = "/api", endpoint = "acknowledge_alert")]
@@ -214,14 +214,6 @@ fn AlertRow(
         </li>
     }
     .into_any()
-}
-
-fn number(v: f64) -> String {
-    if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 /// A badge in a panel's head while alerts concerning it fire (`panel`: health, api, database, errors).

@@ -2,7 +2,7 @@
 //! built from a rule's alert or a security alert.
 
 use sha2::{Digest, Sha256};
-use shared::{Alert, AlertState, SecurityAlert, Severity};
+use shared::{Alert, AlertState, SecurityAlert, Severity, value_text};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +60,8 @@ impl Notice {
         labels.insert("metric".into(), alert.metric.as_str().into());
         let annotations = BTreeMap::from([
             ("summary".to_string(), alert.message.clone()),
-            ("threshold".to_string(), number(alert.threshold)),
-            ("peak".to_string(), number(alert.peak)),
+            ("threshold".to_string(), value_text(alert.threshold)),
+            ("peak".to_string(), value_text(alert.peak)),
         ]);
         Some(Notice {
             fingerprint: fingerprint(&labels),
@@ -140,14 +140,6 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-pub fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 fn urlencode(s: &str) -> String {

@@ -1,9 +1,10 @@
 //! What each kind of channel is sent for a batch: Grafana's webhook JSON, a Slack message, an email.
 
 use super::group::Batch;
-use super::notice::{Notice, NoticeStatus, number};
+use super::notice::{Notice, NoticeStatus};
 use crate::hub::rfc3339;
 use serde_json::{Value, json};
+use shared::value_text as number;
 use std::collections::BTreeMap;
 
 /// What Grafana writes for an alert that has not ended.

@@ -634,5 +634,4 @@ async fn rules_written_on_the_alerts_page_are_checked_kept_and_removed() {
     )
     .await;
     assert_eq!(history.len(), 1);
-    let _: &TestApp = &app;
 }
