@@ -7,7 +7,7 @@
 //! a client that reads nothing never holds up the publisher or anyone else.
 
 use bytes::Bytes;
-use shared::{Envelope, Event, HostId, LiveState, Scope, Snapshot};
+use shared::{Envelope, Event, HostId, LiveState, Role, Scope, Snapshot};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,8 +26,9 @@ pub struct Frame {
 /// How a new stream starts.
 #[derive(Debug)]
 pub enum Start {
-    /// Everything as of `Envelope::seq`: for new clients, unknown or evicted ids, and resynchronisation.
-    Snapshot(Box<Envelope>),
+    /// Everything as of `seq`, as the subscriber's role may see it, already an SSE frame: for new clients,
+    /// unknown or evicted ids, and resynchronisation.
+    Snapshot { seq: u64, frame: Bytes },
     /// Exactly the events after the client's `Last-Event-ID`, oldest first (possibly none).
     Replay(Vec<Arc<Frame>>),
 }
@@ -53,6 +54,10 @@ struct Inner {
     floor: u64,
     ring: VecDeque<Arc<Frame>>,
     state: LiveState,
+    /// The snapshot frame as of `head`, per role, encoded for the first stream that needed it and shared
+    /// with every other until the next event: after a restart all dashboards reconnect within a second,
+    /// and thousands of streams then cost one encoding instead of thousands (CPU and transient memory).
+    snapshots: Vec<(Role, Bytes)>,
 }
 
 impl Hub {
@@ -89,6 +94,7 @@ impl Hub {
                 floor: seed,
                 ring: VecDeque::new(),
                 state,
+                snapshots: Vec::new(),
             }),
             live,
             environment,
@@ -113,6 +119,7 @@ impl Hub {
             event,
         };
         inner.state.apply(&env);
+        inner.snapshots.clear();
         let frame = Arc::new(Frame {
             seq,
             audience: env.event.audience(),
@@ -131,23 +138,30 @@ impl Hub {
         seq
     }
 
-    /// Subscribes a stream. `last_event_id` is the browser's `Last-Event-ID`, if it sent one.
-    pub fn subscribe(&self, last_event_id: Option<u64>) -> Subscription {
-        let inner = self.lock();
+    /// Subscribes a stream of a reader with `role`. `last_event_id` is the browser's `Last-Event-ID`, if it
+    /// sent one.
+    pub fn subscribe(&self, last_event_id: Option<u64>, role: Role) -> Subscription {
+        let mut inner = self.lock();
         // Subscribing under the lock means the receiver sees exactly the events after `head`.
         let live = self.live.subscribe();
         let start = match last_event_id.and_then(|id| inner.replay_after(id)) {
             Some(frames) => Start::Replay(frames),
-            None => Start::Snapshot(Box::new(inner.snapshot(&self.environment))),
+            None => Start::Snapshot {
+                seq: inner.head,
+                frame: inner.snapshot_frame(&self.environment, role),
+            },
         };
         Subscription { start, live }
     }
 
-    /// A snapshot and a receiver positioned right after it, taken together: how a stream that fell behind
-    /// starts over.
-    pub fn resubscribe(&self) -> (Envelope, broadcast::Receiver<Arc<Frame>>) {
-        let inner = self.lock();
-        (inner.snapshot(&self.environment), self.live.subscribe())
+    /// A snapshot frame and a receiver positioned right after it, taken together: how a stream that fell
+    /// behind starts over.
+    pub fn resubscribe(&self, role: Role) -> (Bytes, broadcast::Receiver<Arc<Frame>>) {
+        let mut inner = self.lock();
+        (
+            inner.snapshot_frame(&self.environment, role),
+            self.live.subscribe(),
+        )
     }
 
     /// The whole state as of the newest event.
@@ -186,6 +200,20 @@ impl Inner {
         }
         let at = self.ring.binary_search_by_key(&id, |f| f.seq).ok()?;
         Some(self.ring.iter().skip(at + 1).cloned().collect())
+    }
+
+    /// The snapshot frame as of `head` for `role`, from the cache when a stream already needed it.
+    fn snapshot_frame(&mut self, environment: &str, role: Role) -> Bytes {
+        if let Some((_, frame)) = self.snapshots.iter().find(|(r, _)| *r == role) {
+            return frame.clone();
+        }
+        let mut env = self.snapshot(environment);
+        if let Event::Snapshot(snapshot) = env.event {
+            env.event = Event::Snapshot(snapshot.for_role(role));
+        }
+        let frame = encode(&env);
+        self.snapshots.push((role, frame.clone()));
+        frame
     }
 
     fn snapshot(&self, environment: &str) -> Envelope {
@@ -285,13 +313,13 @@ pub(crate) mod tests {
     fn replayed(sub: Subscription) -> Vec<u64> {
         match sub.start {
             Start::Replay(frames) => frames.iter().map(|f| f.seq).collect(),
-            Start::Snapshot(env) => panic!("expected a replay, got a snapshot as of {}", env.seq),
+            Start::Snapshot { seq, .. } => panic!("expected a replay, got a snapshot as of {seq}"),
         }
     }
 
     fn snapshot_seq(sub: Subscription) -> u64 {
         match sub.start {
-            Start::Snapshot(env) => env.seq,
+            Start::Snapshot { seq, .. } => seq,
             Start::Replay(f) => panic!("expected a snapshot, got a replay of {} frames", f.len()),
         }
     }
@@ -309,35 +337,47 @@ pub(crate) mod tests {
     fn a_new_client_gets_a_snapshot_as_of_the_head() {
         let hub = hub(8);
         let ids = publish_n(&hub, 3);
-        assert_eq!(snapshot_seq(hub.subscribe(None)), ids[2]);
+        assert_eq!(snapshot_seq(hub.subscribe(None, Role::Viewer)), ids[2]);
     }
 
     #[test]
     fn resuming_from_the_newest_id_replays_nothing() {
         let hub = hub(8);
         let ids = publish_n(&hub, 3);
-        assert_eq!(replayed(hub.subscribe(Some(ids[2]))), Vec::<u64>::new());
+        assert_eq!(
+            replayed(hub.subscribe(Some(ids[2]), Role::Viewer)),
+            Vec::<u64>::new()
+        );
     }
 
     #[test]
     fn resuming_from_inside_the_buffer_replays_strictly_after_it() {
         let hub = hub(8);
         let ids = publish_n(&hub, 6);
-        assert_eq!(replayed(hub.subscribe(Some(ids[2]))), ids[3..].to_vec());
+        assert_eq!(
+            replayed(hub.subscribe(Some(ids[2]), Role::Viewer)),
+            ids[3..].to_vec()
+        );
     }
 
     #[test]
     fn resuming_from_the_last_evicted_id_replays_the_whole_buffer() {
         let hub = hub(4);
         let ids = publish_n(&hub, 6);
-        assert_eq!(replayed(hub.subscribe(Some(ids[1]))), ids[2..].to_vec());
+        assert_eq!(
+            replayed(hub.subscribe(Some(ids[1]), Role::Viewer)),
+            ids[2..].to_vec()
+        );
     }
 
     #[test]
     fn resuming_from_an_older_evicted_id_gets_a_snapshot() {
         let hub = hub(4);
         let ids = publish_n(&hub, 6);
-        assert_eq!(snapshot_seq(hub.subscribe(Some(ids[0]))), ids[5]);
+        assert_eq!(
+            snapshot_seq(hub.subscribe(Some(ids[0]), Role::Viewer)),
+            ids[5]
+        );
     }
 
     #[test]
@@ -351,7 +391,7 @@ pub(crate) mod tests {
                 "the clock-based ids leave gaps this test relies on"
             );
             assert_eq!(
-                snapshot_seq(hub.subscribe(Some(never))),
+                snapshot_seq(hub.subscribe(Some(never), Role::Viewer)),
                 ids[3],
                 "id {never}"
             );
@@ -361,18 +401,18 @@ pub(crate) mod tests {
     #[test]
     fn a_client_that_saw_the_boot_snapshot_is_replayed_everything_since() {
         let hub = hub(8);
-        let boot = snapshot_seq(hub.subscribe(None));
+        let boot = snapshot_seq(hub.subscribe(None, Role::Viewer));
         let ids = publish_n(&hub, 3);
-        assert_eq!(replayed(hub.subscribe(Some(boot))), ids);
+        assert_eq!(replayed(hub.subscribe(Some(boot), Role::Viewer)), ids);
     }
 
     #[test]
     fn live_frames_follow_the_start_without_gap_or_overlap() {
         let hub = hub(8);
         publish_n(&hub, 2);
-        let mut sub = hub.subscribe(None);
+        let mut sub = hub.subscribe(None, Role::Viewer);
         let at = match &sub.start {
-            Start::Snapshot(env) => env.seq,
+            Start::Snapshot { seq, .. } => *seq,
             Start::Replay(_) => unreachable!(),
         };
         let next = publish_n(&hub, 2);
@@ -381,11 +421,57 @@ pub(crate) mod tests {
         assert_eq!(sub.live.try_recv().unwrap().seq, next[1]);
     }
 
+    fn snapshot_frame(hub: &Hub, role: Role) -> Bytes {
+        match hub.subscribe(None, role).start {
+            Start::Snapshot { frame, .. } => frame,
+            Start::Replay(f) => panic!("expected a snapshot, got a replay of {} frames", f.len()),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_encoded_once_per_role_until_the_next_event() {
+        let hub = hub(8);
+        publish_n(&hub, 1);
+        let viewer = snapshot_frame(&hub, Role::Viewer);
+        // The same allocation, not an equal copy: thousands of reconnecting streams share one encoding.
+        assert_eq!(snapshot_frame(&hub, Role::Viewer).as_ptr(), viewer.as_ptr());
+        let admin = snapshot_frame(&hub, Role::Admin);
+        assert_ne!(admin.as_ptr(), viewer.as_ptr());
+        assert_eq!(hub.resubscribe(Role::Admin).0.as_ptr(), admin.as_ptr());
+
+        let next = publish_n(&hub, 1)[0];
+        let after = snapshot_frame(&hub, Role::Viewer);
+        assert_ne!(after.as_ptr(), viewer.as_ptr());
+        assert!(after.starts_with(format!("id: {next}\nevent: snapshot\n").as_bytes()));
+    }
+
+    #[test]
+    fn a_snapshot_frame_leaves_out_what_the_role_may_not_see() {
+        let hub = hub(8);
+        hub.publish(
+            None,
+            Event::Security(shared::SecurityAlert {
+                id: 1,
+                t_ms: 1,
+                kind: shared::SecurityKind::FailedLogin,
+                severity: shared::Severity::Warning,
+                user: Some("SECRETUSER".into()),
+                ip: None,
+                message: "failed sign-in".into(),
+                acknowledged_by: None,
+                acknowledged_ms: None,
+            }),
+        );
+        let text = |role| String::from_utf8(snapshot_frame(&hub, role).to_vec()).unwrap();
+        assert!(!text(Role::Viewer).contains("SECRETUSER"));
+        assert!(text(Role::Operator).contains("SECRETUSER"));
+    }
+
     #[test]
     fn frames_are_well_formed_sse() {
         let hub = hub(8);
         let id = hub.publish(None, health(1.0));
-        let mut sub = hub.subscribe(Some(id - 1));
+        let mut sub = hub.subscribe(Some(id - 1), Role::Viewer);
         drop(sub.start);
         let id2 = hub.publish(None, health(2.0));
         let text = String::from_utf8(sub.live.try_recv().unwrap().bytes.to_vec()).unwrap();

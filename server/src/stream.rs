@@ -5,7 +5,7 @@
 //! the browser reconnects (to this server after a restart, or to another instance).
 
 use crate::auth::Principal;
-use crate::hub::{Frame, Hub, Start, Subscription, encode, now_millis};
+use crate::hub::{Frame, Hub, Start, Subscription, now_millis};
 use crate::open_streams::{OpenStreams, Ticket};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// How long a browser waits before reconnecting: short, since a restart takes about a second.
 const RETRY_MS: u32 = 1000;
@@ -49,7 +49,7 @@ pub async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let subscription = cfg.hub.subscribe(last_event_id);
+    let subscription = cfg.hub.subscribe(last_event_id, role);
     let body = Body::from_stream(frames(cfg, subscription, role, ticket));
     (
         [
@@ -68,14 +68,6 @@ pub async fn events(
         .into_response()
 }
 
-/// A snapshot as a reader with `role` may see it.
-fn for_role(mut env: shared::Envelope, role: Role) -> shared::Envelope {
-    if let shared::Event::Snapshot(snapshot) = env.event {
-        env.event = shared::Event::Snapshot(snapshot.for_role(role));
-    }
-    env
-}
-
 struct State {
     cfg: StreamConfig,
     /// Frames for a wider audience than this role are left out.
@@ -84,6 +76,10 @@ struct State {
     _ticket: Option<Ticket>,
     /// Resolves when the stream's credential ends (or the per-user limit closes it): made once.
     ended: Pin<Box<dyn Future<Output = StreamClosed> + Send>>,
+    /// Resolves when the server shuts down. Made once, on a child of the server's token: polling a token
+    /// takes its lock, and with every stream polling the one shared token on every event, thousands of
+    /// streams would queue on that lock; each child has a lock of its own.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Set once the closing frame is sent: the stream then ends.
     done: bool,
     live: tokio::sync::broadcast::Receiver<Arc<Frame>>,
@@ -101,7 +97,7 @@ fn frames(
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let mut queued = VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n\n"))]);
     match sub.start {
-        Start::Snapshot(env) => queued.push_back(encode(&for_role(*env, role))),
+        Start::Snapshot { frame, .. } => queued.push_back(frame),
         Start::Replay(frames) => queued.extend(
             frames
                 .iter()
@@ -119,6 +115,7 @@ fn frames(
             None => Box::pin(std::future::pending()),
         },
         _ticket: ticket,
+        shutdown: Box::pin(cfg.shutdown.child_token().cancelled_owned()),
         done: false,
         cfg,
         queued,
@@ -141,7 +138,7 @@ impl State {
         loop {
             return tokio::select! {
                 biased;
-                () = self.cfg.shutdown.cancelled() => None,
+                () = &mut self.shutdown => None,
                 closed = &mut self.ended => {
                     self.done = true;
                     let data = serde_json::to_string(&closed).unwrap_or_default();
@@ -159,9 +156,9 @@ impl State {
                 // the channel (the old position would lag again on the very next event).
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "slow stream resynchronised with a snapshot");
-                    let (snapshot, live) = self.cfg.hub.resubscribe();
+                    let (snapshot, live) = self.cfg.hub.resubscribe(self.role);
                     self.live = live;
-                    Some(encode(&for_role(snapshot, self.role)))
+                    Some(snapshot)
                 }
                 Err(RecvError::Closed) => None,
             },
@@ -201,7 +198,7 @@ mod tests {
             shutdown: CancellationToken::new(),
             streams: OpenStreams::new(4),
         };
-        let stream = frames(cfg, hub.subscribe(None), Role::Viewer, None);
+        let stream = frames(cfg, hub.subscribe(None, Role::Viewer), Role::Viewer, None);
         tokio::pin!(stream);
         assert_eq!(
             stream.next().await.unwrap().unwrap(),
@@ -235,7 +232,7 @@ mod tests {
             shutdown: shutdown.clone(),
             streams: OpenStreams::new(4),
         };
-        let stream = frames(cfg, hub.subscribe(None), Role::Viewer, None);
+        let stream = frames(cfg, hub.subscribe(None, Role::Viewer), Role::Viewer, None);
         tokio::pin!(stream);
         stream.next().await;
         stream.next().await;
