@@ -22,6 +22,7 @@ pub mod logs;
 pub mod notify;
 pub mod open_streams;
 pub mod scrape;
+pub mod serve;
 pub mod startup;
 pub mod stream;
 pub mod tail;

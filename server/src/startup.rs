@@ -26,7 +26,6 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Query};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use shared::{
@@ -945,27 +944,13 @@ impl Application {
     }
 
     pub async fn run(mut self) -> std::io::Result<()> {
-        let token = self.shutdown.clone();
-        // Events are small writes that must leave at once: no Nagle delay behind an unacknowledged frame.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .into_future();
-        let token = self.shutdown.clone();
-        let result = tokio::select! {
-            result = serve => result,
-            () = async { token.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
-                tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown; closing them");
-                Ok(())
-            }
-        };
+        crate::serve::serve(
+            self.listener,
+            self.router,
+            self.shutdown.clone(),
+            SHUTDOWN_GRACE,
+        )
+        .await;
         self.collector.stop();
         // The recorder saw the same cancellation and is writing its last batch: a moment to finish it.
         if tokio::time::timeout(Duration::from_millis(400), self.recorder)
@@ -977,6 +962,6 @@ impl Application {
         if let Some(writer) = self.own_log_writer {
             writer.abort();
         }
-        result
+        Ok(())
     }
 }
