@@ -60,7 +60,7 @@ pub async fn command_bench(
             let chunk = chunk?;
             stream_bytes += chunk.len() as u64;
             buffer.extend_from_slice(&chunk);
-            while let Some(end) = crate::find(&buffer, b"\n\n") {
+            while let Some(end) = crate::streams::find(&buffer, b"\n\n") {
                 let block: Vec<u8> = buffer.drain(..end + 2).collect();
                 let text = String::from_utf8_lossy(&block);
                 let Some(data) = text.lines().find_map(|l| l.strip_prefix("data: ")) else {
