@@ -55,8 +55,9 @@ struct Inner {
     ring: VecDeque<Arc<Frame>>,
     state: LiveState,
     /// The snapshot frame as of `head`, per role, encoded for the first stream that needed it and shared
-    /// with every other until the next event: after a restart all dashboards reconnect within a second,
-    /// and thousands of streams then cost one encoding instead of thousands (CPU and transient memory).
+    /// with every other until the next event: after a restart all dashboards reconnect within a second or
+    /// two, and thousands of streams then cost one encoding per role per event instead of one each (CPU
+    /// and transient memory). Encoded under the lock, which holds up a publish for that one encoding.
     snapshots: Vec<(Role, Bytes)>,
 }
 

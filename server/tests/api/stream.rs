@@ -1,6 +1,6 @@
 //! `GET /api/events`: the behaviour browsers and the hub promise each other.
 
-use crate::helpers::{PATIENCE, add_token, next_envelope, spawn_app, spawn_app_with};
+use crate::helpers::{PATIENCE, add_token, next_envelope, next_event, spawn_app, spawn_app_with};
 use futures::StreamExt;
 use shared::{Event, Role};
 use std::time::Duration;
@@ -196,6 +196,29 @@ async fn a_client_that_reads_nothing_does_not_delay_one_that_reads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_client_hangs_up_is_released_before_anything_more_is_written_to_it() {
+    // Nothing is written to the stream for a minute after its snapshot: no reading, no keepalive. The
+    // hang-up alone has to free it (and its place under the per-user limit).
+    let app = spawn_app_with(|c| {
+        c.interval = Duration::from_secs(60);
+        c.api_interval = Duration::from_secs(60);
+        c.keepalive = Duration::from_secs(60);
+    })
+    .await;
+    let mut events = app.events(None).await;
+    assert_eq!(next_event(&mut events).await.event, "snapshot");
+    assert_eq!(app.healthz().await.stream_clients, 1);
+    drop(events);
+    let released = tokio::time::timeout(Duration::from_secs(5), async {
+        while app.healthz().await.stream_clients != 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(released.is_ok(), "a hung-up stream is released at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_clients_are_counted_while_open_and_released_when_closed() {
     let app = spawn_app().await;
     let a = app.events(None).await;
@@ -204,7 +227,6 @@ async fn stream_clients_are_counted_while_open_and_released_when_closed() {
     drop(a);
     drop(b);
     let released = tokio::time::timeout(PATIENCE, async {
-        // The server notices a closed stream on its next write; the collector writes every 100 ms.
         while app.healthz().await.stream_clients != 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
