@@ -2,7 +2,7 @@
 //!
 //! - `clients`: opens N event-stream clients, and reports how many the server holds, its RSS per client and
 //!   the delivery latency of live events (receipt time minus the event's own `at_ms`).
-//! - `floor`: the same clients against a minimal in-process stream server: what this machine allows at all.
+//! - `floor`: the same clients against a minimal stream server in a child process: what this machine allows.
 //! - `idle`: CPU and RSS of an idle server process over a window, read from /proc.
 //! - `size`: gzip -9 sizes of what a browser downloads on first load.
 //! - `store`: the embedded store under simulated per-second readings (see `store.rs`).

@@ -65,24 +65,23 @@ impl Drop for Load {
     }
 }
 
-/// Opens `n` stream clients, `ramp` at a time, and waits until each has its response or has failed.
-/// `fds_per_client`: 2 when the server's sockets are in this process too.
-async fn connect(
-    authority: &str,
-    token: Option<&str>,
-    n: usize,
-    ramp: usize,
-    fds_per_client: usize,
-) -> Result<Load> {
-    let needed = (n * fds_per_client + 64) as u64;
+/// Raises this process's open-file limit to `needed` when it is lower (the hard limit too, given the
+/// privilege); child processes started afterwards inherit it.
+fn raise_fd_limit(needed: u64) -> Result<()> {
     let mut limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     if limit < needed && rlimit::Resource::NOFILE.set(needed, needed).is_ok() {
         // Raising the hard limit takes privilege (root, or CAP_SYS_RESOURCE).
         limit = needed;
     }
     if limit < needed {
-        bail!("the open-file limit is {limit}, too low for {n} clients");
+        bail!("the open-file limit is {limit}, too low: {needed} are needed");
     }
+    Ok(())
+}
+
+/// Opens `n` stream clients, `ramp` at a time, and waits until each has its response or has failed.
+async fn connect(authority: &str, token: Option<&str>, n: usize, ramp: usize) -> Result<Load> {
+    raise_fd_limit(n as u64 + 64)?;
     let shared = Arc::new(Shared {
         histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
         measuring: AtomicBool::new(false),
@@ -179,7 +178,7 @@ pub async fn clients_bench(
         .trim_end_matches('/')
         .to_owned();
     let before = healthz(&authority).await?;
-    let load = connect(&authority, token.as_deref(), n, ramp, 1).await?;
+    let load = connect(&authority, token.as_deref(), n, ramp).await?;
     measure(&load, window, pid).await?;
     let after = healthz(&authority).await?;
     let connected = load.shared.connected.load(Ordering::Relaxed);
@@ -210,6 +209,8 @@ pub async fn floor_bench(
     frame_bytes: usize,
     writers: usize,
 ) -> Result<()> {
+    // Before the child starts, so that it inherits the limit.
+    raise_fd_limit(n as u64 + 64)?;
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args([
             "floor-serve",
@@ -222,20 +223,24 @@ pub async fn floor_bench(
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("starting the floor server")?;
-    let mut line = String::new();
-    let read = child
-        .stdout
-        .take()
-        .map(|out| std::io::BufReader::new(out).read_line(&mut line));
-    let result = async {
-        if !matches!(read, Some(Ok(n)) if n > 0) {
-            bail!("the floor server did not say where it listens");
+    let stdout = child.stdout.take();
+    let first_line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        if let Some(out) = stdout {
+            std::io::BufReader::new(out).read_line(&mut line)?;
         }
+        Ok::<_, std::io::Error>(line)
+    });
+    let result = async {
+        let line = match tokio::time::timeout(Duration::from_secs(30), first_line).await {
+            Ok(Ok(Ok(line))) if !line.is_empty() => line,
+            _ => bail!("the floor server did not say where it listens"),
+        };
         let (authority, frame_len) = line
             .trim()
             .split_once(' ')
             .context("the floor server's first line is `ADDRESS FRAME_LEN`")?;
-        let load = connect(authority, None, n, ramp, 1).await?;
+        let load = connect(authority, None, n, ramp).await?;
         measure(&load, window, Some(child.id())).await?;
         println!(
             "floor server      {} writer thread(s), one {frame_len}-byte chunk per client a second",
@@ -328,10 +333,19 @@ fn accept_loop(
     let mut next = 0;
     while !stop.load(Ordering::Relaxed) {
         let Ok((mut socket, _)) = listener.accept() else {
+            // Out of descriptors, say: pause rather than spin.
+            std::thread::sleep(Duration::from_millis(10));
             continue;
         };
         let mut request = [0u8; 2048];
+        // The harness always reads; the timeouts only keep a stuck client from stopping everyone else.
         let answered = socket.set_nodelay(true).is_ok()
+            && socket
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .is_ok()
+            && socket
+                .set_write_timeout(Some(Duration::from_secs(5)))
+                .is_ok()
             && socket.read(&mut request).is_ok()
             && socket
                 .write_all(
