@@ -163,12 +163,12 @@ fn main() -> Result<()> {
             load.window(),
             load.ramp.max(1),
             frame_bytes,
-            writers,
+            writers.max(1),
         )),
         Cmd::FloorServe {
             frame_bytes,
             writers,
-        } => streams::floor_serve(frame_bytes, writers),
+        } => streams::floor_serve(frame_bytes, writers.max(1)),
         Cmd::Idle { pid, seconds } => idle_bench(pid, Duration::from_secs(seconds)),
         Cmd::Size { site } => size_bench(&site),
         Cmd::Logs {

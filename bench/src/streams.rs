@@ -217,7 +217,7 @@ pub async fn floor_bench(
             "--frame-bytes",
             &frame_bytes.to_string(),
             "--writers",
-            &writers.max(1).to_string(),
+            &writers.to_string(),
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -243,8 +243,7 @@ pub async fn floor_bench(
         let load = connect(authority, None, n, ramp).await?;
         measure(&load, window, Some(child.id())).await?;
         println!(
-            "floor server      {} writer thread(s), one {frame_len}-byte chunk per client a second",
-            writers.max(1)
+            "floor server      {writers} writer thread(s), one {frame_len}-byte chunk per client a second"
         );
         print_latency(&load, window)
     }
@@ -257,9 +256,8 @@ pub async fn floor_bench(
 /// `floor-serve`: runs [`FloorServer`] until stdin closes (the parent exits or kills it), after printing
 /// `ADDRESS FRAME_LEN` on stdout.
 pub fn floor_serve(frame_bytes: usize, writers: usize) -> Result<()> {
-    // One socket per client: the soft open-file limit goes up to the hard one, as Watchpost's does.
-    let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let server = FloorServer::start(frame_bytes, writers.max(1))?;
+    // The open-file limit is the parent's, raised before it started this process.
+    let server = FloorServer::start(frame_bytes, writers)?;
     println!("{} {}", server.authority, server.frame_len);
     std::io::stdout().flush()?;
     // Until the parent goes away: its end of our stdin closes then.

@@ -90,7 +90,7 @@ async fn serve(config: Config, own_logs: OwnLogs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         shutdown.cancel();
     });
-    app.run().await?;
+    app.run().await;
     Ok(())
 }
 

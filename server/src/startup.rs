@@ -943,7 +943,8 @@ impl Application {
         self.shutdown.clone()
     }
 
-    pub async fn run(mut self) -> std::io::Result<()> {
+    /// Serves until the shutdown token is cancelled, then stops the collector and lets the recorder finish.
+    pub async fn run(mut self) {
         crate::serve::serve(
             self.listener,
             self.router,
@@ -962,6 +963,5 @@ impl Application {
         if let Some(writer) = self.own_log_writer {
             writer.abort();
         }
-        Ok(())
     }
 }
