@@ -3,7 +3,7 @@
 //! A chart is created once, after hydration, and then updated with `setOption` on the same instance when the
 //! signals it reads change, so appending a point never re-creates the chart.
 
-use crate::stored::Mark;
+use crate::series::Mark;
 use charming::component::{Axis, DataZoom, DataZoomType, FilterMode, Grid, Legend};
 use charming::element::{
     AxisLabel, AxisLine, AxisLineStyle, AxisTick, AxisType, Label, LineStyle, LineStyleType,
@@ -191,7 +191,7 @@ pub fn history(
     series: &[HistorySeries],
     metrics: &[Metric],
     maxima: &[Metric],
-    live: &[crate::stored::LivePoint],
+    live: &[crate::series::LivePoint],
     window: (i64, i64),
     marks: &[Mark],
     dark: bool,

@@ -17,6 +17,7 @@ pub(crate) mod header;
 pub mod live;
 mod panels;
 mod range;
+mod series;
 mod stored;
 
 use leptos::prelude::*;

@@ -6,21 +6,12 @@
 use crate::api::get_history;
 use crate::error::AppError;
 use crate::format;
+use crate::series::{LivePoint, Mark};
 use leptos::prelude::*;
 use shared::{HistorySeries, Metric, TimeRange};
 
 /// Live points a history chart holds at most, whatever the interval; older ones leave by time first.
 const MAX_APPENDED: usize = 36_000;
-
-/// A deployment marker on a time axis: when it started, and its label (version and environment).
-pub type Mark = (i64, String);
-
-/// A live reading of the chart's metrics, as it arrived on the stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LivePoint {
-    pub t_ms: i64,
-    pub values: Vec<(Metric, f64)>,
-}
 
 /// Stored `metrics` of `subject` over `range` (which is not `Live`), loaded once the page is interactive,
 /// then extended by `newest` while the range ends now. `maxima` are the metrics whose per-point maximum is
@@ -39,7 +30,7 @@ pub fn StoredTrend(
     newest: Signal<Option<LivePoint>>,
     /// Deployments to mark on the time axis.
     #[prop(optional)]
-    marks: Option<Signal<Vec<crate::stored::Mark>>>,
+    marks: Option<Signal<Vec<Mark>>>,
 ) -> impl IntoView {
     // Fetched once the page is interactive. Not a resource: a resource read inside the dashboard's Suspense
     // would put the whole panel back to its fallback while the history loads.

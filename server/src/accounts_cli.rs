@@ -3,7 +3,7 @@
 
 use crate::auth::secrets;
 use crate::config::{Config, TokenCommand, UserCommand};
-use crate::hub::now_millis;
+use crate::clock::now_millis;
 use crate::startup::DATABASE_FILE;
 use anyhow::{Context, bail};
 use shared::{check_password, check_user_name};

@@ -20,8 +20,8 @@
 //! message = "{subject}: CPU at {value}% (over {threshold}%)"
 //! ```
 
-use crate::history::Reading;
-use crate::hub::{Hub, now_millis};
+use crate::clock::now_millis;
+use crate::outlet::{Observation, Outlet};
 use crate::notify::Notifier;
 use serde::Deserialize;
 use shared::{
@@ -30,9 +30,9 @@ use shared::{
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 use store::{AlertFilter, AlertHistory, StoreError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -240,9 +240,6 @@ pub enum AlertError {
 }
 
 enum Msg {
-    Readings(Vec<Reading>),
-    /// Error-level log entries: (service, time) each.
-    LogErrors(Vec<(String, i64)>),
     Acknowledge {
         id: i64,
         by: String,
@@ -265,76 +262,14 @@ enum Msg {
     },
 }
 
-/// Which readings some rule needs, as bits: kept current as rules change, read by every source without a
-/// lock.
-#[derive(Default)]
-struct Watched {
-    /// Bit `i` for `Metric::ALL[i]`.
-    metrics: AtomicU32,
-    logs: AtomicBool,
-}
-
-impl Watched {
-    fn bit(metric: shared::Metric) -> u32 {
-        shared::Metric::ALL
-            .iter()
-            .position(|m| *m == metric)
-            .map_or(0, |i| 1 << i)
-    }
-
-    fn set(&self, rules: &[AlertRule]) {
-        let mut bits = 0;
-        let mut logs = false;
-        for rule in rules {
-            match rule.metric {
-                RuleMetric::Stored(m) => bits |= Watched::bit(m),
-                RuleMetric::Log(_) => logs = true,
-            }
-        }
-        self.metrics.store(bits, Ordering::Relaxed);
-        self.logs.store(logs, Ordering::Relaxed);
-    }
-
-    fn metric(&self, metric: shared::Metric) -> bool {
-        self.metrics.load(Ordering::Relaxed) & Watched::bit(metric) != 0
-    }
-}
-
-/// Where sources hand readings to the alert rules. Cheap to clone; never blocks a source.
+/// The alert engine's handle: acknowledgements, silences and rule changes, each answered once the engine has
+/// applied it. Cheap to clone. Readings do not come through here: the engine takes them from the outlet.
 #[derive(Clone)]
-pub struct AlertSink {
+pub struct Alerts {
     tx: mpsc::Sender<Msg>,
-    /// The metrics some rule watches (and whether one watches the error log's rate): a reading of any other
-    /// costs the collector nothing.
-    watched: Arc<Watched>,
 }
 
-impl AlertSink {
-    pub fn readings(&self, mut readings: Vec<Reading>) {
-        readings.retain(|r| self.watched.metric(r.metric));
-        if readings.is_empty() {
-            return;
-        }
-        if self.tx.try_send(Msg::Readings(readings)).is_err() {
-            tracing::debug!("the alert engine is behind; a reading was not evaluated");
-        }
-    }
-
-    /// Counts the error and critical entries among those just written to the log.
-    pub fn log_errors(&self, written: &[shared::LogEntry]) {
-        if !self.watched.logs.load(Ordering::Relaxed) {
-            return;
-        }
-        let entries: Vec<(String, i64)> = written
-            .iter()
-            .filter(|e| e.level >= shared::Level::Error)
-            .map(|e| (e.service.clone(), e.t_ms))
-            .collect();
-        if !entries.is_empty() && self.tx.try_send(Msg::LogErrors(entries)).is_err() {
-            tracing::debug!("the alert engine is behind; log entries were not counted");
-        }
-    }
-
+impl Alerts {
     async fn ask(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<Alert, AlertError>>) -> Msg,
@@ -411,9 +346,8 @@ struct Engine {
     /// The configuration file's rules, then the dashboard's.
     rules: Vec<AlertRule>,
     store: Arc<dyn AlertHistory>,
-    hub: Arc<Hub>,
+    outlet: Outlet,
     notifier: Notifier,
-    watched: Arc<Watched>,
     /// By (rule name, subject).
     series: HashMap<(String, String), Series>,
     /// Times of error-level log entries in the last minute, per service.
@@ -425,10 +359,12 @@ struct Engine {
 pub async fn start(
     mut rules: Vec<AlertRule>,
     store: Arc<dyn AlertHistory>,
-    hub: Arc<Hub>,
+    outlet: &Outlet,
     notifier: Notifier,
     shutdown: CancellationToken,
-) -> Result<AlertSink, StoreError> {
+) -> Result<Alerts, StoreError> {
+    // Subscribed before anything is read, so no reading that arrives meanwhile is missed.
+    let mut observed = outlet.subscribe();
     for saved in store.saved_rules().await? {
         if rules.iter().any(|r| r.name == saved.name) {
             tracing::warn!(
@@ -439,20 +375,17 @@ pub async fn start(
         }
         rules.push(saved);
     }
-    let watched = Arc::new(Watched::default());
-    watched.set(&rules);
     let mut engine = Engine {
         rules,
         store,
-        hub,
+        outlet: outlet.clone(),
         notifier,
-        watched: watched.clone(),
         series: HashMap::new(),
         log_errors: HashMap::new(),
     };
     engine
-        .hub
-        .publish(None, Event::AlertRules(engine.rules.clone()));
+        .outlet
+        .emit(None, Event::AlertRules(engine.rules.clone()));
     let mut recent = engine
         .store
         .alerts(&AlertFilter::default(), None, RECENT_ALERTS)
@@ -503,7 +436,7 @@ pub async fn start(
     }
     recent.sort_by_key(|a| a.id);
     for alert in recent {
-        engine.hub.publish(None, Event::Alert(alert));
+        engine.outlet.emit(None, Event::Alert(alert));
     }
     let (tx, mut rx) = mpsc::channel(1024);
     tokio::spawn(async move {
@@ -516,28 +449,47 @@ pub async fn start(
                     Some(msg) => engine.handle(msg).await,
                     None => return,
                 },
+                received = observed.recv() => match received {
+                    Ok(observation) => engine.observe(&observation).await,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::debug!(missed = n, "the alert engine is behind; readings were not evaluated");
+                    }
+                    Err(RecvError::Closed) => return,
+                },
                 _ = tick.tick() => engine.log_rates(now_millis()).await,
             }
         }
     });
-    Ok(AlertSink { tx, watched })
+    Ok(Alerts { tx })
 }
 
 impl Engine {
-    async fn handle(&mut self, msg: Msg) {
-        match msg {
-            Msg::Readings(readings) => {
+    /// Evaluates the rules that watch what the outlet handed over.
+    async fn observe(&mut self, observation: &Observation) {
+        match observation {
+            Observation::Readings(readings) => {
                 for r in readings {
                     self.evaluate(RuleMetric::Stored(r.metric), &r.subject, r.t_ms, r.value)
                         .await;
                 }
             }
-            Msg::LogErrors(entries) => {
+            Observation::LogErrors(entries) => {
+                if !self.rules.iter().any(|r| matches!(r.metric, RuleMetric::Log(_))) {
+                    return;
+                }
                 for (service, t_ms) in entries {
-                    self.log_errors.entry(service).or_default().push_back(t_ms);
+                    self.log_errors
+                        .entry(service.clone())
+                        .or_default()
+                        .push_back(*t_ms);
                 }
                 self.log_rates(now_millis()).await;
             }
+        }
+    }
+
+    async fn handle(&mut self, msg: Msg) {
+        match msg {
             Msg::Acknowledge { id, by, reply } => {
                 let result = self
                     .change(id, |a, now| {
@@ -623,9 +575,8 @@ impl Engine {
     }
 
     fn rules_changed(&mut self) {
-        self.watched.set(&self.rules);
-        self.hub
-            .publish(None, Event::AlertRules(self.rules.clone()));
+        self.outlet
+            .emit(None, Event::AlertRules(self.rules.clone()));
     }
 
     /// Resolves the open alerts of series whose rule changed or went, and forgets the series.
@@ -645,7 +596,7 @@ impl Engine {
                 tracing::error!(alert = alert.id, "cannot store an alert: {e}");
             }
             self.notifier.alert(&alert);
-            self.hub.publish(None, Event::Alert(alert));
+            self.outlet.emit(None, Event::Alert(alert));
         }
     }
 
@@ -787,7 +738,7 @@ impl Engine {
                 if matches!(transition, Transition::Fired | Transition::Resolved) {
                     self.notifier.alert(&alert);
                 }
-                self.hub.publish(None, Event::Alert(alert));
+                self.outlet.emit(None, Event::Alert(alert));
             }
             if series.alert.is_none() && series.tracker.phase == Phase::Inactive {
                 self.series.remove(&key);
@@ -831,7 +782,7 @@ impl Engine {
         if open_now {
             self.notifier.alert(&alert);
         }
-        self.hub.publish(None, Event::Alert(alert.clone()));
+        self.outlet.emit(None, Event::Alert(alert.clone()));
         Ok(alert)
     }
 }

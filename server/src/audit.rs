@@ -6,7 +6,7 @@
 
 use crate::api_error::ApiError;
 use crate::auth::{Auth, Principal};
-use crate::hub::now_millis;
+use crate::clock::now_millis;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use shared::{
@@ -250,7 +250,7 @@ fn csv(entries: &[AuditEntry]) -> String {
     let mut out = AUDIT_CSV_HEADER.join(",");
     out.push_str("\r\n");
     for e in entries {
-        let time = crate::hub::rfc3339(e.at_ms);
+        let time = crate::clock::rfc3339(e.at_ms);
         let params = serde_json::to_string(&e.params).unwrap_or_default();
         let duration = e.duration_ms().map(|d| d.to_string()).unwrap_or_default();
         let fields = [

@@ -8,8 +8,8 @@
 //!   reading says how to enable it. A target that cannot be read shows the reason in its panel and is written
 //!   to the error log once, when it goes down.
 
-use crate::history::Recorder;
-use crate::hub::{Hub, now_millis};
+use crate::clock::now_millis;
+use crate::outlet::Outlet;
 use crate::logs::{LogBook, Outage};
 use shared::{ConnectionCount, DbKind, DbReading, Event, QueryStat};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -98,13 +98,12 @@ pub fn spawn_db_readers(
     store: Arc<dyn Store>,
     targets: &[PostgresTarget],
     interval: Duration,
-    hub: Arc<Hub>,
-    recorder: Recorder,
+    outlet: Outlet,
     logs: LogBook,
     shutdown: CancellationToken,
 ) {
     {
-        let (hub, recorder, shutdown) = (hub.clone(), recorder.clone(), shutdown.clone());
+        let (outlet, shutdown) = (outlet.clone(), shutdown.clone());
         tokio::spawn(async move {
             // A reading covers an interval: the first one after the first interval, as for HTTP figures.
             let mut ticks =
@@ -116,15 +115,13 @@ pub fn spawn_db_readers(
                     () = shutdown.cancelled() => return,
                 }
                 let reading = store_reading(&*store, &mut before);
-                recorder.record_db(&reading);
-                hub.publish(None, Event::Db(reading));
+                outlet.emit(None, Event::Db(reading));
             }
         });
     }
     for target in targets.iter().cloned() {
-        let (hub, recorder, logs, shutdown) = (
-            hub.clone(),
-            recorder.clone(),
+        let (outlet, logs, shutdown) = (
+            outlet.clone(),
             logs.clone(),
             shutdown.clone(),
         );
@@ -156,8 +153,7 @@ pub fn spawn_db_readers(
                         };
                     }
                 }
-                recorder.record_db(&r);
-                hub.publish(None, Event::Db(r));
+                outlet.emit(None, Event::Db(r));
             }
         });
     }

@@ -8,7 +8,8 @@
 use crate::api_error::ApiError;
 use crate::audit::AuditLog;
 use crate::auth::{Auth, Principal};
-use crate::hub::{Hub, now_millis};
+use crate::clock::now_millis;
+use crate::outlet::Outlet;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use shared::{
@@ -39,7 +40,7 @@ pub enum DeployError {
 #[derive(Clone)]
 pub struct DeployBook {
     store: Arc<dyn Deployments>,
-    hub: Arc<Hub>,
+    outlet: Outlet,
     /// The environment a deploy command's run goes to when it has no `environment` parameter.
     default_environment: String,
 }
@@ -49,12 +50,12 @@ impl DeployBook {
     /// (and every snapshot) holds them.
     pub async fn start(
         store: Arc<dyn Deployments>,
-        hub: Arc<Hub>,
+        outlet: Outlet,
         default_environment: String,
     ) -> Result<DeployBook, StoreError> {
         let book = DeployBook {
             store,
-            hub,
+            outlet,
             default_environment,
         };
         for d in book.store.end_orphaned_deployments(now_millis()).await? {
@@ -67,13 +68,13 @@ impl DeployBook {
         let mut recent = book.store.deployments(None, RECENT_DEPLOYMENTS).await?;
         recent.reverse();
         for d in recent {
-            book.hub.publish(None, Event::Deployment(d));
+            book.outlet.emit(None, Event::Deployment(d));
         }
         Ok(book)
     }
 
     fn publish(&self, d: &Deployment) {
-        self.hub.publish(None, Event::Deployment(d.clone()));
+        self.outlet.emit(None, Event::Deployment(d.clone()));
     }
 
     /// The newest deployments of `service` (all services when `None`), newest first.

@@ -1,16 +1,16 @@
 //! Metric history: the recorder that writes host readings, API figures and database figures to the store,
 //! and the queries that read them back.
 //!
-//! Sources hand each reading to the [`Recorder`], which never waits: it puts the reading's points on a
-//! bounded channel, and the recorder task batches what arrived into one transaction a second. So a slow or
-//! full disk can delay history, never the event fan-out. While writes fail, the batch is kept (up to
+//! The recorder subscribes to the outlet's readings (sources never wait for it) and batches what arrived into
+//! one transaction a second. So a slow or full disk can delay history, never the event fan-out. While writes fail, the batch is kept (up to
 //! [`MAX_PENDING`] points) and retried, the failure is published as a `Storage` event and shown in
 //! `/healthz`, and the live dashboard carries on from memory.
 
 use crate::api_error::ApiError;
-use crate::hub::{Hub, now_millis};
+use crate::clock::now_millis;
+use crate::outlet::{Observation, Outlet, Reading};
 use shared::{
-    ApiPoint, DbReading, Event, HistoryPoint, HistorySeries, HostHealth, HostId, Metric,
+    Event, HistoryPoint, HistorySeries, HostId, Metric,
     RangeError, StorageHealth, StorageStatus, Subject, TimeRange,
 };
 use std::collections::HashMap;
@@ -18,13 +18,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::{Retention, Store, StoreError, labeled_series, plan};
-use tokio::sync::mpsc;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Readings the channel holds between two batches: at the fastest interval (100 ms) ten a second, so this is
-/// minutes of slack before a stalled recorder starts dropping readings.
-const CHANNEL_CAPACITY: usize = 4096;
 /// Points kept for retry while the store refuses writes: about four hours of the host's seven series at one
 /// point a second. Past it the oldest are dropped (and counted), so memory stays bounded.
 const MAX_PENDING: usize = 100_000;
@@ -164,7 +161,7 @@ impl History {
     }
 
     /// Records how `work` went; publishes the store's health when it changed.
-    fn set_status(&self, hub: &Hub, work: Work, error: Option<String>) {
+    fn set_status(&self, outlet: &Outlet, work: Work, error: Option<String>) {
         let error = {
             let Ok(mut failures) = self.status.failures.lock() else {
                 return;
@@ -193,41 +190,13 @@ impl History {
                 Some(e) => tracing::error!("history is not being saved: {e}"),
                 None => tracing::info!("history is being saved again"),
             }
-            hub.publish(None, Event::Storage(status));
+            outlet.emit(None, Event::Storage(status));
         }
     }
 }
 
 /// Points of one reading, each named by its series.
 type Points = Vec<(String, HistoryPoint)>;
-
-/// The sources' handle on the recorder.
-#[derive(Clone)]
-pub struct Recorder {
-    tx: mpsc::Sender<Points>,
-    status: Arc<Status>,
-    /// Where every reading also goes to be evaluated against the alert rules.
-    alerts: Option<crate::alerts::AlertSink>,
-}
-
-/// One value of a metric's series at a time: what a source measured, before it is stored or evaluated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    pub metric: Metric,
-    /// The host, service or target.
-    pub subject: String,
-    pub t_ms: i64,
-    pub value: f64,
-}
-
-fn reading(metric: Metric, subject: &str, t_ms: i64, value: f64) -> Reading {
-    Reading {
-        metric,
-        subject: subject.to_owned(),
-        t_ms,
-        value,
-    }
-}
 
 /// A metric's point in the second of `t_ms`, rounded to the metric's storage precision.
 fn point(r: &Reading) -> (String, HistoryPoint) {
@@ -240,127 +209,37 @@ fn point(r: &Reading) -> (String, HistoryPoint) {
     )
 }
 
-/// The series of a host reading.
-fn host_readings(health: &HostHealth) -> Vec<Reading> {
-    Metric::HOST
-        .into_iter()
-        .filter_map(|m| {
-            m.read(health)
-                .map(|v| reading(m, &health.host.0, health.sampled_at_ms, v))
-        })
-        .collect()
-}
-
-/// The series of an API interval. A service that is down, or had no requests, has no latency; its rate
-/// (zero) counts unless it is down, so a chart shows a gap for an outage.
-fn api_readings(api: &ApiPoint) -> Vec<Reading> {
-    if api.error.is_some() {
-        return Vec::new();
-    }
-    let mut readings = vec![reading(
-        Metric::HttpRequestsPerS,
-        &api.service,
-        api.t_ms,
-        api.rate_per_s,
-    )];
-    for (metric, value) in [
-        (Metric::HttpP50Ms, api.p50_ms),
-        (Metric::HttpP95Ms, api.p95_ms),
-        (Metric::HttpP99Ms, api.p99_ms),
-    ] {
-        if let Some(v) = value {
-            readings.push(reading(metric, &api.service, api.t_ms, v));
-        }
-    }
-    readings
-}
-
-/// The series of a database reading: total connections, transactions per second, cache hit ratio.
-fn db_readings(db: &DbReading) -> Vec<Reading> {
-    if db.error.is_some() {
-        return Vec::new();
-    }
-    let mut readings = vec![reading(
-        Metric::DbConnections,
-        &db.target,
-        db.t_ms,
-        db.total_connections() as f64,
-    )];
-    if let Some(tps) = db.tps {
-        readings.push(reading(Metric::DbTps, &db.target, db.t_ms, tps));
-    }
-    if let Some(ratio) = db.cache_hit_ratio {
-        readings.push(reading(
-            Metric::DbCacheHitPct,
-            &db.target,
-            db.t_ms,
-            ratio * 100.0,
-        ));
-    }
-    readings
-}
-
-impl Recorder {
-    /// Also hands every reading to the alert rules.
-    pub fn with_alerts(mut self, alerts: crate::alerts::AlertSink) -> Self {
-        self.alerts = Some(alerts);
-        self
-    }
-
-    /// Queues a host reading for the next batch. Never blocks: if the recorder is that far behind, the
-    /// reading is dropped and counted.
-    pub fn record(&self, health: &HostHealth) {
-        self.send(host_readings(health));
-    }
-
-    /// Queues an interval's API figures, like [`Recorder::record`].
-    pub fn record_api(&self, api: &ApiPoint) {
-        self.send(api_readings(api));
-    }
-
-    /// Queues a database target's figures, like [`Recorder::record`].
-    pub fn record_db(&self, db: &DbReading) {
-        self.send(db_readings(db));
-    }
-
-    fn send(&self, readings: Vec<Reading>) {
-        if readings.is_empty() {
-            return;
-        }
-        let points: Points = readings.iter().map(point).collect();
-        if let Some(alerts) = &self.alerts {
-            alerts.readings(readings);
-        }
-        // A closed channel means the recorder has shut down: nothing to report.
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(points) {
-            let dropped = self.status.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if dropped.is_power_of_two() {
-                tracing::warn!(dropped, "history recorder is behind; readings dropped");
-            }
+impl Status {
+    /// Counts observations the recorder missed by falling behind the outlet.
+    fn dropped(&self, n: u64) {
+        let before = self.dropped.fetch_add(n, Ordering::Relaxed);
+        // Warn at each power of two, so a long stall does not flood the log.
+        if (before + n).ilog2() != before.checked_ilog2().unwrap_or(u32::MAX) {
+            tracing::warn!(
+                dropped = before + n,
+                "history recorder is behind; readings dropped"
+            );
         }
     }
 }
 
-/// Starts the recorder task. It writes until `shutdown`, then writes what it still holds and ends.
+/// Starts the recorder task. It subscribes to the outlet's readings at once (the server builds it before any
+/// source starts), batches them, and writes until `shutdown`, then writes what it still holds and ends. A
+/// slow or full disk delays history, never a source: past the outlet's slack the oldest readings are
+/// dropped, and counted.
 pub fn spawn_recorder(
     history: History,
-    hub: Arc<Hub>,
+    outlet: &Outlet,
     shutdown: CancellationToken,
-) -> (Recorder, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let recorder = Recorder {
-        tx,
-        status: history.status.clone(),
-        alerts: None,
-    };
-    let task = tokio::spawn(run(history, hub, rx, shutdown));
-    (recorder, task)
+) -> JoinHandle<()> {
+    let rx = outlet.subscribe();
+    tokio::spawn(run(history, outlet.clone(), rx, shutdown))
 }
 
 async fn run(
     history: History,
-    hub: Arc<Hub>,
-    mut rx: mpsc::Receiver<Points>,
+    outlet: Outlet,
+    mut rx: broadcast::Receiver<Arc<Observation>>,
     shutdown: CancellationToken,
 ) {
     let mut batch = Batch::default();
@@ -370,34 +249,39 @@ async fn run(
     maintain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            reading = rx.recv() => match reading {
-                Some(points) => batch.add(points),
-                None => break,
+            received = rx.recv() => match received {
+                Ok(observation) => batch.observe(&observation),
+                Err(RecvError::Lagged(n)) => history.status.dropped(n),
+                Err(RecvError::Closed) => break,
             },
-            _ = flush.tick() => batch.write(&history, &hub).await,
+            _ = flush.tick() => batch.write(&history, &outlet).await,
             _ = maintain.tick() => {
                 // Write first, and never let the rollups pass a point still waiting to be written: it would
                 // land behind them and miss the minute and hour tiers.
-                batch.write(&history, &hub).await;
+                batch.write(&history, &outlet).await;
                 let now = batch.oldest().map_or(now_millis(), |t| t.min(now_millis()));
                 match history.store.maintain(now, &history.retention).await {
                     Ok(done) => {
                         tracing::debug!(?done, "history maintenance");
-                        history.set_status(&hub, Work::Maintain, None);
+                        history.set_status(&outlet, Work::Maintain, None);
                     }
                     Err(e) => {
                         tracing::warn!("history maintenance failed: {e}");
-                        history.set_status(&hub, Work::Maintain, Some(e.to_string()));
+                        history.set_status(&outlet, Work::Maintain, Some(e.to_string()));
                     }
                 }
             }
             () = shutdown.cancelled() => break,
         }
     }
-    while let Ok(points) = rx.try_recv() {
-        batch.add(points);
+    loop {
+        match rx.try_recv() {
+            Ok(observation) => batch.observe(&observation),
+            Err(TryRecvError::Lagged(n)) => history.status.dropped(n),
+            Err(_) => break,
+        }
     }
-    batch.write(&history, &hub).await;
+    batch.write(&history, &outlet).await;
 }
 
 /// Points waiting to be written, merged per series and second.
@@ -409,6 +293,13 @@ struct Batch {
 }
 
 impl Batch {
+    /// Adds the points of a reading; other observations are not history.
+    fn observe(&mut self, observation: &Observation) {
+        if let Observation::Readings(readings) = observation {
+            self.add(readings.iter().map(point).collect());
+        }
+    }
+
     fn add(&mut self, points: Points) {
         for (series, point) in points {
             let key = (series, point.t_ms);
@@ -437,7 +328,7 @@ impl Batch {
         self.points.keys().map(|(_, t)| *t).min()
     }
 
-    async fn write(&mut self, history: &History, hub: &Hub) {
+    async fn write(&mut self, history: &History, outlet: &Outlet) {
         if self.order.is_empty() {
             return;
         }
@@ -454,9 +345,9 @@ impl Batch {
                     .status
                     .last_write_ms
                     .store(now_millis(), Ordering::Relaxed);
-                history.set_status(hub, Work::Write, None);
+                history.set_status(outlet, Work::Write, None);
             }
-            Err(e) => history.set_status(hub, Work::Write, Some(e.to_string())),
+            Err(e) => history.set_status(outlet, Work::Write, Some(e.to_string())),
         }
     }
 }

@@ -6,8 +6,8 @@
 //! same requests feed cumulative Prometheus metrics served at `/metrics`, so other tools can scrape Watchpost.
 //! The event stream itself is left out: a stream lasts as long as the tab, which is not a latency.
 
-use crate::history::Recorder;
-use crate::hub::{Hub, now_millis};
+use crate::clock::now_millis;
+use crate::outlet::Outlet;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -217,8 +217,7 @@ pub async fn metrics_route(metrics: Arc<HttpMetrics>) -> Response {
 /// Ends an interval every `interval`: publishes its figures and stores the service's series.
 pub fn spawn_aggregator(
     metrics: Arc<HttpMetrics>,
-    hub: Arc<Hub>,
-    recorder: Recorder,
+    outlet: Outlet,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
@@ -234,8 +233,7 @@ pub fn spawn_aggregator(
             let length = last.elapsed();
             last = Instant::now();
             let point = metrics.finish_interval(now_millis(), length);
-            recorder.record_api(&point);
-            hub.publish(None, Event::Api(point));
+            outlet.emit(None, Event::Api(point));
         }
     });
 }

@@ -6,11 +6,11 @@
 //! subscriber a bounded window; one that falls behind gets `Lagged` and is resynchronised with a snapshot, so
 //! a client that reads nothing never holds up the publisher or anyone else.
 
+use crate::clock::{now_micros, now_millis};
 use bytes::Bytes;
 use shared::{Envelope, Event, HostId, LiveState, Role, Scope, Snapshot};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 
 /// One event, ready to write to any stream.
@@ -247,29 +247,6 @@ pub fn encode(env: &Envelope) -> Bytes {
     out.push_str(&json);
     out.push_str("\n\n");
     Bytes::from(out)
-}
-
-pub fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// Unix ms as RFC 3339 (`2026-11-26T10:31:02.125Z`), for what people read; empty for a time out of range.
-pub fn rfc3339(t_ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-pub fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

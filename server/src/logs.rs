@@ -3,12 +3,13 @@
 
 use crate::api_error::ApiError;
 use crate::auth::{Auth, Principal};
-use crate::hub::{Hub, now_millis};
+use crate::clock::now_millis;
+use crate::outlet::Outlet;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, header};
 use serde::Serialize;
 use serde_json::Value;
-use shared::{Action, Event, Level, LogCursor, LogEntry, LogFilter, LogPage, RECENT_LOGS};
+use shared::{Action, Level, LogCursor, LogEntry, LogFilter, LogPage};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,24 +36,12 @@ pub const OWN_SERVICE: &str = "watchpost";
 #[derive(Clone)]
 pub struct LogBook {
     store: Arc<dyn Store>,
-    hub: Arc<Hub>,
-    /// Where error-level entries are counted for `log_errors_per_minute` rules.
-    alerts: Option<crate::alerts::AlertSink>,
+    outlet: Outlet,
 }
 
 impl LogBook {
-    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>) -> Self {
-        LogBook {
-            store,
-            hub,
-            alerts: None,
-        }
-    }
-
-    /// Also counts error and critical entries for the alert rules.
-    pub fn with_alerts(mut self, alerts: crate::alerts::AlertSink) -> Self {
-        self.alerts = Some(alerts);
-        self
+    pub fn new(store: Arc<dyn Store>, outlet: Outlet) -> Self {
+        LogBook { store, outlet }
     }
 
     /// Stores `entries` (all or none) and publishes the newest of them.
@@ -61,15 +50,7 @@ impl LogBook {
             return Ok(Vec::new());
         }
         let stored = self.store.append_logs(entries).await?;
-        if let Some(alerts) = &self.alerts {
-            alerts.log_errors(&stored);
-        }
-        // Only the newest go out (and are copied): an ingest of thousands is read back from the store.
-        let mut newest: Vec<&LogEntry> = stored.iter().collect();
-        newest.sort_by_key(|e| std::cmp::Reverse(e.cursor()));
-        newest.truncate(RECENT_LOGS);
-        self.hub
-            .publish(None, Event::Logs(newest.into_iter().cloned().collect()));
+        self.outlet.logged(&stored);
         Ok(stored)
     }
 

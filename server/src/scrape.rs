@@ -7,8 +7,8 @@
 //! buckets give p50/p95/p99 by the same linear interpolation as PromQL's `histogram_quantile`. A target that
 //! cannot be read is shown as down in its panel and written to the error log once, when it goes down.
 
-use crate::history::Recorder;
-use crate::hub::{Hub, now_millis};
+use crate::clock::now_millis;
+use crate::outlet::Outlet;
 use crate::logs::{LogBook, OWN_SERVICE, Outage};
 use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::prometheus::parse_prometheus;
@@ -18,7 +18,6 @@ use openmetrics_parser::{
 };
 use shared::{ApiPoint, Event, RouteStats};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -338,8 +337,7 @@ fn point(
 pub fn spawn_scrapers(
     targets: &[ScrapeTarget],
     interval: Duration,
-    hub: Arc<Hub>,
-    recorder: Recorder,
+    outlet: Outlet,
     logs: LogBook,
     shutdown: CancellationToken,
 ) {
@@ -357,10 +355,9 @@ pub fn spawn_scrapers(
         }
     };
     for target in targets.iter().cloned() {
-        let (client, hub, recorder, logs, shutdown) = (
+        let (client, outlet, logs, shutdown) = (
             client.clone(),
-            hub.clone(),
-            recorder.clone(),
+            outlet.clone(),
             logs.clone(),
             shutdown.clone(),
         );
@@ -382,8 +379,7 @@ pub fn spawn_scrapers(
                         if let Some((at, before)) = &last {
                             let seconds = at.elapsed().as_secs_f64().max(1e-3);
                             let point = point(&target.service, now_millis(), seconds, &now, before);
-                            recorder.record_api(&point);
-                            hub.publish(None, Event::Api(point));
+                            outlet.emit(None, Event::Api(point));
                         }
                         tracing::debug!(service = %target.service, took = ?started.elapsed(), "scraped");
                         last = Some((started, now));
@@ -391,7 +387,7 @@ pub fn spawn_scrapers(
                     Err(reason) => {
                         outage.down(&logs, &reason).await;
                         last = None;
-                        hub.publish(
+                        outlet.emit(
                             None,
                             Event::Api(ApiPoint {
                                 service: target.service.clone(),

@@ -12,7 +12,10 @@ use crate::deploy::DeployBook;
 use crate::healthz::{HealthzState, healthz};
 use crate::history::{History, HistoryError, history_route, spawn_recorder};
 use crate::http_metrics::{HttpMetrics, metrics_route, spawn_aggregator, track};
-use crate::hub::{Hub, now_millis};
+use crate::clock::now_millis;
+use crate::auth::streams::OpenStreams;
+use crate::hub::Hub;
+use crate::outlet::Outlet;
 use crate::logs::{
     LogBook, MAX_INGEST_BYTES, OwnLogs, ingest_route, page_route, spawn_own_log_writer,
 };
@@ -90,7 +93,7 @@ struct ServerBackend {
     audit: AuditLog,
     commands: Commands,
     deploys: DeployBook,
-    alerts: crate::alerts::AlertSink,
+    alerts: crate::alerts::Alerts,
     notifier: crate::notify::Notifier,
     /// Alert history, for the Alerts page.
     alert_history: Arc<dyn store::AlertHistory>,
@@ -615,6 +618,8 @@ impl Application {
                 source,
             })?;
 
+        // Built in dependency order: the hub and the outlet first, then the consumers that subscribe to the
+        // outlet (alert engine, history recorder), then the sources that feed it.
         let interval_ms = config.interval.as_millis() as u64;
         let hub = Arc::new(Hub::new(
             config.environment.clone(),
@@ -622,6 +627,7 @@ impl Application {
             config.replay_buffer,
             config.client_queue,
         ));
+        let outlet = Outlet::new(hub.clone());
         let store = SqliteStore::open(
             &config.data_dir.join(DATABASE_FILE),
             &OpenOptions {
@@ -631,19 +637,24 @@ impl Application {
         .await?;
         let sampler = HostSampler::new()?;
         let store = Arc::new(store);
-        let streams = crate::open_streams::OpenStreams::new(config.max_streams_per_user);
         let shutdown = CancellationToken::new();
+        let logs = LogBook::new(store.clone(), outlet.clone());
         let notifier = crate::notify::Notifier::start(
             config.channels.clone(),
             config.notify.clone(),
             format!("http://{local_addr}"),
-            hub.clone(),
+            outlet.clone(),
+            logs.clone(),
             shutdown.clone(),
         );
-        let auth = Auth::new(store.clone(), config.auth.clone())
-            .with_hub(hub.clone())
-            .with_streams(streams.clone())
-            .with_notifier(notifier.clone());
+        let streams = OpenStreams::new(config.max_streams_per_user);
+        let auth = Auth::new(
+            store.clone(),
+            config.auth.clone(),
+            outlet.clone(),
+            streams.clone(),
+            notifier.clone(),
+        );
         auth.publish_recent_alerts().await;
         if let Some(code) = auth
             .begin_setup()
@@ -658,41 +669,38 @@ impl Application {
         }
         let audit = AuditLog::new(store.clone());
         let deploys =
-            DeployBook::start(store.clone(), hub.clone(), config.environment.clone()).await?;
+            DeployBook::start(store.clone(), outlet.clone(), config.environment.clone()).await?;
         let alert_history: Arc<dyn store::AlertHistory> = store.clone();
         let alerts = crate::alerts::start(
             config.alert_rules.clone(),
             alert_history.clone(),
-            hub.clone(),
+            &outlet,
             notifier.clone(),
             shutdown.clone(),
         )
         .await?;
         let store: Arc<dyn store::Store> = store;
         let history = History::new(store.clone(), config.retention, sampler.host().clone());
-        let logs = LogBook::new(store.clone(), hub.clone()).with_alerts(alerts.clone());
-        notifier.set_logs(logs.clone());
+        let recorder_task = spawn_recorder(history.clone(), &outlet, shutdown.clone());
         let commands = Commands::start(
             config.commands.clone(),
             audit.clone(),
             deploys.clone(),
-            hub.clone(),
+            outlet.clone(),
             config.data_dir.join("commands"),
             config.retention.logs,
             shutdown.clone(),
         )
         .await?;
-        let (recorder, recorder_task) =
-            spawn_recorder(history.clone(), hub.clone(), shutdown.clone());
-        let recorder = recorder.with_alerts(alerts.clone());
+
+        // Sources, last: everything they feed is listening.
         let own_log_writer =
             own_logs.map(|own| spawn_own_log_writer(logs.clone(), own, shutdown.clone()));
         crate::tail::spawn_tailers(&config.tail_logs, logs.clone(), shutdown.clone());
         crate::scrape::spawn_scrapers(
             &config.scrape,
             config.api_interval,
-            hub.clone(),
-            recorder.clone(),
+            outlet.clone(),
             logs.clone(),
             shutdown.clone(),
         );
@@ -700,27 +708,19 @@ impl Application {
             store.clone(),
             &config.postgres,
             config.api_interval,
-            hub.clone(),
-            recorder.clone(),
+            outlet.clone(),
             logs.clone(),
             shutdown.clone(),
         );
         let http_metrics = HttpMetrics::new();
         spawn_aggregator(
             http_metrics.clone(),
-            hub.clone(),
-            recorder.clone(),
+            outlet.clone(),
             config.api_interval,
             shutdown.clone(),
         );
         let status = Arc::new(CollectorStatus::default());
-        let collector = Collector::spawn(
-            sampler,
-            hub.clone(),
-            recorder,
-            config.interval,
-            status.clone(),
-        )?;
+        let collector = Collector::spawn(sampler, outlet, config.interval, status.clone())?;
 
         let stream = StreamConfig {
             hub: hub.clone(),

@@ -5,8 +5,9 @@
 //! the browser reconnects (to this server after a restart, or to another instance).
 
 use crate::auth::Principal;
-use crate::hub::{Frame, Hub, Start, Subscription, now_millis};
-use crate::open_streams::{OpenStreams, Ticket};
+use crate::clock::now_millis;
+use crate::hub::{Frame, Hub, Start, Subscription};
+use crate::auth::streams::{OpenStreams, Ticket};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};

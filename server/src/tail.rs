@@ -6,7 +6,7 @@
 //! does not exist yet is waited for. Lines become entries of the file's service; a JSON line with `level` and
 //! `message` keeps its own, otherwise the level is read from the usual words (ERROR, WARN, …).
 
-use crate::hub::now_millis;
+use crate::clock::now_millis;
 use crate::logs::{LogBook, MAX_MESSAGE_BYTES, truncate};
 use shared::Level;
 use std::fs::File;

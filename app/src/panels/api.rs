@@ -4,7 +4,8 @@
 use crate::format;
 use crate::live::LiveStore;
 use crate::range::use_time_range;
-use crate::stored::{LivePoint, StoredTrend};
+use crate::series::LivePoint;
+use crate::stored::StoredTrend;
 use leptos::prelude::*;
 use shared::{ApiPoint, Metric, ServiceApi, TimeRange};
 
@@ -38,7 +39,7 @@ pub fn ApiPanel() -> impl IntoView {
                 .iter()
                 .filter(|d| Some(&d.service) == service.as_ref())
                 .map(|d| (d.created_ms, format!("{} → {}", d.version, d.environment)))
-                .collect::<Vec<crate::stored::Mark>>()
+                .collect::<Vec<crate::series::Mark>>()
         })
     });
 
@@ -106,7 +107,7 @@ pub fn ApiPanel() -> impl IntoView {
 fn ApiTrends(
     points: Memo<Vec<ApiPoint>>,
     newest: Memo<Option<ApiPoint>>,
-    marks: Memo<Vec<crate::stored::Mark>>,
+    marks: Memo<Vec<crate::series::Mark>>,
 ) -> impl IntoView {
     let range = use_time_range();
     let chosen = Memo::new(move |_| range.get().unwrap_or_default());
@@ -164,7 +165,7 @@ fn ApiTrends(
 /// Latency quantiles and request rate over the service's recent intervals. A component of its own so the
 /// charts are created only once their containers exist.
 #[component]
-fn ApiCharts(points: Memo<Vec<ApiPoint>>, marks: Memo<Vec<crate::stored::Mark>>) -> impl IntoView {
+fn ApiCharts(points: Memo<Vec<ApiPoint>>, marks: Memo<Vec<crate::series::Mark>>) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         crate::charts::mount("api-latency", move |dark| {

@@ -4,7 +4,8 @@
 use crate::format;
 use crate::live::LiveStore;
 use crate::range::use_time_range;
-use crate::stored::{LivePoint, StoredTrend};
+use crate::series::LivePoint;
+use crate::stored::StoredTrend;
 use leptos::prelude::*;
 use shared::{HealthPoint, HostHealth, Metric, TimeRange};
 

@@ -4,8 +4,8 @@
 //! Every change is logged with who made it and published as an `accounts` event, which only admins see.
 
 use super::{Auth, secrets};
-use crate::hub::now_millis;
-use crate::open_streams::Which;
+use crate::clock::now_millis;
+use crate::auth::streams::Which;
 use shared::{
     AccountsView, AfterClose, ApiToken, Event, Me, NewToken, Role, User, check_password,
     check_user_name,
@@ -47,13 +47,11 @@ impl Auth {
 
     /// Tells every admin's tab that accounts changed.
     async fn publish_accounts(&self) {
-        if let Some(hub) = &self.hub {
-            match self.accounts_view().await {
-                Ok(view) => {
-                    hub.publish(None, Event::Accounts(view));
-                }
-                Err(e) => tracing::warn!("cannot publish the accounts after a change: {e}"),
+        match self.accounts_view().await {
+            Ok(view) => {
+                self.outlet.emit(None, Event::Accounts(view));
             }
+            Err(e) => tracing::warn!("cannot publish the accounts after a change: {e}"),
         }
     }
 

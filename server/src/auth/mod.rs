@@ -6,18 +6,24 @@
 //! refuses state-changing requests a browser sent from another site, besides what the SameSite cookie does.
 
 pub mod admin;
+pub mod principal;
 pub mod routes;
 pub mod secrets;
 pub mod security;
+pub mod streams;
+
+pub use principal::{Principal, PrincipalKind};
 
 use crate::api_error::ApiError;
-use crate::hub::{Hub, now_millis};
-use crate::open_streams::OpenStreams;
+use crate::clock::now_millis;
+use crate::notify::Notifier;
+use crate::outlet::Outlet;
+use crate::auth::streams::OpenStreams;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use shared::{Action, Caller, Me, Role};
+use shared::{Action, Caller, Me};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,32 +53,6 @@ impl Default for AuthConfig {
     }
 }
 
-/// Whom a request is from: a signed-in user or an API token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub name: String,
-    pub role: Role,
-    pub kind: PrincipalKind,
-    /// When the credential was found valid (ms since the epoch): an ending at or after this, which the
-    /// request could not have seen, still applies to what it opens.
-    pub checked_ms: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrincipalKind {
-    /// Signed in with a session cookie.
-    User {
-        id: i64,
-        /// The session's digest, so that signing out can end this session's streams.
-        session: secrets::SecretDigest,
-        /// When the session ends (ms since the epoch).
-        expires_ms: i64,
-    },
-    Token {
-        id: i64,
-    },
-}
-
 /// Accounts, sessions and the one-time setup code. Cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
@@ -81,43 +61,32 @@ pub struct Auth {
     /// While no user exists: the code of the one-time setup link printed in the log.
     setup_code: Arc<Mutex<Option<String>>>,
     /// Where account changes and security alerts are published.
-    hub: Option<Arc<Hub>>,
+    outlet: Outlet,
     /// The open live streams, ended when their credential ends.
     pub(crate) streams: Arc<OpenStreams>,
     guard: Arc<security::Guard>,
     /// Where security alerts are sent beyond the dashboard.
-    notifier: Option<crate::notify::Notifier>,
+    notifier: Notifier,
 }
 
 impl Auth {
-    pub fn new(accounts: Arc<dyn Accounts>, config: AuthConfig) -> Self {
+    /// `streams`: the open live streams, ended when their credential ends.
+    pub fn new(
+        accounts: Arc<dyn Accounts>,
+        config: AuthConfig,
+        outlet: Outlet,
+        streams: Arc<OpenStreams>,
+        notifier: Notifier,
+    ) -> Self {
         Auth {
             accounts,
             config,
             setup_code: Arc::default(),
-            hub: None,
+            outlet,
             guard: Arc::default(),
-            streams: OpenStreams::new(usize::MAX),
-            notifier: None,
+            streams,
+            notifier,
         }
-    }
-
-    /// Ends streams in `streams` when their credential ends (by default the streams are nobody's).
-    pub fn with_streams(mut self, streams: Arc<OpenStreams>) -> Self {
-        self.streams = streams;
-        self
-    }
-
-    /// Publishes account changes on `hub`.
-    pub fn with_hub(mut self, hub: Arc<Hub>) -> Self {
-        self.hub = Some(hub);
-        self
-    }
-
-    /// Sends security alerts through the notification channels too.
-    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
-        self.notifier = Some(notifier);
-        self
     }
 
     /// Raises the alert for an attempt the permission table refused (in the background: the refusal
@@ -149,11 +118,10 @@ impl Auth {
     /// Publishes the newest stored alerts, oldest first, so the hub's state (and every snapshot) starts with
     /// them after a restart.
     pub async fn publish_recent_alerts(&self) {
-        let Some(hub) = &self.hub else { return };
         match self.accounts.security_alerts(shared::RECENT_SECURITY).await {
             Ok(alerts) => {
                 for alert in alerts.into_iter().rev() {
-                    hub.publish(None, shared::Event::Security(alert));
+                    self.outlet.emit(None, shared::Event::Security(alert));
                 }
             }
             Err(e) => tracing::warn!("cannot read the stored security alerts: {e}"),
@@ -172,9 +140,8 @@ impl Auth {
             .await?
             .ok_or(admin::AdminError::NotFound("security alert", id))?;
         tracing::info!(by = %who.name, alert = id, "security alert acknowledged");
-        if let Some(hub) = &self.hub {
-            hub.publish(None, shared::Event::Security(alert.clone()));
-        }
+        self.outlet
+            .emit(None, shared::Event::Security(alert.clone()));
         Ok(alert)
     }
 

@@ -5,8 +5,8 @@
 
 use super::{Auth, Principal, PrincipalKind, SESSION_COOKIE, secrets};
 use crate::api_error::ApiError;
-use crate::hub::now_millis;
-use crate::open_streams::Which;
+use crate::clock::now_millis;
+use crate::auth::streams::Which;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};

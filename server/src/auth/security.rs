@@ -6,7 +6,7 @@
 //! tokens are raised at most once a minute per address, so a misconfigured agent cannot flood the panel.
 
 use super::Auth;
-use crate::hub::now_millis;
+use crate::clock::now_millis;
 use shared::{Event, Me, SecurityAlert, SecurityKind, Severity};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -78,12 +78,8 @@ impl Auth {
         };
         match self.accounts.add_security_alert(alert.clone()).await {
             Ok(stored) => {
-                if let Some(notifier) = &self.notifier {
-                    notifier.security(&stored);
-                }
-                if let Some(hub) = &self.hub {
-                    hub.publish(None, Event::Security(stored));
-                }
+                self.notifier.security(&stored);
+                self.outlet.emit(None, Event::Security(stored));
             }
             Err(e) => tracing::error!(
                 kind = kind.as_str(),

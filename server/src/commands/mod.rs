@@ -13,7 +13,8 @@ pub mod spec;
 
 use crate::audit::AuditLog;
 use crate::deploy::DeployBook;
-use crate::hub::{Hub, now_millis};
+use crate::clock::now_millis;
+use crate::outlet::Outlet;
 use output::{LogFile, STREAM_MAX_BYTES, STREAM_MAX_LINES, log_path};
 use process::{Ending, Exit, Progress};
 use shared::{
@@ -88,7 +89,7 @@ struct Inner {
     audit: AuditLog,
     /// Where deploy commands' runs report their deployment.
     deploys: DeployBook,
-    hub: Arc<Hub>,
+    outlet: Outlet,
     /// Where the runs' log files are.
     dir: PathBuf,
     running: Mutex<Running>,
@@ -108,7 +109,7 @@ impl Commands {
         specs: Vec<CommandSpec>,
         audit: AuditLog,
         deploys: DeployBook,
-        hub: Arc<Hub>,
+        outlet: Outlet,
         dir: PathBuf,
         keep_logs: Duration,
         shutdown: CancellationToken,
@@ -123,7 +124,7 @@ impl Commands {
                 specs,
                 audit,
                 deploys,
-                hub,
+                outlet,
                 dir,
                 running: Mutex::default(),
                 shutdown,
@@ -139,7 +140,7 @@ impl Commands {
             );
         }
         let inner = &commands.inner;
-        inner.hub.publish(
+        inner.outlet.emit(
             None,
             Event::Commands(inner.specs.iter().map(|s| s.info.clone()).collect()),
         );
@@ -147,7 +148,7 @@ impl Commands {
         recent.reverse();
         for mut run in recent {
             run.audience = commands.run_audience(&run.command, &run.target);
-            inner.hub.publish(None, Event::Command(run));
+            inner.outlet.emit(None, Event::Command(run));
         }
         Ok(commands)
     }
@@ -277,7 +278,7 @@ impl Commands {
             target,
             "command started"
         );
-        self.inner.hub.publish(None, Event::Command(run.clone()));
+        self.inner.outlet.emit(None, Event::Command(run.clone()));
         let this = self.clone();
         let started = run.clone();
         tokio::spawn(async move { this.execute(spec, started, argv, cancel, deployment).await });
@@ -297,7 +298,7 @@ impl Commands {
             .lock()
             .map_err(|_| CommandError::Internal("the run table is unusable".into()))?;
         if let Some(holder) = running.busy.get(target) {
-            let started = crate::hub::rfc3339(holder.since_ms);
+            let started = crate::clock::rfc3339(holder.since_ms);
             return Err(CommandError::Busy {
                 target: target.to_owned(),
                 actor: holder.actor.clone(),
@@ -414,7 +415,7 @@ impl Commands {
             .await;
         let run = result?;
         tracing::info!(run = id, by = %caller.name, "command cancelled");
-        self.inner.hub.publish(None, Event::Command(run.clone()));
+        self.inner.outlet.emit(None, Event::Command(run.clone()));
         Ok(run)
     }
 
@@ -465,7 +466,7 @@ impl Commands {
         mut deployment: Option<shared::Deployment>,
     ) {
         let audience = spec.info.output_audience(&run.target);
-        let mut relay = Relay::new(&self.inner.hub, run.id, audience);
+        let mut relay = Relay::new(&self.inner.outlet, run.id, audience);
         let exit = match LogFile::create(&log_path(&self.inner.dir, run.id)).await {
             Err(e) => Exit::NotStarted(format!("cannot write the run's log file: {e}")),
             Ok(mut log) => {
@@ -569,7 +570,7 @@ impl Commands {
             detail,
             "command ended"
         );
-        self.inner.hub.publish(None, Event::Command(finished));
+        self.inner.outlet.emit(None, Event::Command(finished));
         if let Some(d) = deployment {
             self.inner.deploys.run_ended(d, state, &detail).await;
         }
@@ -636,7 +637,7 @@ fn describe(
 
 /// Collects a run's lines into numbered chunks on the stream, up to the stream's cap.
 struct Relay<'a> {
-    hub: &'a Hub,
+    outlet: &'a Outlet,
     run: i64,
     audience: Role,
     /// Lines seen so far (every one goes to the file).
@@ -654,9 +655,9 @@ struct Relay<'a> {
 const CHUNK_LINES: usize = 500;
 
 impl<'a> Relay<'a> {
-    fn new(hub: &'a Hub, run: i64, audience: Role) -> Self {
+    fn new(outlet: &'a Outlet, run: i64, audience: Role) -> Self {
         Relay {
-            hub,
+            outlet,
             run,
             audience,
             lines: 0,
@@ -694,7 +695,7 @@ impl<'a> Relay<'a> {
         }
         let lines = std::mem::take(&mut self.pending);
         let count = lines.len() as u64;
-        self.hub.publish(
+        self.outlet.emit(
             None,
             Event::CommandOutput(OutputChunk {
                 run: self.run,

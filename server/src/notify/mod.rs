@@ -22,7 +22,8 @@ pub mod group;
 pub mod notice;
 pub mod payload;
 
-use crate::hub::{Hub, now_millis};
+use crate::clock::now_millis;
+use crate::outlet::Outlet;
 use crate::logs::LogBook;
 use channel::Channel;
 use group::{Batch, Groups, Timing};
@@ -30,7 +31,7 @@ use notice::{Notice, NoticeStatus};
 use serde::Deserialize;
 use shared::{Alert, ChannelStatus, DeliveryState, Event, Level, SecurityAlert};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -150,7 +151,7 @@ pub enum NotifyError {
 /// Channel statuses, published whole under the lock so the newest event always holds the newest status.
 struct Statuses {
     list: Mutex<Vec<ChannelStatus>>,
-    hub: Arc<Hub>,
+    outlet: Outlet,
 }
 
 impl Statuses {
@@ -161,7 +162,7 @@ impl Statuses {
         if let Some(status) = list.get_mut(index) {
             change(status);
         }
-        self.hub.publish(None, Event::Channels(list.clone()));
+        self.outlet.emit(None, Event::Channels(list.clone()));
     }
 }
 
@@ -175,8 +176,8 @@ struct Shared {
     statuses: Statuses,
     http: reqwest::Client,
     external_url: String,
-    /// Where a delivery given up on is written; set once the error log exists.
-    logs: OnceLock<LogBook>,
+    /// Where a delivery given up on is written.
+    logs: LogBook,
 }
 
 /// Where alerts are handed for notification, and the channels' test button. Cheap to clone.
@@ -192,7 +193,8 @@ impl Notifier {
         channels: Vec<Channel>,
         config: NotifyConfig,
         default_url: String,
-        hub: Arc<Hub>,
+        outlet: Outlet,
+        logs: LogBook,
         shutdown: CancellationToken,
     ) -> Notifier {
         let statuses: Vec<ChannelStatus> = channels
@@ -210,7 +212,7 @@ impl Notifier {
                 last_error_ms: None,
             })
             .collect();
-        hub.publish(None, Event::Channels(statuses.clone()));
+        outlet.emit(None, Event::Channels(statuses.clone()));
         let mut receivers = Vec::new();
         let workers = channels
             .into_iter()
@@ -228,11 +230,11 @@ impl Notifier {
             workers,
             statuses: Statuses {
                 list: Mutex::new(statuses),
-                hub,
+                outlet,
             },
             http,
             external_url: config.external_url.clone().unwrap_or(default_url),
-            logs: OnceLock::new(),
+            logs,
         });
         for (index, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(deliver_loop(
@@ -252,11 +254,6 @@ impl Notifier {
             shutdown,
         ));
         Notifier { tx, shared }
-    }
-
-    /// Writes deliveries given up on to this error log from now on.
-    pub fn set_logs(&self, logs: LogBook) {
-        let _ = self.shared.logs.set(logs);
     }
 
     fn hand(&self, notice: Notice) {
@@ -464,8 +461,5 @@ fn record(shared: &Shared, index: usize, result: &Result<(), String>, retrying: 
 async fn give_up(shared: &Shared, index: usize, why: &str) {
     let name = &shared.workers[index].channel.name;
     let message = format!("notification channel '{name}' could not deliver a message: {why}");
-    match shared.logs.get() {
-        Some(logs) => logs.own(Level::Error, message).await,
-        None => tracing::error!("{message}"),
-    }
+    shared.logs.own(Level::Error, message).await;
 }

@@ -2,7 +2,7 @@
 
 use super::group::Batch;
 use super::notice::{Notice, NoticeStatus};
-use crate::hub::rfc3339;
+use crate::clock::rfc3339;
 use serde_json::{Value, json};
 use shared::value_text as number;
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@
 //! past it ends the user's oldest.
 
 use crate::auth::secrets::SecretDigest;
-use crate::auth::{Principal, PrincipalKind};
+use crate::auth::principal::{Principal, PrincipalKind};
 use shared::{AfterClose, StreamClosed};
 use std::future::Future;
 use std::pin::Pin;
@@ -142,7 +142,7 @@ impl OpenStreams {
 
     /// Ends the streams `which` names, telling each tab `reason`; how many were open.
     pub fn end(&self, which: Which, reason: &str, then: AfterClose) -> usize {
-        let now = crate::hub::now_millis();
+        let now = crate::clock::now_millis();
         if let Ok(mut ends) = self.recent_ends.lock() {
             ends.retain(|(_, at, _)| now - at < REMEMBER_ENDS_MS);
             ends.push((
@@ -204,7 +204,7 @@ impl Ticket {
             let expiry = async {
                 match expires_ms {
                     Some(at) => {
-                        let left = at.saturating_sub(crate::hub::now_millis()).max(0);
+                        let left = at.saturating_sub(crate::clock::now_millis()).max(0);
                         tokio::time::sleep(Duration::from_millis(left.unsigned_abs())).await;
                     }
                     None => std::future::pending().await,
@@ -246,7 +246,7 @@ mod tests {
                 session: [session; 32],
                 expires_ms: i64::MAX,
             },
-            checked_ms: crate::hub::now_millis(),
+            checked_ms: crate::clock::now_millis(),
         }
     }
 
@@ -255,7 +255,7 @@ mod tests {
             name: format!("token:{id}"),
             role: Role::Viewer,
             kind: PrincipalKind::Token { id },
-            checked_ms: crate::hub::now_millis(),
+            checked_ms: crate::clock::now_millis(),
         }
     }
 
@@ -354,7 +354,7 @@ mod tests {
         p.kind = PrincipalKind::User {
             id: 1,
             session: [1; 32],
-            expires_ms: crate::hub::now_millis() + 30,
+            expires_ms: crate::clock::now_millis() + 30,
         };
         let ticket = streams.open(&p);
         let closed = tokio::time::timeout(Duration::from_secs(5), ticket.ended())

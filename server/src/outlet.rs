@@ -1,0 +1,216 @@
+//! The one door for what Watchpost learns. Every source and every domain service hands its events to the
+//! [`Outlet`]: the outlet publishes each to the hub (which sequences it and fans it out to the streams) and
+//! hands what consumers need of it — metric readings, errors written to the log — to whoever subscribed
+//! (the history recorder, the alert engine). Sources know only the outlet; consumers subscribe at start, so
+//! adding a consumer touches no source and no source is built after a consumer.
+
+use crate::hub::Hub;
+use shared::{ApiPoint, DbReading, Event, HostHealth, HostId, Level, LogEntry, Metric, RECENT_LOGS};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Observations a consumer may fall behind by before it misses the oldest (and learns how many it missed).
+/// At the busiest the sources hand over about ten a second (the host each interval, one API and database
+/// point per target and interval), so this is more than a minute of slack for a consumer stuck on a slow
+/// store write; each slot holds one reading's handful of values, so a full ring stays within a few hundred
+/// KiB.
+const TAP_CAPACITY: usize = 1024;
+
+/// One value of a metric's series at a time: what a source measured, before it is stored or evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub metric: Metric,
+    /// The host, service or target.
+    pub subject: String,
+    pub t_ms: i64,
+    pub value: f64,
+}
+
+/// What the outlet hands its consumers besides the event itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// The stored metrics of one host, API or database reading.
+    Readings(Vec<Reading>),
+    /// Error- and critical-level entries just written to the error log, as (service, time).
+    LogErrors(Vec<(String, i64)>),
+}
+
+/// Where events go in. Cheap to clone.
+#[derive(Clone)]
+pub struct Outlet {
+    hub: Arc<Hub>,
+    taps: broadcast::Sender<Arc<Observation>>,
+}
+
+impl Outlet {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        let (taps, _) = broadcast::channel(TAP_CAPACITY);
+        Outlet { hub, taps }
+    }
+
+    /// Publishes `event` (of `host`, when it is about one) and hands its readings to the consumers; returns
+    /// the event's sequence number. Never waits for a reader.
+    pub fn emit(&self, host: Option<HostId>, event: Event) -> u64 {
+        let readings = readings_of(&event);
+        let seq = self.hub.publish(host, event);
+        if !readings.is_empty() {
+            self.tap(Observation::Readings(readings));
+        }
+        seq
+    }
+
+    /// Entries just stored in the error log: the newest go on the stream (an ingest of thousands is read
+    /// back from the store, not streamed), the errors among all of them to the consumers.
+    pub fn logged(&self, stored: &[LogEntry]) {
+        let errors: Vec<(String, i64)> = stored
+            .iter()
+            .filter(|e| e.level >= Level::Error)
+            .map(|e| (e.service.clone(), e.t_ms))
+            .collect();
+        if !errors.is_empty() {
+            self.tap(Observation::LogErrors(errors));
+        }
+        let mut newest: Vec<&LogEntry> = stored.iter().collect();
+        newest.sort_by_key(|e| std::cmp::Reverse(e.cursor()));
+        newest.truncate(RECENT_LOGS);
+        self.hub
+            .publish(None, Event::Logs(newest.into_iter().cloned().collect()));
+    }
+
+    /// Observations from now on. Consumers subscribe while the server is built, before any source starts.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Observation>> {
+        self.taps.subscribe()
+    }
+
+    /// The hub behind the outlet, for what reads it (streams, snapshots, `/healthz`).
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    fn tap(&self, observation: Observation) {
+        // An error only means no consumer is subscribed (a test's bare outlet): nothing to hand over.
+        if self.taps.receiver_count() > 0 {
+            let _ = self.taps.send(Arc::new(observation));
+        }
+    }
+}
+
+/// The stored metrics an event carries: a host's health, an interval's API figures, a database target's
+/// figures. Failed readings carry none.
+pub fn readings_of(event: &Event) -> Vec<Reading> {
+    match event {
+        Event::Health(health) => host_readings(health),
+        Event::Api(api) => api_readings(api),
+        Event::Db(db) => db_readings(db),
+        _ => Vec::new(),
+    }
+}
+
+fn reading(metric: Metric, subject: &str, t_ms: i64, value: f64) -> Reading {
+    Reading {
+        metric,
+        subject: subject.to_owned(),
+        t_ms,
+        value,
+    }
+}
+
+/// The series of a host reading.
+fn host_readings(health: &HostHealth) -> Vec<Reading> {
+    Metric::HOST
+        .into_iter()
+        .filter_map(|m| {
+            m.read(health)
+                .map(|v| reading(m, &health.host.0, health.sampled_at_ms, v))
+        })
+        .collect()
+}
+
+/// The series of an API interval. A service that is down, or had no requests, has no latency; its rate
+/// (zero) counts unless it is down, so a chart shows a gap for an outage.
+fn api_readings(api: &ApiPoint) -> Vec<Reading> {
+    if api.error.is_some() {
+        return Vec::new();
+    }
+    let mut readings = vec![reading(
+        Metric::HttpRequestsPerS,
+        &api.service,
+        api.t_ms,
+        api.rate_per_s,
+    )];
+    for (metric, value) in [
+        (Metric::HttpP50Ms, api.p50_ms),
+        (Metric::HttpP95Ms, api.p95_ms),
+        (Metric::HttpP99Ms, api.p99_ms),
+    ] {
+        if let Some(v) = value {
+            readings.push(reading(metric, &api.service, api.t_ms, v));
+        }
+    }
+    readings
+}
+
+/// The series of a database reading: total connections, transactions per second, cache hit ratio.
+fn db_readings(db: &DbReading) -> Vec<Reading> {
+    if db.error.is_some() {
+        return Vec::new();
+    }
+    let mut readings = vec![reading(
+        Metric::DbConnections,
+        &db.target,
+        db.t_ms,
+        db.total_connections() as f64,
+    )];
+    if let Some(tps) = db.tps {
+        readings.push(reading(Metric::DbTps, &db.target, db.t_ms, tps));
+    }
+    if let Some(ratio) = db.cache_hit_ratio {
+        readings.push(reading(
+            Metric::DbCacheHitPct,
+            &db.target,
+            db.t_ms,
+            ratio * 100.0,
+        ));
+    }
+    readings
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::tests::health;
+
+    fn outlet() -> Outlet {
+        Outlet::new(Arc::new(Hub::with_seed("t".into(), 1000, 8, 8, 1)))
+    }
+
+    #[test]
+    fn a_reading_reaches_the_hub_and_every_consumer() {
+        let outlet = outlet();
+        let (mut recorder, mut alerts) = (outlet.subscribe(), outlet.subscribe());
+        let mut stream = outlet.hub().subscribe(None, shared::Role::Viewer).live;
+        let seq = outlet.emit(Some(HostId("h".into())), health(42.0));
+        assert_eq!(stream.try_recv().unwrap().seq, seq);
+        for rx in [&mut recorder, &mut alerts] {
+            let Observation::Readings(readings) = &*rx.try_recv().unwrap() else {
+                panic!("expected readings");
+            };
+            let cpu = readings
+                .iter()
+                .find(|r| r.metric == Metric::Cpu)
+                .expect("the CPU reading");
+            assert_eq!((cpu.subject.as_str(), cpu.value), ("h", 42.0));
+        }
+    }
+
+    #[test]
+    fn an_event_without_readings_goes_to_the_hub_only() {
+        let outlet = outlet();
+        let mut rx = outlet.subscribe();
+        let mut stream = outlet.hub().subscribe(None, shared::Role::Viewer).live;
+        outlet.emit(None, Event::AlertRules(Vec::new()));
+        assert!(stream.try_recv().is_ok());
+        assert!(rx.try_recv().is_err());
+    }
+}
