@@ -2,8 +2,8 @@
 //! directory's store (safe while the server runs: SQLite serialises the writes).
 
 use crate::auth::secrets;
-use crate::config::{Config, TokenCommand, UserCommand};
 use crate::clock::now_millis;
+use crate::config::{Config, TokenCommand, UserCommand};
 use crate::startup::DATABASE_FILE;
 use anyhow::{Context, bail};
 use shared::{check_password, check_user_name};

@@ -21,8 +21,8 @@
 //! ```
 
 use crate::clock::now_millis;
-use crate::outlet::{Observation, Outlet};
 use crate::notify::Notifier;
+use crate::outlet::{Observation, Outlet};
 use serde::Deserialize;
 use shared::{
     Alert, AlertRule, AlertState, Comparison, Condition, Event, LogRate, Phase, RECENT_ALERTS,
@@ -474,7 +474,11 @@ impl Engine {
                 }
             }
             Observation::LogErrors(entries) => {
-                if !self.rules.iter().any(|r| matches!(r.metric, RuleMetric::Log(_))) {
+                if !self
+                    .rules
+                    .iter()
+                    .any(|r| matches!(r.metric, RuleMetric::Log(_)))
+                {
                     return;
                 }
                 for (service, t_ms) in entries {
@@ -784,53 +788,6 @@ impl Engine {
         }
         self.outlet.emit(None, Event::Alert(alert.clone()));
         Ok(alert)
-    }
-}
-
-/// `GET /api/alerts?rule=&subject=&state=&from_ms=&to_ms=&before=&limit=`: alert history, newest first.
-pub async fn list_route(
-    store: &Arc<dyn AlertHistory>,
-    params: HashMap<String, String>,
-) -> axum::response::Response {
-    use crate::api_error::ApiError;
-    use axum::response::IntoResponse;
-    let text = |name: &str| params.get(name).filter(|v| !v.trim().is_empty()).cloned();
-    let number = |name: &str| -> Result<Option<i64>, ApiError> {
-        text(name)
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| ApiError::bad_request(format!("{name} must be a whole number")))
-            })
-            .transpose()
-    };
-    let parsed = (|| {
-        let state = match text("state").as_deref() {
-            None => None,
-            Some("pending") => Some(AlertState::Pending),
-            Some("firing") => Some(AlertState::Firing),
-            Some("resolved") => Some(AlertState::Resolved),
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "state must be pending, firing or resolved, got '{other}'"
-                )));
-            }
-        };
-        let filter = AlertFilter {
-            rule: text("rule"),
-            subject: text("subject"),
-            state,
-            from_ms: number("from_ms")?,
-            to_ms: number("to_ms")?,
-        };
-        let limit = number("limit")?.unwrap_or(100).clamp(1, 1000) as usize;
-        Ok((filter, number("before")?, limit))
-    })();
-    match parsed {
-        Err(e) => e.into_response(),
-        Ok((filter, before, limit)) => match store.alerts(&filter, before, limit).await {
-            Ok(list) => axum::Json(list).into_response(),
-            Err(e) => ApiError::unavailable(format!("alerts cannot be read: {e}")).into_response(),
-        },
     }
 }
 

@@ -5,23 +5,17 @@
 //! systems reporting over `POST /api/deployments` with a token, shaped like GitHub's deployment statuses.
 //! Every change is stored and published whole as a `deployment` event.
 
-use crate::api_error::ApiError;
-use crate::audit::AuditLog;
-use crate::auth::{Auth, Principal};
 use crate::clock::now_millis;
 use crate::outlet::Outlet;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use shared::{
-    Action, Caller, DeployState, Deployment, DeploymentReport, Event, RECENT_DEPLOYMENTS, RunState,
-    parse_step,
+    DeployState, Deployment, DeploymentReport, Event, RECENT_DEPLOYMENTS, RunState, parse_step,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use store::{Deployments, NewDeployment, StoreError};
 
 /// Names and versions longer than this are refused.
-const MAX_NAME: usize = 128;
+pub const MAX_NAME: usize = 128;
 const MAX_TEXT: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -313,98 +307,5 @@ impl DeployBook {
                 Ok((d, true))
             }
         }
-    }
-}
-
-/// `POST /api/deployments` (JSON, a token or session of an operator or above): 201 with the new
-/// deployment, 200 with an updated one.
-pub async fn report_route(
-    book: &DeployBook,
-    auth: &Auth,
-    audit: &AuditLog,
-    caller: Option<&Caller>,
-    principal: Option<&Principal>,
-    body: axum::body::Bytes,
-) -> Response {
-    let principal = match auth.authorize(principal, Action::ReportDeployment) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let report: DeploymentReport = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return ApiError::bad_request(format!("not a deployment status: {e}")).into_response();
-        }
-    };
-    let caller = caller.cloned().unwrap_or_else(|| Caller {
-        name: principal.name.clone(),
-        role: principal.role,
-        ip: "unknown".into(),
-    });
-    // What the entry names, cut to size: it is written before the report is checked.
-    let target: String = report
-        .service
-        .clone()
-        .or(report.id.map(|id| format!("deployment {id}")))
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_NAME)
-        .collect();
-    let params: BTreeMap<String, String> = [
-        ("state", Some(report.state.clone())),
-        ("environment", report.environment.clone()),
-        ("version", report.version.clone()),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.chars().take(MAX_NAME).collect())))
-    .collect();
-    let result = audit
-        .around(
-            &caller,
-            ("deployment.report", &target),
-            params,
-            book.report(&principal.name, report),
-            |(d, _)| format!("deployment {} is {}", d.id, d.state.as_str()),
-        )
-        .await;
-    match result {
-        Ok((d, created)) => {
-            let status = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            (status, axum::Json(d)).into_response()
-        }
-        Err(e @ DeployError::Invalid(_)) => ApiError::bad_request(e.to_string()).into_response(),
-        Err(e @ DeployError::NotFound(_)) => {
-            ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response()
-        }
-        Err(e @ DeployError::Conflict(_)) => {
-            ApiError::new(StatusCode::CONFLICT, e.to_string()).into_response()
-        }
-        Err(e @ DeployError::Store(_)) => ApiError::unavailable(e.to_string()).into_response(),
-    }
-}
-
-/// `GET /api/deployments?service=shop&limit=50`: newest first.
-pub async fn list_route(
-    book: &DeployBook,
-    params: std::collections::HashMap<String, String>,
-) -> Response {
-    let limit = match params.get("limit").map(|v| v.parse::<usize>()) {
-        None => 50,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            return ApiError::bad_request("limit must be a whole number above 0").into_response();
-        }
-    };
-    match book
-        .history(params.get("service").map(String::as_str), limit)
-        .await
-    {
-        Ok(list) => axum::Json(list).into_response(),
-        Err(e) => ApiError::unavailable(format!("deployments cannot be read: {e}")).into_response(),
     }
 }

@@ -6,12 +6,11 @@
 //! [`MAX_PENDING`] points) and retried, the failure is published as a `Storage` event and shown in
 //! `/healthz`, and the live dashboard carries on from memory.
 
-use crate::api_error::ApiError;
 use crate::clock::now_millis;
 use crate::outlet::{Observation, Outlet, Reading};
 use shared::{
-    Event, HistoryPoint, HistorySeries, HostId, Metric,
-    RangeError, StorageHealth, StorageStatus, Subject, TimeRange,
+    Event, HistoryPoint, HistorySeries, HostId, Metric, RangeError, StorageHealth, StorageStatus,
+    Subject, TimeRange,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -348,51 +347,6 @@ impl Batch {
                 history.set_status(outlet, Work::Write, None);
             }
             Err(e) => history.set_status(outlet, Work::Write, Some(e.to_string())),
-        }
-    }
-}
-
-/// `GET /api/history?metric=cpu&range=1h` (or `from=…&to=…` in Unix ms). A host metric may name its host
-/// (`host=…`, this server's by default); an API metric needs `service=…`, a database metric `target=…`.
-pub async fn history_route(
-    history: History,
-    params: HashMap<String, String>,
-) -> Result<axum::Json<HistorySeries>, ApiError> {
-    let param = |name: &str| params.get(name).map(String::as_str);
-    let metric: Metric = param("metric")
-        .ok_or_else(|| ApiError::bad_request("metric is required, e.g. metric=cpu"))?
-        .parse()
-        .map_err(|e: shared::UnknownMetric| ApiError::bad_request(e.to_string()))?;
-    let range = TimeRange::parse(param("range"), param("from"), param("to"))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let kind = metric.subject();
-    if let Some(other) = Subject::ALL
-        .into_iter()
-        .find(|s| *s != kind && params.contains_key(s.label()))
-    {
-        return Err(ApiError::bad_request(format!(
-            "{metric} is a metric of a {}, not of a {}: use {}=NAME",
-            kind.label(),
-            other.label(),
-            kind.label()
-        )));
-    }
-    let series = history
-        .query(metric, param(kind.label()), range, now_millis())
-        .await?;
-    Ok(axum::Json(series))
-}
-
-impl From<HistoryError> for ApiError {
-    fn from(e: HistoryError) -> Self {
-        match e {
-            HistoryError::Range(_) | HistoryError::BadSubject(..) | HistoryError::NoSubject(..) => {
-                ApiError::bad_request(e.to_string())
-            }
-            HistoryError::Store(e) => {
-                tracing::error!("history query failed: {e}");
-                ApiError::unavailable(format!("history cannot be read: {e}"))
-            }
         }
     }
 }

@@ -5,25 +5,17 @@
 
 pub mod accounts_cli;
 pub mod alerts;
-pub mod api_error;
 pub mod audit;
 pub mod auth;
 pub mod clock;
-pub mod collector;
 pub mod commands;
 pub mod config;
-pub mod db_metrics;
-pub mod demo;
 pub mod deploy;
-pub mod healthz;
 pub mod history;
-pub mod http_metrics;
+pub mod http;
 pub mod hub;
 pub mod logs;
 pub mod notify;
 pub mod outlet;
-pub mod scrape;
-pub mod serve;
+pub mod sources;
 pub mod startup;
-pub mod stream;
-pub mod tail;

@@ -1,19 +1,15 @@
 //! The error log: entries from Watchpost's own WARN/ERROR tracing events and from `POST /api/ingest/logs`,
 //! stored, streamed to every dashboard as `Logs` events, and paged back newest first by cursor.
 
-use crate::api_error::ApiError;
-use crate::auth::{Auth, Principal};
 use crate::clock::now_millis;
 use crate::outlet::Outlet;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, header};
 use serde::Serialize;
 use serde_json::Value;
-use shared::{Action, Level, LogCursor, LogEntry, LogFilter, LogPage};
-use std::collections::{BTreeMap, HashMap};
+use shared::{Level, LogCursor, LogEntry, LogFilter, LogPage};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{MAX_LOG_PAGE, NewLog, Store, StoreError};
+use store::{NewLog, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::field::{Field, Visit};
@@ -378,76 +374,6 @@ fn entry(value: Value, now_ms: i64) -> Result<NewLog, String> {
         message,
         fields,
     })
-}
-
-/// `POST /api/ingest/logs`.
-pub async fn ingest_route(
-    book: LogBook,
-    auth: &Auth,
-    principal: Option<&Principal>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<axum::Json<Value>, ApiError> {
-    // Writing to the log is an operator's action: an agent or a service ingests with an operator token.
-    auth.authorize(principal, Action::IngestLogs)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let entries = parse_ingest(content_type, &body, now_millis()).map_err(|e| match e {
-        IngestError::Body(message) => ApiError::bad_request(message),
-        IngestError::Lines { total, errors } => ApiError::bad_request_with(
-            format!(
-                "{} of {total} entries are invalid; nothing was stored",
-                errors.len()
-            ),
-            serde_json::json!({ "lines": errors.into_iter().take(100).collect::<Vec<_>>() }),
-        ),
-    })?;
-    let stored = book.append(entries).await.map_err(|e| {
-        tracing::error!("cannot store ingested log entries: {e}");
-        ApiError::unavailable(format!("the log cannot be written right now: {e}"))
-    })?;
-    Ok(axum::Json(serde_json::json!({ "stored": stored.len() })))
-}
-
-/// `GET /api/logs?level=warn&service=api&q=text&before=CURSOR&limit=100`.
-pub async fn page_route(
-    book: LogBook,
-    params: HashMap<String, String>,
-) -> Result<axum::Json<LogPage>, ApiError> {
-    let param = |name: &str| {
-        params
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    };
-    let filter = LogFilter {
-        level: param("level")
-            .map(str::parse::<Level>)
-            .transpose()
-            .map_err(|e| ApiError::bad_request(e.to_string()))?,
-        service: param("service").map(str::to_owned),
-        text: param("q").map(str::to_owned),
-    };
-    let before = param("before")
-        .map(str::parse::<LogCursor>)
-        .transpose()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let limit = match param("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LOG_PAGE).contains(l))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("limit: a number from 1 to {MAX_LOG_PAGE}"))
-            })?,
-    };
-    let page = book.page(&filter, before, limit).await.map_err(|e| {
-        tracing::error!("cannot read the log: {e}");
-        ApiError::unavailable(format!("the log cannot be read right now: {e}"))
-    })?;
-    Ok(axum::Json(page))
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! adding a consumer touches no source and no source is built after a consumer.
 
 use crate::hub::Hub;
-use shared::{ApiPoint, DbReading, Event, HostHealth, HostId, Level, LogEntry, Metric, RECENT_LOGS};
+use shared::{
+    ApiPoint, DbReading, Event, HostHealth, HostId, Level, LogEntry, Metric, RECENT_LOGS,
+};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -174,7 +176,6 @@ fn db_readings(db: &DbReading) -> Vec<Reading> {
     }
     readings
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -4,8 +4,8 @@
 //! Every change is logged with who made it and published as an `accounts` event, which only admins see.
 
 use super::{Auth, secrets};
-use crate::clock::now_millis;
 use crate::auth::streams::Which;
+use crate::clock::now_millis;
 use shared::{
     AccountsView, AfterClose, ApiToken, Event, Me, NewToken, Role, User, check_password,
     check_user_name,

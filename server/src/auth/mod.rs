@@ -1,33 +1,25 @@
-//! Who a request is from, and whether it may come in at all.
+//! Accounts, sessions and tokens: who a credential stands for, and whether a principal may take an action.
 //!
 //! Every route but `/healthz`, the sign-in and setup pages and the static assets needs a session
-//! cookie (set by signing in) or an API token (`Authorization: Bearer wpt_…`). [`authenticate`] finds the
-//! principal and puts it, and the [`Me`] the app reads, into the request's extensions. [`same_origin`]
-//! refuses state-changing requests a browser sent from another site, besides what the SameSite cookie does.
+//! cookie (set by signing in) or an API token (`Authorization: Bearer wpt_…`); the HTTP edge reads the
+//! [`Credential`] off the request and asks [`Auth::principal`] whom it stands for.
 
 pub mod admin;
 pub mod principal;
-pub mod routes;
 pub mod secrets;
 pub mod security;
 pub mod streams;
 
 pub use principal::{Principal, PrincipalKind};
 
-use crate::api_error::ApiError;
+use crate::auth::streams::OpenStreams;
 use crate::clock::now_millis;
 use crate::notify::Notifier;
 use crate::outlet::Outlet;
-use crate::auth::streams::OpenStreams;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
-use shared::{Action, Caller, Me};
-use std::net::SocketAddr;
+use shared::{Action, Me};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::Accounts;
+use store::{Accounts, StoreError};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "watchpost_session";
@@ -101,7 +93,7 @@ impl Auth {
         &self,
         principal: Option<&'a Principal>,
         action: Action,
-    ) -> Result<&'a Principal, ApiError> {
+    ) -> Result<&'a Principal, Refusal> {
         let result = require(principal, action);
         if let (Err(_), Some(p)) = (&result, principal) {
             self.forbidden(
@@ -158,7 +150,7 @@ impl Auth {
     }
 
     /// Takes the setup code if `code` is it: it works once.
-    fn take_setup_code(&self, code: &str) -> bool {
+    pub(crate) fn take_setup_code(&self, code: &str) -> bool {
         let Ok(mut slot) = self.setup_code.lock() else {
             return false;
         };
@@ -172,41 +164,38 @@ impl Auth {
     }
 
     /// Puts a setup code back, when creating the account failed after it was taken.
-    fn restore_setup_code(&self, code: String) {
+    pub(crate) fn restore_setup_code(&self, code: String) {
         if let Ok(mut slot) = self.setup_code.lock() {
             *slot = Some(code);
         }
     }
 
-    fn setup_pending(&self) -> bool {
+    pub(crate) fn setup_pending(&self) -> bool {
         self.setup_code.lock().is_ok_and(|s| s.is_some())
     }
 
-    /// The principal a request's cookie or bearer token stands for.
-    async fn principal(&self, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    /// The principal a request's credential stands for; `None` for no credential, or one that is unknown,
+    /// revoked or expired.
+    pub async fn principal(
+        &self,
+        credential: Option<Credential<'_>>,
+    ) -> Result<Option<Principal>, StoreError> {
         let now = now_millis();
-        if let Some(token) = bearer(headers) {
-            let found = self
-                .accounts
-                .token(&secrets::digest(token))
-                .await
-                .map_err(unavailable)?;
-            return Ok(found.map(|t| Principal {
-                name: format!("token:{}", t.name),
-                role: t.role,
-                kind: PrincipalKind::Token { id: t.id },
-                checked_ms: now,
-            }));
-        }
-        let Some(secret) = cookie(headers, SESSION_COOKIE) else {
-            return Ok(None);
+        let secret = match credential {
+            None => return Ok(None),
+            Some(Credential::Session(secret)) => secret,
+            Some(Credential::Token(token)) => {
+                let found = self.accounts.token(&secrets::digest(token)).await?;
+                return Ok(found.map(|t| Principal {
+                    name: format!("token:{}", t.name),
+                    role: t.role,
+                    kind: PrincipalKind::Token { id: t.id },
+                    checked_ms: now,
+                }));
+            }
         };
         let session = secrets::digest(secret);
-        let found = self
-            .accounts
-            .session_user(&session, now)
-            .await
-            .map_err(unavailable)?;
+        let found = self.accounts.session_user(&session, now).await?;
         Ok(found.map(|s| Principal {
             name: s.user.name,
             role: s.user.role,
@@ -220,202 +209,36 @@ impl Auth {
     }
 }
 
-fn unavailable(e: store::StoreError) -> ApiError {
-    tracing::error!("cannot read accounts: {e}");
-    ApiError::unavailable(format!("accounts cannot be read: {e}"))
-}
-
-/// The value of `name` in the request's `Cookie` headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-/// Paths anyone may reach: the health check (for load balancers and monitors), the sign-in and
-/// setup pages and their form targets, the static assets those pages load, and `--demo`'s sample API (it
-/// stands for a user's own service, which its load calls without an account).
-fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/healthz"
-            | "/login"
-            | "/setup"
-            | "/api/login"
-            | "/api/setup"
-            | "/favicon.svg"
-            | "/echarts.js"
-    ) || path.starts_with("/pkg/")
-        || path.starts_with("/demo/")
-}
-
-/// Whether a browser is asking for a page (which gets sent to sign in) rather than an API (which gets 401).
-fn wants_page(req: &Request) -> bool {
-    req.method() == Method::GET
-        && req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"))
-}
-
-/// Lets a request through with its principal in the extensions, or answers 401 (an API) or sends a browser
-/// to the sign-in page (a page).
-pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if is_public(path) {
-        return next.run(req).await;
-    }
-    match auth.principal(req.headers()).await {
-        Ok(Some(principal)) => {
-            let ip = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-            req.extensions_mut().insert(Me {
-                name: principal.name.clone(),
-                role: principal.role,
-            });
-            req.extensions_mut().insert(Caller {
-                name: principal.name.clone(),
-                role: principal.role,
-                ip,
-            });
-            req.extensions_mut().insert(principal);
-            next.run(req).await
-        }
-        Ok(None) if wants_page(&req) => {
-            let target = req
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned();
-            Redirect::to(&format!("/login?next={}", encode(&target))).into_response()
-        }
-        Ok(None) => {
-            if bearer(req.headers()).is_some()
-                && let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
-            {
-                auth.invalid_token(peer.ip(), req.uri().path()).await;
-            }
-            let message = if bearer(req.headers()).is_some() {
-                "the API token is not valid (unknown or revoked)"
-            } else if auth.setup_pending() {
-                "no account exists yet: open the setup link the server printed in its log"
-            } else {
-                "sign in first (a session cookie or an API token is needed)"
-            };
-            ApiError::new(StatusCode::UNAUTHORIZED, message).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
-}
-
-/// Percent-encodes a path for a query parameter.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Refuses a state-changing request (anything but GET, HEAD, OPTIONS) that a browser says came from
-/// another site: `Sec-Fetch-Site` when the browser sends it, else `Origin` against `Host`. Requests without
-/// either (curl, agents with a token) are not from a browser page and pass.
-pub async fn same_origin(req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(req).await;
-    }
-    let headers = req.headers();
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let refused = match (text("sec-fetch-site"), text("origin")) {
-        (Some(site), _) => !matches!(site, "same-origin" | "none"),
-        (None, Some(origin)) => {
-            let host = text("host").unwrap_or_default();
-            origin
-                .split_once("://")
-                .is_none_or(|(_, authority)| authority != host)
-        }
-        (None, None) => false,
-    };
-    if refused {
-        tracing::warn!(
-            path = %req.uri().path(),
-            origin = text("origin").unwrap_or("-"),
-            "cross-origin request refused"
-        );
-        return ApiError::forbidden("cross-origin request refused").into_response();
-    }
-    next.run(req).await
-}
-
 /// The principal of a request that passed [`authenticate`], if the permission table lets it take `action`;
 /// else a 403 naming the role it needs.
-pub fn require(principal: Option<&Principal>, action: Action) -> Result<&Principal, ApiError> {
+pub fn require(principal: Option<&Principal>, action: Action) -> Result<&Principal, Refusal> {
     match principal {
         Some(p) if action.allowed(p.role) => Ok(p),
-        Some(p) => Err(ApiError::forbidden(format!(
+        Some(p) => Err(Refusal::Forbidden(format!(
             "only an {} or above may {}; {} is {}",
             action.least_role(),
             action.describe(),
             p.name,
             p.role
         ))),
-        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "sign in first")),
+        None => Err(Refusal::SignIn),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A credential as a request presents it.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// An API token (`Authorization: Bearer wpt_…`).
+    Token(&'a str),
+    /// The secret of a session cookie.
+    Session(&'a str),
+}
 
-    #[test]
-    fn cookies_and_bearer_tokens_are_read_from_headers() {
-        let mut h = HeaderMap::new();
-        h.append(
-            header::COOKIE,
-            "a=1; watchpost_session=abc; b=2".parse().unwrap(),
-        );
-        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
-        assert_eq!(cookie(&h, "c"), None);
-        h.insert(header::AUTHORIZATION, "Bearer wpt_x".parse().unwrap());
-        assert_eq!(bearer(&h), Some("wpt_x"));
-    }
-
-    #[test]
-    fn only_the_listed_paths_are_public() {
-        for p in ["/healthz", "/login", "/pkg/watchpost.wasm", "/api/login"] {
-            assert!(is_public(p), "{p}");
-        }
-        for p in [
-            "/",
-            "/api/events",
-            "/api/history",
-            "/api/ingest/logs",
-            "/loginx",
-            "/api/get_history",
-        ] {
-            assert!(!is_public(p), "{p}");
-        }
-        assert_eq!(encode("/?range=1h&x=a b"), "/%3Frange%3D1h%26x%3Da%20b");
-    }
+/// Why a request may not take an action: the HTTP edge answers 401 or 403 with the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("sign in first")]
+    SignIn,
+    #[error("{0}")]
+    Forbidden(String),
 }

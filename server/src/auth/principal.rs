@@ -28,4 +28,3 @@ pub enum PrincipalKind {
         id: i64,
     },
 }
-

@@ -8,8 +8,8 @@
 //! ([`shared::StreamClosed`]). The per-user limit (`--max-streams-per-user`) lives here as well: one stream
 //! past it ends the user's oldest.
 
-use crate::auth::secrets::SecretDigest;
 use crate::auth::principal::{Principal, PrincipalKind};
+use crate::auth::secrets::SecretDigest;
 use shared::{AfterClose, StreamClosed};
 use std::future::Future;
 use std::pin::Pin;

@@ -12,8 +12,8 @@ pub mod process;
 pub mod spec;
 
 use crate::audit::AuditLog;
-use crate::deploy::DeployBook;
 use crate::clock::now_millis;
+use crate::deploy::DeployBook;
 use crate::outlet::Outlet;
 use output::{LogFile, STREAM_MAX_BYTES, STREAM_MAX_LINES, log_path};
 use process::{Ending, Exit, Progress};

@@ -23,8 +23,8 @@ pub mod notice;
 pub mod payload;
 
 use crate::clock::now_millis;
-use crate::outlet::Outlet;
 use crate::logs::LogBook;
+use crate::outlet::Outlet;
 use channel::Channel;
 use group::{Batch, Groups, Timing};
 use notice::{Notice, NoticeStatus};

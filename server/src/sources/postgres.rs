@@ -9,8 +9,8 @@
 //!   to the error log once, when it goes down.
 
 use crate::clock::now_millis;
-use crate::outlet::Outlet;
 use crate::logs::{LogBook, Outage};
+use crate::outlet::Outlet;
 use shared::{ConnectionCount, DbKind, DbReading, Event, QueryStat};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::HashMap;
@@ -120,11 +120,7 @@ pub fn spawn_db_readers(
         });
     }
     for target in targets.iter().cloned() {
-        let (outlet, logs, shutdown) = (
-            outlet.clone(),
-            logs.clone(),
-            shutdown.clone(),
-        );
+        let (outlet, logs, shutdown) = (outlet.clone(), logs.clone(), shutdown.clone());
         tokio::spawn(async move {
             let pool = PgPoolOptions::new()
                 .max_connections(1)

@@ -8,10 +8,7 @@
 
 use crate::clock::now_millis;
 use crate::outlet::Outlet;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use hdrhistogram::Histogram as Hdr;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -27,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 /// The service name of Watchpost's own figures.
 pub const OWN_SERVICE: &str = "watchpost";
 /// Routes that are streams, not requests with a latency.
-const UNTIMED: &[&str] = &["/api/events"];
+pub(crate) const UNTIMED: &[&str] = &["/api/events"];
 /// Requests no route matched (static files, 404s) share one label, so raw paths never become labels.
-const FALLBACK_ROUTE: &str = "(other)";
+pub(crate) const FALLBACK_ROUTE: &str = "(other)";
 /// Slowest latency a histogram records exactly; slower requests are counted at this value.
 const MAX_MICROS: u64 = 3_600_000_000;
 
@@ -175,42 +172,6 @@ impl HttpMetrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
-    }
-}
-
-/// The timing middleware.
-pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(FALLBACK_ROUTE, |p| p.as_str())
-        .to_owned();
-    if UNTIMED.contains(&route.as_str()) {
-        return next.run(req).await;
-    }
-    let method = req.method().as_str().to_owned();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    metrics.record(&route, &method, response.status(), started.elapsed());
-    response
-}
-
-/// `GET /metrics`.
-pub async fn metrics_route(metrics: Arc<HttpMetrics>) -> Response {
-    match metrics.encode() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode metrics: {e}"),
-        )
-            .into_response(),
     }
 }
 

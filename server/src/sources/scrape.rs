@@ -8,8 +8,8 @@
 //! cannot be read is shown as down in its panel and written to the error log once, when it goes down.
 
 use crate::clock::now_millis;
-use crate::outlet::Outlet;
 use crate::logs::{LogBook, OWN_SERVICE, Outage};
+use crate::outlet::Outlet;
 use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{

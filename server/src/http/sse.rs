@@ -5,10 +5,12 @@
 //! the browser reconnects (to this server after a restart, or to another instance).
 
 use crate::auth::Principal;
+use crate::auth::streams::{OpenStreams, Ticket};
 use crate::clock::now_millis;
 use crate::hub::{Frame, Hub, Start, Subscription};
-use crate::auth::streams::{OpenStreams, Ticket};
+use axum::Extension;
 use axum::body::Body;
+use axum::extract;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -38,11 +40,13 @@ pub struct StreamConfig {
     pub streams: Arc<OpenStreams>,
 }
 
+/// `GET /api/events`: the live stream.
 pub async fn events(
-    cfg: StreamConfig,
+    extract::State(cfg): extract::State<StreamConfig>,
     headers: HeaderMap,
-    principal: Option<Principal>,
+    principal: Option<Extension<Principal>>,
 ) -> Response {
+    let principal = principal.map(|p| p.0);
     let role = principal.as_ref().map_or(Role::Viewer, |p| p.role);
     let ticket = principal.as_ref().map(|p| cfg.streams.open(p));
     // An id that is not a number cannot be one of ours: treat it as unknown, which yields a snapshot.

@@ -1,6 +1,8 @@
 //! The error every JSON route returns: a status and a message a person can read, as `{"error": "…"}`, with
 //! more detail beside it where there is some (the rejected lines of an ingest request, say).
 
+use crate::auth::Refusal;
+use crate::history::HistoryError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -51,5 +53,28 @@ impl IntoResponse for ApiError {
             map.extend(details);
         }
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::SignIn => ApiError::new(StatusCode::UNAUTHORIZED, refusal.to_string()),
+            Refusal::Forbidden(message) => ApiError::forbidden(message),
+        }
+    }
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Range(_) | HistoryError::BadSubject(..) | HistoryError::NoSubject(..) => {
+                ApiError::bad_request(e.to_string())
+            }
+            HistoryError::Store(e) => {
+                tracing::error!("history query failed: {e}");
+                ApiError::unavailable(format!("history cannot be read: {e}"))
+            }
+        }
     }
 }

@@ -3,11 +3,13 @@
 //! The forms are plain HTML forms posting here, so they work before (or without) the WASM: a form gets a
 //! 303 back to a page, a JSON request (an API client, the tests) gets JSON.
 
-use super::{Auth, Principal, PrincipalKind, SESSION_COOKIE, secrets};
-use crate::api_error::ApiError;
-use crate::clock::now_millis;
 use crate::auth::streams::Which;
+use crate::auth::{Auth, Principal, PrincipalKind, SESSION_COOKIE, secrets};
+use crate::clock::now_millis;
+use crate::http::error::ApiError;
+use crate::http::middleware::cookie;
 use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -131,7 +133,12 @@ fn with_cookie(mut response: Response, cookie: &str) -> Response {
 }
 
 /// `POST /api/login`: name and password (form or JSON) → a session cookie.
-pub async fn login(auth: Auth, peer: SocketAddr, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn login(
+    State(auth): State<Auth>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let json = is_json(&headers);
     let form: LoginForm = match parse(json, &body) {
         Ok(f) => f,
@@ -213,8 +220,8 @@ pub async fn login(auth: Auth, peer: SocketAddr, headers: HeaderMap, body: Bytes
 }
 
 /// `POST /api/logout`: ends the session and clears the cookie.
-pub async fn logout(auth: Auth, headers: HeaderMap) -> Response {
-    if let Some(secret) = super::cookie(&headers, SESSION_COOKIE) {
+pub async fn logout(State(auth): State<Auth>, headers: HeaderMap) -> Response {
+    if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
         let session = secrets::digest(secret);
         if let Err(e) = auth.accounts.remove_session(&session).await {
             return ApiError::unavailable(format!("cannot end the session: {e}")).into_response();
@@ -235,7 +242,12 @@ pub async fn logout(auth: Auth, headers: HeaderMap) -> Response {
 }
 
 /// `POST /api/setup`: the one-time code from the log, a name and a password → the first admin, signed in.
-pub async fn setup(auth: Auth, peer: SocketAddr, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn setup(
+    State(auth): State<Auth>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let json = is_json(&headers);
     let form: SetupForm = match parse(json, &body) {
         Ok(f) => f,

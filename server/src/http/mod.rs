@@ -1,0 +1,131 @@
+//! The HTTP edge: the router (one line a route), the middleware, the mapping of domain errors to statuses,
+//! serving connections, the SSE stream, and every route handler. Nothing below this module knows HTTP: the
+//! domain returns its own errors, mapped to a status and a readable message here.
+
+mod backend;
+pub mod error;
+pub mod middleware;
+mod routes;
+pub mod serve;
+pub mod sse;
+
+pub use backend::ServerBackend;
+
+use crate::audit::AuditLog;
+use crate::auth::Auth;
+use crate::deploy::DeployBook;
+use crate::history::History;
+use crate::hub::Hub;
+use crate::logs::{LogBook, MAX_INGEST_BYTES};
+use crate::sources::host::CollectorStatus;
+use crate::sources::http_self::HttpMetrics;
+use app::api::BackendHandle;
+use app::{App, shell};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{get, post};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use sse::StreamConfig;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+/// Sign-in and setup forms are a name and a password or two: a larger body is not one.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+/// A deployment report is a few names and a step text.
+const MAX_DEPLOYMENT_BYTES: usize = 64 * 1024;
+
+/// What the route handlers read, each part extracted on its own with `State<Part>`.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    pub history: History,
+    pub logs: LogBook,
+    pub auth: Auth,
+    pub audit: AuditLog,
+    pub deploys: DeployBook,
+    pub alert_history: Arc<dyn store::AlertHistory>,
+    pub http_metrics: Arc<HttpMetrics>,
+    pub collector: Arc<CollectorStatus>,
+    pub stream: StreamConfig,
+    pub started: Instant,
+}
+
+/// The whole router: the live routes, the JSON API, `--demo`'s sample API when given, and the web app, inside
+/// the middleware every request passes.
+pub fn router(
+    state: AppState,
+    demo: Option<Router>,
+    leptos_options: LeptosOptions,
+    backend: BackendHandle,
+) -> Router {
+    // The stream is the hot path: no compression (a compressor buffers, and an event must reach the browser
+    // as it happens) and no per-chunk tracing around its body.
+    let live = Router::new()
+        .route("/api/events", get(sse::events))
+        .route("/healthz", get(routes::healthz::get))
+        .route("/metrics", get(routes::metrics::get));
+    let api = Router::new()
+        .route("/api/history", get(routes::history::get))
+        .route("/api/logs", get(routes::logs::page))
+        .route(
+            "/api/ingest/logs",
+            post(routes::logs::ingest).layer(DefaultBodyLimit::max(MAX_INGEST_BYTES)),
+        )
+        .route(
+            "/api/login",
+            post(routes::auth::login).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(
+            "/api/setup",
+            post(routes::auth::setup).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route("/api/logout", post(routes::auth::logout))
+        .route("/api/me", get(routes::auth::me))
+        .route(
+            "/api/deployments",
+            post(routes::deployments::report)
+                .get(routes::deployments::list)
+                .layer(DefaultBodyLimit::max(MAX_DEPLOYMENT_BYTES)),
+        )
+        .route("/api/alerts", get(routes::alerts::list))
+        .route("/api/audit", get(routes::audit::list))
+        .layer(CompressionLayer::new());
+    let site = Router::new()
+        .leptos_routes_with_context(
+            &leptos_options,
+            generate_route_list(App),
+            move || provide_context(backend.clone()),
+            {
+                let options = leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(leptos_options)
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http());
+
+    // Outermost first: time every request (refused ones too), refuse cross-site writes, then find who the
+    // request is from.
+    let (auth, metrics) = (state.auth.clone(), state.http_metrics.clone());
+    let routes = live.merge(api).with_state(state);
+    // `--demo`'s sample API stands for a user's own service: served as such, not compressed.
+    let routes = match demo {
+        Some(demo) => routes.merge(demo),
+        None => routes,
+    };
+    routes
+        .merge(site)
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            middleware::authenticate,
+        ))
+        .layer(axum::middleware::from_fn(middleware::same_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            middleware::track,
+        ))
+}
