@@ -10,36 +10,31 @@ use shared::{AccountsView, ApiToken, NewToken, Role, User};
 use shared::{Action, Caller};
 
 /// The signed-in caller, if the permission table lets them take `action`; else 403 (and the attempt is
-/// reported by the backend).
+/// reported to the server).
 #[cfg(feature = "ssr")]
-pub(crate) fn authorize(action: Action) -> Result<(Caller, crate::api::BackendHandle), AppError> {
-    let (caller, backend) = caller()?;
+pub(crate) fn authorize(action: Action) -> Result<(Caller, crate::ports::Ports), AppError> {
+    let (caller, ports) = caller()?;
     if action.allowed(caller.role) {
-        return Ok((caller, backend));
+        return Ok((caller, ports));
     }
-    backend.0.forbidden(&caller, action);
+    ports.security.forbidden(&caller, action);
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(http::StatusCode::FORBIDDEN);
     }
-    Err(AppError::Forbidden(format!(
-        "only an {} or above may {}; {} is {}",
-        action.least_role(),
-        action.describe(),
-        caller.name,
-        caller.role
-    )))
+    Err(AppError::Forbidden(
+        shared::Refused::of(action, &caller.name, caller.role).to_string(),
+    ))
 }
 
-/// The signed-in caller (name, role, address) and the backend, for server functions whose permission
-/// depends on more than the action (the backend checks those).
+/// The signed-in caller (name, role, address) and the server's ports, for server functions whose permission
+/// depends on more than the action (the server checks those).
 #[cfg(feature = "ssr")]
-pub(crate) fn caller() -> Result<(Caller, crate::api::BackendHandle), AppError> {
-    let backend = use_context::<crate::api::BackendHandle>()
-        .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))?;
+pub(crate) fn caller() -> Result<(Caller, crate::ports::Ports), AppError> {
+    let ports = crate::ports::ports()?;
     let caller = use_context::<http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<Caller>().cloned())
         .ok_or_else(|| AppError::Forbidden("sign in first".into()))?;
-    Ok((caller, backend))
+    Ok((caller, ports))
 }
 
 /// Sets the HTTP status an error stands for, so API clients see 400 and 409, not 500.
@@ -60,14 +55,14 @@ pub(crate) fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError>
 
 #[server(prefix = "/api", endpoint = "list_accounts")]
 pub async fn list_accounts() -> Result<AccountsView, AppError> {
-    let (_, backend) = authorize(Action::ManageUsers)?;
-    with_status(backend.0.accounts().await)
+    let (_, ports) = authorize(Action::ManageUsers)?;
+    with_status(ports.accounts.accounts().await)
 }
 
 #[server(prefix = "/api", endpoint = "add_user")]
 pub async fn add_user(name: String, role: Role, password: String) -> Result<User, AppError> {
-    let (me, backend) = authorize(Action::ManageUsers)?;
-    with_status(backend.0.add_user(&me, name, role, password).await)
+    let (me, ports) = authorize(Action::ManageUsers)?;
+    with_status(ports.accounts.add_user(&me, name, role, password).await)
 }
 
 /// Changes what is given: the role, the disabled flag, the password.
@@ -78,10 +73,10 @@ pub async fn update_user(
     disabled: Option<bool>,
     password: Option<String>,
 ) -> Result<User, AppError> {
-    let (me, backend) = authorize(Action::ManageUsers)?;
+    let (me, ports) = authorize(Action::ManageUsers)?;
     with_status(
-        backend
-            .0
+        ports
+            .accounts
             .update_user(&me, id, role, disabled, password.filter(|p| !p.is_empty()))
             .await,
     )
@@ -89,20 +84,20 @@ pub async fn update_user(
 
 #[server(prefix = "/api", endpoint = "remove_user")]
 pub async fn remove_user(id: i64) -> Result<(), AppError> {
-    let (me, backend) = authorize(Action::ManageUsers)?;
-    with_status(backend.0.remove_user(&me, id).await)
+    let (me, ports) = authorize(Action::ManageUsers)?;
+    with_status(ports.accounts.remove_user(&me, id).await)
 }
 
 #[server(prefix = "/api", endpoint = "create_token")]
 pub async fn create_token(name: String, role: Role) -> Result<NewToken, AppError> {
-    let (me, backend) = authorize(Action::ManageTokens)?;
-    with_status(backend.0.create_token(&me, name, role).await)
+    let (me, ports) = authorize(Action::ManageTokens)?;
+    with_status(ports.accounts.create_token(&me, name, role).await)
 }
 
 #[server(prefix = "/api", endpoint = "revoke_token")]
 pub async fn revoke_token(id: i64) -> Result<ApiToken, AppError> {
-    let (me, backend) = authorize(Action::ManageTokens)?;
-    with_status(backend.0.revoke_token(&me, id).await)
+    let (me, ports) = authorize(Action::ManageTokens)?;
+    with_status(ports.accounts.revoke_token(&me, id).await)
 }
 
 #[component]

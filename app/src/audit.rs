@@ -20,8 +20,8 @@ pub async fn list_audit(
     before: Option<i64>,
     limit: u32,
 ) -> Result<AuditPage, AppError> {
-    let (_, backend) = crate::admin::authorize(shared::Action::ViewAudit)?;
-    crate::admin::with_status(backend.0.audit(filter, before, limit as usize).await)
+    let (_, ports) = crate::admin::authorize(shared::Action::ViewAudit)?;
+    crate::admin::with_status(ports.audit.audit(filter, before, limit as usize).await)
 }
 
 /// Percent-encodes a query value.

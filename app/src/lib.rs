@@ -1,7 +1,7 @@
 //! The Watchpost web app: rendered on the server, hydrated in the browser, kept live by one SSE stream.
 //!
 //! Panels only read the [`live::LiveStore`]; the store is fed by the server-rendered snapshot and then by the
-//! stream. Server-only code (the backend interface) sits behind the `ssr` feature, browser-only code (charts,
+//! stream. Server-only code (the ports to the server) sits behind the `ssr` feature, browser-only code (charts,
 //! the `EventSource`) behind `hydrate`, so neither build carries the other's dependencies.
 
 pub mod account;
@@ -16,6 +16,8 @@ mod format;
 pub(crate) mod header;
 pub mod live;
 mod panels;
+#[cfg(feature = "ssr")]
+pub mod ports;
 mod range;
 mod series;
 mod stored;

@@ -1,21 +1,44 @@
-//! The Watchpost server: configuration, the event hub, the host collector, metric history, the SSE stream
-//! and the web app.
+//! The Watchpost server. Read top to bottom, the modules are the flow: `sources` turn readings into typed
+//! events and hand them to the `outlet`, which publishes them on the `hub` and hands them to the consumers
+//! that subscribed (`history`, `alerts`); the domain (`logs`, `deploy`, `commands`, `audit`, `auth`,
+//! `notify`) emits through the same door; `http` is the edge where requests come in and domain answers
+//! become statuses; `startup` builds it all in dependency order.
 //!
-//! `main.rs` only parses flags and calls [`startup`]; tests build the same application on port 0.
+//! This file is the facade: what `main.rs`, the integration tests and the bench need is re-exported here;
+//! everything else is the crate's own.
 
-pub mod accounts_cli;
-pub mod alerts;
-pub mod audit;
-pub mod auth;
-pub mod clock;
-pub mod commands;
-pub mod config;
-pub mod deploy;
-pub mod history;
-pub mod http;
-pub mod hub;
-pub mod logs;
-pub mod notify;
-pub mod outlet;
-pub mod sources;
-pub mod startup;
+mod accounts_cli;
+mod actions;
+mod alerts;
+mod audit;
+mod auth;
+mod clock;
+mod commands;
+mod config;
+mod deploy;
+mod history;
+mod http;
+mod hub;
+mod lease;
+mod logs;
+mod notify;
+mod outlet;
+mod sources;
+mod startup;
+
+pub use accounts_cli::{token as token_command, user as user_command};
+pub use config::{Cli, Command, Config};
+pub use logs::{CaptureLayer, OwnLogs, capture_layer};
+pub use startup::{Application, DATABASE_FILE, StartupError};
+
+/// What the integration tests reach below the facade: parsing and checking configuration sections, and
+/// writing accounts straight into a store, as the CLI does.
+pub mod testing {
+    pub use crate::alerts::{AlertRuleFile, check_rules};
+    pub use crate::auth::secrets::{digest, hash_password, new_token};
+    pub use crate::commands::spec::{CommandFile, CommandSpec, check_all};
+    pub use crate::notify::NotifyConfig;
+    pub use crate::notify::channel::{Channel, ChannelFile, check_channels};
+    pub use crate::notify::group::Timing;
+    pub use crate::sources::scrape::{ScrapeTarget, attach_tokens};
+}

@@ -2,7 +2,7 @@
 //! stored, streamed to every dashboard as `Logs` events, and paged back newest first by cursor.
 
 use crate::clock::now_millis;
-use crate::outlet::Outlet;
+use crate::outlet::{OWN_SERVICE, Outlet};
 use serde::Serialize;
 use serde_json::Value;
 use shared::{Level, LogCursor, LogEntry, LogFilter, LogPage};
@@ -25,8 +25,6 @@ const MAX_FIELDS: usize = 32;
 const MAX_FIELD_BYTES: usize = 1024;
 /// Own log events waiting to be written; past this they are dropped rather than slow the code that logs.
 const OWN_QUEUE: usize = 1024;
-/// The service name Watchpost's own entries carry.
-pub const OWN_SERVICE: &str = "watchpost";
 
 /// Writes entries and tells every dashboard. Cheap to clone.
 #[derive(Clone)]
@@ -75,37 +73,6 @@ impl LogBook {
 
     pub async fn services(&self) -> Result<Vec<String>, StoreError> {
         self.store.log_services().await
-    }
-}
-
-/// Whether a polled source (a scrape target, a database) is down, so that its going down and its coming back
-/// are each written to the error log once, not on every failed poll.
-pub struct Outage {
-    /// How the log names the source, e.g. `scrape target shop (http://…)`.
-    what: String,
-    down: Option<String>,
-}
-
-impl Outage {
-    pub fn new(what: String) -> Self {
-        Outage { what, down: None }
-    }
-
-    /// A poll succeeded.
-    pub async fn up(&mut self, logs: &LogBook) {
-        if let Some(was) = self.down.take() {
-            let message = format!("{} is back after: {was}", self.what);
-            logs.own(Level::Info, message).await;
-        }
-    }
-
-    /// A poll failed for `reason`.
-    pub async fn down(&mut self, logs: &LogBook, reason: &str) {
-        if self.down.is_none() {
-            let message = format!("{} is down: {reason}", self.what);
-            logs.own(Level::Error, message).await;
-        }
-        self.down = Some(reason.to_owned());
     }
 }
 

@@ -2,9 +2,9 @@
 //! The `watchpost` binary: parse configuration, start, run until SIGINT/SIGTERM.
 
 use clap::Parser;
-use server::config::{Cli, Command, Config};
-use server::logs::OwnLogs;
-use server::startup::Application;
+use server::Application;
+use server::OwnLogs;
+use server::{Cli, Command, Config};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
@@ -25,15 +25,15 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::User(command)) => {
-            return run_once(server::accounts_cli::user(&config, command));
+            return run_once(server::user_command(&config, command));
         }
         Some(Command::Token(command)) => {
-            return run_once(server::accounts_cli::token(&config, command));
+            return run_once(server::token_command(&config, command));
         }
         Some(Command::Serve) | None => {}
     }
     // Console output as RUST_LOG says; WARN and ERROR also go to the dashboard's error log.
-    let (capture, own_logs) = server::logs::capture_layer();
+    let (capture, own_logs) = server::capture_layer();
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()

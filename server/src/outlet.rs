@@ -5,11 +5,15 @@
 //! adding a consumer touches no source and no source is built after a consumer.
 
 use crate::hub::Hub;
+use crate::hub::bus::Bus;
 use shared::{
     ApiPoint, DbReading, Event, HostHealth, HostId, Level, LogEntry, Metric, RECENT_LOGS,
 };
 use std::sync::Arc;
 use tokio::sync::broadcast;
+
+/// The service name Watchpost's own log entries and request figures carry.
+pub const OWN_SERVICE: &str = "watchpost";
 
 /// Observations a consumer may fall behind by before it misses the oldest (and learns how many it missed).
 /// At the busiest the sources hand over about ten a second (the host each interval, one API and database
@@ -40,25 +44,31 @@ pub enum Observation {
 /// Where events go in. Cheap to clone.
 #[derive(Clone)]
 pub struct Outlet {
+    bus: Arc<dyn Bus>,
     hub: Arc<Hub>,
     taps: broadcast::Sender<Arc<Observation>>,
 }
 
 impl Outlet {
-    pub fn new(hub: Arc<Hub>) -> Self {
+    /// Events go out on `bus`; `hub` is this process's, which readers (streams, snapshots) subscribe to.
+    pub fn new(bus: Arc<dyn Bus>, hub: Arc<Hub>) -> Self {
         let (taps, _) = broadcast::channel(TAP_CAPACITY);
-        Outlet { hub, taps }
+        Outlet { bus, hub, taps }
     }
 
-    /// Publishes `event` (of `host`, when it is about one) and hands its readings to the consumers; returns
-    /// the event's sequence number. Never waits for a reader.
-    pub fn emit(&self, host: Option<HostId>, event: Event) -> u64 {
+    /// The outlet of one process: the hub is its own bus.
+    pub fn local(hub: Arc<Hub>) -> Self {
+        Outlet::new(hub.clone(), hub)
+    }
+
+    /// Publishes `event` (of `host`, when it is about one) and hands its readings to the consumers. Never
+    /// waits for a reader.
+    pub fn emit(&self, host: Option<HostId>, event: Event) {
         let readings = readings_of(&event);
-        let seq = self.hub.publish(host, event);
+        self.bus.publish(host, event);
         if !readings.is_empty() {
             self.tap(Observation::Readings(readings));
         }
-        seq
     }
 
     /// Entries just stored in the error log: the newest go on the stream (an ingest of thousands is read
@@ -75,7 +85,7 @@ impl Outlet {
         let mut newest: Vec<&LogEntry> = stored.iter().collect();
         newest.sort_by_key(|e| std::cmp::Reverse(e.cursor()));
         newest.truncate(RECENT_LOGS);
-        self.hub
+        self.bus
             .publish(None, Event::Logs(newest.into_iter().cloned().collect()));
     }
 
@@ -183,7 +193,7 @@ mod tests {
     use crate::hub::tests::health;
 
     fn outlet() -> Outlet {
-        Outlet::new(Arc::new(Hub::with_seed("t".into(), 1000, 8, 8, 1)))
+        Outlet::local(Arc::new(Hub::with_seed("t".into(), 1000, 8, 8, 1)))
     }
 
     #[test]
@@ -191,8 +201,8 @@ mod tests {
         let outlet = outlet();
         let (mut recorder, mut alerts) = (outlet.subscribe(), outlet.subscribe());
         let mut stream = outlet.hub().subscribe(None, shared::Role::Viewer).live;
-        let seq = outlet.emit(Some(HostId("h".into())), health(42.0));
-        assert_eq!(stream.try_recv().unwrap().seq, seq);
+        outlet.emit(Some(HostId("h".into())), health(42.0));
+        assert!(stream.try_recv().is_ok());
         for rx in [&mut recorder, &mut alerts] {
             let Observation::Readings(readings) = &*rx.try_recv().unwrap() else {
                 panic!("expected readings");

@@ -3,21 +3,23 @@
 //! Binding happens in [`Application::build`], so the caller learns the real port (tests ask for port 0) and a
 //! port in use is reported before anything else starts.
 
+use crate::actions::Services;
 use crate::audit::AuditLog;
 use crate::auth::Auth;
 use crate::auth::streams::OpenStreams;
-use crate::commands::Commands;
+use crate::commands::{Commands, RunLogs};
 use crate::config::Config;
 use crate::deploy::DeployBook;
 use crate::history::{History, spawn_recorder};
 use crate::http::sse::StreamConfig;
-use crate::http::{AppState, ServerBackend};
+use crate::http::{AppState, ServerPorts};
 use crate::hub::Hub;
+use crate::lease::LocalLeases;
 use crate::logs::{LogBook, OwnLogs, spawn_own_log_writer};
 use crate::outlet::Outlet;
 use crate::sources::host::{Collector, CollectorError, CollectorStatus, HostSampler};
 use crate::sources::http_self::{HttpMetrics, spawn_aggregator};
-use app::api::BackendHandle;
+use crate::sources::{Local, Sink};
 use axum::Router;
 use leptos::prelude::*;
 use std::net::SocketAddr;
@@ -103,7 +105,7 @@ impl Application {
             config.replay_buffer,
             config.client_queue,
         ));
-        let outlet = Outlet::new(hub.clone());
+        let outlet = Outlet::local(hub.clone());
         let store = SqliteStore::open(
             &config.data_dir.join(DATABASE_FILE),
             &OpenOptions {
@@ -163,8 +165,11 @@ impl Application {
             audit.clone(),
             deploys.clone(),
             outlet.clone(),
-            config.data_dir.join("commands"),
-            config.retention.logs,
+            Arc::new(LocalLeases::default()),
+            RunLogs {
+                dir: config.data_dir.join("commands"),
+                keep: config.retention.logs,
+            },
             shutdown.clone(),
         )
         .await?;
@@ -172,7 +177,12 @@ impl Application {
         // Sources, last: everything they feed is listening.
         let own_log_writer =
             own_logs.map(|own| spawn_own_log_writer(logs.clone(), own, shutdown.clone()));
-        crate::sources::tail::spawn_tailers(&config.tail_logs, logs.clone(), shutdown.clone());
+        // What the host and file-tail sources read goes to this process's outlet and log book.
+        let sink: Arc<dyn Sink> = Arc::new(Local {
+            outlet: outlet.clone(),
+            logs: logs.clone(),
+        });
+        crate::sources::tail::spawn_tailers(&config.tail_logs, sink.clone(), shutdown.clone());
         crate::sources::scrape::spawn_scrapers(
             &config.scrape,
             config.api_interval,
@@ -191,12 +201,13 @@ impl Application {
         let http_metrics = HttpMetrics::new();
         spawn_aggregator(
             http_metrics.clone(),
-            outlet.clone(),
             config.api_interval,
+            outlet.clone(),
+            logs.clone(),
             shutdown.clone(),
         );
         let status = Arc::new(CollectorStatus::default());
-        let collector = Collector::spawn(sampler, outlet, config.interval, status.clone())?;
+        let collector = Collector::spawn(sampler, sink, config.interval, status.clone())?;
 
         let demo = config.demo.then(|| {
             crate::sources::demo::spawn_load(format!("http://{local_addr}"), shutdown.clone());
@@ -220,25 +231,28 @@ impl Application {
             },
             started: Instant::now(),
         };
-        let backend = BackendHandle(Arc::new(ServerBackend {
+        let ports = ServerPorts {
             hub,
             history,
             logs,
-            auth,
-            audit,
             commands,
             deploys,
-            alerts,
-            notifier,
             alert_history,
-        }));
+            services: Services {
+                auth,
+                audit,
+                alerts,
+                notifier,
+            },
+        }
+        .into_ports();
         let leptos_options = LeptosOptions::builder()
             .output_name("watchpost")
             .site_root(config.site_root.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
             .build();
-        let router = crate::http::router(state, demo, leptos_options, backend);
+        let router = crate::http::router(state, demo, leptos_options, ports);
         Ok(Application {
             listener,
             router,

@@ -124,6 +124,39 @@ impl Action {
     }
 }
 
+/// A refusal by the permission table: who lacked which role for what. Its text is the one message every
+/// refusal shows, wherever the table was consulted (a route, a server function, a command's target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub needed: Role,
+    /// What was refused, as a person reads it: "manage users", "run restart on web-1".
+    pub what: String,
+    pub who: String,
+    pub role: Role,
+}
+
+impl Refused {
+    /// `who` (of `role`) may not take `action`.
+    pub fn of(action: Action, who: &str, role: Role) -> Self {
+        Refused {
+            needed: action.least_role(),
+            what: action.describe().to_owned(),
+            who: who.to_owned(),
+            role,
+        }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "only an {} or above may {}; {} is {}",
+            self.needed, self.what, self.who, self.role
+        )
+    }
+}
+
 /// What an action is taken on, where the permission table looks past the action: a configured command
 /// may ask more of the role than running commands in general does, per target.
 #[derive(Debug, Clone, Copy)]

@@ -27,8 +27,8 @@ pub use alerts::{
 pub use api::{ApiPoint, RECENT_API_POINTS, RouteStats, ServiceApi};
 pub use audit::{AUDIT_CSV_HEADER, AuditEntry, AuditFilter, AuditPage, MAX_AUDIT_PAGE, Outcome};
 pub use auth::{
-    AccountsView, Action, ApiToken, Caller, MIN_PASSWORD_CHARS, Me, NewToken, Role, Target,
-    UnknownRole, User, check_password, check_user_name,
+    AccountsView, Action, ApiToken, Caller, MIN_PASSWORD_CHARS, Me, NewToken, Refused, Role,
+    Target, UnknownRole, User, check_password, check_user_name,
 };
 pub use commands::{
     CommandInfo, CommandKind, CommandRun, OutputChunk, OutputLine, OutputPage, ParamInfo,

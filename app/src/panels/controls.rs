@@ -21,22 +21,27 @@ pub async fn run_command(
     target: String,
     #[server(default)] params: BTreeMap<String, String>,
 ) -> Result<CommandRun, AppError> {
-    let (caller, backend) = crate::admin::caller()?;
-    crate::admin::with_status(backend.0.run_command(&caller, name, target, params).await)
+    let (caller, ports) = crate::admin::caller()?;
+    crate::admin::with_status(
+        ports
+            .operations
+            .run_command(&caller, name, target, params)
+            .await,
+    )
 }
 
 /// Asks a running run to stop; the run ends as Cancelled (the event says when).
 #[server(prefix = "/api", endpoint = "cancel_command")]
 pub async fn cancel_command(run: i64) -> Result<CommandRun, AppError> {
-    let (caller, backend) = crate::admin::caller()?;
-    crate::admin::with_status(backend.0.cancel_command(&caller, run).await)
+    let (caller, ports) = crate::admin::caller()?;
+    crate::admin::with_status(ports.operations.cancel_command(&caller, run).await)
 }
 
 /// A run's output from its log file, from line `first` on.
 #[server(prefix = "/api", endpoint = "command_output")]
 pub async fn command_output(run: i64, first: u64) -> Result<OutputPage, AppError> {
-    let (caller, backend) = crate::admin::caller()?;
-    crate::admin::with_status(backend.0.command_output(&caller, run, first).await)
+    let (caller, ports) = crate::admin::caller()?;
+    crate::admin::with_status(ports.operations.command_output(&caller, run, first).await)
 }
 
 /// Runs listed under the controls.

@@ -12,8 +12,8 @@ use shared::{SECURITY_AUDIENCE, SecurityAlert};
 /// Marks a security alert acknowledged by the signed-in operator.
 #[server(prefix = "/api", endpoint = "acknowledge_security")]
 pub async fn acknowledge_security(id: i64) -> Result<SecurityAlert, AppError> {
-    let (me, backend) = crate::admin::authorize(shared::Action::Acknowledge)?;
-    crate::admin::with_status(backend.0.acknowledge(&me, id).await)
+    let (me, ports) = crate::admin::authorize(shared::Action::Acknowledge)?;
+    crate::admin::with_status(ports.security.acknowledge(&me, id).await)
 }
 
 #[component]

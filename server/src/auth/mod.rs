@@ -16,7 +16,7 @@ use crate::auth::streams::OpenStreams;
 use crate::clock::now_millis;
 use crate::notify::Notifier;
 use crate::outlet::Outlet;
-use shared::{Action, Me};
+use shared::{Action, Me, Refused};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::{Accounts, StoreError};
@@ -83,9 +83,9 @@ impl Auth {
 
     /// Raises the alert for an attempt the permission table refused (in the background: the refusal
     /// itself does not wait for the store).
-    pub fn forbidden(&self, who: &Me, action: Action) {
-        let (auth, who) = (self.clone(), who.clone());
-        tokio::spawn(async move { auth.forbidden_attempt(&who, action.describe()).await });
+    pub fn forbidden(&self, refused: &Refused) {
+        let (auth, refused) = (self.clone(), refused.clone());
+        tokio::spawn(async move { auth.forbidden_attempt(&refused).await });
     }
 
     /// [`require`], raising a security alert when the principal's role is not enough.
@@ -95,14 +95,8 @@ impl Auth {
         action: Action,
     ) -> Result<&'a Principal, Refusal> {
         let result = require(principal, action);
-        if let (Err(_), Some(p)) = (&result, principal) {
-            self.forbidden(
-                &Me {
-                    name: p.name.clone(),
-                    role: p.role,
-                },
-                action,
-            );
+        if let Err(Refusal::Forbidden(refused)) = &result {
+            self.forbidden(refused);
         }
         result
     }
@@ -214,13 +208,7 @@ impl Auth {
 pub fn require(principal: Option<&Principal>, action: Action) -> Result<&Principal, Refusal> {
     match principal {
         Some(p) if action.allowed(p.role) => Ok(p),
-        Some(p) => Err(Refusal::Forbidden(format!(
-            "only an {} or above may {}; {} is {}",
-            action.least_role(),
-            action.describe(),
-            p.name,
-            p.role
-        ))),
+        Some(p) => Err(Refusal::Forbidden(Refused::of(action, &p.name, p.role))),
         None => Err(Refusal::SignIn),
     }
 }
@@ -240,5 +228,5 @@ pub enum Refusal {
     #[error("sign in first")]
     SignIn,
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Refused),
 }

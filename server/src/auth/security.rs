@@ -7,7 +7,7 @@
 
 use super::Auth;
 use crate::clock::now_millis;
-use shared::{Event, Me, SecurityAlert, SecurityKind, Severity};
+use shared::{Event, Refused, SecurityAlert, SecurityKind, Severity};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -169,14 +169,17 @@ impl Auth {
     }
 
     /// Raises the alert for an attempt the permission table refused.
-    pub async fn forbidden_attempt(&self, who: &Me, what: &str) {
-        tracing::warn!(user = %who.name, role = %who.role, "forbidden: tried to {what}");
+    pub async fn forbidden_attempt(&self, refused: &Refused) {
+        let Refused {
+            who, role, what, ..
+        } = refused;
+        tracing::warn!(user = %who, role = %role, "forbidden: tried to {what}");
         self.raise(
             SecurityKind::Forbidden,
             Severity::Warning,
-            Some(who.name.clone()),
+            Some(who.clone()),
             None,
-            format!("{} ({}) tried to {what}", who.name, who.role),
+            format!("{who} ({role}) tried to {what}"),
         )
         .await;
     }

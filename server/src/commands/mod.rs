@@ -14,12 +14,13 @@ pub mod spec;
 use crate::audit::AuditLog;
 use crate::clock::now_millis;
 use crate::deploy::DeployBook;
+use crate::lease::{Holder, Lease, Leases};
 use crate::outlet::Outlet;
 use output::{LogFile, STREAM_MAX_BYTES, STREAM_MAX_LINES, log_path};
 use process::{Ending, Exit, Progress};
 use shared::{
-    Action, Caller, CommandInfo, CommandRun, Event, OutputChunk, OutputLine, OutputPage,
-    RECENT_RUNS, Role, RunState, Target,
+    Action, Caller, CommandRun, Event, OutputChunk, OutputLine, OutputPage, RECENT_RUNS, Refused,
+    Role, RunState, Target,
 };
 use spec::{CommandSpec, ParamError};
 use std::collections::{BTreeMap, HashMap};
@@ -38,13 +39,8 @@ pub enum CommandError {
     UnknownCommand(String),
     #[error(transparent)]
     Param(#[from] ParamError),
-    #[error("only an {needed} or above may {what}; {who} is {role}")]
-    Forbidden {
-        needed: Role,
-        what: String,
-        who: String,
-        role: Role,
-    },
+    #[error("{0}")]
+    Forbidden(Refused),
     #[error("{target} is busy: {actor} is running {command} there (started {started})")]
     Busy {
         target: String,
@@ -64,23 +60,16 @@ pub enum CommandError {
     Internal(String),
 }
 
-/// Who holds an exclusive target.
-#[derive(Debug, Clone)]
-struct Holder {
-    actor: String,
-    command: String,
-    since_ms: i64,
-}
-
 struct Live {
     run: CommandRun,
     cancel: CancellationToken,
     cancelled_by: Option<String>,
+    /// The exclusive target's lease, given back when the run ends.
+    lease: Option<Lease>,
 }
 
 #[derive(Default)]
 struct Running {
-    busy: HashMap<String, Holder>,
     runs: HashMap<i64, Live>,
 }
 
@@ -93,7 +82,27 @@ struct Inner {
     /// Where the runs' log files are.
     dir: PathBuf,
     running: Mutex<Running>,
+    /// Who runs a command on an exclusive target now.
+    leases: Arc<dyn Leases>,
     shutdown: CancellationToken,
+}
+
+/// A run checked and about to be recorded and started.
+struct Starting {
+    spec: CommandSpec,
+    caller: Caller,
+    target: String,
+    params: BTreeMap<String, String>,
+    argv: Vec<String>,
+    started_ms: i64,
+    /// The exclusive target's lease, when the command has one.
+    lease: Option<Lease>,
+}
+
+/// Where runs' output is written, and how long it is kept.
+pub struct RunLogs {
+    pub dir: PathBuf,
+    pub keep: Duration,
 }
 
 /// The command runner. Cheap to clone.
@@ -110,11 +119,12 @@ impl Commands {
         audit: AuditLog,
         deploys: DeployBook,
         outlet: Outlet,
-        dir: PathBuf,
-        keep_logs: Duration,
+        leases: Arc<dyn Leases>,
+        logs: RunLogs,
         shutdown: CancellationToken,
     ) -> Result<Commands, StoreError> {
-        match output::prune(&dir, keep_logs).await {
+        let RunLogs { dir, keep } = logs;
+        match output::prune(&dir, keep).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "old command logs removed"),
             Err(e) => tracing::warn!("cannot remove old command logs: {e}"),
@@ -127,6 +137,7 @@ impl Commands {
                 outlet,
                 dir,
                 running: Mutex::default(),
+                leases,
                 shutdown,
             }),
         };
@@ -151,10 +162,6 @@ impl Commands {
             inner.outlet.emit(None, Event::Command(run));
         }
         Ok(commands)
-    }
-
-    pub fn infos(&self) -> Vec<CommandInfo> {
-        self.inner.specs.iter().map(|s| s.info.clone()).collect()
     }
 
     fn spec(&self, name: &str) -> Result<&CommandSpec, CommandError> {
@@ -192,7 +199,7 @@ impl Commands {
         // The role first: a refusal is a 403 (and a security alert) whatever the parameters were.
         let needed = Action::RunCommand.least_role_on(Target::Command(&spec.info, target));
         if caller.role < needed {
-            return Err(CommandError::Forbidden {
+            return Err(CommandError::Forbidden(Refused {
                 needed,
                 what: format!(
                     "run {name} on {}",
@@ -200,18 +207,28 @@ impl Commands {
                 ),
                 who: caller.name.clone(),
                 role: caller.role,
-            });
+            }));
         }
         let argv = spec.argv(target, &params)?;
         let started_ms = now_millis();
-        if spec.info.exclusive {
-            self.reserve(target, caller, name, started_ms)?;
-        }
+        let lease = if spec.info.exclusive {
+            Some(self.reserve(target, caller, name, started_ms)?)
+        } else {
+            None
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let (this, caller, target) = (self.clone(), caller.clone(), target.to_owned());
         tokio::spawn(async move {
             let result = this
-                .begin(spec, caller, target, params, argv, started_ms)
+                .begin(Starting {
+                    spec,
+                    caller,
+                    target,
+                    params,
+                    argv,
+                    started_ms,
+                    lease,
+                })
                 .await;
             let _ = reply.send(result);
         });
@@ -222,23 +239,24 @@ impl Commands {
 
     /// Records the run (audit entry first), registers it and starts the program; the reservation is given
     /// back if recording fails.
-    async fn begin(
-        self,
-        spec: CommandSpec,
-        caller: Caller,
-        target: String,
-        params: BTreeMap<String, String>,
-        argv: Vec<String>,
-        started_ms: i64,
-    ) -> Result<CommandRun, CommandError> {
+    async fn begin(self, starting: Starting) -> Result<CommandRun, CommandError> {
+        let Starting {
+            spec,
+            caller,
+            target,
+            params,
+            argv,
+            started_ms,
+            lease,
+        } = starting;
         let run = match self
             .record(&caller, &spec, &target, params, started_ms)
             .await
         {
             Ok(run) => run,
             Err(e) => {
-                if spec.info.exclusive {
-                    self.release(&target);
+                if let Some(lease) = &lease {
+                    self.inner.leases.release(lease);
                 }
                 return Err(e);
             }
@@ -268,6 +286,7 @@ impl Commands {
                     run: run.clone(),
                     cancel: cancel.clone(),
                     cancelled_by: None,
+                    lease,
                 },
             );
         }
@@ -291,36 +310,21 @@ impl Commands {
         caller: &Caller,
         command: &str,
         now_ms: i64,
-    ) -> Result<(), CommandError> {
-        let mut running = self
-            .inner
-            .running
-            .lock()
-            .map_err(|_| CommandError::Internal("the run table is unusable".into()))?;
-        if let Some(holder) = running.busy.get(target) {
-            let started = crate::clock::rfc3339(holder.since_ms);
-            return Err(CommandError::Busy {
+    ) -> Result<Lease, CommandError> {
+        let holder = Holder {
+            who: caller.name.clone(),
+            what: command.to_owned(),
+            since_ms: now_ms,
+        };
+        self.inner
+            .leases
+            .acquire(&format!("command-target:{target}"), holder)
+            .map_err(|holder| CommandError::Busy {
                 target: target.to_owned(),
-                actor: holder.actor.clone(),
-                command: holder.command.clone(),
-                started,
-            });
-        }
-        running.busy.insert(
-            target.to_owned(),
-            Holder {
-                actor: caller.name.clone(),
-                command: command.to_owned(),
-                since_ms: now_ms,
-            },
-        );
-        Ok(())
-    }
-
-    fn release(&self, target: &str) {
-        if let Ok(mut running) = self.inner.running.lock() {
-            running.busy.remove(target);
-        }
+                actor: holder.who,
+                command: holder.what,
+                started: crate::clock::rfc3339(holder.since_ms),
+            })
     }
 
     /// Writes the audit entry, then the run: both before the program starts.
@@ -378,12 +382,12 @@ impl Commands {
         let spec = self.spec(&command)?;
         let needed = Action::RunCommand.least_role_on(Target::Command(&spec.info, &target));
         if caller.role < needed {
-            return Err(CommandError::Forbidden {
+            return Err(CommandError::Forbidden(Refused {
                 needed,
                 what: format!("cancel {command} on {target}"),
                 who: caller.name.clone(),
                 role: caller.role,
-            });
+            }));
         }
         let params = BTreeMap::from([("run".to_owned(), id.to_string())]);
         let begun = self
@@ -436,12 +440,12 @@ impl Commands {
             .ok_or(CommandError::NoRun(id))?;
         let needed = self.output_audience(&run.command, &run.target);
         if caller.role < needed {
-            return Err(CommandError::Forbidden {
+            return Err(CommandError::Forbidden(Refused {
                 needed,
                 what: format!("read the output of {}", run.command),
                 who: caller.name.clone(),
                 role: caller.role,
-            });
+            }));
         }
         match output::read_page(&self.inner.dir, id, first, limit).await {
             Ok(page) => Ok(page),
@@ -556,11 +560,14 @@ impl Commands {
             audience: run.audience,
             ..finished
         };
-        if let Ok(mut running) = self.inner.running.lock() {
-            running.runs.remove(&run.id);
-            if spec.info.exclusive {
-                running.busy.remove(&run.target);
-            }
+        let live = self
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|mut running| running.runs.remove(&run.id));
+        if let Some(lease) = live.and_then(|l| l.lease) {
+            self.inner.leases.release(&lease);
         }
         tracing::info!(
             run = run.id,

@@ -60,7 +60,7 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
             Refusal::SignIn => ApiError::new(StatusCode::UNAUTHORIZED, refusal.to_string()),
-            Refusal::Forbidden(message) => ApiError::forbidden(message),
+            Refusal::Forbidden(refused) => ApiError::forbidden(refused.to_string()),
         }
     }
 }

@@ -2,14 +2,14 @@
 //! serving connections, the SSE stream, and every route handler. Nothing below this module knows HTTP: the
 //! domain returns its own errors, mapped to a status and a readable message here.
 
-mod backend;
 pub mod error;
 pub mod middleware;
+mod ports;
 mod routes;
 pub mod serve;
 pub mod sse;
 
-pub use backend::ServerBackend;
+pub use ports::ServerPorts;
 
 use crate::audit::AuditLog;
 use crate::auth::Auth;
@@ -19,7 +19,7 @@ use crate::hub::Hub;
 use crate::logs::{LogBook, MAX_INGEST_BYTES};
 use crate::sources::host::CollectorStatus;
 use crate::sources::http_self::HttpMetrics;
-use app::api::BackendHandle;
+use app::ports::Ports;
 use app::{App, shell};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
@@ -59,7 +59,7 @@ pub fn router(
     state: AppState,
     demo: Option<Router>,
     leptos_options: LeptosOptions,
-    backend: BackendHandle,
+    ports: Ports,
 ) -> Router {
     // The stream is the hot path: no compression (a compressor buffers, and an event must reach the browser
     // as it happens) and no per-chunk tracing around its body.
@@ -97,7 +97,7 @@ pub fn router(
         .leptos_routes_with_context(
             &leptos_options,
             generate_route_list(App),
-            move || provide_context(backend.clone()),
+            move || provide_context(ports.clone()),
             {
                 let options = leptos_options.clone();
                 move || shell(options.clone())

@@ -3,8 +3,8 @@
 //! Runs on a dedicated OS thread, because sysinfo's refreshes are blocking file reads of /proc and /sys and
 //! must never stall the async reactor that serves the streams. Refreshes only the parts it reports.
 
+use super::Sink;
 use crate::clock::now_millis;
-use crate::outlet::Outlet;
 use shared::{DiskUsage, Event, HostHealth, HostId, LoadAvg, NetRates, Usage};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -172,11 +172,11 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Starts sampling every `interval` with `sampler`, handing each reading to the outlet. The first reading is published one interval after start, once CPU usage has a
+    /// Starts sampling every `interval` with `sampler`, handing each reading to `sink`. The first reading is published one interval after start, once CPU usage has a
     /// baseline to compare with.
     pub fn spawn(
         mut sampler: HostSampler,
-        outlet: Outlet,
+        sink: Arc<dyn Sink>,
         interval: Duration,
         status: Arc<CollectorStatus>,
     ) -> Result<Self, CollectorError> {
@@ -196,7 +196,7 @@ impl Collector {
                         .store(health.sampled_at_ms, Ordering::Relaxed);
                     status.rss_bytes.store(rss.unwrap_or(0), Ordering::Relaxed);
                     let host = health.host.clone();
-                    outlet.emit(Some(host), Event::Health(health));
+                    sink.emit(Some(host), Event::Health(health));
                     // Fixed-rate schedule; after a long stall (suspend, overload) skip the missed ticks.
                     next += interval;
                     let now = Instant::now();

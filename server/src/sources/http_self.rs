@@ -6,8 +6,10 @@
 //! same requests feed cumulative Prometheus metrics served at `/metrics`, so other tools can scrape Watchpost.
 //! The event stream itself is left out: a stream lasts as long as the tab, which is not a latency.
 
+use super::poll::{self, Polled, Schedule};
 use crate::clock::now_millis;
-use crate::outlet::Outlet;
+use crate::logs::LogBook;
+use crate::outlet::{OWN_SERVICE, Outlet};
 use axum::http::StatusCode;
 use hdrhistogram::Histogram as Hdr;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -21,8 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// The service name of Watchpost's own figures.
-pub const OWN_SERVICE: &str = "watchpost";
 /// Routes that are streams, not requests with a latency.
 pub(crate) const UNTIMED: &[&str] = &["/api/events"];
 /// Requests no route matched (static files, 404s) share one label, so raw paths never become labels.
@@ -175,28 +175,45 @@ impl HttpMetrics {
     }
 }
 
-/// Ends an interval every `interval`: publishes its figures and stores the service's series.
+/// Watchpost's own request figures, an interval at a time.
+struct Intervals {
+    metrics: Arc<HttpMetrics>,
+    /// When the current interval began.
+    began: Instant,
+}
+
+impl Polled for Intervals {
+    fn describe(&self) -> Option<String> {
+        None
+    }
+
+    async fn poll(&mut self) -> Result<Option<Event>, String> {
+        let length = self.began.elapsed();
+        self.began = Instant::now();
+        Ok(Some(Event::Api(
+            self.metrics.finish_interval(now_millis(), length),
+        )))
+    }
+
+    fn failed(&mut self, _: &str) -> Option<Event> {
+        None
+    }
+}
+
+/// Ends an interval every `interval`: publishes its figures (which the history recorder stores).
 pub fn spawn_aggregator(
     metrics: Arc<HttpMetrics>,
-    outlet: Outlet,
     interval: Duration,
+    outlet: Outlet,
+    logs: LogBook,
     shutdown: CancellationToken,
 ) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last = Instant::now();
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
-            let length = last.elapsed();
-            last = Instant::now();
-            let point = metrics.finish_interval(now_millis(), length);
-            outlet.emit(None, Event::Api(point));
-        }
-    });
+    let intervals = Intervals {
+        metrics,
+        began: Instant::now(),
+    };
+    let schedule = Schedule::every(interval).after_first_interval();
+    poll::spawn(intervals, schedule, outlet, logs, shutdown);
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@
 //!   reading says how to enable it. A target that cannot be read shows the reason in its panel and is written
 //!   to the error log once, when it goes down.
 
+use super::poll::{self, Polled, Schedule};
 use crate::clock::now_millis;
-use crate::logs::{LogBook, Outage};
+use crate::logs::LogBook;
 use crate::outlet::Outlet;
 use shared::{ConnectionCount, DbKind, DbReading, Event, QueryStat};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -93,6 +94,63 @@ fn reading(target: &str, kind: DbKind) -> DbReading {
     }
 }
 
+/// Watchpost's own store: its operations and pools over each interval.
+struct StoreReader {
+    store: Arc<dyn Store>,
+    /// Each operation's call count and total time at the last reading.
+    before: HashMap<&'static str, (u64, Duration)>,
+}
+
+impl Polled for StoreReader {
+    fn describe(&self) -> Option<String> {
+        None
+    }
+
+    async fn poll(&mut self) -> Result<Option<Event>, String> {
+        Ok(Some(Event::Db(store_reading(
+            &*self.store,
+            &mut self.before,
+        ))))
+    }
+
+    fn failed(&mut self, _: &str) -> Option<Event> {
+        None
+    }
+}
+
+/// One PostgreSQL target.
+struct PostgresReader {
+    target: PostgresTarget,
+    pool: PgPool,
+    /// When the transaction count was last read, and what it was: transactions per second need two.
+    last: Option<(Instant, i64)>,
+}
+
+impl Polled for PostgresReader {
+    fn describe(&self) -> Option<String> {
+        Some(format!(
+            "database {} ({})",
+            self.target.name, self.target.shown
+        ))
+    }
+
+    async fn poll(&mut self) -> Result<Option<Event>, String> {
+        let mut r = reading(&self.target.name, DbKind::Postgres);
+        read_postgres(&self.pool, &mut r, &mut self.last)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(Event::Db(r)))
+    }
+
+    fn failed(&mut self, reason: &str) -> Option<Event> {
+        self.last = None;
+        Some(Event::Db(DbReading {
+            error: Some(reason.to_owned()),
+            ..reading(&self.target.name, DbKind::Postgres)
+        }))
+    }
+}
+
 /// Starts the readers: the store's always, one per PostgreSQL target.
 pub fn spawn_db_readers(
     store: Arc<dyn Store>,
@@ -102,56 +160,36 @@ pub fn spawn_db_readers(
     logs: LogBook,
     shutdown: CancellationToken,
 ) {
-    {
-        let (outlet, shutdown) = (outlet.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            // A reading covers an interval: the first one after the first interval, as for HTTP figures.
-            let mut ticks =
-                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-            let mut before: HashMap<&'static str, (u64, Duration)> = HashMap::new();
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    () = shutdown.cancelled() => return,
-                }
-                let reading = store_reading(&*store, &mut before);
-                outlet.emit(None, Event::Db(reading));
-            }
-        });
-    }
+    let schedule = Schedule::every(interval);
+    // A reading covers an interval: the first one after the first interval, as for HTTP figures.
+    let store = StoreReader {
+        store,
+        before: HashMap::new(),
+    };
+    poll::spawn(
+        store,
+        schedule.after_first_interval(),
+        outlet.clone(),
+        logs.clone(),
+        shutdown.clone(),
+    );
     for target in targets.iter().cloned() {
-        let (outlet, logs, shutdown) = (outlet.clone(), logs.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let pool = PgPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(interval.clamp(Duration::from_secs(1), Duration::from_secs(10)))
-                .connect_lazy_with(target.options.clone());
-            let mut ticks = tokio::time::interval(interval);
-            let mut last: Option<(Instant, i64)> = None;
-            let mut outage = Outage::new(format!("database {} ({})", target.name, target.shown));
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    () = shutdown.cancelled() => return,
-                }
-                let mut r = reading(&target.name, DbKind::Postgres);
-                match read_postgres(&pool, &mut r, &mut last).await {
-                    Ok(()) => {
-                        outage.up(&logs).await;
-                    }
-                    Err(e) => {
-                        let reason = e.to_string();
-                        outage.down(&logs, &reason).await;
-                        last = None;
-                        r = DbReading {
-                            error: Some(reason),
-                            ..reading(&target.name, DbKind::Postgres)
-                        };
-                    }
-                }
-                outlet.emit(None, Event::Db(r));
-            }
-        });
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(interval.clamp(Duration::from_secs(1), Duration::from_secs(10)))
+            .connect_lazy_with(target.options.clone());
+        let reader = PostgresReader {
+            target,
+            pool,
+            last: None,
+        };
+        poll::spawn(
+            reader,
+            schedule,
+            outlet.clone(),
+            logs.clone(),
+            shutdown.clone(),
+        );
     }
 }
 

@@ -7,8 +7,10 @@
 //! buckets give p50/p95/p99 by the same linear interpolation as PromQL's `histogram_quantile`. A target that
 //! cannot be read is shown as down in its panel and written to the error log once, when it goes down.
 
+use super::poll::{self, Polled, Schedule};
 use crate::clock::now_millis;
-use crate::logs::{LogBook, OWN_SERVICE, Outage};
+use crate::logs::LogBook;
+use crate::outlet::OWN_SERVICE;
 use crate::outlet::Outlet;
 use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::prometheus::parse_prometheus;
@@ -333,7 +335,60 @@ fn point(
     }
 }
 
-/// Starts one scraping task per target.
+/// One scrape target, read by the poll driver.
+struct Scraper {
+    client: reqwest::Client,
+    target: ScrapeTarget,
+    interval: Duration,
+    /// The previous scrape: the histograms' counts are totals, so an interval's figures are differences.
+    last: Option<(Instant, Histograms)>,
+}
+
+impl Polled for Scraper {
+    fn describe(&self) -> Option<String> {
+        Some(format!(
+            "scrape target {} ({})",
+            self.target.service, self.target.url
+        ))
+    }
+
+    async fn poll(&mut self) -> Result<Option<Event>, String> {
+        let started = Instant::now();
+        let now = scrape(&self.client, &self.target).await?;
+        let event = self.last.as_ref().map(|(at, before)| {
+            let seconds = at.elapsed().as_secs_f64().max(1e-3);
+            Event::Api(point(
+                &self.target.service,
+                now_millis(),
+                seconds,
+                &now,
+                before,
+            ))
+        });
+        tracing::debug!(service = %self.target.service, took = ?started.elapsed(), "scraped");
+        self.last = Some((started, now));
+        Ok(event)
+    }
+
+    fn failed(&mut self, reason: &str) -> Option<Event> {
+        self.last = None;
+        Some(Event::Api(ApiPoint {
+            service: self.target.service.clone(),
+            t_ms: now_millis(),
+            interval_ms: u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX),
+            requests: 0,
+            errors: 0,
+            rate_per_s: 0.0,
+            p50_ms: None,
+            p95_ms: None,
+            p99_ms: None,
+            routes: Vec::new(),
+            error: Some(reason.to_owned()),
+        }))
+    }
+}
+
+/// Starts polling every target.
 pub fn spawn_scrapers(
     targets: &[ScrapeTarget],
     interval: Duration,
@@ -344,10 +399,8 @@ pub fn spawn_scrapers(
     if targets.is_empty() {
         return;
     }
-    let client = match reqwest::Client::builder()
-        .timeout(interval.min(Duration::from_secs(10)))
-        .build()
-    {
+    let schedule = Schedule::every(interval);
+    let client = match reqwest::Client::builder().timeout(schedule.timeout).build() {
         Ok(client) => client,
         Err(e) => {
             tracing::error!("cannot create the scrape client: {e}");
@@ -355,59 +408,19 @@ pub fn spawn_scrapers(
         }
     };
     for target in targets.iter().cloned() {
-        let (client, outlet, logs, shutdown) = (
-            client.clone(),
+        let scraper = Scraper {
+            client: client.clone(),
+            target,
+            interval,
+            last: None,
+        };
+        poll::spawn(
+            scraper,
+            schedule,
             outlet.clone(),
             logs.clone(),
             shutdown.clone(),
         );
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last: Option<(Instant, Histograms)> = None;
-            let mut outage =
-                Outage::new(format!("scrape target {} ({})", target.service, target.url));
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    () = shutdown.cancelled() => return,
-                }
-                let started = Instant::now();
-                match scrape(&client, &target).await {
-                    Ok(now) => {
-                        outage.up(&logs).await;
-                        if let Some((at, before)) = &last {
-                            let seconds = at.elapsed().as_secs_f64().max(1e-3);
-                            let point = point(&target.service, now_millis(), seconds, &now, before);
-                            outlet.emit(None, Event::Api(point));
-                        }
-                        tracing::debug!(service = %target.service, took = ?started.elapsed(), "scraped");
-                        last = Some((started, now));
-                    }
-                    Err(reason) => {
-                        outage.down(&logs, &reason).await;
-                        last = None;
-                        outlet.emit(
-                            None,
-                            Event::Api(ApiPoint {
-                                service: target.service.clone(),
-                                t_ms: now_millis(),
-                                interval_ms: u64::try_from(interval.as_millis())
-                                    .unwrap_or(u64::MAX),
-                                requests: 0,
-                                errors: 0,
-                                rate_per_s: 0.0,
-                                p50_ms: None,
-                                p95_ms: None,
-                                p99_ms: None,
-                                routes: Vec::new(),
-                                error: Some(reason),
-                            }),
-                        );
-                    }
-                }
-            }
-        });
     }
 }
 

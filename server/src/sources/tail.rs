@@ -6,13 +6,15 @@
 //! does not exist yet is waited for. Lines become entries of the file's service; a JSON line with `level` and
 //! `message` keeps its own, otherwise the level is read from the usual words (ERROR, WARN, …).
 
+use super::Sink;
 use crate::clock::now_millis;
-use crate::logs::{LogBook, MAX_MESSAGE_BYTES, truncate};
+use crate::logs::{MAX_MESSAGE_BYTES, truncate};
 use shared::Level;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use store::NewLog;
 use tokio::sync::mpsc;
@@ -46,8 +48,8 @@ impl std::str::FromStr for TailedFile {
     }
 }
 
-/// Starts following every file; entries go to `book` until `shutdown`.
-pub fn spawn_tailers(files: &[TailedFile], book: LogBook, shutdown: CancellationToken) {
+/// Starts following every file; entries go to `sink` until `shutdown`.
+pub fn spawn_tailers(files: &[TailedFile], sink: Arc<dyn Sink>, shutdown: CancellationToken) {
     if files.is_empty() {
         return;
     }
@@ -64,7 +66,7 @@ pub fn spawn_tailers(files: &[TailedFile], book: LogBook, shutdown: Cancellation
     }
     tokio::spawn(async move {
         while let Some(entries) = rx.recv().await {
-            if let Err(e) = book.append(entries).await {
+            if let Err(e) = sink.lines(entries).await {
                 tracing::warn!("cannot store lines from a log file: {e}");
             }
         }

@@ -217,7 +217,7 @@ async fn ingest_needs_an_operator_and_tokens_work_until_revoked() {
 
     // Revoked in the store (as the admin page and CLI do): refused on the very next request.
     let store = store::SqliteStore::open(
-        &data.join(server::startup::DATABASE_FILE),
+        &data.join(server::DATABASE_FILE),
         &store::OpenOptions::default(),
     )
     .await

@@ -7,7 +7,7 @@ use crate::helpers::{
 };
 use crate::scrape::{exposition, serve_metrics};
 use serde_json::json;
-use server::alerts::{AlertRuleFile, check_rules};
+use server::testing::{AlertRuleFile, check_rules};
 use shared::{Alert, AlertState, Event, Role};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

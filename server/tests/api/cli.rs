@@ -94,7 +94,7 @@ fn a_database_from_a_newer_version_is_refused_with_one_clear_line() {
     let data = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let path = data.path().join(server::startup::DATABASE_FILE);
+        let path = data.path().join(server::DATABASE_FILE);
         let store = store::SqliteStore::open(&path, &store::OpenOptions::default())
             .await
             .unwrap();

@@ -8,7 +8,7 @@ use crate::helpers::{
     spawn_app_with, start_binary, stream_of,
 };
 use serde_json::{Value, json};
-use server::commands::spec::{CommandFile, check_all};
+use server::testing::{CommandFile, check_all};
 use shared::{AuditPage, CommandRun, Event, OutputLine, OutputPage, Role, RunState};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -23,7 +23,7 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
 }
 
 /// The commands a test configures, from `[[commands]]` TOML.
-fn commands(toml_text: &str) -> Vec<server::commands::spec::CommandSpec> {
+fn commands(toml_text: &str) -> Vec<server::testing::CommandSpec> {
     #[derive(serde::Deserialize)]
     struct File {
         commands: Vec<CommandFile>,

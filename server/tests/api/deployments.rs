@@ -5,7 +5,7 @@ use crate::helpers::{
     Events, PATIENCE, TestApp, add_token, get_json, http_client, next_envelope, spawn_app_with,
 };
 use serde_json::{Value, json};
-use server::commands::spec::{CommandFile, check_all};
+use server::testing::{CommandFile, check_all};
 use shared::{DeployState, Deployment, Event, Role};
 use std::os::unix::fs::PermissionsExt;
 

@@ -2,9 +2,9 @@
 
 use eventsource_stream::{Event as SseEvent, Eventsource};
 use futures::{Stream, StreamExt};
-use server::config::Config;
-use server::startup::Application;
-use server::startup::DATABASE_FILE;
+use server::Application;
+use server::Config;
+use server::DATABASE_FILE;
 use shared::{Envelope, HealthzReport, HistorySeries, Role};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -96,7 +96,7 @@ pub async fn add_user(data_dir: &Path, name: &str, role: Role, password: &str) {
     let store = SqliteStore::open(&data_dir.join(DATABASE_FILE), &OpenOptions::default())
         .await
         .expect("the store opens");
-    let hash = server::auth::secrets::hash_password(password.to_owned())
+    let hash = server::testing::hash_password(password.to_owned())
         .await
         .expect("the password hashes");
     match store.add_user(name, role, &hash, 0).await {
@@ -110,9 +110,9 @@ pub async fn add_token(data_dir: &Path, name: &str, role: Role) -> String {
     let store = SqliteStore::open(&data_dir.join(DATABASE_FILE), &OpenOptions::default())
         .await
         .expect("the store opens");
-    let secret = server::auth::secrets::new_token().expect("a token");
+    let secret = server::testing::new_token().expect("a token");
     store
-        .add_token(name, role, &server::auth::secrets::digest(&secret), 0)
+        .add_token(name, role, &server::testing::digest(&secret), 0)
         .await
         .expect("the token is stored");
     secret

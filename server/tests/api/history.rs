@@ -94,7 +94,7 @@ async fn kill_9_while_writing_leaves_a_readable_database() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
-    let path = data.path().join(server::startup::DATABASE_FILE);
+    let path = data.path().join(server::DATABASE_FILE);
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();

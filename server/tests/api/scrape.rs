@@ -182,11 +182,11 @@ async fn one_watchpost_scrapes_another_with_a_token_and_without_one_is_refused()
     let token_file = dir.path().join("scraper.token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
     let url = format!("{}/metrics", scraped.base);
-    let mut targets: Vec<server::sources::scrape::ScrapeTarget> = vec![
+    let mut targets: Vec<server::testing::ScrapeTarget> = vec![
         format!("peer={url}").parse().unwrap(),
         format!("tokenless={url}").parse().unwrap(),
     ];
-    server::sources::scrape::attach_tokens(
+    server::testing::attach_tokens(
         &mut targets,
         &[format!("peer={}", token_file.display()).parse().unwrap()],
     )

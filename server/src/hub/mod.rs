@@ -5,6 +5,10 @@
 //! subscriber receives a reference-counted pointer to those bytes. The broadcast channel gives each
 //! subscriber a bounded window; one that falls behind gets `Lagged` and is resynchronised with a snapshot, so
 //! a client that reads nothing never holds up the publisher or anyone else.
+//!
+//! Where sequence numbers come from is the [`bus`]: in one process the hub numbers events itself.
+
+pub mod bus;
 
 use crate::clock::{now_micros, now_millis};
 use bytes::Bytes;
@@ -119,6 +123,25 @@ impl Hub {
             scope,
             event,
         };
+        self.record(&mut inner, env);
+        seq
+    }
+
+    /// Records and fans out an event the bus has already sequenced (in scale-out, JetStream's stream
+    /// sequence). One at or below the newest applied is a redelivery and is dropped; `false` says so.
+    pub fn ingest(&self, env: Envelope) -> bool {
+        let mut inner = self.lock();
+        if env.seq <= inner.head {
+            return false;
+        }
+        self.record(&mut inner, env);
+        true
+    }
+
+    /// Applies `env` to the state, keeps its frame for resumes and sends it to every stream, under the lock
+    /// so that the channel's order is the sequence order.
+    fn record(&self, inner: &mut Inner, env: Envelope) {
+        let seq = env.seq;
         inner.state.apply(&env);
         inner.snapshots.clear();
         let frame = Arc::new(Frame {
@@ -133,10 +156,8 @@ impl Hub {
             inner.floor = evicted.seq;
         }
         inner.ring.push_back(frame.clone());
-        // Sent under the lock so the channel's order is the sequence order. An error only means nobody is
-        // listening right now, which is fine.
+        // An error only means nobody is listening right now, which is fine.
         let _ = self.live.send(frame);
-        seq
     }
 
     /// Subscribes a stream of a reader with `role`. `last_event_id` is the browser's `Last-Event-ID`, if it
@@ -443,6 +464,33 @@ pub(crate) mod tests {
         let text = |role| String::from_utf8(snapshot_frame(&hub, role).to_vec()).unwrap();
         assert!(!text(Role::Viewer).contains("SECRETUSER"));
         assert!(text(Role::Operator).contains("SECRETUSER"));
+    }
+
+    #[test]
+    fn an_event_sequenced_by_the_bus_is_applied_once_and_replayed() {
+        let hub = hub(8);
+        let boot = snapshot_seq(hub.subscribe(None, Role::Viewer));
+        let env = |seq| Envelope {
+            seq,
+            at_ms: 1,
+            scope: Scope {
+                environment: "test".into(),
+                host: Some(HostId("h".into())),
+            },
+            event: health(seq as f32),
+        };
+        let mut sub = hub.subscribe(None, Role::Viewer);
+        assert!(hub.ingest(env(boot + 10)));
+        assert!(!hub.ingest(env(boot + 10)), "a redelivery is dropped");
+        assert!(!hub.ingest(env(boot + 5)), "an older one too");
+        assert!(hub.ingest(env(boot + 11)));
+        assert_eq!(sub.live.try_recv().unwrap().seq, boot + 10);
+        assert_eq!(sub.live.try_recv().unwrap().seq, boot + 11);
+        assert!(sub.live.try_recv().is_err());
+        assert_eq!(
+            replayed(hub.subscribe(Some(boot + 10), Role::Viewer)),
+            vec![boot + 11]
+        );
     }
 
     #[test]

@@ -1,0 +1,178 @@
+//! How server functions reach the server: one small port per area, provided together as context by the
+//! server (`leptos_routes_with_context`). This crate never depends on the server crate, which keeps the
+//! dependency arrow pointing one way (server → app); a server function names only the port it needs.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use shared::{
+    AccountsView, Action, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage, Caller,
+    CommandRun, Deployment, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric,
+    NewToken, OutputPage, Role, RuleDraft, SecurityAlert, TimeRange, User,
+};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What the live view reads: the state, stored history, the error log.
+pub trait LivePort: Send + Sync + 'static {
+    /// The current state, with the sequence number it is as of.
+    fn snapshot(&self) -> Envelope;
+
+    /// One metric's stored history, of a host, service or database target.
+    fn history(
+        &self,
+        metric: Metric,
+        subject: Option<String>,
+        range: TimeRange,
+    ) -> BoxFuture<Result<HistorySeries, AppError>>;
+
+    /// A page of the error log.
+    fn logs(
+        &self,
+        filter: LogFilter,
+        before: Option<LogCursor>,
+        limit: usize,
+    ) -> BoxFuture<Result<LogPage, AppError>>;
+
+    /// Services with log entries.
+    fn log_services(&self) -> BoxFuture<Result<Vec<String>, AppError>>;
+}
+
+/// Refusals and security alerts.
+pub trait SecurityPort: Send + Sync + 'static {
+    /// Notes an attempt the permission table refused (a security alert).
+    fn forbidden(&self, who: &Caller, action: Action);
+
+    /// Marks a security alert acknowledged by `by` and tells every tab.
+    fn acknowledge(&self, by: &Caller, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>>;
+}
+
+/// Users and API tokens.
+pub trait AccountsPort: Send + Sync + 'static {
+    /// Every user and token.
+    fn accounts(&self) -> BoxFuture<Result<AccountsView, AppError>>;
+
+    fn add_user(
+        &self,
+        by: &Caller,
+        name: String,
+        role: Role,
+        password: String,
+    ) -> BoxFuture<Result<User, AppError>>;
+
+    fn update_user(
+        &self,
+        by: &Caller,
+        id: i64,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        password: Option<String>,
+    ) -> BoxFuture<Result<User, AppError>>;
+
+    fn remove_user(&self, by: &Caller, id: i64) -> BoxFuture<Result<(), AppError>>;
+
+    fn create_token(
+        &self,
+        by: &Caller,
+        name: String,
+        role: Role,
+    ) -> BoxFuture<Result<NewToken, AppError>>;
+
+    fn revoke_token(&self, by: &Caller, id: i64) -> BoxFuture<Result<ApiToken, AppError>>;
+}
+
+/// Alert rules, their alerts and the notification channels.
+pub trait AlertsPort: Send + Sync + 'static {
+    /// Marks an alert acknowledged by `by` and tells every tab.
+    fn acknowledge_alert(&self, by: &Caller, id: i64) -> BoxFuture<Result<Alert, AppError>>;
+
+    /// Holds back an alert's notifications until `until_ms` (`None` lifts it).
+    fn silence_alert(
+        &self,
+        by: &Caller,
+        id: i64,
+        until_ms: Option<i64>,
+    ) -> BoxFuture<Result<Alert, AppError>>;
+
+    /// Adds or replaces a rule written on the Alerts page.
+    fn save_alert_rule(
+        &self,
+        by: &Caller,
+        draft: RuleDraft,
+    ) -> BoxFuture<Result<AlertRule, AppError>>;
+
+    /// Removes a rule written on the Alerts page.
+    fn delete_alert_rule(&self, by: &Caller, name: String) -> BoxFuture<Result<(), AppError>>;
+
+    /// Sends a test notification on a channel at once; says where it went.
+    fn test_channel(&self, by: &Caller, name: String) -> BoxFuture<Result<String, AppError>>;
+
+    /// Alert history, newest first, with ids below `before`.
+    fn alert_history(
+        &self,
+        filter: AlertFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<Alert>, AppError>>;
+}
+
+/// Commands and deployments.
+pub trait OperationsPort: Send + Sync + 'static {
+    /// Starts a configured command; its progress follows as events. The server checks the permission
+    /// table for the command and target (and reports a refusal).
+    fn run_command(
+        &self,
+        by: &Caller,
+        name: String,
+        target: String,
+        params: BTreeMap<String, String>,
+    ) -> BoxFuture<Result<CommandRun, AppError>>;
+
+    fn cancel_command(&self, by: &Caller, run: i64) -> BoxFuture<Result<CommandRun, AppError>>;
+
+    /// Lines of a run's output from its log file, from line `first` on.
+    fn command_output(
+        &self,
+        by: &Caller,
+        run: i64,
+        first: u64,
+    ) -> BoxFuture<Result<OutputPage, AppError>>;
+
+    /// The newest deployments of `service` (every service's when `None`), newest first.
+    fn deployments(
+        &self,
+        service: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<Deployment>, AppError>>;
+}
+
+/// The audit trail.
+pub trait AuditPort: Send + Sync + 'static {
+    /// A page of the audit trail.
+    fn audit(
+        &self,
+        filter: AuditFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> BoxFuture<Result<AuditPage, AppError>>;
+}
+
+/// Every port, as the server provides them through context.
+#[derive(Clone)]
+pub struct Ports {
+    pub live: Arc<dyn LivePort>,
+    pub security: Arc<dyn SecurityPort>,
+    pub accounts: Arc<dyn AccountsPort>,
+    pub alerts: Arc<dyn AlertsPort>,
+    pub operations: Arc<dyn OperationsPort>,
+    pub audit: Arc<dyn AuditPort>,
+}
+
+/// The ports the server provided.
+pub(crate) fn ports() -> Result<Ports, AppError> {
+    use_context::<Ports>()
+        .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))
+}

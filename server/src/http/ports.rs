@@ -1,0 +1,347 @@
+//! The server's side of the app's ports: what server functions call. Reads go straight to the domain; what
+//! a person does goes through [`actions::perform`] (permission, audit, apply). Each domain answer is mapped
+//! to the app's typed error here, at the edge, as the JSON routes map theirs to statuses.
+
+use crate::actions::{self, ActionError, Services, UserAction};
+use crate::auth::Auth;
+use crate::clock::now_millis;
+use crate::commands::{CommandError, Commands};
+use crate::deploy::DeployBook;
+use crate::history::{History, HistoryError};
+use crate::hub::Hub;
+use crate::logs::LogBook;
+use app::error::AppError;
+use app::ports::{
+    AccountsPort, AlertsPort, AuditPort, BoxFuture, LivePort, OperationsPort, Ports, SecurityPort,
+};
+use shared::{
+    AccountsView, Action, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage, Caller,
+    CommandRun, Deployment, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric,
+    NewToken, OutputPage, Refused, Role, RuleDraft, SecurityAlert, TimeRange, User,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use store::StoreError;
+
+/// Everything the ports reach. One value implements every port; each server function sees only the port
+/// it names.
+pub struct ServerPorts {
+    pub hub: Arc<Hub>,
+    pub history: History,
+    pub logs: LogBook,
+    pub commands: Commands,
+    pub deploys: DeployBook,
+    /// Alert history, for the Alerts page.
+    pub alert_history: Arc<dyn store::AlertHistory>,
+    pub services: Services,
+}
+
+impl ServerPorts {
+    /// The ports as the app takes them from context.
+    pub fn into_ports(self) -> Ports {
+        let me = Arc::new(self);
+        Ports {
+            live: me.clone(),
+            security: me.clone(),
+            accounts: me.clone(),
+            alerts: me.clone(),
+            operations: me.clone(),
+            audit: me,
+        }
+    }
+
+    /// Performs `action` for `by`, in the background of the request's future.
+    fn perform<A: UserAction + 'static>(
+        &self,
+        by: &Caller,
+        action: A,
+    ) -> BoxFuture<Result<A::Done, AppError>>
+    where
+        A::Done: 'static,
+    {
+        let (services, by) = (self.services.clone(), by.clone());
+        Box::pin(async move {
+            actions::perform(&services, &by, action)
+                .await
+                .map_err(app_error)
+        })
+    }
+}
+
+/// An action's failure as the app shows it.
+fn app_error(e: ActionError) -> AppError {
+    match e {
+        ActionError::Invalid(m) => AppError::BadRequest(m),
+        ActionError::Forbidden(refused) => AppError::Forbidden(refused.to_string()),
+        ActionError::NotFound(m) => AppError::NotFound(m),
+        ActionError::Conflict(m) => AppError::Conflict(m),
+        ActionError::Unavailable(m) => AppError::Unavailable(m),
+    }
+}
+
+fn unavailable(e: StoreError) -> AppError {
+    AppError::Storage(e.to_string())
+}
+
+/// A command refusal as the app reports it; a forbidden attempt also raises a security alert.
+fn command_error(auth: &Auth, e: CommandError) -> AppError {
+    match e {
+        CommandError::Forbidden(ref refused) => {
+            auth.forbidden(refused);
+            AppError::Forbidden(e.to_string())
+        }
+        CommandError::UnknownCommand(_) | CommandError::NoRun(_) => {
+            AppError::NotFound(e.to_string())
+        }
+        CommandError::Param(_) => AppError::BadRequest(e.to_string()),
+        CommandError::Busy { .. } | CommandError::Ended(_) => AppError::Conflict(e.to_string()),
+        CommandError::Store(_) | CommandError::Output(_) | CommandError::Internal(_) => {
+            AppError::Unavailable(e.to_string())
+        }
+    }
+}
+
+impl LivePort for ServerPorts {
+    fn snapshot(&self) -> Envelope {
+        self.hub.snapshot()
+    }
+
+    fn history(
+        &self,
+        metric: Metric,
+        subject: Option<String>,
+        range: TimeRange,
+    ) -> BoxFuture<Result<HistorySeries, AppError>> {
+        let history = self.history.clone();
+        Box::pin(async move {
+            history
+                .query(metric, subject.as_deref(), range, now_millis())
+                .await
+                .map_err(|e| match e {
+                    HistoryError::Range(_)
+                    | HistoryError::BadSubject(..)
+                    | HistoryError::NoSubject(..) => AppError::BadRequest(e.to_string()),
+                    HistoryError::Store(e) => unavailable(e),
+                })
+        })
+    }
+
+    fn logs(
+        &self,
+        filter: LogFilter,
+        before: Option<LogCursor>,
+        limit: usize,
+    ) -> BoxFuture<Result<LogPage, AppError>> {
+        let logs = self.logs.clone();
+        Box::pin(async move { logs.page(&filter, before, limit).await.map_err(unavailable) })
+    }
+
+    fn log_services(&self) -> BoxFuture<Result<Vec<String>, AppError>> {
+        let logs = self.logs.clone();
+        Box::pin(async move { logs.services().await.map_err(unavailable) })
+    }
+}
+
+impl SecurityPort for ServerPorts {
+    fn forbidden(&self, who: &Caller, action: Action) {
+        self.services
+            .auth
+            .forbidden(&Refused::of(action, &who.name, who.role));
+    }
+
+    fn acknowledge(&self, by: &Caller, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>> {
+        self.perform(by, actions::AcknowledgeSecurity { id })
+    }
+}
+
+impl AccountsPort for ServerPorts {
+    fn accounts(&self) -> BoxFuture<Result<AccountsView, AppError>> {
+        let auth = self.services.auth.clone();
+        Box::pin(async move { auth.accounts_view().await.map_err(|e| app_error(e.into())) })
+    }
+
+    fn add_user(
+        &self,
+        by: &Caller,
+        name: String,
+        role: Role,
+        password: String,
+    ) -> BoxFuture<Result<User, AppError>> {
+        self.perform(
+            by,
+            actions::AddUser {
+                name,
+                role,
+                password,
+            },
+        )
+    }
+
+    fn update_user(
+        &self,
+        by: &Caller,
+        id: i64,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        password: Option<String>,
+    ) -> BoxFuture<Result<User, AppError>> {
+        self.perform(
+            by,
+            actions::UpdateUser {
+                id,
+                role,
+                disabled,
+                password,
+            },
+        )
+    }
+
+    fn remove_user(&self, by: &Caller, id: i64) -> BoxFuture<Result<(), AppError>> {
+        self.perform(by, actions::RemoveUser { id })
+    }
+
+    fn create_token(
+        &self,
+        by: &Caller,
+        name: String,
+        role: Role,
+    ) -> BoxFuture<Result<NewToken, AppError>> {
+        self.perform(by, actions::CreateToken { name, role })
+    }
+
+    fn revoke_token(&self, by: &Caller, id: i64) -> BoxFuture<Result<ApiToken, AppError>> {
+        self.perform(by, actions::RevokeToken { id })
+    }
+}
+
+impl AlertsPort for ServerPorts {
+    fn acknowledge_alert(&self, by: &Caller, id: i64) -> BoxFuture<Result<Alert, AppError>> {
+        self.perform(by, actions::AcknowledgeAlert { id })
+    }
+
+    fn silence_alert(
+        &self,
+        by: &Caller,
+        id: i64,
+        until_ms: Option<i64>,
+    ) -> BoxFuture<Result<Alert, AppError>> {
+        self.perform(by, actions::SilenceAlert { id, until_ms })
+    }
+
+    fn save_alert_rule(
+        &self,
+        by: &Caller,
+        draft: RuleDraft,
+    ) -> BoxFuture<Result<AlertRule, AppError>> {
+        self.perform(by, actions::SaveAlertRule { draft })
+    }
+
+    fn delete_alert_rule(&self, by: &Caller, name: String) -> BoxFuture<Result<(), AppError>> {
+        self.perform(by, actions::DeleteAlertRule { name })
+    }
+
+    fn test_channel(&self, by: &Caller, name: String) -> BoxFuture<Result<String, AppError>> {
+        self.perform(by, actions::TestChannel { name })
+    }
+
+    fn alert_history(
+        &self,
+        filter: AlertFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<Alert>, AppError>> {
+        let store = self.alert_history.clone();
+        Box::pin(async move {
+            store
+                .alerts(&filter, before, limit)
+                .await
+                .map_err(unavailable)
+        })
+    }
+}
+
+impl OperationsPort for ServerPorts {
+    fn run_command(
+        &self,
+        by: &Caller,
+        name: String,
+        target: String,
+        params: BTreeMap<String, String>,
+    ) -> BoxFuture<Result<CommandRun, AppError>> {
+        let (commands, auth, by) = (
+            self.commands.clone(),
+            self.services.auth.clone(),
+            by.clone(),
+        );
+        Box::pin(async move {
+            commands
+                .run(&by, &name, &target, params)
+                .await
+                .map_err(|e| command_error(&auth, e))
+        })
+    }
+
+    fn cancel_command(&self, by: &Caller, run: i64) -> BoxFuture<Result<CommandRun, AppError>> {
+        let (commands, auth, by) = (
+            self.commands.clone(),
+            self.services.auth.clone(),
+            by.clone(),
+        );
+        Box::pin(async move {
+            commands
+                .cancel(&by, run)
+                .await
+                .map_err(|e| command_error(&auth, e))
+        })
+    }
+
+    fn command_output(
+        &self,
+        by: &Caller,
+        run: i64,
+        first: u64,
+    ) -> BoxFuture<Result<OutputPage, AppError>> {
+        let (commands, auth, by) = (
+            self.commands.clone(),
+            self.services.auth.clone(),
+            by.clone(),
+        );
+        Box::pin(async move {
+            commands
+                .output(&by, run, first, crate::commands::output::MAX_PAGE_LINES)
+                .await
+                .map_err(|e| command_error(&auth, e))
+        })
+    }
+
+    fn deployments(
+        &self,
+        service: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<Deployment>, AppError>> {
+        let deploys = self.deploys.clone();
+        Box::pin(async move {
+            deploys
+                .history(service.as_deref(), limit)
+                .await
+                .map_err(unavailable)
+        })
+    }
+}
+
+impl AuditPort for ServerPorts {
+    fn audit(
+        &self,
+        filter: AuditFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> BoxFuture<Result<AuditPage, AppError>> {
+        let audit = self.services.audit.clone();
+        Box::pin(async move {
+            audit
+                .page(&filter, before, limit)
+                .await
+                .map_err(unavailable)
+        })
+    }
+}
