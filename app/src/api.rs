@@ -3,7 +3,7 @@
 
 use crate::error::AppError;
 use leptos::prelude::*;
-use shared::{Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric, TimeRange};
+use shared::{Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me, Metric, TimeRange};
 
 #[cfg(feature = "ssr")]
 use crate::ports::ports;
@@ -80,4 +80,12 @@ pub async fn get_logs(
 pub async fn get_log_services() -> Result<Vec<String>, AppError> {
     let live = ports()?.live;
     live.log_services().await
+}
+
+/// Who the request is from (the session's user or the token's name) and the role.
+#[server(prefix = "/api", endpoint = "get_me")]
+pub async fn get_me() -> Result<Me, AppError> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Me>().cloned())
+        .ok_or_else(|| AppError::Unavailable("the request carries no signed-in user".into()))
 }

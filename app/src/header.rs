@@ -1,7 +1,7 @@
 //! The top bar: product name, the time range picker, the connection indicator, and a warning while history
 //! is not being saved.
 
-use crate::account::UserMenu;
+use crate::api::get_me;
 use crate::format;
 use crate::live::{Connection, LiveStore};
 use crate::range::RangePicker;
@@ -94,4 +94,39 @@ fn sign_in_href() -> String {
         return format!("/login?next={}", js_sys::encode_uri_component(&here));
     }
     "/login".into()
+}
+
+/// The signed-in user and a sign-out button, for the top bar.
+#[component]
+pub fn UserMenu() -> impl IntoView {
+    let me = Resource::new_blocking(|| (), |_| get_me());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                me.await
+                    .ok()
+                    .map(|me| {
+                        let admin = shared::Action::ManageUsers.allowed(me.role);
+                        let audit = shared::Action::ViewAudit.allowed(me.role);
+                        view! {
+                            <form class="user-menu" method="post" action="/api/logout">
+                                <a href="/alerts" data-testid="alerts-link">"Alerts"</a>
+                                <Show when=move || audit>
+                                    <a href="/audit" data-testid="audit-link">"Audit"</a>
+                                </Show>
+                                <Show when=move || admin>
+                                    <a href="/admin" data-testid="admin-link">"Users & tokens"</a>
+                                </Show>
+                                <span class="user-name" data-testid="user-name" data-role=me.role.as_str()>
+                                    {me.name.clone()}
+                                    <span class="muted">{format!(" · {}", me.role)}</span>
+                                </span>
+                                <button type="submit" class="link" data-testid="logout">"Sign out"</button>
+                            </form>
+                        }
+                    })
+            })}
+        </Suspense>
+    }
+    .into_any()
 }

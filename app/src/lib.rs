@@ -4,17 +4,14 @@
 //! stream. Server-only code (the ports to the server) sits behind the `ssr` feature, browser-only code (charts,
 //! the `EventSource`) behind `hydrate`, so neither build carries the other's dependencies.
 
-pub mod account;
-pub mod admin;
-pub mod alerts_page;
 pub mod api;
-pub mod audit;
 #[cfg(feature = "hydrate")]
 mod charts;
 pub mod error;
 mod format;
 pub(crate) mod header;
 pub mod live;
+pub mod pages;
 mod panels;
 #[cfg(feature = "ssr")]
 pub mod ports;
@@ -61,12 +58,12 @@ pub fn App() -> impl IntoView {
                 // Async: the page is rendered once the snapshot (read from memory) is in, so the first HTML shows
                 // current values in place, even to a browser without scripts; streamed out-of-order chunks
                 // would need a script to swap them in.
-                <Route path=StaticSegment("") view=panels::Dashboard ssr=SsrMode::Async />
-                <Route path=StaticSegment("login") view=account::LoginPage />
-                <Route path=StaticSegment("setup") view=account::SetupPage />
-                <Route path=StaticSegment("admin") view=admin::AdminPage />
-                <Route path=StaticSegment("audit") view=audit::AuditPage />
-                <Route path=StaticSegment("alerts") view=alerts_page::AlertsPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("") view=pages::dashboard::Dashboard ssr=SsrMode::Async />
+                <Route path=StaticSegment("login") view=pages::account::LoginPage />
+                <Route path=StaticSegment("setup") view=pages::account::SetupPage />
+                <Route path=StaticSegment("admin") view=pages::admin::AdminPage />
+                <Route path=StaticSegment("audit") view=pages::audit::AuditPage />
+                <Route path=StaticSegment("alerts") view=pages::alerts::AlertsPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

@@ -176,3 +176,44 @@ pub(crate) fn ports() -> Result<Ports, AppError> {
     use_context::<Ports>()
         .ok_or_else(|| AppError::Unavailable("no backend was provided to the app".into()))
 }
+
+/// The signed-in caller, if the permission table lets them take `action`; else 403 (and the attempt is
+/// reported to the server).
+pub(crate) fn authorize(action: Action) -> Result<(Caller, Ports), AppError> {
+    let (caller, ports) = caller()?;
+    if action.allowed(caller.role) {
+        return Ok((caller, ports));
+    }
+    ports.security.forbidden(&caller, action);
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::FORBIDDEN);
+    }
+    Err(AppError::Forbidden(
+        shared::Refused::of(action, &caller.name, caller.role).to_string(),
+    ))
+}
+
+/// The signed-in caller (name, role, address) and the server's ports, for server functions whose permission
+/// depends on more than the action (the server checks those).
+pub(crate) fn caller() -> Result<(Caller, Ports), AppError> {
+    let ports = ports()?;
+    let caller = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>().cloned())
+        .ok_or_else(|| AppError::Forbidden("sign in first".into()))?;
+    Ok((caller, ports))
+}
+
+/// Sets the HTTP status an error stands for, so API clients see 400 and 409, not 500.
+pub(crate) fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+    if let (Err(e), Some(response)) = (&result, use_context::<leptos_axum::ResponseOptions>()) {
+        let status = match e {
+            AppError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
+            AppError::Conflict(_) => http::StatusCode::CONFLICT,
+            AppError::Forbidden(_) => http::StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => http::StatusCode::NOT_FOUND,
+            _ => http::StatusCode::SERVICE_UNAVAILABLE,
+        };
+        response.set_status(status);
+    }
+    result
+}

@@ -8,6 +8,7 @@
 
 use crate::clock::now_millis;
 use crate::outlet::{Observation, Outlet, Reading};
+use crate::tasks::Tasks;
 use shared::{
     Event, HistoryPoint, HistorySeries, HostId, Metric, RangeError, StorageHealth, StorageStatus,
     Subject, TimeRange,
@@ -18,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::{Retention, Store, StoreError, labeled_series, plan};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Points kept for retry while the store refuses writes: about four hours of the host's seven series at one
@@ -226,13 +226,9 @@ impl Status {
 /// source starts), batches them, and writes until `shutdown`, then writes what it still holds and ends. A
 /// slow or full disk delays history, never a source: past the outlet's slack the oldest readings are
 /// dropped, and counted.
-pub fn spawn_recorder(
-    history: History,
-    outlet: &Outlet,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
+pub fn spawn_recorder(history: History, outlet: &Outlet, tasks: &Tasks) {
     let rx = outlet.subscribe();
-    tokio::spawn(run(history, outlet.clone(), rx, shutdown))
+    tasks.spawn(run(history, outlet.clone(), rx, tasks.token().clone()));
 }
 
 async fn run(

@@ -25,6 +25,7 @@ mod notify;
 mod outlet;
 mod sources;
 mod startup;
+mod tasks;
 
 pub use accounts_cli::{token as token_command, user as user_command};
 pub use config::{Cli, Command, Config};

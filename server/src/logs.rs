@@ -3,6 +3,7 @@
 
 use crate::clock::now_millis;
 use crate::outlet::{OWN_SERVICE, Outlet};
+use crate::tasks::Tasks;
 use serde::Serialize;
 use serde_json::Value;
 use shared::{Level, LogCursor, LogEntry, LogFilter, LogPage};
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::{NewLog, Store, StoreError};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 
@@ -147,12 +147,9 @@ impl FieldVisitor {
 }
 
 /// Writes captured own entries, a batch at a time, until shutdown.
-pub fn spawn_own_log_writer(
-    book: LogBook,
-    OwnLogs(mut rx): OwnLogs,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+pub fn spawn_own_log_writer(book: LogBook, OwnLogs(mut rx): OwnLogs, tasks: &Tasks) {
+    let shutdown = tasks.token().clone();
+    tasks.spawn(async move {
         let mut batch = Vec::new();
         loop {
             tokio::select! {

@@ -20,6 +20,7 @@ use crate::outlet::Outlet;
 use crate::sources::host::{Collector, CollectorError, CollectorStatus, HostSampler};
 use crate::sources::http_self::{HttpMetrics, spawn_aggregator};
 use crate::sources::{Local, Sink};
+use crate::tasks::Tasks;
 use axum::Router;
 use leptos::prelude::*;
 use std::net::SocketAddr;
@@ -27,8 +28,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{OpenOptions, SqliteStore, StoreError};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// After the connections, the tasks get this long to finish (the recorder's last batch is usually written by
+/// then), keeping the whole exit under two seconds.
+const TASKS_GRACE: Duration = Duration::from_millis(400);
 
 /// After shutdown is requested, connections get this long to finish before the process exits anyway,
 /// keeping the whole exit under two seconds.
@@ -61,10 +65,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     local_addr: SocketAddr,
-    shutdown: CancellationToken,
+    tasks: Tasks,
     collector: Collector,
-    recorder: JoinHandle<()>,
-    own_log_writer: Option<JoinHandle<()>>,
 }
 
 impl Application {
@@ -115,7 +117,7 @@ impl Application {
         .await?;
         let sampler = HostSampler::new()?;
         let store = Arc::new(store);
-        let shutdown = CancellationToken::new();
+        let tasks = Tasks::new();
         let logs = LogBook::new(store.clone(), outlet.clone());
         let notifier = crate::notify::Notifier::start(
             config.channels.clone(),
@@ -123,7 +125,7 @@ impl Application {
             format!("http://{local_addr}"),
             outlet.clone(),
             logs.clone(),
-            shutdown.clone(),
+            &tasks,
         );
         let streams = OpenStreams::new(config.max_streams_per_user);
         let auth = Auth::new(
@@ -154,12 +156,12 @@ impl Application {
             alert_history.clone(),
             &outlet,
             notifier.clone(),
-            shutdown.clone(),
+            &tasks,
         )
         .await?;
         let store: Arc<dyn store::Store> = store;
         let history = History::new(store.clone(), config.retention, sampler.host().clone());
-        let recorder_task = spawn_recorder(history.clone(), &outlet, shutdown.clone());
+        spawn_recorder(history.clone(), &outlet, &tasks);
         let commands = Commands::start(
             config.commands.clone(),
             audit.clone(),
@@ -170,25 +172,26 @@ impl Application {
                 dir: config.data_dir.join("commands"),
                 keep: config.retention.logs,
             },
-            shutdown.clone(),
+            tasks.clone(),
         )
         .await?;
 
         // Sources, last: everything they feed is listening.
-        let own_log_writer =
-            own_logs.map(|own| spawn_own_log_writer(logs.clone(), own, shutdown.clone()));
+        if let Some(own) = own_logs {
+            spawn_own_log_writer(logs.clone(), own, &tasks);
+        }
         // What the host and file-tail sources read goes to this process's outlet and log book.
         let sink: Arc<dyn Sink> = Arc::new(Local {
             outlet: outlet.clone(),
             logs: logs.clone(),
         });
-        crate::sources::tail::spawn_tailers(&config.tail_logs, sink.clone(), shutdown.clone());
+        crate::sources::tail::spawn_tailers(&config.tail_logs, sink.clone(), &tasks);
         crate::sources::scrape::spawn_scrapers(
             &config.scrape,
             config.api_interval,
             outlet.clone(),
             logs.clone(),
-            shutdown.clone(),
+            &tasks,
         );
         crate::sources::postgres::spawn_db_readers(
             store.clone(),
@@ -196,7 +199,7 @@ impl Application {
             config.api_interval,
             outlet.clone(),
             logs.clone(),
-            shutdown.clone(),
+            &tasks,
         );
         let http_metrics = HttpMetrics::new();
         spawn_aggregator(
@@ -204,13 +207,13 @@ impl Application {
             config.api_interval,
             outlet.clone(),
             logs.clone(),
-            shutdown.clone(),
+            &tasks,
         );
         let status = Arc::new(CollectorStatus::default());
         let collector = Collector::spawn(sampler, sink, config.interval, status.clone())?;
 
         let demo = config.demo.then(|| {
-            crate::sources::demo::spawn_load(format!("http://{local_addr}"), shutdown.clone());
+            crate::sources::demo::spawn_load(format!("http://{local_addr}"), &tasks);
             crate::sources::demo::routes(logs.clone())
         });
         let state = AppState {
@@ -226,7 +229,7 @@ impl Application {
             stream: StreamConfig {
                 hub: hub.clone(),
                 keepalive: config.keepalive,
-                shutdown: shutdown.clone(),
+                shutdown: tasks.token().clone(),
                 streams,
             },
             started: Instant::now(),
@@ -257,10 +260,8 @@ impl Application {
             listener,
             router,
             local_addr,
-            shutdown,
+            tasks,
             collector,
-            recorder: recorder_task,
-            own_log_writer,
         })
     }
 
@@ -268,31 +269,27 @@ impl Application {
         self.local_addr
     }
 
-    /// Cancel this token to shut the server down: streams end, the collector stops, the recorder writes its
-    /// last batch, `run` returns.
+    /// Cancel this token to shut the server down: streams end, the collector stops, every task finishes what
+    /// it holds (the recorder its last batch), `run` returns.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.tasks.token().clone()
     }
 
-    /// Serves until the shutdown token is cancelled, then stops the collector and lets the recorder finish.
+    /// Serves until the shutdown token is cancelled, then stops the collector and waits for the tasks.
     pub async fn run(mut self) {
         crate::http::serve::serve(
             self.listener,
             self.router,
-            self.shutdown.clone(),
+            self.tasks.token().clone(),
             SHUTDOWN_GRACE,
         )
         .await;
         self.collector.stop();
-        // The recorder saw the same cancellation and is writing its last batch: a moment to finish it.
-        if tokio::time::timeout(Duration::from_millis(400), self.recorder)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the last history batch was not written before exit");
-        }
-        if let Some(writer) = self.own_log_writer {
-            writer.abort();
+        // The tasks saw the same cancellation when serving began to wind down, and are finishing.
+        if !self.tasks.stop(TASKS_GRACE).await {
+            tracing::warn!(
+                "some tasks had not finished when the server exited (the last history batch, say)"
+            );
         }
     }
 }

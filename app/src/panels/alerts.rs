@@ -2,7 +2,7 @@
 //! alert concerns, and a toast when one fires. Operators acknowledge and silence; every tab sees it at once,
 //! since the change comes back as an `alert` event.
 
-use crate::account::get_me;
+use crate::api::get_me;
 use crate::error::AppError;
 use crate::format;
 use crate::live::LiveStore;
@@ -12,16 +12,16 @@ use shared::{Alert, AlertState, Role, value_text as number};
 /// Marks an alert acknowledged by the signed-in operator.
 #[server(prefix = "/api", endpoint = "acknowledge_alert")]
 pub async fn acknowledge_alert(id: i64) -> Result<Alert, AppError> {
-    let (me, ports) = crate::admin::authorize(shared::Action::Acknowledge)?;
-    crate::admin::with_status(ports.alerts.acknowledge_alert(&me, id).await)
+    let (me, ports) = crate::ports::authorize(shared::Action::Acknowledge)?;
+    crate::ports::with_status(ports.alerts.acknowledge_alert(&me, id).await)
 }
 
 /// Holds back an alert's notifications for `minutes` (0 lifts the silence).
 #[server(prefix = "/api", endpoint = "silence_alert")]
 pub async fn silence_alert(id: i64, minutes: u32) -> Result<Alert, AppError> {
-    let (me, ports) = crate::admin::authorize(shared::Action::Acknowledge)?;
+    let (me, ports) = crate::ports::authorize(shared::Action::Acknowledge)?;
     if minutes > 7 * 24 * 60 {
-        return crate::admin::with_status(Err(AppError::BadRequest(
+        return crate::ports::with_status(Err(AppError::BadRequest(
             "silence for at most 7 days".into(),
         )));
     }
@@ -31,7 +31,7 @@ pub async fn silence_alert(id: i64, minutes: u32) -> Result<Alert, AppError> {
             .map_or(0, |d| d.as_millis() as i64);
         now + i64::from(minutes) * 60_000
     });
-    crate::admin::with_status(ports.alerts.silence_alert(&me, id, until).await)
+    crate::ports::with_status(ports.alerts.silence_alert(&me, id, until).await)
 }
 
 /// Resolved alerts the panel lists under the open ones.

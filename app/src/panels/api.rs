@@ -170,10 +170,10 @@ fn ApiCharts(points: Memo<Vec<ApiPoint>>, marks: Memo<Vec<crate::series::Mark>>)
     {
         crate::charts::mount("api-latency", move |dark| {
             let marks = marks.get();
-            points.with(|p| crate::charts::api_latency(p, &marks, dark))
+            points.with(|p| chart::api_latency(p, &marks, dark))
         });
         crate::charts::mount("api-rate", move |dark| {
-            points.with(|p| crate::charts::api_rate(p, dark))
+            points.with(|p| chart::api_rate(p, dark))
         });
     }
     #[cfg(not(feature = "hydrate"))]
@@ -239,4 +239,60 @@ fn RouteTable(newest: Memo<Option<ApiPoint>>) -> impl IntoView {
         </table>
     }
     .into_any()
+}
+
+/// This panel's chart options (browser-only).
+#[cfg(feature = "hydrate")]
+pub(crate) mod chart {
+    use crate::charts::{deploy_marks, line_chart, palette, time_axis, value_axis};
+    use crate::series::Mark;
+    use charming::Chart;
+    use charming::element::*;
+    use charming::series::Line;
+
+    fn api_line(name: &str, color: &str, data: Vec<Vec<f64>>) -> Line {
+        Line::new()
+            .name(name)
+            .show_symbol(data.len() < 3)
+            .line_style(LineStyle::new().width(2.0).color(color))
+            .data(data)
+    }
+
+    /// p50, p95 and p99 latency of a service, one point per interval; intervals without requests are gaps.
+    /// Deployments of the service within the points' span are dashed markers.
+    pub fn api_latency(points: &[shared::ApiPoint], marks: &[Mark], dark: bool) -> Chart {
+        let p = palette(dark);
+        let series = |q: fn(&shared::ApiPoint) -> Option<f64>| {
+            points
+                .iter()
+                .filter_map(|pt| q(pt).map(|v| vec![pt.t_ms as f64, v]))
+                .collect::<Vec<_>>()
+        };
+        let first = points
+            .first()
+            .map_or(i64::MAX, |pt| pt.t_ms - pt.interval_ms as i64);
+        let marks: Vec<Mark> = marks.iter().filter(|(t, _)| *t >= first).cloned().collect();
+        line_chart(&p, vec!["#2da44e", "#d29922", "#cf222e"], 24)
+            .x_axis(time_axis(&p))
+            .y_axis(value_axis(&p))
+            .series(
+                api_line("p50", "#2da44e", series(|pt| pt.p50_ms))
+                    .mark_line(deploy_marks(&marks, &p)),
+            )
+            .series(api_line("p95", "#d29922", series(|pt| pt.p95_ms)))
+            .series(api_line("p99", "#cf222e", series(|pt| pt.p99_ms)))
+    }
+
+    /// Requests per second of a service, one point per interval.
+    pub fn api_rate(points: &[shared::ApiPoint], dark: bool) -> Chart {
+        let p = palette(dark);
+        let data = points
+            .iter()
+            .map(|pt| vec![pt.t_ms as f64, pt.rate_per_s])
+            .collect();
+        line_chart(&p, vec!["#0969da"], 24)
+            .x_axis(time_axis(&p))
+            .y_axis(value_axis(&p))
+            .series(api_line("requests/s", "#0969da", data))
+    }
 }

@@ -5,7 +5,7 @@
 //! a run of that command on that target, and is enabled again by the event that ends the run. Every tab
 //! sees the same, since every tab applies the same events.
 
-use crate::account::get_me;
+use crate::api::get_me;
 use crate::error::AppError;
 use crate::format;
 use crate::live::LiveStore;
@@ -21,8 +21,8 @@ pub async fn run_command(
     target: String,
     #[server(default)] params: BTreeMap<String, String>,
 ) -> Result<CommandRun, AppError> {
-    let (caller, ports) = crate::admin::caller()?;
-    crate::admin::with_status(
+    let (caller, ports) = crate::ports::caller()?;
+    crate::ports::with_status(
         ports
             .operations
             .run_command(&caller, name, target, params)
@@ -33,15 +33,15 @@ pub async fn run_command(
 /// Asks a running run to stop; the run ends as Cancelled (the event says when).
 #[server(prefix = "/api", endpoint = "cancel_command")]
 pub async fn cancel_command(run: i64) -> Result<CommandRun, AppError> {
-    let (caller, ports) = crate::admin::caller()?;
-    crate::admin::with_status(ports.operations.cancel_command(&caller, run).await)
+    let (caller, ports) = crate::ports::caller()?;
+    crate::ports::with_status(ports.operations.cancel_command(&caller, run).await)
 }
 
 /// A run's output from its log file, from line `first` on.
 #[server(prefix = "/api", endpoint = "command_output")]
 pub async fn command_output(run: i64, first: u64) -> Result<OutputPage, AppError> {
-    let (caller, ports) = crate::admin::caller()?;
-    crate::admin::with_status(ports.operations.command_output(&caller, run, first).await)
+    let (caller, ports) = crate::ports::caller()?;
+    crate::ports::with_status(ports.operations.command_output(&caller, run, first).await)
 }
 
 /// Runs listed under the controls.

@@ -150,13 +150,11 @@ fn DbCharts(current: Memo<Option<DbReading>>) -> impl IntoView {
     {
         crate::charts::mount("db-connections", move |dark| {
             current.with(|r| {
-                crate::charts::db_connections(r.as_ref().map_or(&[][..], |r| &r.connections), dark)
+                chart::db_connections(r.as_ref().map_or(&[][..], |r| &r.connections), dark)
             })
         });
         crate::charts::mount("db-queries", move |dark| {
-            current.with(|r| {
-                crate::charts::db_queries(r.as_ref().map_or(&[][..], |r| &r.queries), dark)
-            })
+            current.with(|r| chart::db_queries(r.as_ref().map_or(&[][..], |r| &r.queries), dark))
         });
     }
     let rows = move || {
@@ -200,4 +198,71 @@ fn DbCharts(current: Memo<Option<DbReading>>) -> impl IntoView {
         </Show>
     }
     .into_any()
+}
+
+/// This panel's chart options (browser-only).
+#[cfg(feature = "hydrate")]
+pub(crate) mod chart {
+    use crate::charts::{category_axis, palette, value_axis, with_empty_note};
+    use charming::Chart;
+    use charming::component::Grid;
+    use charming::element::*;
+
+    /// Connections per database and state, one bar each.
+    pub fn db_connections(connections: &[shared::ConnectionCount], dark: bool) -> Chart {
+        let p = palette(dark);
+        let labels = connections
+            .iter()
+            .map(|c| format!("{} · {}", c.database, c.state))
+            .collect();
+        let values: Vec<f64> = connections.iter().map(|c| c.count as f64).collect();
+        let chart = Chart::new()
+            .animation(false)
+            .color(vec!["#0969da"])
+            .tooltip(Tooltip::new().trigger(Trigger::Axis))
+            .grid(Grid::new().left(40).right(12).top(12).bottom(64))
+            .x_axis(
+                category_axis(&p, labels)
+                    .axis_label(AxisLabel::new().color(p.text).rotate(25).interval(0)),
+            )
+            .y_axis(value_axis(&p))
+            .series(
+                charming::series::Bar::new()
+                    .name("connections")
+                    .data(values),
+            );
+        with_empty_note(
+            chart,
+            connections.is_empty(),
+            "No client connections right now",
+            &p,
+        )
+    }
+
+    /// Mean time of the costliest statements (or store operations), longest on top.
+    pub fn db_queries(queries: &[shared::QueryStat], dark: bool) -> Chart {
+        let p = palette(dark);
+        let shown: Vec<&shared::QueryStat> = queries.iter().rev().collect();
+        let labels = shown
+            .iter()
+            .map(|q| {
+                let one_line = q.query.split_whitespace().collect::<Vec<_>>().join(" ");
+                if one_line.chars().count() > 28 {
+                    format!("{}…", one_line.chars().take(27).collect::<String>())
+                } else {
+                    one_line
+                }
+            })
+            .collect();
+        let values: Vec<f64> = shown.iter().map(|q| q.mean_ms).collect();
+        let chart = Chart::new()
+            .animation(false)
+            .color(vec!["#8250df"])
+            .tooltip(Tooltip::new().trigger(Trigger::Axis))
+            .grid(Grid::new().left(170).right(16).top(8).bottom(24))
+            .x_axis(value_axis(&p))
+            .y_axis(category_axis(&p, labels))
+            .series(charming::series::Bar::new().name("mean ms").data(values));
+        with_empty_note(chart, queries.is_empty(), "No queries in this interval", &p)
+    }
 }

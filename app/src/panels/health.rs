@@ -170,9 +170,7 @@ fn Gauge(
     detail: Signal<String>,
 ) -> impl IntoView {
     #[cfg(feature = "hydrate")]
-    crate::charts::mount(id, move |dark| {
-        crate::charts::gauge(label, value.get(), dark)
-    });
+    crate::charts::mount(id, move |dark| chart::gauge(label, value.get(), dark));
     view! {
         <figure class="gauge" data-testid=id>
             <div class="gauge-dial">
@@ -215,7 +213,7 @@ fn LiveTrend() -> impl IntoView {
     });
     #[cfg(feature = "hydrate")]
     crate::charts::mount("trend-cpu-memory", move |dark| {
-        points.with(|p| crate::charts::trend(p, dark))
+        points.with(|p| chart::trend(p, dark))
     });
     let summary = move || points.with(|p| format!("{} points", p.len()));
     view! {
@@ -260,4 +258,79 @@ fn HistoryTrend(range: TimeRange) -> impl IntoView {
         />
     }
     .into_any()
+}
+
+/// This panel's chart options (browser-only).
+#[cfg(feature = "hydrate")]
+pub(crate) mod chart {
+    use crate::charts::{level_color, line_chart, palette, percent_axis};
+    use charming::Chart;
+    use charming::component::Axis;
+    use charming::element::*;
+    use charming::series::{Gauge, GaugeDetail, GaugeProgress, GaugeTitle, Line};
+    use shared::{HealthPoint, RECENT_WINDOW_MS};
+
+    pub fn gauge(label: &str, pct: f32, dark: bool) -> Chart {
+        let p = palette(dark);
+        Chart::new()
+            .animation(false)
+            .color(vec![level_color(pct)])
+            .series(
+                Gauge::new()
+                    .name(label)
+                    .min(0.0)
+                    .max(100.0)
+                    .start_angle(200.0)
+                    .end_angle(-20.0)
+                    .radius("100%")
+                    .center(("50%", "60%"))
+                    .progress(GaugeProgress::new().show(true).width(12.0).round_cap(true))
+                    .axis_line(
+                        AxisLine::new()
+                            .round_cap(true)
+                            .line_style(AxisLineStyle::new().width(12.0).color((1.0, p.track))),
+                    )
+                    .axis_tick(AxisTick::new().show(false))
+                    .split_line(SplitLine::new().show(false))
+                    .axis_label(AxisLabel::new().show(false))
+                    .pointer(charming::element::Pointer::new().show(false))
+                    .detail(GaugeDetail::new().show(false))
+                    .title(GaugeTitle::new().show(false))
+                    .data(vec![(f64::from(pct), label)]),
+            )
+    }
+
+    pub fn trend(points: &[HealthPoint], dark: bool) -> Chart {
+        let p = palette(dark);
+        let series = |name: &str, color: &str, value: fn(&HealthPoint) -> f32| {
+            Line::new()
+                .name(name)
+                .show_symbol(false)
+                .line_style(LineStyle::new().width(2.0).color(color))
+                .data(
+                    points
+                        .iter()
+                        .map(|pt| vec![pt.at_ms as f64, f64::from(value(pt))])
+                        .collect(),
+                )
+        };
+        let end = points.last().map_or(0.0, |pt| pt.at_ms as f64);
+        line_chart(&p, vec!["#0969da", "#8250df"], 24)
+            .x_axis(
+                // A fixed five-minute window ending at the newest point: the axis does not rescale as points
+                // arrive, and its labels stay a few minutes apart even on a phone.
+                Axis::new()
+                    .type_(AxisType::Time)
+                    .min(end - RECENT_WINDOW_MS as f64)
+                    .max(end)
+                    .split_number(4)
+                    .axis_label(AxisLabel::new().color(p.text).formatter("{HH}:{mm}"))
+                    .axis_line(
+                        AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid))),
+                    ),
+            )
+            .y_axis(percent_axis(&p))
+            .series(series("CPU %", "#0969da", |pt| pt.cpu_pct))
+            .series(series("Memory %", "#8250df", |pt| pt.mem_pct))
+    }
 }

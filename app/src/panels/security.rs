@@ -2,7 +2,7 @@
 //! toasts that pop up when a new alert arrives. Alerts reach operators and admins only; operators
 //! acknowledge them, and the acknowledgement shows in every open tab.
 
-use crate::account::get_me;
+use crate::api::get_me;
 use crate::error::AppError;
 use crate::format;
 use crate::live::LiveStore;
@@ -12,8 +12,8 @@ use shared::{SECURITY_AUDIENCE, SecurityAlert};
 /// Marks a security alert acknowledged by the signed-in operator.
 #[server(prefix = "/api", endpoint = "acknowledge_security")]
 pub async fn acknowledge_security(id: i64) -> Result<SecurityAlert, AppError> {
-    let (me, ports) = crate::admin::authorize(shared::Action::Acknowledge)?;
-    crate::admin::with_status(ports.security.acknowledge(&me, id).await)
+    let (me, ports) = crate::ports::authorize(shared::Action::Acknowledge)?;
+    crate::ports::with_status(ports.security.acknowledge(&me, id).await)
 }
 
 #[component]

@@ -16,6 +16,7 @@ use crate::clock::now_millis;
 use crate::deploy::DeployBook;
 use crate::lease::{Holder, Lease, Leases};
 use crate::outlet::Outlet;
+use crate::tasks::Tasks;
 use output::{LogFile, STREAM_MAX_BYTES, STREAM_MAX_LINES, log_path};
 use process::{Ending, Exit, Progress};
 use shared::{
@@ -84,7 +85,8 @@ struct Inner {
     running: Mutex<Running>,
     /// Who runs a command on an exclusive target now.
     leases: Arc<dyn Leases>,
-    shutdown: CancellationToken,
+    /// Runs are tasks of the server: shutdown stops their programs and waits for their ends to be recorded.
+    tasks: Tasks,
 }
 
 /// A run checked and about to be recorded and started.
@@ -121,7 +123,7 @@ impl Commands {
         outlet: Outlet,
         leases: Arc<dyn Leases>,
         logs: RunLogs,
-        shutdown: CancellationToken,
+        tasks: Tasks,
     ) -> Result<Commands, StoreError> {
         let RunLogs { dir, keep } = logs;
         match output::prune(&dir, keep).await {
@@ -138,7 +140,7 @@ impl Commands {
                 dir,
                 running: Mutex::default(),
                 leases,
-                shutdown,
+                tasks,
             }),
         };
         let store = commands.inner.audit.store().clone();
@@ -300,7 +302,9 @@ impl Commands {
         self.inner.outlet.emit(None, Event::Command(run.clone()));
         let this = self.clone();
         let started = run.clone();
-        tokio::spawn(async move { this.execute(spec, started, argv, cancel, deployment).await });
+        self.inner
+            .tasks
+            .spawn(async move { this.execute(spec, started, argv, cancel, deployment).await });
         Ok(run)
     }
 
@@ -480,7 +484,7 @@ impl Commands {
                     &argv,
                     spec.timeout,
                     &cancel,
-                    &self.inner.shutdown,
+                    self.inner.tasks.token(),
                     tx,
                 );
                 // Every line to the file, the first ones onto the stream, in chunks at most

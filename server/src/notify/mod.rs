@@ -25,6 +25,7 @@ pub mod payload;
 use crate::clock::now_millis;
 use crate::logs::LogBook;
 use crate::outlet::Outlet;
+use crate::tasks::Tasks;
 use channel::Channel;
 use group::{Batch, Groups, Timing};
 use notice::{Notice, NoticeStatus};
@@ -195,7 +196,7 @@ impl Notifier {
         default_url: String,
         outlet: Outlet,
         logs: LogBook,
-        shutdown: CancellationToken,
+        tasks: &Tasks,
     ) -> Notifier {
         let statuses: Vec<ChannelStatus> = channels
             .iter()
@@ -237,21 +238,21 @@ impl Notifier {
             logs,
         });
         for (index, rx) in receivers.into_iter().enumerate() {
-            tokio::spawn(deliver_loop(
+            tasks.spawn(deliver_loop(
                 shared.clone(),
                 index,
                 rx,
                 config.retries,
                 config.retry_backoff,
-                shutdown.clone(),
+                tasks.token().clone(),
             ));
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(group_loop(
+        tasks.spawn(group_loop(
             shared.clone(),
             Groups::new(config.timing),
             rx,
-            shutdown,
+            tasks.token().clone(),
         ));
         Notifier { tx, shared }
     }

@@ -6,6 +6,7 @@
 //! own timings (database panel) and the tracing capture (error log).
 
 use crate::logs::LogBook;
+use crate::tasks::Tasks;
 use axum::Router;
 use axum::extract::Query;
 use axum::http::StatusCode;
@@ -13,7 +14,6 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use shared::{Level, LogFilter};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Requests the load task sends per second, on average.
 const REQUESTS_PER_S: f64 = 8.0;
@@ -72,7 +72,7 @@ pub fn routes(logs: LogBook) -> Router {
 }
 
 /// Calls the sample API at `base` (this server) until shutdown.
-pub fn spawn_load(base: String, shutdown: CancellationToken) {
+pub fn spawn_load(base: String, tasks: &Tasks) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -83,7 +83,8 @@ pub fn spawn_load(base: String, shutdown: CancellationToken) {
             return;
         }
     };
-    tokio::spawn(async move {
+    let shutdown = tasks.token().clone();
+    tasks.spawn(async move {
         loop {
             // Exponential gaps: a Poisson stream of requests, as real traffic roughly is.
             let gap = -(1.0 - fastrand::f64()).ln() / REQUESTS_PER_S;

@@ -10,6 +10,7 @@ use super::poll::{self, Polled, Schedule};
 use crate::clock::now_millis;
 use crate::logs::LogBook;
 use crate::outlet::{OWN_SERVICE, Outlet};
+use crate::tasks::Tasks;
 use axum::http::StatusCode;
 use hdrhistogram::Histogram as Hdr;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -21,7 +22,6 @@ use shared::{ApiPoint, Event, RouteStats};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// Routes that are streams, not requests with a latency.
 pub(crate) const UNTIMED: &[&str] = &["/api/events"];
@@ -206,14 +206,14 @@ pub fn spawn_aggregator(
     interval: Duration,
     outlet: Outlet,
     logs: LogBook,
-    shutdown: CancellationToken,
+    tasks: &Tasks,
 ) {
     let intervals = Intervals {
         metrics,
         began: Instant::now(),
     };
     let schedule = Schedule::every(interval).after_first_interval();
-    poll::spawn(intervals, schedule, outlet, logs, shutdown);
+    poll::spawn(intervals, schedule, outlet, logs, tasks);
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 
 use crate::logs::LogBook;
 use crate::outlet::Outlet;
+use crate::tasks::Tasks;
 use shared::{Event, Level};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::MissedTickBehavior;
-use tokio_util::sync::CancellationToken;
 
 /// A source read on a schedule.
 pub trait Polled: Send + 'static {
@@ -60,9 +60,10 @@ pub fn spawn<P: Polled>(
     schedule: Schedule,
     outlet: Outlet,
     logs: LogBook,
-    shutdown: CancellationToken,
+    tasks: &Tasks,
 ) {
-    tokio::spawn(async move {
+    let shutdown = tasks.token().clone();
+    tasks.spawn(async move {
         let start = tokio::time::Instant::now();
         let first = if schedule.at_start {
             start

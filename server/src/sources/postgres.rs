@@ -12,6 +12,7 @@ use super::poll::{self, Polled, Schedule};
 use crate::clock::now_millis;
 use crate::logs::LogBook;
 use crate::outlet::Outlet;
+use crate::tasks::Tasks;
 use shared::{ConnectionCount, DbKind, DbReading, Event, QueryStat};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::HashMap;
@@ -19,7 +20,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::Store;
-use tokio_util::sync::CancellationToken;
 
 /// The target name of Watchpost's own store.
 pub const STORE_TARGET: &str = "store";
@@ -158,7 +158,7 @@ pub fn spawn_db_readers(
     interval: Duration,
     outlet: Outlet,
     logs: LogBook,
-    shutdown: CancellationToken,
+    tasks: &Tasks,
 ) {
     let schedule = Schedule::every(interval);
     // A reading covers an interval: the first one after the first interval, as for HTTP figures.
@@ -171,7 +171,7 @@ pub fn spawn_db_readers(
         schedule.after_first_interval(),
         outlet.clone(),
         logs.clone(),
-        shutdown.clone(),
+        tasks,
     );
     for target in targets.iter().cloned() {
         let pool = PgPoolOptions::new()
@@ -183,13 +183,7 @@ pub fn spawn_db_readers(
             pool,
             last: None,
         };
-        poll::spawn(
-            reader,
-            schedule,
-            outlet.clone(),
-            logs.clone(),
-            shutdown.clone(),
-        );
+        poll::spawn(reader, schedule, outlet.clone(), logs.clone(), tasks);
     }
 }
 

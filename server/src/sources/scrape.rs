@@ -12,6 +12,7 @@ use crate::clock::now_millis;
 use crate::logs::LogBook;
 use crate::outlet::OWN_SERVICE;
 use crate::outlet::Outlet;
+use crate::tasks::Tasks;
 use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{
@@ -21,7 +22,6 @@ use openmetrics_parser::{
 use shared::{ApiPoint, Event, RouteStats};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// Labels that name the route, in order of preference, and the method.
 const ROUTE_LABELS: &[&str] = &["route", "handler", "path", "uri", "endpoint"];
@@ -394,7 +394,7 @@ pub fn spawn_scrapers(
     interval: Duration,
     outlet: Outlet,
     logs: LogBook,
-    shutdown: CancellationToken,
+    tasks: &Tasks,
 ) {
     if targets.is_empty() {
         return;
@@ -414,13 +414,7 @@ pub fn spawn_scrapers(
             interval,
             last: None,
         };
-        poll::spawn(
-            scraper,
-            schedule,
-            outlet.clone(),
-            logs.clone(),
-            shutdown.clone(),
-        );
+        poll::spawn(scraper, schedule, outlet.clone(), logs.clone(), tasks);
     }
 }
 

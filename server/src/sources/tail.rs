@@ -9,6 +9,7 @@
 use super::Sink;
 use crate::clock::now_millis;
 use crate::logs::{MAX_MESSAGE_BYTES, truncate};
+use crate::tasks::Tasks;
 use shared::Level;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -49,13 +50,13 @@ impl std::str::FromStr for TailedFile {
 }
 
 /// Starts following every file; entries go to `sink` until `shutdown`.
-pub fn spawn_tailers(files: &[TailedFile], sink: Arc<dyn Sink>, shutdown: CancellationToken) {
+pub fn spawn_tailers(files: &[TailedFile], sink: Arc<dyn Sink>, tasks: &Tasks) {
     if files.is_empty() {
         return;
     }
     let (tx, mut rx) = mpsc::channel::<Vec<NewLog>>(64);
     for file in files {
-        let (file, tx, shutdown) = (file.clone(), tx.clone(), shutdown.clone());
+        let (file, tx, shutdown) = (file.clone(), tx.clone(), tasks.token().clone());
         let name = format!("tail {}", file.path.display());
         let spawned = std::thread::Builder::new()
             .name(name)
@@ -64,7 +65,7 @@ pub fn spawn_tailers(files: &[TailedFile], sink: Arc<dyn Sink>, shutdown: Cancel
             tracing::error!("cannot start following a log file: {e}");
         }
     }
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         while let Some(entries) = rx.recv().await {
             if let Err(e) = sink.lines(entries).await {
                 tracing::warn!("cannot store lines from a log file: {e}");

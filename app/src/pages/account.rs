@@ -3,18 +3,9 @@
 //! The forms post to the server's plain routes (`/api/login`, `/api/setup`, `/api/logout`), so they work
 //! before the WASM has loaded; the server answers with a redirect, and errors come back in the query string.
 
-use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
-use shared::{MIN_PASSWORD_CHARS, Me};
-
-/// Who the request is from (the session's user or the token's name) and the role.
-#[server(prefix = "/api", endpoint = "get_me")]
-pub async fn get_me() -> Result<Me, AppError> {
-    use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Me>().cloned())
-        .ok_or_else(|| AppError::Unavailable("the request carries no signed-in user".into()))
-}
+use shared::MIN_PASSWORD_CHARS;
 
 /// The product's mark and name at the top of the sign-in and setup cards.
 #[component]
@@ -106,41 +97,6 @@ pub fn SetupPage() -> impl IntoView {
                 <button type="submit" class="primary">"Create the admin account"</button>
             </form>
         </main>
-    }
-    .into_any()
-}
-
-/// The signed-in user and a sign-out button, for the top bar.
-#[component]
-pub fn UserMenu() -> impl IntoView {
-    let me = Resource::new_blocking(|| (), |_| get_me());
-    view! {
-        <Suspense fallback=|| ()>
-            {move || Suspend::new(async move {
-                me.await
-                    .ok()
-                    .map(|me| {
-                        let admin = shared::Action::ManageUsers.allowed(me.role);
-                        let audit = shared::Action::ViewAudit.allowed(me.role);
-                        view! {
-                            <form class="user-menu" method="post" action="/api/logout">
-                                <a href="/alerts" data-testid="alerts-link">"Alerts"</a>
-                                <Show when=move || audit>
-                                    <a href="/audit" data-testid="audit-link">"Audit"</a>
-                                </Show>
-                                <Show when=move || admin>
-                                    <a href="/admin" data-testid="admin-link">"Users & tokens"</a>
-                                </Show>
-                                <span class="user-name" data-testid="user-name" data-role=me.role.as_str()>
-                                    {me.name.clone()}
-                                    <span class="muted">{format!(" · {}", me.role)}</span>
-                                </span>
-                                <button type="submit" class="link" data-testid="logout">"Sign out"</button>
-                            </form>
-                        }
-                    })
-            })}
-        </Suspense>
     }
     .into_any()
 }

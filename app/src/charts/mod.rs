@@ -1,4 +1,6 @@
-//! Chart wrappers over charming (ECharts in the browser). Browser-only: the server renders the containers.
+//! The shared chart builders over charming (ECharts in the browser): mounting, palettes, axes, and the
+//! stored-history chart every panel draws. Each panel's own chart options live beside the panel.
+//! Browser-only: the server renders the containers.
 //!
 //! A chart is created once, after hydration, and then updated with `setOption` on the same instance when the
 //! signals it reads change, so appending a point never re-creates the chart.
@@ -6,13 +8,13 @@
 use crate::series::Mark;
 use charming::component::{Axis, DataZoom, DataZoomType, FilterMode, Grid, Legend};
 use charming::element::{
-    AxisLabel, AxisLine, AxisLineStyle, AxisTick, AxisType, Label, LineStyle, LineStyleType,
-    MarkLine, MarkLineData, MarkLineVariant, SplitLine, Symbol, TextStyle, Tooltip, Trigger,
+    AxisLabel, AxisLine, AxisLineStyle, AxisType, Label, LineStyle, LineStyleType, MarkLine,
+    MarkLineData, MarkLineVariant, SplitLine, Symbol, TextStyle, Tooltip, Trigger,
 };
-use charming::series::{Gauge, GaugeDetail, GaugeProgress, GaugeTitle, Line};
+use charming::series::Line;
 use charming::{Chart, Echarts, WasmRenderer};
 use leptos::prelude::*;
-use shared::{HealthPoint, HistorySeries, Metric, RECENT_WINDOW_MS};
+use shared::{HistorySeries, Metric};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -65,13 +67,13 @@ fn prefers_dark() -> bool {
         .is_some_and(|m| m.matches())
 }
 
-struct Palette {
-    text: &'static str,
-    grid: &'static str,
-    track: &'static str,
+pub(crate) struct Palette {
+    pub(crate) text: &'static str,
+    pub(crate) grid: &'static str,
+    pub(crate) track: &'static str,
 }
 
-fn palette(dark: bool) -> Palette {
+pub(crate) fn palette(dark: bool) -> Palette {
     if dark {
         Palette {
             text: "#c9d1d9",
@@ -88,7 +90,7 @@ fn palette(dark: bool) -> Palette {
 }
 
 /// Green, amber or red, at the thresholds people page on.
-fn level_color(pct: f32) -> &'static str {
+pub(crate) fn level_color(pct: f32) -> &'static str {
     match pct {
         p if p >= 90.0 => "#cf222e",
         p if p >= 75.0 => "#d29922",
@@ -96,40 +98,10 @@ fn level_color(pct: f32) -> &'static str {
     }
 }
 
-pub fn gauge(label: &str, pct: f32, dark: bool) -> Chart {
-    let p = palette(dark);
-    Chart::new()
-        .animation(false)
-        .color(vec![level_color(pct)])
-        .series(
-            Gauge::new()
-                .name(label)
-                .min(0.0)
-                .max(100.0)
-                .start_angle(200.0)
-                .end_angle(-20.0)
-                .radius("100%")
-                .center(("50%", "60%"))
-                .progress(GaugeProgress::new().show(true).width(12.0).round_cap(true))
-                .axis_line(
-                    AxisLine::new()
-                        .round_cap(true)
-                        .line_style(AxisLineStyle::new().width(12.0).color((1.0, p.track))),
-                )
-                .axis_tick(AxisTick::new().show(false))
-                .split_line(SplitLine::new().show(false))
-                .axis_label(AxisLabel::new().show(false))
-                .pointer(charming::element::Pointer::new().show(false))
-                .detail(GaugeDetail::new().show(false))
-                .title(GaugeTitle::new().show(false))
-                .data(vec![(f64::from(pct), label)]),
-        )
-}
-
 /// A line chart's frame: series colours (the legend takes its swatches from them), legend on top, axis
 /// tooltip, and `bottom` px below the plot for labels (and a zoom
 /// slider).
-fn line_chart(p: &Palette, colors: Vec<&'static str>, bottom: i32) -> Chart {
+pub(crate) fn line_chart(p: &Palette, colors: Vec<&'static str>, bottom: i32) -> Chart {
     Chart::new()
         .animation(false)
         .color(colors)
@@ -143,45 +115,13 @@ fn line_chart(p: &Palette, colors: Vec<&'static str>, bottom: i32) -> Chart {
 }
 
 /// 0–100 %, with the palette's grid lines.
-fn percent_axis(p: &Palette) -> Axis {
+pub(crate) fn percent_axis(p: &Palette) -> Axis {
     Axis::new()
         .type_(AxisType::Value)
         .min(0)
         .max(100)
         .axis_label(AxisLabel::new().color(p.text).formatter("{value}%"))
         .split_line(SplitLine::new().line_style(LineStyle::new().color(p.grid)))
-}
-
-pub fn trend(points: &[HealthPoint], dark: bool) -> Chart {
-    let p = palette(dark);
-    let series = |name: &str, color: &str, value: fn(&HealthPoint) -> f32| {
-        Line::new()
-            .name(name)
-            .show_symbol(false)
-            .line_style(LineStyle::new().width(2.0).color(color))
-            .data(
-                points
-                    .iter()
-                    .map(|pt| vec![pt.at_ms as f64, f64::from(value(pt))])
-                    .collect(),
-            )
-    };
-    let end = points.last().map_or(0.0, |pt| pt.at_ms as f64);
-    line_chart(&p, vec!["#0969da", "#8250df"], 24)
-        .x_axis(
-            // A fixed five-minute window ending at the newest point: the axis does not rescale as points
-            // arrive, and its labels stay a few minutes apart even on a phone.
-            Axis::new()
-                .type_(AxisType::Time)
-                .min(end - RECENT_WINDOW_MS as f64)
-                .max(end)
-                .split_number(4)
-                .axis_label(AxisLabel::new().color(p.text).formatter("{HH}:{mm}"))
-                .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid)))),
-        )
-        .y_axis(percent_axis(&p))
-        .series(series("CPU %", "#0969da", |pt| pt.cpu_pct))
-        .series(series("Memory %", "#8250df", |pt| pt.mem_pct))
 }
 
 /// Stored `metrics` over a chosen range, with points that arrived live since appended: the average as a
@@ -291,7 +231,7 @@ pub fn history(
 }
 
 /// One color per metric, the same in live and stored charts.
-fn metric_color(metric: Metric) -> &'static str {
+pub(crate) fn metric_color(metric: Metric) -> &'static str {
     match metric {
         Metric::Memory | Metric::DbTps => "#8250df",
         Metric::HttpP50Ms => "#2da44e",
@@ -302,7 +242,7 @@ fn metric_color(metric: Metric) -> &'static str {
 }
 
 /// A time axis over the points' own span; ECharts picks the label format (seconds when the span is short).
-fn time_axis(p: &Palette) -> Axis {
+pub(crate) fn time_axis(p: &Palette) -> Axis {
     Axis::new()
         .type_(AxisType::Time)
         .split_number(4)
@@ -310,7 +250,7 @@ fn time_axis(p: &Palette) -> Axis {
         .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid))))
 }
 
-fn value_axis(p: &Palette) -> Axis {
+pub(crate) fn value_axis(p: &Palette) -> Axis {
     Axis::new()
         .type_(AxisType::Value)
         .min(0)
@@ -318,16 +258,8 @@ fn value_axis(p: &Palette) -> Axis {
         .split_line(SplitLine::new().line_style(LineStyle::new().color(p.grid)))
 }
 
-fn api_line(name: &str, color: &str, data: Vec<Vec<f64>>) -> Line {
-    Line::new()
-        .name(name)
-        .show_symbol(data.len() < 3)
-        .line_style(LineStyle::new().width(2.0).color(color))
-        .data(data)
-}
-
 /// Dashed vertical lines at the deployments' times, labelled with the version.
-fn deploy_marks(marks: &[Mark], p: &Palette) -> MarkLine {
+pub(crate) fn deploy_marks(marks: &[Mark], p: &Palette) -> MarkLine {
     MarkLine::new()
         .silent(true)
         .symbol(vec![Symbol::None, Symbol::None])
@@ -350,44 +282,7 @@ fn deploy_marks(marks: &[Mark], p: &Palette) -> MarkLine {
         )
 }
 
-/// p50, p95 and p99 latency of a service, one point per interval; intervals without requests are gaps.
-/// Deployments of the service within the points' span are dashed markers.
-pub fn api_latency(points: &[shared::ApiPoint], marks: &[Mark], dark: bool) -> Chart {
-    let p = palette(dark);
-    let series = |q: fn(&shared::ApiPoint) -> Option<f64>| {
-        points
-            .iter()
-            .filter_map(|pt| q(pt).map(|v| vec![pt.t_ms as f64, v]))
-            .collect::<Vec<_>>()
-    };
-    let first = points
-        .first()
-        .map_or(i64::MAX, |pt| pt.t_ms - pt.interval_ms as i64);
-    let marks: Vec<Mark> = marks.iter().filter(|(t, _)| *t >= first).cloned().collect();
-    line_chart(&p, vec!["#2da44e", "#d29922", "#cf222e"], 24)
-        .x_axis(time_axis(&p))
-        .y_axis(value_axis(&p))
-        .series(
-            api_line("p50", "#2da44e", series(|pt| pt.p50_ms)).mark_line(deploy_marks(&marks, &p)),
-        )
-        .series(api_line("p95", "#d29922", series(|pt| pt.p95_ms)))
-        .series(api_line("p99", "#cf222e", series(|pt| pt.p99_ms)))
-}
-
-/// Requests per second of a service, one point per interval.
-pub fn api_rate(points: &[shared::ApiPoint], dark: bool) -> Chart {
-    let p = palette(dark);
-    let data = points
-        .iter()
-        .map(|pt| vec![pt.t_ms as f64, pt.rate_per_s])
-        .collect();
-    line_chart(&p, vec!["#0969da"], 24)
-        .x_axis(time_axis(&p))
-        .y_axis(value_axis(&p))
-        .series(api_line("requests/s", "#0969da", data))
-}
-
-fn category_axis(p: &Palette, labels: Vec<String>) -> Axis {
+pub(crate) fn category_axis(p: &Palette, labels: Vec<String>) -> Axis {
     Axis::new()
         .type_(AxisType::Category)
         .data(labels)
@@ -396,7 +291,7 @@ fn category_axis(p: &Palette, labels: Vec<String>) -> Axis {
 }
 
 /// A chart with nothing to draw says so in its middle, rather than showing bare axes.
-fn with_empty_note(chart: Chart, empty: bool, text: &str, p: &Palette) -> Chart {
+pub(crate) fn with_empty_note(chart: Chart, empty: bool, text: &str, p: &Palette) -> Chart {
     if !empty {
         return chart;
     }
@@ -412,62 +307,4 @@ fn with_empty_note(chart: Chart, empty: bool, text: &str, p: &Palette) -> Chart 
                     .font_weight(charming::element::font_settings::FontWeight::Normal),
             ),
     )
-}
-
-/// Connections per database and state, one bar each.
-pub fn db_connections(connections: &[shared::ConnectionCount], dark: bool) -> Chart {
-    let p = palette(dark);
-    let labels = connections
-        .iter()
-        .map(|c| format!("{} · {}", c.database, c.state))
-        .collect();
-    let values: Vec<f64> = connections.iter().map(|c| c.count as f64).collect();
-    let chart = Chart::new()
-        .animation(false)
-        .color(vec!["#0969da"])
-        .tooltip(Tooltip::new().trigger(Trigger::Axis))
-        .grid(Grid::new().left(40).right(12).top(12).bottom(64))
-        .x_axis(
-            category_axis(&p, labels)
-                .axis_label(AxisLabel::new().color(p.text).rotate(25).interval(0)),
-        )
-        .y_axis(value_axis(&p))
-        .series(
-            charming::series::Bar::new()
-                .name("connections")
-                .data(values),
-        );
-    with_empty_note(
-        chart,
-        connections.is_empty(),
-        "No client connections right now",
-        &p,
-    )
-}
-
-/// Mean time of the costliest statements (or store operations), longest on top.
-pub fn db_queries(queries: &[shared::QueryStat], dark: bool) -> Chart {
-    let p = palette(dark);
-    let shown: Vec<&shared::QueryStat> = queries.iter().rev().collect();
-    let labels = shown
-        .iter()
-        .map(|q| {
-            let one_line = q.query.split_whitespace().collect::<Vec<_>>().join(" ");
-            if one_line.chars().count() > 28 {
-                format!("{}…", one_line.chars().take(27).collect::<String>())
-            } else {
-                one_line
-            }
-        })
-        .collect();
-    let values: Vec<f64> = shown.iter().map(|q| q.mean_ms).collect();
-    let chart = Chart::new()
-        .animation(false)
-        .color(vec!["#8250df"])
-        .tooltip(Tooltip::new().trigger(Trigger::Axis))
-        .grid(Grid::new().left(170).right(16).top(8).bottom(24))
-        .x_axis(value_axis(&p))
-        .y_axis(category_axis(&p, labels))
-        .series(charming::series::Bar::new().name("mean ms").data(values));
-    with_empty_note(chart, queries.is_empty(), "No queries in this interval", &p)
 }

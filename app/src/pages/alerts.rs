@@ -5,11 +5,11 @@
 //! Rules, alerts and channel statuses come from the live store, so a change made in one tab shows in every
 //! tab; the history is read from the server and read again whenever an alert changes.
 
-use crate::account::get_me;
+use crate::api::get_me;
 use crate::api::get_snapshot;
-use crate::audit::query_string;
 use crate::error::AppError;
 use crate::format;
+use crate::format::query_string;
 use crate::live::LiveStore;
 use crate::panels::alerts::{AlertToasts, AlertsPanel};
 use leptos::prelude::*;
@@ -45,7 +45,7 @@ mod save_rule {
         labels: String,
         message: String,
     ) -> Result<AlertRule, AppError> {
-        let (me, ports) = crate::admin::authorize(shared::Action::ManageAlerts)?;
+        let (me, ports) = crate::ports::authorize(shared::Action::ManageAlerts)?;
         let draft = shared::RuleDraft {
             name,
             metric,
@@ -59,22 +59,22 @@ mod save_rule {
             labels,
             message,
         };
-        crate::admin::with_status(ports.alerts.save_alert_rule(&me, draft).await)
+        crate::ports::with_status(ports.alerts.save_alert_rule(&me, draft).await)
     }
 }
 
 /// Removes a rule written on the dashboard; its open alerts resolve. Admins.
 #[server(prefix = "/api", endpoint = "delete_alert_rule")]
 pub async fn delete_alert_rule(name: String) -> Result<(), AppError> {
-    let (me, ports) = crate::admin::authorize(shared::Action::ManageAlerts)?;
-    crate::admin::with_status(ports.alerts.delete_alert_rule(&me, name).await)
+    let (me, ports) = crate::ports::authorize(shared::Action::ManageAlerts)?;
+    crate::ports::with_status(ports.alerts.delete_alert_rule(&me, name).await)
 }
 
 /// Sends a test notification on a channel at once and says how it went. Admins.
 #[server(prefix = "/api", endpoint = "test_channel")]
 pub async fn test_channel(name: String) -> Result<String, AppError> {
-    let (me, ports) = crate::admin::authorize(shared::Action::ManageAlerts)?;
-    crate::admin::with_status(ports.alerts.test_channel(&me, name).await)
+    let (me, ports) = crate::ports::authorize(shared::Action::ManageAlerts)?;
+    crate::ports::with_status(ports.alerts.test_channel(&me, name).await)
 }
 
 /// A page of the alert history, newest first, with ids below `before`.
@@ -84,8 +84,8 @@ pub async fn alert_history(
     before: Option<i64>,
     limit: u32,
 ) -> Result<Vec<Alert>, AppError> {
-    let (_, ports) = crate::admin::authorize(shared::Action::View)?;
-    crate::admin::with_status(
+    let (_, ports) = crate::ports::authorize(shared::Action::View)?;
+    crate::ports::with_status(
         ports
             .alerts
             .alert_history(filter, before, limit.clamp(1, 500) as usize)

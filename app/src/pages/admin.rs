@@ -4,54 +4,12 @@
 //! arrives, which only admins' streams carry, so a change made in one tab shows in every admin's tab.
 
 use crate::error::AppError;
+#[cfg(feature = "ssr")]
+use crate::ports::{authorize, with_status};
 use leptos::prelude::*;
+#[cfg(feature = "ssr")]
+use shared::Action;
 use shared::{AccountsView, ApiToken, NewToken, Role, User};
-#[cfg(feature = "ssr")]
-use shared::{Action, Caller};
-
-/// The signed-in caller, if the permission table lets them take `action`; else 403 (and the attempt is
-/// reported to the server).
-#[cfg(feature = "ssr")]
-pub(crate) fn authorize(action: Action) -> Result<(Caller, crate::ports::Ports), AppError> {
-    let (caller, ports) = caller()?;
-    if action.allowed(caller.role) {
-        return Ok((caller, ports));
-    }
-    ports.security.forbidden(&caller, action);
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(http::StatusCode::FORBIDDEN);
-    }
-    Err(AppError::Forbidden(
-        shared::Refused::of(action, &caller.name, caller.role).to_string(),
-    ))
-}
-
-/// The signed-in caller (name, role, address) and the server's ports, for server functions whose permission
-/// depends on more than the action (the server checks those).
-#[cfg(feature = "ssr")]
-pub(crate) fn caller() -> Result<(Caller, crate::ports::Ports), AppError> {
-    let ports = crate::ports::ports()?;
-    let caller = use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Caller>().cloned())
-        .ok_or_else(|| AppError::Forbidden("sign in first".into()))?;
-    Ok((caller, ports))
-}
-
-/// Sets the HTTP status an error stands for, so API clients see 400 and 409, not 500.
-#[cfg(feature = "ssr")]
-pub(crate) fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
-    if let (Err(e), Some(response)) = (&result, use_context::<leptos_axum::ResponseOptions>()) {
-        let status = match e {
-            AppError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
-            AppError::Conflict(_) => http::StatusCode::CONFLICT,
-            AppError::Forbidden(_) => http::StatusCode::FORBIDDEN,
-            AppError::NotFound(_) => http::StatusCode::NOT_FOUND,
-            _ => http::StatusCode::SERVICE_UNAVAILABLE,
-        };
-        response.set_status(status);
-    }
-    result
-}
 
 #[server(prefix = "/api", endpoint = "list_accounts")]
 pub async fn list_accounts() -> Result<AccountsView, AppError> {

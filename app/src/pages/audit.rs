@@ -5,7 +5,7 @@
 //! export all ask for the same entries; older pages follow with `before=`.
 
 use crate::error::AppError;
-use crate::format;
+use crate::format::{self, query_string};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use shared::{AuditFilter, AuditPage};
@@ -20,21 +20,8 @@ pub async fn list_audit(
     before: Option<i64>,
     limit: u32,
 ) -> Result<AuditPage, AppError> {
-    let (_, ports) = crate::admin::authorize(shared::Action::ViewAudit)?;
-    crate::admin::with_status(ports.audit.audit(filter, before, limit as usize).await)
-}
-
-/// Percent-encodes a query value.
-pub(crate) fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let (_, ports) = crate::ports::authorize(shared::Action::ViewAudit)?;
+    crate::ports::with_status(ports.audit.audit(filter, before, limit as usize).await)
 }
 
 /// The filter as query pairs.
@@ -56,14 +43,6 @@ fn query_of(filter: &AuditFilter) -> Vec<(&'static str, String)> {
         pairs.push(("to_ms", v.to_string()));
     }
     pairs
-}
-
-pub(crate) fn query_string(pairs: &[(&str, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[component]

@@ -1,0 +1,8 @@
+//! The app's pages, one module each: the dashboard, the Alerts page, the audit trail, users and tokens, and
+//! signing in.
+
+pub mod account;
+pub mod admin;
+pub mod alerts;
+pub mod audit;
+pub mod dashboard;
