@@ -20,6 +20,7 @@ use shared::{
     NewToken, OutputPage, Refused, Role, RuleDraft, SecurityAlert, TimeRange, User,
 };
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use store::StoreError;
 
@@ -64,6 +65,27 @@ impl ServerPorts {
             actions::perform(&services, &by, action)
                 .await
                 .map_err(app_error)
+        })
+    }
+}
+
+impl ServerPorts {
+    /// Asks the command runner for `by`; a refusal is reported as a security alert.
+    fn command<T, F, Fut>(&self, by: &Caller, call: F) -> BoxFuture<Result<T, AppError>>
+    where
+        F: FnOnce(Commands, Caller) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, CommandError>> + Send + 'static,
+        T: 'static,
+    {
+        let (commands, auth, by) = (
+            self.commands.clone(),
+            self.services.auth.clone(),
+            by.clone(),
+        );
+        Box::pin(async move {
+            call(commands, by)
+                .await
+                .map_err(|e| command_error(&auth, e))
         })
     }
 }
@@ -268,30 +290,14 @@ impl OperationsPort for ServerPorts {
         target: String,
         params: BTreeMap<String, String>,
     ) -> BoxFuture<Result<CommandRun, AppError>> {
-        let (commands, auth, by) = (
-            self.commands.clone(),
-            self.services.auth.clone(),
-            by.clone(),
-        );
-        Box::pin(async move {
-            commands
-                .run(&by, &name, &target, params)
-                .await
-                .map_err(|e| command_error(&auth, e))
+        self.command(by, move |commands, by| async move {
+            commands.run(&by, &name, &target, params).await
         })
     }
 
     fn cancel_command(&self, by: &Caller, run: i64) -> BoxFuture<Result<CommandRun, AppError>> {
-        let (commands, auth, by) = (
-            self.commands.clone(),
-            self.services.auth.clone(),
-            by.clone(),
-        );
-        Box::pin(async move {
-            commands
-                .cancel(&by, run)
-                .await
-                .map_err(|e| command_error(&auth, e))
+        self.command(by, move |commands, by| async move {
+            commands.cancel(&by, run).await
         })
     }
 
@@ -301,16 +307,10 @@ impl OperationsPort for ServerPorts {
         run: i64,
         first: u64,
     ) -> BoxFuture<Result<OutputPage, AppError>> {
-        let (commands, auth, by) = (
-            self.commands.clone(),
-            self.services.auth.clone(),
-            by.clone(),
-        );
-        Box::pin(async move {
+        self.command(by, move |commands, by| async move {
             commands
                 .output(&by, run, first, crate::commands::output::MAX_PAGE_LINES)
                 .await
-                .map_err(|e| command_error(&auth, e))
         })
     }
 
