@@ -11,10 +11,10 @@ use std::io::{BufRead, IsTerminal};
 use store::{Accounts, OpenOptions, SqliteStore};
 
 async fn open(config: &Config) -> anyhow::Result<SqliteStore> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.server.data_dir)
+        .with_context(|| format!("cannot create {}", config.server.data_dir.display()))?;
     Ok(SqliteStore::open(
-        &config.data_dir.join(DATABASE_FILE),
+        &config.server.data_dir.join(DATABASE_FILE),
         &OpenOptions::default(),
     )
     .await?)

@@ -80,38 +80,39 @@ impl Application {
         config: Config,
         own_logs: Option<OwnLogs>,
     ) -> Result<Application, StartupError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
-            path: config.data_dir.clone(),
-            source,
+        std::fs::create_dir_all(&config.server.data_dir).map_err(|source| {
+            StartupError::DataDir {
+                path: config.server.data_dir.clone(),
+                source,
+            }
         })?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartupError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|source| StartupError::Listen {
+                addr: config.server.listen,
+                source,
+            })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartupError::Listen {
-                addr: config.listen,
+                addr: config.server.listen,
                 source,
             })?;
 
         // Built in dependency order: the hub and the outlet first, then the consumers that subscribe to the
         // outlet (alert engine, history recorder), then the sources that feed it.
-        let interval_ms = config.interval.as_millis() as u64;
+        let interval_ms = config.sampling.interval.as_millis() as u64;
         let hub = Arc::new(Hub::new(
-            config.environment.clone(),
+            config.server.environment.clone(),
             interval_ms,
-            config.replay_buffer,
-            config.client_queue,
+            config.stream.replay_buffer,
+            config.stream.client_queue,
         ));
         let outlet = Outlet::local(hub.clone());
         let store = SqliteStore::open(
-            &config.data_dir.join(DATABASE_FILE),
+            &config.server.data_dir.join(DATABASE_FILE),
             &OpenOptions {
-                quota_bytes: config.store_quota,
+                quota_bytes: config.storage.quota,
             },
         )
         .await?;
@@ -120,14 +121,14 @@ impl Application {
         let tasks = Tasks::new();
         let logs = LogBook::new(store.clone(), outlet.clone());
         let notifier = crate::notify::Notifier::start(
-            config.channels.clone(),
-            config.notify.clone(),
+            config.alerting.channels.clone(),
+            config.alerting.notify.clone(),
             format!("http://{local_addr}"),
             outlet.clone(),
             logs.clone(),
             &tasks,
         );
-        let streams = OpenStreams::new(config.max_streams_per_user);
+        let streams = OpenStreams::new(config.stream.max_streams_per_user);
         let auth = Auth::new(
             store.clone(),
             config.auth.clone(),
@@ -148,11 +149,15 @@ impl Application {
             );
         }
         let audit = AuditLog::new(store.clone());
-        let deploys =
-            DeployBook::start(store.clone(), outlet.clone(), config.environment.clone()).await?;
+        let deploys = DeployBook::start(
+            store.clone(),
+            outlet.clone(),
+            config.server.environment.clone(),
+        )
+        .await?;
         let alert_history: Arc<dyn store::AlertHistory> = store.clone();
         let alerts = crate::alerts::start(
-            config.alert_rules.clone(),
+            config.alerting.rules.clone(),
             alert_history.clone(),
             &outlet,
             notifier.clone(),
@@ -160,7 +165,11 @@ impl Application {
         )
         .await?;
         let store: Arc<dyn store::Store> = store;
-        let history = History::new(store.clone(), config.retention, sampler.host().clone());
+        let history = History::new(
+            store.clone(),
+            config.storage.retention,
+            sampler.host().clone(),
+        );
         spawn_recorder(history.clone(), &outlet, &tasks);
         let commands = Commands::start(
             config.commands.clone(),
@@ -169,8 +178,8 @@ impl Application {
             outlet.clone(),
             Arc::new(LocalLeases::default()),
             RunLogs {
-                dir: config.data_dir.join("commands"),
-                keep: config.retention.logs,
+                dir: config.server.data_dir.join("commands"),
+                keep: config.storage.retention.logs,
             },
             tasks.clone(),
         )
@@ -185,18 +194,18 @@ impl Application {
             outlet: outlet.clone(),
             logs: logs.clone(),
         });
-        crate::sources::tail::spawn_tailers(&config.tail_logs, sink.clone(), &tasks);
+        crate::sources::tail::spawn_tailers(&config.sources.tail_logs, sink.clone(), &tasks);
         crate::sources::scrape::spawn_scrapers(
-            &config.scrape,
-            config.api_interval,
+            &config.sources.scrape,
+            config.sampling.api_interval,
             outlet.clone(),
             logs.clone(),
             &tasks,
         );
         crate::sources::postgres::spawn_db_readers(
             store.clone(),
-            &config.postgres,
-            config.api_interval,
+            &config.sources.postgres,
+            config.sampling.api_interval,
             outlet.clone(),
             logs.clone(),
             &tasks,
@@ -204,15 +213,15 @@ impl Application {
         let http_metrics = HttpMetrics::new();
         spawn_aggregator(
             http_metrics.clone(),
-            config.api_interval,
+            config.sampling.api_interval,
             outlet.clone(),
             logs.clone(),
             &tasks,
         );
         let status = Arc::new(CollectorStatus::default());
-        let collector = Collector::spawn(sampler, sink, config.interval, status.clone())?;
+        let collector = Collector::spawn(sampler, sink, config.sampling.interval, status.clone())?;
 
-        let demo = config.demo.then(|| {
+        let demo = config.server.demo.then(|| {
             crate::sources::demo::spawn_load(format!("http://{local_addr}"), &tasks);
             crate::sources::demo::routes(logs.clone())
         });
@@ -228,7 +237,7 @@ impl Application {
             collector: status,
             stream: StreamConfig {
                 hub: hub.clone(),
-                keepalive: config.keepalive,
+                keepalive: config.stream.keepalive,
                 shutdown: tasks.token().clone(),
                 streams,
             },
@@ -251,7 +260,7 @@ impl Application {
         .into_ports();
         let leptos_options = LeptosOptions::builder()
             .output_name("watchpost")
-            .site_root(config.site_root.to_string_lossy().into_owned())
+            .site_root(config.server.site_root.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
             .build();

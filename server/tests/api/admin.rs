@@ -275,7 +275,7 @@ async fn account_changes_reach_admins_streams_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_limit_a_users_oldest_stream_is_closed_with_a_reason() {
-    let app = spawn_app_with(|c| c.max_streams_per_user = 2).await;
+    let app = spawn_app_with(|c| c.stream.max_streams_per_user = 2).await;
     let mut first = app.events(None).await;
     let _second = app.events(None).await;
     next_event(&mut first).await; // the snapshot

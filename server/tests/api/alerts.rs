@@ -52,7 +52,7 @@ async fn an_error_storm_fires_a_rule_and_an_acknowledgement_reaches_every_tab() 
         message = "{subject}: {value} errors in the last minute"
         "#,
     );
-    let app: TestApp = spawn_app_with(move |c| c.alert_rules = specs).await;
+    let app: TestApp = spawn_app_with(move |c| c.alerting.rules = specs).await;
     add_user(app.data_dir(), "vera", Role::Viewer, PASSWORD).await;
     let vera = sign_in(&app.base, "vera", PASSWORD).await;
     let mut admin_events = app.events(None).await;
@@ -170,9 +170,9 @@ async fn a_slow_scrape_target_fires_a_latency_rule_that_resolves_when_it_is_fast
     );
     let target = format!("shop={url}");
     let app = spawn_app_with(move |c| {
-        c.api_interval = Duration::from_millis(300);
-        c.scrape = vec![target.parse().unwrap()];
-        c.alert_rules = specs;
+        c.sampling.api_interval = Duration::from_millis(300);
+        c.sources.scrape = vec![target.parse().unwrap()];
+        c.alerting.rules = specs;
     })
     .await;
     let mut events = app.events(None).await;

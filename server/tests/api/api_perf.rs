@@ -7,7 +7,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_the_test_makes_appear_in_the_api_figures_by_route_template() {
-    let app = spawn_app_with(|c| c.api_interval = Duration::from_millis(300)).await;
+    let app = spawn_app_with(|c| c.sampling.api_interval = Duration::from_millis(300)).await;
     let mut events = app.events(None).await;
     for _ in 0..20 {
         assert_eq!(app.healthz_response().await.status(), 200);

@@ -46,8 +46,8 @@ fn idle_in_test(r: &DbReading) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_the_test_opens_to_postgres_appear_in_the_counts() {
     let app = spawn_app_with(|c| {
-        c.api_interval = Duration::from_millis(300);
-        c.postgres = vec![format!("local={POSTGRES}").parse().unwrap()];
+        c.sampling.api_interval = Duration::from_millis(300);
+        c.sources.postgres = vec![format!("local={POSTGRES}").parse().unwrap()];
     })
     .await;
     let mut events = app.events(None).await;
@@ -94,7 +94,7 @@ async fn connections_the_test_opens_to_postgres_appear_in_the_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_reports_its_own_operations_and_pools() {
-    let app = spawn_app_with(|c| c.api_interval = Duration::from_millis(300)).await;
+    let app = spawn_app_with(|c| c.sampling.api_interval = Duration::from_millis(300)).await;
     let mut events = app.events(None).await;
     for _ in 0..3 {
         assert_eq!(app.history("metric=cpu&range=1h").await.status(), 200);
@@ -119,8 +119,8 @@ async fn a_database_that_cannot_be_read_says_why_and_is_logged_once() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let app = spawn_app_with(move |c| {
-        c.api_interval = Duration::from_millis(300);
-        c.postgres = vec![
+        c.sampling.api_interval = Duration::from_millis(300);
+        c.sources.postgres = vec![
             format!("gone=postgres://postgres:hunter2@127.0.0.1:{port}/test")
                 .parse()
                 .unwrap(),

@@ -54,12 +54,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 
 /// An app on a data directory the test owns, so a second app can be started on the same one.
 pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) -> TestApp {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        interval: Duration::from_millis(100),
-        data_dir: data_dir.to_owned(),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.sampling.interval = Duration::from_millis(100);
+    config.server.data_dir = data_dir.to_owned();
     configure(&mut config);
     add_user(data_dir, ADMIN, Role::Admin, PASSWORD).await;
     let app = Application::build(config)

@@ -184,7 +184,7 @@ async fn the_history_server_function_returns_typed_series_and_rejects_bad_ranges
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_store_is_reported_and_the_live_stream_goes_on() {
     // A quota below the new database's size: SQLite then caps the file where it is, as a full disk would.
-    let app = spawn_app_with(|c| c.store_quota = Some(4096)).await;
+    let app = spawn_app_with(|c| c.storage.quota = Some(4096)).await;
     let mut events = app.events(None).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let error = loop {
@@ -231,7 +231,7 @@ async fn a_full_store_is_reported_and_the_live_stream_goes_on() {
 /// back through the same route and server function the range picker uses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_and_database_figures_are_stored_per_service_and_target() {
-    let app = spawn_app_with(|c| c.api_interval = Duration::from_millis(300)).await;
+    let app = spawn_app_with(|c| c.sampling.api_interval = Duration::from_millis(300)).await;
     for _ in 0..30 {
         assert_eq!(app.healthz_response().await.status(), 200);
     }

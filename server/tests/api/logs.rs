@@ -245,7 +245,9 @@ async fn a_followed_log_file_feeds_the_log_through_rotation_and_truncation() {
     };
     append("written before Watchpost started\n");
     let tailed = format!("app={}", path.display());
-    let app = crate::helpers::spawn_app_with(|c| c.tail_logs = vec![tailed.parse().unwrap()]).await;
+    let app =
+        crate::helpers::spawn_app_with(|c| c.sources.tail_logs = vec![tailed.parse().unwrap()])
+            .await;
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
 
     append("2026-11-26 ERROR payment failed\n");

@@ -234,12 +234,12 @@ async fn a_storm_of_ten_is_one_message_per_channel_and_its_end_another() {
         hook.url, smtp.addr
     ));
     let app = spawn_app_with(move |c| {
-        c.api_interval = Duration::from_millis(300);
-        c.scrape = targets;
-        c.alert_rules = specs;
-        c.channels = outlets;
+        c.sampling.api_interval = Duration::from_millis(300);
+        c.sources.scrape = targets;
+        c.alerting.rules = specs;
+        c.alerting.channels = outlets;
         // The storm arrives within one scrape; a wide interval keeps the ten resolves in one message too.
-        c.notify = notify(1_500, 4_000);
+        c.alerting.notify = notify(1_500, 4_000);
     })
     .await;
     let mut events = app.events(None).await;
@@ -358,9 +358,9 @@ async fn a_receiver_that_is_down_is_retried_and_a_lost_message_reported() {
         flaky.url
     ));
     let app = spawn_app_with(move |c| {
-        c.alert_rules = specs;
-        c.channels = outlets;
-        c.notify = notify(200, 1_000);
+        c.alerting.rules = specs;
+        c.alerting.channels = outlets;
+        c.alerting.notify = notify(200, 1_000);
     })
     .await;
     let mut events = app.events(None).await;
@@ -423,9 +423,9 @@ async fn security_alerts_and_the_test_button_reach_a_channel() {
         hook.url
     ));
     let app = spawn_app_with(move |c| {
-        c.channels = outlets;
+        c.alerting.channels = outlets;
         // Three sign-ins, each hashing a password, fit in the wait.
-        c.notify = notify(3_000, 5_000);
+        c.alerting.notify = notify(3_000, 5_000);
     })
     .await;
     // Failed sign-ins are security alerts (warning): they reach the channel, grouped in one message.
@@ -509,7 +509,7 @@ async fn rules_written_on_the_alerts_page_are_checked_kept_and_removed() {
     let dir = tempfile::tempdir().unwrap();
     let declared = rules("[[alerts]]\nname = \"cpu-high\"\nmetric = \"cpu\"\nabove = 90\n");
     let d = declared.clone();
-    let app = spawn_app_in(dir.path(), move |c| c.alert_rules = d).await;
+    let app = spawn_app_in(dir.path(), move |c| c.alerting.rules = d).await;
     let mut events = app.events(None).await;
     let form = |name: &str, threshold: &str| {
         vec![
@@ -592,7 +592,7 @@ async fn rules_written_on_the_alerts_page_are_checked_kept_and_removed() {
     // It outlives a restart.
     app.stop().await;
     let d = declared.clone();
-    let app = spawn_app_in(dir.path(), move |c| c.alert_rules = d).await;
+    let app = spawn_app_in(dir.path(), move |c| c.alerting.rules = d).await;
     let snapshot = snapshot(&app).await;
     assert!(
         snapshot

@@ -65,8 +65,8 @@ async fn next_point_of(events: &mut crate::helpers::Events, service: &str) -> Ap
 async fn scraping(url: String) -> TestApp {
     let target = format!("shop={url}");
     spawn_app_with(move |c| {
-        c.api_interval = Duration::from_millis(300);
-        c.scrape = vec![target.parse().unwrap()];
+        c.sampling.api_interval = Duration::from_millis(300);
+        c.sources.scrape = vec![target.parse().unwrap()];
     })
     .await
 }
@@ -192,8 +192,8 @@ async fn one_watchpost_scrapes_another_with_a_token_and_without_one_is_refused()
     )
     .unwrap();
     let app = spawn_app_with(move |c| {
-        c.api_interval = Duration::from_millis(300);
-        c.scrape = targets;
+        c.sampling.api_interval = Duration::from_millis(300);
+        c.sources.scrape = targets;
     })
     .await;
     let mut events = app.events(None).await;

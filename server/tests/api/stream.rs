@@ -103,8 +103,8 @@ async fn a_reconnect_with_last_event_id_replays_exactly_the_missed_events() {
 async fn resuming_from_the_newest_id_replays_nothing_and_sends_no_snapshot() {
     // No readings and no interval figures for an hour: nothing is published after the snapshot.
     let app = spawn_app_with(|c| {
-        c.interval = Duration::from_secs(3600);
-        c.api_interval = Duration::from_secs(3600);
+        c.sampling.interval = Duration::from_secs(3600);
+        c.sampling.api_interval = Duration::from_secs(3600);
     })
     .await;
     let mut first = app.events(None).await;
@@ -131,9 +131,9 @@ async fn an_unknown_or_malformed_last_event_id_gets_a_fresh_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_stream_gets_a_keepalive() {
     let app = spawn_app_with(|c| {
-        c.interval = Duration::from_secs(3600);
-        c.api_interval = Duration::from_secs(3600);
-        c.keepalive = Duration::from_millis(200);
+        c.sampling.interval = Duration::from_secs(3600);
+        c.sampling.api_interval = Duration::from_secs(3600);
+        c.stream.keepalive = Duration::from_millis(200);
     })
     .await;
     // Read the raw frames: an SSE client library carries the last id forward, which would hide an `id:`.
@@ -157,7 +157,7 @@ async fn an_idle_stream_gets_a_keepalive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_reads_nothing_does_not_delay_one_that_reads() {
     // A queue of 4: a fan-out that waited for the slowest reader would stall after four events.
-    let app = spawn_app_with(|c| c.client_queue = 4).await;
+    let app = spawn_app_with(|c| c.stream.client_queue = 4).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let token = add_token(app.data_dir(), "raw", Role::Viewer).await;
     let mut stalled = Vec::new();
@@ -200,9 +200,9 @@ async fn a_stream_whose_client_hangs_up_is_released_before_anything_more_is_writ
     // Nothing is written to the stream for a minute after its snapshot: no reading, no keepalive. The
     // hang-up alone has to free it (and its place under the per-user limit).
     let app = spawn_app_with(|c| {
-        c.interval = Duration::from_secs(60);
-        c.api_interval = Duration::from_secs(60);
-        c.keepalive = Duration::from_secs(60);
+        c.sampling.interval = Duration::from_secs(60);
+        c.sampling.api_interval = Duration::from_secs(60);
+        c.stream.keepalive = Duration::from_secs(60);
     })
     .await;
     let mut events = app.events(None).await;
