@@ -1,13 +1,13 @@
 //! Metric history: the recorder that writes host readings, API figures and database figures to the store,
 //! and the queries that read them back.
 //!
-//! The recorder subscribes to the outlet's readings (sources never wait for it) and batches what arrived into
-//! one transaction a second. So a slow or full disk can delay history, never the event fan-out. While writes fail, the batch is kept (up to
+//! The recorder subscribes to the outlet's readings (sources never wait for it) and batches what arrived
+//! into one transaction a second. So a slow or full disk can delay history, never the event fan-out. While writes fail, the batch is kept (up to
 //! [`MAX_PENDING`] points) and retried, the failure is published as a `Storage` event and shown in
 //! `/healthz`, and the live dashboard carries on from memory.
 
 use crate::clock::now_millis;
-use crate::outlet::{Observation, Outlet, Reading};
+use crate::outlet::{Observation, Observations, Outlet, Reading};
 use crate::tasks::Tasks;
 use shared::{
     Event, HistoryPoint, HistorySeries, HostId, Metric, RangeError, StorageHealth, StorageStatus,
@@ -18,9 +18,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::{Retention, Store, StoreError, labeled_series, plan};
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio_util::sync::CancellationToken;
 
+/// Readings waiting for the recorder between two batches: at the fastest interval (100 ms) ten a second, so
+/// this is minutes of slack before a stalled recorder starts dropping readings.
+const QUEUE: usize = 4096;
 /// Points kept for retry while the store refuses writes: about four hours of the host's seven series at one
 /// point a second. Past it the oldest are dropped (and counted), so memory stays bounded.
 const MAX_PENDING: usize = 100_000;
@@ -209,8 +211,11 @@ fn point(r: &Reading) -> (String, HistoryPoint) {
 }
 
 impl Status {
-    /// Counts observations the recorder missed by falling behind the outlet.
+    /// Counts readings the recorder missed by falling behind the outlet.
     fn dropped(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         let before = self.dropped.fetch_add(n, Ordering::Relaxed);
         // Warn at each power of two, so a long stall does not flood the log.
         if (before + n).ilog2() != before.checked_ilog2().unwrap_or(u32::MAX) {
@@ -224,19 +229,14 @@ impl Status {
 
 /// Starts the recorder task. It subscribes to the outlet's readings at once (the server builds it before any
 /// source starts), batches them, and writes until `shutdown`, then writes what it still holds and ends. A
-/// slow or full disk delays history, never a source: past the outlet's slack the oldest readings are
-/// dropped, and counted.
+/// slow or full disk delays history, never a source: past [`QUEUE`] readings waiting, new ones are dropped,
+/// and counted.
 pub fn spawn_recorder(history: History, outlet: &Outlet, tasks: &Tasks) {
-    let rx = outlet.subscribe();
+    let rx = outlet.subscribe(QUEUE);
     tasks.spawn(run(history, outlet.clone(), rx, tasks.token().clone()));
 }
 
-async fn run(
-    history: History,
-    outlet: Outlet,
-    mut rx: broadcast::Receiver<Arc<Observation>>,
-    shutdown: CancellationToken,
-) {
+async fn run(history: History, outlet: Outlet, mut rx: Observations, shutdown: CancellationToken) {
     let mut batch = Batch::default();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -245,9 +245,11 @@ async fn run(
     loop {
         tokio::select! {
             received = rx.recv() => match received {
-                Ok(observation) => batch.observe(&observation),
-                Err(RecvError::Lagged(n)) => history.status.dropped(n),
-                Err(RecvError::Closed) => break,
+                Some(observation) => {
+                    history.status.dropped(rx.take_missed());
+                    batch.observe(&observation);
+                }
+                None => break,
             },
             _ = flush.tick() => batch.write(&history, &outlet).await,
             _ = maintain.tick() => {
@@ -269,13 +271,10 @@ async fn run(
             () = shutdown.cancelled() => break,
         }
     }
-    loop {
-        match rx.try_recv() {
-            Ok(observation) => batch.observe(&observation),
-            Err(TryRecvError::Lagged(n)) => history.status.dropped(n),
-            Err(_) => break,
-        }
+    while let Some(observation) = rx.try_recv() {
+        batch.observe(&observation);
     }
+    history.status.dropped(rx.take_missed());
     batch.write(&history, &outlet).await;
 }
 

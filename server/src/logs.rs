@@ -165,7 +165,10 @@ pub fn spawn_own_log_writer(book: LogBook, OwnLogs(mut rx): OwnLogs, tasks: &Tas
             }
             if let Err(e) = book.append(std::mem::take(&mut batch)).await {
                 tracing::warn!("cannot store Watchpost's own log entries: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = shutdown.cancelled() => break,
+                }
             }
         }
     })

@@ -9,18 +9,12 @@ use crate::hub::bus::Bus;
 use shared::{
     ApiPoint, DbReading, Event, HostHealth, HostId, Level, LogEntry, Metric, RECENT_LOGS,
 };
-use std::sync::Arc;
-use tokio::sync::broadcast;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
 
 /// The service name Watchpost's own log entries and request figures carry.
 pub const OWN_SERVICE: &str = "watchpost";
-
-/// Observations a consumer may fall behind by before it misses the oldest (and learns how many it missed).
-/// At the busiest the sources hand over about ten a second (the host each interval, one API and database
-/// point per target and interval), so this is more than a minute of slack for a consumer stuck on a slow
-/// store write; each slot holds one reading's handful of values, so a full ring stays within a few hundred
-/// KiB.
-const TAP_CAPACITY: usize = 1024;
 
 /// One value of a metric's series at a time: what a source measured, before it is stored or evaluated.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,14 +40,47 @@ pub enum Observation {
 pub struct Outlet {
     bus: Arc<dyn Bus>,
     hub: Arc<Hub>,
-    taps: broadcast::Sender<Arc<Observation>>,
+    /// One bounded queue per consumer, so each falls behind on its own, by as much as it chose, and frees
+    /// what it has read at once.
+    taps: Arc<Mutex<Vec<Tap>>>,
+}
+
+struct Tap {
+    tx: mpsc::Sender<Arc<Observation>>,
+    missed: Arc<AtomicU64>,
+}
+
+/// A consumer's end: observations in order, and how many were dropped because it was behind.
+pub struct Observations {
+    rx: mpsc::Receiver<Arc<Observation>>,
+    missed: Arc<AtomicU64>,
+}
+
+impl Observations {
+    /// The next observation; `None` once the outlet is gone.
+    pub async fn recv(&mut self) -> Option<Arc<Observation>> {
+        self.rx.recv().await
+    }
+
+    /// An observation already queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<Observation>> {
+        self.rx.try_recv().ok()
+    }
+
+    /// How many were dropped since the last call, because the queue was full.
+    pub fn take_missed(&self) -> u64 {
+        self.missed.swap(0, Ordering::Relaxed)
+    }
 }
 
 impl Outlet {
     /// Events go out on `bus`; `hub` is this process's, which readers (streams, snapshots) subscribe to.
     pub fn new(bus: Arc<dyn Bus>, hub: Arc<Hub>) -> Self {
-        let (taps, _) = broadcast::channel(TAP_CAPACITY);
-        Outlet { bus, hub, taps }
+        Outlet {
+            bus,
+            hub,
+            taps: Arc::default(),
+        }
     }
 
     /// The outlet of one process: the hub is its own bus.
@@ -89,9 +116,16 @@ impl Outlet {
             .publish(None, Event::Logs(newest.into_iter().cloned().collect()));
     }
 
-    /// Observations from now on. Consumers subscribe while the server is built, before any source starts.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Observation>> {
-        self.taps.subscribe()
+    /// Observations from now on, up to `capacity` queued before the newest are dropped (and counted).
+    /// Consumers subscribe while the server is built, before any source starts.
+    pub fn subscribe(&self, capacity: usize) -> Observations {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let missed = Arc::new(AtomicU64::new(0));
+        self.lock_taps().push(Tap {
+            tx,
+            missed: missed.clone(),
+        });
+        Observations { rx, missed }
     }
 
     /// The hub behind the outlet, for what reads it (streams, snapshots, `/healthz`).
@@ -100,10 +134,22 @@ impl Outlet {
     }
 
     fn tap(&self, observation: Observation) {
-        // An error only means no consumer is subscribed (a test's bare outlet): nothing to hand over.
-        if self.taps.receiver_count() > 0 {
-            let _ = self.taps.send(Arc::new(observation));
+        let taps = self.lock_taps();
+        if taps.is_empty() {
+            return;
         }
+        let observation = Arc::new(observation);
+        for tap in taps.iter() {
+            // Full: the consumer is behind and learns how many it missed. Closed: it has stopped.
+            if let Err(mpsc::error::TrySendError::Full(_)) = tap.tx.try_send(observation.clone()) {
+                tap.missed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn lock_taps(&self) -> std::sync::MutexGuard<'_, Vec<Tap>> {
+        // Taps are only added; a panic elsewhere while holding the lock leaves the list whole.
+        self.taps.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -199,7 +245,7 @@ mod tests {
     #[test]
     fn a_reading_reaches_the_hub_and_every_consumer() {
         let outlet = outlet();
-        let (mut recorder, mut alerts) = (outlet.subscribe(), outlet.subscribe());
+        let (mut recorder, mut alerts) = (outlet.subscribe(8), outlet.subscribe(8));
         let mut stream = outlet.hub().subscribe(None, shared::Role::Viewer).live;
         outlet.emit(Some(HostId("h".into())), health(42.0));
         assert!(stream.try_recv().is_ok());
@@ -218,10 +264,24 @@ mod tests {
     #[test]
     fn an_event_without_readings_goes_to_the_hub_only() {
         let outlet = outlet();
-        let mut rx = outlet.subscribe();
+        let mut rx = outlet.subscribe(8);
         let mut stream = outlet.hub().subscribe(None, shared::Role::Viewer).live;
         outlet.emit(None, Event::AlertRules(Vec::new()));
         assert!(stream.try_recv().is_ok());
-        assert!(rx.try_recv().is_err());
+        assert!(rx.try_recv().is_none());
+    }
+
+    #[test]
+    fn a_consumer_that_falls_behind_misses_the_newest_and_is_told_how_many() {
+        let outlet = outlet();
+        let (mut slow, mut fast) = (outlet.subscribe(2), outlet.subscribe(8));
+        for cpu in 0..5 {
+            outlet.emit(Some(HostId("h".into())), health(cpu as f32));
+        }
+        assert_eq!(slow.take_missed(), 3);
+        assert_eq!(fast.take_missed(), 0);
+        assert!(slow.try_recv().is_some() && slow.try_recv().is_some());
+        assert!(slow.try_recv().is_none());
+        assert_eq!((0..5).filter_map(|_| fast.try_recv()).count(), 5);
     }
 }

@@ -14,12 +14,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{AlertFilter, AlertHistory, StoreError};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 /// A firing alert's value is written and sent at most this often, besides every change of state and every
 /// new peak.
 const VALUE_EVERY_MS: i64 = 10_000;
+/// Readings and logged errors waiting for the engine: it evaluates each in microseconds unless a store write
+/// holds it up, and one it misses is only one point of a series the next reading evaluates again.
+const QUEUE: usize = 1024;
 /// The window of the error log's rate.
 const LOG_WINDOW_MS: i64 = 60_000;
 
@@ -52,7 +54,7 @@ pub async fn start(
     tasks: &Tasks,
 ) -> Result<Alerts, StoreError> {
     // Subscribed before anything is read, so no reading that arrives meanwhile is missed.
-    let mut observed = outlet.subscribe();
+    let mut observed = outlet.subscribe(QUEUE);
     for saved in store.saved_rules().await? {
         if rules.iter().any(|r| r.name == saved.name) {
             tracing::warn!(
@@ -139,11 +141,14 @@ pub async fn start(
                     None => return,
                 },
                 received = observed.recv() => match received {
-                    Ok(observation) => engine.observe(&observation).await,
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::debug!(missed = n, "the alert engine is behind; readings were not evaluated");
+                    Some(observation) => {
+                        let missed = observed.take_missed();
+                        if missed > 0 {
+                            tracing::debug!(missed, "the alert engine is behind; readings were not evaluated");
+                        }
+                        engine.observe(&observation).await;
                     }
-                    Err(RecvError::Closed) => return,
+                    None => return,
                 },
                 _ = tick.tick() => engine.log_rates(now_millis()).await,
             }

@@ -1,9 +1,10 @@
 //! Alert rules: declared as `[[alerts]]` in the configuration file, evaluated on every new reading (host, API
-//! and database figures as the recorder gets them, and the error log's rate), with the state machine in
+//! and database figures as the outlet hands them over, and the error log's rate), with the state machine in
 //! `shared::alerts` per (rule, series). Every change of an alert is stored (its history) and published whole.
 //!
-//! One task owns the alerts: readings, the clock, and acknowledgements and silences all reach it through one
-//! channel, so an acknowledgement can never be overwritten by an evaluation that read the alert before it.
+//! One task owns the alerts (`engine`): readings from the outlet, the clock, and acknowledgements and
+//! silences from the `handle` all reach that one task, so an acknowledgement can never be overwritten by an
+//! evaluation that read the alert before it.
 //!
 //! ```toml
 //! [[alerts]]

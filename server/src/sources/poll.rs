@@ -31,17 +31,23 @@ pub struct Schedule {
     /// Read at once on start, or first after one interval (a reading that covers an interval, such as a
     /// rate, has nothing to say sooner).
     pub at_start: bool,
-    /// A read taking longer is abandoned and counts as a failure.
+    /// A read taking longer is abandoned and counts as a failure. A backstop against a read that hangs:
+    /// sources keep their own, tighter limits (the scrape client's timeout, the database pool's), whose
+    /// messages say more.
     pub timeout: Duration,
 }
 
+/// The least a read may take before the driver abandons it.
+const MIN_BACKSTOP: Duration = Duration::from_secs(30);
+
 impl Schedule {
-    /// Every `every`, at once on start, abandoning a read after the interval (at most ten seconds).
+    /// Every `every`, at once on start; a read is abandoned after three intervals, and no sooner than
+    /// [`MIN_BACKSTOP`].
     pub fn every(every: Duration) -> Self {
         Schedule {
             every,
             at_start: true,
-            timeout: every.min(Duration::from_secs(10)),
+            timeout: (every * 3).max(MIN_BACKSTOP),
         }
     }
 

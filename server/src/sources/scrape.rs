@@ -400,7 +400,10 @@ pub fn spawn_scrapers(
         return;
     }
     let schedule = Schedule::every(interval);
-    let client = match reqwest::Client::builder().timeout(schedule.timeout).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(interval.min(Duration::from_secs(10)))
+        .build()
+    {
         Ok(client) => client,
         Err(e) => {
             tracing::error!("cannot create the scrape client: {e}");
