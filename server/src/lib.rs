@@ -29,7 +29,7 @@ mod tasks;
 
 pub use accounts_cli::{token as token_command, user as user_command};
 pub use config::{Cli, Command, Config};
-pub use logs::{CaptureLayer, OwnLogs, capture_layer};
+pub use sources::own_logs::{CaptureLayer, OwnLogs, capture_layer};
 pub use startup::{Application, DATABASE_FILE, StartupError};
 
 /// What the integration tests reach below the facade: parsing and checking configuration sections, and

@@ -15,10 +15,11 @@ use crate::http::sse::StreamConfig;
 use crate::http::{AppState, ServerPorts};
 use crate::hub::Hub;
 use crate::lease::LocalLeases;
-use crate::logs::{LogBook, OwnLogs, spawn_own_log_writer};
+use crate::logs::LogBook;
 use crate::outlet::Outlet;
 use crate::sources::host::{Collector, CollectorError, CollectorStatus, HostSampler};
 use crate::sources::http_self::{HttpMetrics, spawn_aggregator};
+use crate::sources::own_logs::{OwnLogs, spawn_own_log_writer};
 use crate::sources::{Local, Sink};
 use crate::tasks::Tasks;
 use axum::Router;
@@ -221,10 +222,10 @@ impl Application {
         let status = Arc::new(CollectorStatus::default());
         let collector = Collector::spawn(sampler, sink, config.sampling.interval, status.clone())?;
 
-        let demo = config.server.demo.then(|| {
+        let demo = config.server.demo;
+        if demo {
             crate::sources::demo::spawn_load(format!("http://{local_addr}"), &tasks);
-            crate::sources::demo::routes(logs.clone())
-        });
+        }
         let state = AppState {
             hub: hub.clone(),
             history: history.clone(),

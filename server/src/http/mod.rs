@@ -16,9 +16,10 @@ use crate::auth::Auth;
 use crate::deploy::DeployBook;
 use crate::history::History;
 use crate::hub::Hub;
-use crate::logs::{LogBook, MAX_INGEST_BYTES};
+use crate::logs::LogBook;
 use crate::sources::host::CollectorStatus;
 use crate::sources::http_self::HttpMetrics;
+use crate::sources::ingest::MAX_INGEST_BYTES;
 use app::ports::Ports;
 use app::{App, shell};
 use axum::Router;
@@ -53,14 +54,9 @@ pub struct AppState {
     pub started: Instant,
 }
 
-/// The whole router: the live routes, the JSON API, `--demo`'s sample API when given, and the web app, inside
+/// The whole router: the live routes, the JSON API, `--demo`'s sample API when `demo`, and the web app, inside
 /// the middleware every request passes.
-pub fn router(
-    state: AppState,
-    demo: Option<Router>,
-    leptos_options: LeptosOptions,
-    ports: Ports,
-) -> Router {
+pub fn router(state: AppState, demo: bool, leptos_options: LeptosOptions, ports: Ports) -> Router {
     // The stream is the hot path: no compression (a compressor buffers, and an event must reach the browser
     // as it happens) and no per-chunk tracing around its body.
     let live = Router::new()
@@ -111,9 +107,10 @@ pub fn router(
     // Outermost first: time every request (refused ones too), refuse cross-site writes, then find who the
     // request is from.
     let (auth, metrics) = (state.auth.clone(), state.http_metrics.clone());
+    let demo_api = demo.then(|| routes::demo::routes(state.logs.clone()));
     let routes = live.merge(api).with_state(state);
     // `--demo`'s sample API stands for a user's own service: served as such, not compressed.
-    let routes = match demo {
+    let routes = match demo_api {
         Some(demo) => routes.merge(demo),
         None => routes,
     };

@@ -5,6 +5,8 @@
 pub mod demo;
 pub mod host;
 pub mod http_self;
+pub mod ingest;
+pub mod own_logs;
 pub mod poll;
 pub mod postgres;
 pub mod scrape;

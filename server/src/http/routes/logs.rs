@@ -3,7 +3,8 @@
 use crate::auth::{Auth, Principal};
 use crate::clock::now_millis;
 use crate::http::error::ApiError;
-use crate::logs::{IngestError, LogBook, parse_ingest};
+use crate::logs::LogBook;
+use crate::sources::ingest::{IngestError, parse_ingest};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};

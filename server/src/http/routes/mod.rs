@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod demo;
 pub mod deployments;
 pub mod healthz;
 pub mod history;
