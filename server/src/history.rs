@@ -7,7 +7,7 @@
 //! `/healthz`, and the live dashboard carries on from memory.
 
 use crate::clock::now_millis;
-use crate::outlet::{Observation, Observations, Outlet, Reading};
+use crate::outlet::{Interest, Observation, Observations, Outlet, Reading};
 use crate::tasks::Tasks;
 use shared::{
     Event, HistoryPoint, HistorySeries, HostId, Metric, RangeError, StorageHealth, StorageStatus,
@@ -232,7 +232,7 @@ impl Status {
 /// slow or full disk delays history, never a source: past [`QUEUE`] readings waiting, new ones are dropped,
 /// and counted.
 pub fn spawn_recorder(history: History, outlet: &Outlet, tasks: &Tasks) {
-    let rx = outlet.subscribe(QUEUE);
+    let rx = outlet.subscribe(Interest::Readings, QUEUE);
     tasks.spawn(run(history, outlet.clone(), rx, tasks.token().clone()));
 }
 

@@ -48,6 +48,15 @@ pub struct Outlet {
 struct Tap {
     tx: mpsc::Sender<Arc<Observation>>,
     missed: Arc<AtomicU64>,
+    wants_log_errors: bool,
+}
+
+/// What a consumer wants handed over: the history recorder stores readings only, so logged errors neither
+/// take room in its queue nor count as readings it missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    Readings,
+    ReadingsAndLogErrors,
 }
 
 /// A consumer's end: observations in order, and how many were dropped because it was behind.
@@ -101,13 +110,16 @@ impl Outlet {
     /// Entries just stored in the error log: the newest go on the stream (an ingest of thousands is read
     /// back from the store, not streamed), the errors among all of them to the consumers.
     pub fn logged(&self, stored: &[LogEntry]) {
-        let errors: Vec<(String, i64)> = stored
-            .iter()
-            .filter(|e| e.level >= Level::Error)
-            .map(|e| (e.service.clone(), e.t_ms))
-            .collect();
-        if !errors.is_empty() {
-            self.tap(Observation::LogErrors(errors));
+        // Copied only when some consumer counts them (the alert engine does).
+        if self.lock_taps().iter().any(|t| t.wants_log_errors) {
+            let errors: Vec<(String, i64)> = stored
+                .iter()
+                .filter(|e| e.level >= Level::Error)
+                .map(|e| (e.service.clone(), e.t_ms))
+                .collect();
+            if !errors.is_empty() {
+                self.tap(Observation::LogErrors(errors));
+            }
         }
         let mut newest: Vec<&LogEntry> = stored.iter().collect();
         newest.sort_by_key(|e| std::cmp::Reverse(e.cursor()));
@@ -116,14 +128,15 @@ impl Outlet {
             .publish(None, Event::Logs(newest.into_iter().cloned().collect()));
     }
 
-    /// Observations from now on, up to `capacity` queued before the newest are dropped (and counted).
+    /// Observations of `interest` from now on, up to `capacity` queued before the newest are dropped (and counted).
     /// Consumers subscribe while the server is built, before any source starts.
-    pub fn subscribe(&self, capacity: usize) -> Observations {
+    pub fn subscribe(&self, interest: Interest, capacity: usize) -> Observations {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let missed = Arc::new(AtomicU64::new(0));
         self.lock_taps().push(Tap {
             tx,
             missed: missed.clone(),
+            wants_log_errors: interest == Interest::ReadingsAndLogErrors,
         });
         Observations { rx, missed }
     }
@@ -138,8 +151,9 @@ impl Outlet {
         if taps.is_empty() {
             return;
         }
+        let log_errors = matches!(observation, Observation::LogErrors(_));
         let observation = Arc::new(observation);
-        for tap in taps.iter() {
+        for tap in taps.iter().filter(|t| t.wants_log_errors || !log_errors) {
             // Full: the consumer is behind and learns how many it missed. Closed: it has stopped.
             if let Err(mpsc::error::TrySendError::Full(_)) = tap.tx.try_send(observation.clone()) {
                 tap.missed.fetch_add(1, Ordering::Relaxed);
@@ -245,7 +259,10 @@ mod tests {
     #[test]
     fn a_reading_reaches_the_hub_and_every_consumer() {
         let outlet = outlet();
-        let (mut recorder, mut alerts) = (outlet.subscribe(8), outlet.subscribe(8));
+        let (mut recorder, mut alerts) = (
+            outlet.subscribe(Interest::ReadingsAndLogErrors, 8),
+            outlet.subscribe(Interest::ReadingsAndLogErrors, 8),
+        );
         let mut stream = outlet.hub().subscribe(None, shared::Role::Viewer).live;
         outlet.emit(Some(HostId("h".into())), health(42.0));
         assert!(stream.try_recv().is_ok());
@@ -264,7 +281,7 @@ mod tests {
     #[test]
     fn an_event_without_readings_goes_to_the_hub_only() {
         let outlet = outlet();
-        let mut rx = outlet.subscribe(8);
+        let mut rx = outlet.subscribe(Interest::ReadingsAndLogErrors, 8);
         let mut stream = outlet.hub().subscribe(None, shared::Role::Viewer).live;
         outlet.emit(None, Event::AlertRules(Vec::new()));
         assert!(stream.try_recv().is_ok());
@@ -272,9 +289,35 @@ mod tests {
     }
 
     #[test]
+    fn logged_errors_reach_only_the_consumers_that_want_them() {
+        let outlet = outlet();
+        let (mut recorder, mut alerts) = (
+            outlet.subscribe(Interest::Readings, 8),
+            outlet.subscribe(Interest::ReadingsAndLogErrors, 8),
+        );
+        let entry = |level| LogEntry {
+            id: 1,
+            t_ms: 5,
+            level,
+            service: "api".into(),
+            message: "boom".into(),
+            fields: Default::default(),
+        };
+        outlet.logged(&[entry(Level::Error), entry(Level::Info)]);
+        assert!(recorder.try_recv().is_none());
+        assert_eq!(
+            *alerts.try_recv().unwrap(),
+            Observation::LogErrors(vec![("api".into(), 5)])
+        );
+    }
+
+    #[test]
     fn a_consumer_that_falls_behind_misses_the_newest_and_is_told_how_many() {
         let outlet = outlet();
-        let (mut slow, mut fast) = (outlet.subscribe(2), outlet.subscribe(8));
+        let (mut slow, mut fast) = (
+            outlet.subscribe(Interest::ReadingsAndLogErrors, 2),
+            outlet.subscribe(Interest::ReadingsAndLogErrors, 8),
+        );
         for cpu in 0..5 {
             outlet.emit(Some(HostId("h".into())), health(cpu as f32));
         }

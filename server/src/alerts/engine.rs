@@ -4,7 +4,7 @@
 use super::handle::{AlertError, Alerts, Msg};
 use crate::clock::now_millis;
 use crate::notify::Notifier;
-use crate::outlet::{Observation, Outlet};
+use crate::outlet::{Interest, Observation, Outlet};
 use crate::tasks::Tasks;
 use shared::{
     Alert, AlertRule, AlertState, Event, LogRate, Phase, RECENT_ALERTS, RuleMetric, RuleSource,
@@ -54,7 +54,7 @@ pub async fn start(
     tasks: &Tasks,
 ) -> Result<Alerts, StoreError> {
     // Subscribed before anything is read, so no reading that arrives meanwhile is missed.
-    let mut observed = outlet.subscribe(QUEUE);
+    let mut observed = outlet.subscribe(Interest::ReadingsAndLogErrors, QUEUE);
     for saved in store.saved_rules().await? {
         if rules.iter().any(|r| r.name == saved.name) {
             tracing::warn!(
