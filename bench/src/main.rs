@@ -8,7 +8,10 @@
 //! - `store`: the embedded store under simulated per-second readings (see `store.rs`).
 //! - `logs`: error-log ingest throughput and page latency against a running server (see `logs.rs`).
 //! - `command`: one run of a configured command, end to end, and its output path (see `command.rs`).
+//! - `abuse`: what requests without an account cost a running server: made-up methods, a burst of wrong
+//!   passwords, slow clients, a flood of bad requests (see `abuse.rs`).
 
+mod abuse;
 mod command;
 mod logs;
 mod store;
@@ -109,10 +112,57 @@ enum Cmd {
         #[arg(long)]
         pid: Option<u32>,
     },
+    /// What requests without an account cost a running server (see `abuse.rs`).
+    Abuse {
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        #[command(subcommand)]
+        what: Abuse,
+    },
     /// First-load sizes (gzip -9) of the built site.
     Size {
         #[arg(long, default_value = "target/site")]
         site: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum Abuse {
+    /// Requests with made-up methods: the server's RSS before and after, and its /metrics series.
+    Methods {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 10_000)]
+        requests: usize,
+    },
+    /// Concurrent wrong-password sign-ins: password checks, lockouts, refusals and peak RSS.
+    SignIns {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value = "admin")]
+        name: String,
+        #[arg(long, default_value_t = 500)]
+        attempts: usize,
+        /// Source addresses to spread the attempts over (loopback 127.1.x.y).
+        #[arg(long, default_value_t = 1)]
+        addresses: usize,
+    },
+    /// Slow clients sending a head a byte a second, each from its own address; a signed-in user's
+    /// dashboard loads meanwhile (WATCHPOST_TOKEN).
+    Slow {
+        #[arg(long, default_value_t = 2_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 45)]
+        seconds: u64,
+    },
+    /// Bad requests without an account (cross-site POSTs, wrong setup codes, wrong passwords, unknown tokens)
+    /// from many addresses: the database's size before and after.
+    Flood {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        requests: usize,
     },
 }
 
@@ -198,6 +248,21 @@ fn main() -> Result<()> {
             pid,
         )),
         Cmd::Store { days } => block_on(store::store_bench(days.max(1))),
+        Cmd::Abuse { url, what } => match what {
+            Abuse::Methods { pid, requests } => {
+                block_on(abuse::methods(url, cli.token, pid, requests))
+            }
+            Abuse::SignIns {
+                pid,
+                name,
+                attempts,
+                addresses,
+            } => block_on(abuse::sign_ins(url, pid, name, attempts, addresses)),
+            Abuse::Slow { clients, seconds } => {
+                block_on(abuse::slow(url, cli.token, clients, seconds))
+            }
+            Abuse::Flood { data_dir, requests } => block_on(abuse::flood(url, &data_dir, requests)),
+        },
     }
 }
 
