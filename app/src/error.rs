@@ -33,7 +33,22 @@ pub enum AppError {
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
+    /// On the server, an error here comes from decoding the request (the function itself has not run): a
+    /// missing or mistyped argument, a body that is not UTF-8 or not the encoding the function takes. That
+    /// is the client's mistake, so it answers 400 with the decoder's message instead of the 500 the
+    /// server-function machinery would send. Other errors (encoding the answer) stay faults of the server.
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        #[cfg(feature = "ssr")]
+        if let ServerFnErrorErr::Args(m)
+        | ServerFnErrorErr::MissingArg(m)
+        | ServerFnErrorErr::Deserialization(m)
+        | ServerFnErrorErr::UnsupportedRequestMethod(m) = &value
+        {
+            if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(http::StatusCode::BAD_REQUEST);
+            }
+            return AppError::BadRequest(format!("the request's arguments are not valid: {m}"));
+        }
         AppError::Request(value)
     }
 }

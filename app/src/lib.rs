@@ -27,6 +27,8 @@ use leptos_router::{SsrMode, StaticSegment};
 /// The HTML document around the app. ECharts is a classic script ahead of the hydration scripts, because
 /// charming's renderer binds to the global `echarts` it defines.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -44,6 +46,28 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App />
             </body>
         </html>
+    }
+}
+
+/// The page's Content-Security-Policy, as a response header: scripts only from this origin or carrying this
+/// response's nonce (leptos puts it on its inline hydration scripts), WASM compiled from this origin, no
+/// plugins, no framing, forms and requests to this origin only. Styles allow inline `style` attributes:
+/// two panels set a bar's width that way, and ECharts writes its tooltips' markup with them.
+#[cfg(feature = "ssr")]
+fn content_security_policy() {
+    use leptos::nonce::use_nonce;
+    let (Some(nonce), Some(response)) =
+        (use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 

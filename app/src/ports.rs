@@ -141,9 +141,10 @@ pub trait OperationsPort: Send + Sync + 'static {
         first: u64,
     ) -> BoxFuture<Result<OutputPage, AppError>>;
 
-    /// The newest deployments of `service` (every service's when `None`), newest first.
+    /// The newest deployments of `service` (every service's when `None`) that `by` may see, newest first.
     fn deployments(
         &self,
+        by: &Caller,
         service: Option<String>,
         limit: usize,
     ) -> BoxFuture<Result<Vec<Deployment>, AppError>>;

@@ -11,7 +11,7 @@ use std::io::{BufRead, IsTerminal};
 use store::{Accounts, OpenOptions, SqliteStore};
 
 async fn open(config: &Config) -> anyhow::Result<SqliteStore> {
-    std::fs::create_dir_all(&config.server.data_dir)
+    crate::data_dir::prepare(&config.server.data_dir)
         .with_context(|| format!("cannot create {}", config.server.data_dir.display()))?;
     Ok(SqliteStore::open(
         &config.server.data_dir.join(DATABASE_FILE),
@@ -52,6 +52,16 @@ pub async fn user(config: &Config, command: &UserCommand) -> anyhow::Result<()> 
             let hash = secrets::hash_password(password).await?;
             let user = store.add_user(name, *role, &hash, now_millis()).await?;
             println!("added {} ({})", user.name, user.role);
+        }
+        UserCommand::Unlock { name } => {
+            let lifted = store.unlock_logins(name, now_millis()).await?;
+            match lifted {
+                0 => println!("no sign-in lock names '{name}'"),
+                n => println!(
+                    "lifted {n} sign-in lock{} of '{name}' (locks of whole addresses stay until they expire)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            }
         }
         UserCommand::List => {
             for u in store.users().await? {

@@ -8,7 +8,8 @@
 use crate::clock::now_millis;
 use crate::outlet::Outlet;
 use shared::{
-    DeployState, Deployment, DeploymentReport, Event, RECENT_DEPLOYMENTS, RunState, parse_step,
+    DeployState, Deployment, DeploymentReport, Event, RECENT_DEPLOYMENTS, Role, RunState,
+    parse_step,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,7 +60,11 @@ impl DeployBook {
                 "a deployment was cut short: Watchpost stopped while its command ran"
             );
         }
-        let mut recent = book.store.deployments(None, RECENT_DEPLOYMENTS).await?;
+        // Every deployment: each stream and snapshot leaves out what its reader's role may not see.
+        let mut recent = book
+            .store
+            .deployments(None, RECENT_DEPLOYMENTS, Role::Admin)
+            .await?;
         recent.reverse();
         for d in recent {
             book.outlet.emit(None, Event::Deployment(d));
@@ -71,22 +76,26 @@ impl DeployBook {
         self.outlet.emit(None, Event::Deployment(d.clone()));
     }
 
-    /// The newest deployments of `service` (all services when `None`), newest first.
+    /// The newest deployments of `service` (all services when `None`) that `role` may see, newest first.
     pub async fn history(
         &self,
         service: Option<&str>,
         limit: usize,
+        role: Role,
     ) -> Result<Vec<Deployment>, StoreError> {
-        self.store.deployments(service, limit.clamp(1, 500)).await
+        self.store
+            .deployments(service, limit.clamp(1, 500), role)
+            .await
     }
 
-    /// A deploy command's run was asked for: its deployment, queued.
+    /// A deploy command's run was asked for: its deployment, queued, seen by the run's `audience`.
     pub async fn queue_run(
         &self,
         actor: &str,
         service: &str,
         params: &BTreeMap<String, String>,
         run: i64,
+        audience: Role,
     ) -> Result<Deployment, StoreError> {
         let param = |names: &[&str]| names.iter().find_map(|n| params.get(*n).cloned());
         let d = self
@@ -102,6 +111,7 @@ impl DeployBook {
                 url: None,
                 description: None,
                 at_ms: now_millis(),
+                audience,
             })
             .await?;
         self.publish(&d);
@@ -287,6 +297,7 @@ impl DeployBook {
                         url,
                         description,
                         at_ms: now_millis(),
+                        audience: Role::Viewer,
                     })
                     .await?;
                 if step.is_some() || report.progress.is_some() {

@@ -15,6 +15,7 @@ mod auth;
 mod clock;
 mod commands;
 mod config;
+mod data_dir;
 mod deploy;
 mod history;
 mod http;
@@ -42,4 +43,15 @@ pub mod testing {
     pub use crate::notify::channel::{Channel, ChannelFile, check_channels};
     pub use crate::notify::group::Timing;
     pub use crate::sources::scrape::{ScrapeTarget, attach_tokens};
+
+    /// Every server function the app registers, as (path, method): what the bad-input suite sends to.
+    pub fn server_fn_paths() -> Vec<(String, String)> {
+        // The app's functions register themselves when the app crate is linked; naming it makes sure it is.
+        let _ = app::App;
+        let mut paths: Vec<(String, String)> = leptos::server_fn::axum::server_fn_paths()
+            .map(|(path, method)| (path.to_owned(), method.to_string()))
+            .collect();
+        paths.sort();
+        paths
+    }
 }

@@ -11,6 +11,7 @@ use crate::commands::{Commands, RunLogs};
 use crate::config::Config;
 use crate::deploy::DeployBook;
 use crate::history::{History, spawn_recorder};
+use crate::http::client_addr::TrustedProxies;
 use crate::http::sse::StreamConfig;
 use crate::http::{AppState, ServerPorts};
 use crate::hub::Hub;
@@ -65,6 +66,8 @@ pub const DATABASE_FILE: &str = "watchpost.db";
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: crate::http::serve::Limits,
+    trusted: TrustedProxies,
     local_addr: SocketAddr,
     tasks: Tasks,
     collector: Collector,
@@ -81,7 +84,7 @@ impl Application {
         config: Config,
         own_logs: Option<OwnLogs>,
     ) -> Result<Application, StartupError> {
-        std::fs::create_dir_all(&config.server.data_dir).map_err(|source| {
+        crate::data_dir::prepare(&config.server.data_dir).map_err(|source| {
             StartupError::DataDir {
                 path: config.server.data_dir.clone(),
                 source,
@@ -226,6 +229,7 @@ impl Application {
         if demo {
             crate::sources::demo::spawn_load(format!("http://{local_addr}"), &tasks);
         }
+        let trusted = TrustedProxies::new(config.server.trusted_proxies.clone());
         let state = AppState {
             hub: hub.clone(),
             history: history.clone(),
@@ -243,6 +247,7 @@ impl Application {
                 streams,
             },
             started: Instant::now(),
+            trusted: trusted.clone(),
         };
         let ports = ServerPorts {
             hub,
@@ -269,6 +274,8 @@ impl Application {
         Ok(Application {
             listener,
             router,
+            limits: config.server.limits.clone(),
+            trusted,
             local_addr,
             tasks,
             collector,
@@ -290,6 +297,8 @@ impl Application {
         crate::http::serve::serve(
             self.listener,
             self.router,
+            self.limits,
+            self.trusted,
             self.tasks.token().clone(),
             SHUTDOWN_GRACE,
         )

@@ -52,9 +52,82 @@ pub struct DbReading {
     pub note: Option<String>,
 }
 
+/// Who reads a watched database's statement texts. pg_stat_statements keeps utility statements verbatim,
+/// so a text may hold a literal that is a secret (`ALTER ROLE app PASSWORD '…'`): readers below this role
+/// see each statement's kind only (`ALTER …`), with its figures.
+pub const STATEMENT_AUDIENCE: crate::Role = crate::Role::Operator;
+
 impl DbReading {
+    /// This reading as a reader with `role` may see it: see [`STATEMENT_AUDIENCE`]. Watchpost's own store
+    /// lists operation names, not statements, and is shown whole.
+    pub fn for_role(mut self, role: crate::Role) -> DbReading {
+        if role < STATEMENT_AUDIENCE && self.kind != DbKind::Store {
+            for q in &mut self.queries {
+                q.query = statement_kind(&q.query);
+            }
+        }
+        self
+    }
+
+    /// Whether a reader below [`STATEMENT_AUDIENCE`] sees this reading differently.
+    pub fn has_statements(&self) -> bool {
+        self.kind != DbKind::Store && !self.queries.is_empty()
+    }
+
     /// Connections of every state and database together.
     pub fn total_connections(&self) -> u64 {
         self.connections.iter().map(|c| c.count).sum()
+    }
+}
+
+/// A statement's first word, upper-cased, and an ellipsis: `ALTER …`.
+fn statement_kind(text: &str) -> String {
+    let word: String = text
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .take(16)
+        .collect();
+    if word.is_empty() {
+        "…".to_owned()
+    } else {
+        format!("{} …", word.to_ascii_uppercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Role;
+
+    #[test]
+    fn statement_texts_are_for_operators() {
+        let reading = DbReading {
+            target: "shop".into(),
+            kind: DbKind::Postgres,
+            t_ms: 0,
+            error: None,
+            connections: Vec::new(),
+            queries: vec![QueryStat {
+                query: "alter role app password 'hunter2'".into(),
+                calls: 1,
+                mean_ms: 2.0,
+                total_ms: 2.0,
+            }],
+            tps: None,
+            cache_hit_ratio: None,
+            deadlocks: None,
+            note: None,
+        };
+        let viewer = reading.clone().for_role(Role::Viewer);
+        assert_eq!(viewer.queries[0].query, "ALTER …");
+        assert_eq!(viewer.queries[0].calls, 1);
+        assert_eq!(reading.clone().for_role(Role::Operator), reading);
+        let store = DbReading {
+            kind: DbKind::Store,
+            ..reading.clone()
+        };
+        assert_eq!(store.clone().for_role(Role::Viewer), store);
+        assert_eq!(statement_kind("  \n"), "…");
     }
 }

@@ -86,6 +86,9 @@ pub struct Deployment {
     pub created_ms: i64,
     pub updated_ms: i64,
     pub finished_ms: Option<i64>,
+    /// The least role that sees it: a command's deployment is seen by whoever sees the command's runs.
+    #[serde(default)]
+    pub audience: crate::Role,
 }
 
 impl Deployment {
@@ -190,6 +193,7 @@ mod tests {
             created_ms: 0,
             updated_ms,
             finished_ms: None,
+            audience: crate::Role::Viewer,
         }
     }
 

@@ -34,7 +34,7 @@ pub use commands::{
     CommandInfo, CommandKind, CommandRun, OutputChunk, OutputLine, OutputPage, ParamInfo,
     RECENT_RUNS, RunState, merge_output, merge_run,
 };
-pub use db::{ConnectionCount, DbKind, DbReading, QueryStat};
+pub use db::{ConnectionCount, DbKind, DbReading, QueryStat, STATEMENT_AUDIENCE};
 pub use deploy::{
     DeployState, Deployment, DeploymentReport, RECENT_DEPLOYMENTS, current_deployments,
     merge_deployment, parse_step,
@@ -136,6 +136,17 @@ impl Event {
         }
     }
 
+    /// The form of this event that readers below [`STATEMENT_AUDIENCE`] get, when it differs (a
+    /// database reading with statement texts): the stream sends them this instead.
+    pub fn for_lesser_readers(&self) -> Option<Event> {
+        match self {
+            Event::Db(reading) if reading.has_statements() => {
+                Some(Event::Db(reading.clone().for_role(Role::Viewer)))
+            }
+            _ => None,
+        }
+    }
+
     /// The least role whose streams carry this event: the stream leaves it out for everyone else.
     pub fn audience(&self) -> Role {
         match self {
@@ -143,6 +154,7 @@ impl Event {
             Event::Security(_) => SECURITY_AUDIENCE,
             Event::Command(run) => run.audience,
             Event::CommandOutput(chunk) => chunk.audience,
+            Event::Deployment(d) => d.audience,
             _ => Action::View.least_role(),
         }
     }
@@ -292,6 +304,8 @@ impl Snapshot {
             self.security.clear();
         }
         self.runs.retain(|r| r.audience <= role);
+        self.deployments.retain(|d| d.audience <= role);
+        self.db = self.db.into_iter().map(|d| d.for_role(role)).collect();
         self
     }
 }

@@ -77,6 +77,23 @@ pub trait Accounts: Send + Sync + 'static {
     /// How many addresses `user_id` has signed in from.
     async fn address_count(&self, user_id: i64) -> Result<u64, StoreError>;
 
+    /// Whether `user_id` has signed in from `ip` before.
+    async fn known_address(&self, user_id: i64, ip: &str) -> Result<bool, StoreError>;
+
+    /// Locks sign-ins under each of `keys` until `until_ms` (a later lock of a key wins).
+    async fn lock_logins(&self, keys: &[String], until_ms: i64) -> Result<(), StoreError>;
+
+    /// The latest time any of `keys` stays locked until, if one is locked after `now_ms`.
+    async fn logins_locked_until(
+        &self,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Lifts every lock that names `name` (its own, and those of it with an address); also drops expired
+    /// locks. How many were lifted.
+    async fn unlock_logins(&self, name: &str, now_ms: i64) -> Result<u64, StoreError>;
+
     /// Notes that `user_id` signed in from `ip`; true when it is the first time.
     async fn remember_address(
         &self,
@@ -343,6 +360,73 @@ impl Accounts for SqliteStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    async fn known_address(&self, user_id: i64, ip: &str) -> Result<bool, StoreError> {
+        let _timed = self.timed("accounts");
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM login_addresses WHERE user_id = ? AND ip = ?")
+                .bind(user_id)
+                .bind(ip)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    async fn lock_logins(&self, keys: &[String], until_ms: i64) -> Result<(), StoreError> {
+        let _timed = self.timed("accounts");
+        let mut tx = self.writer.begin().await?;
+        for key in keys {
+            sqlx::query(
+                "INSERT INTO login_locks (lock_key, until_ms) VALUES (?, ?) \
+                 ON CONFLICT (lock_key) DO UPDATE SET until_ms = MAX(until_ms, excluded.until_ms)",
+            )
+            .bind(key)
+            .bind(until_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn logins_locked_until(
+        &self,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let _timed = self.timed("accounts");
+        let mut latest: Option<i64> = None;
+        for key in keys {
+            let until: Option<i64> = sqlx::query_scalar(
+                "SELECT until_ms FROM login_locks WHERE lock_key = ? AND until_ms > ?",
+            )
+            .bind(key)
+            .bind(now_ms)
+            .fetch_optional(&self.reader)
+            .await?;
+            latest = latest.max(until);
+        }
+        Ok(latest)
+    }
+
+    async fn unlock_logins(&self, name: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let _timed = self.timed("accounts");
+        let name = name.to_lowercase();
+        let done = sqlx::query(
+            "DELETE FROM login_locks WHERE (lock_key = ? OR substr(lock_key, 1, ?) = ?) AND until_ms > ?",
+        )
+        .bind(format!("name:{name}"))
+        .bind(i64::try_from(format!("pair:{name}|").chars().count()).unwrap_or(i64::MAX))
+        .bind(format!("pair:{name}|"))
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        sqlx::query("DELETE FROM login_locks WHERE until_ms <= ?")
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn remember_address(
         &self,
         user_id: i64,
@@ -475,6 +559,39 @@ mod tests {
             .await
             .unwrap();
         (dir, store)
+    }
+
+    #[tokio::test]
+    async fn sign_in_locks_are_kept_lifted_by_name_and_expire() {
+        let (_dir, s) = store().await;
+        let keys = |v: &[&str]| v.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        s.lock_logins(&keys(&["pair:ana|10.0.0.9", "ip:10.0.0.9"]), 1_000)
+            .await
+            .unwrap();
+        s.lock_logins(&keys(&["pair:ana|10.0.0.9"]), 500)
+            .await
+            .unwrap();
+        s.lock_logins(&keys(&["pair:anabel|10.0.0.7"]), 1_000)
+            .await
+            .unwrap();
+        let ana = keys(&["pair:ana|10.0.0.9", "name:ana"]);
+        assert_eq!(s.logins_locked_until(&ana, 100).await.unwrap(), Some(1_000));
+        assert_eq!(s.logins_locked_until(&ana, 1_000).await.unwrap(), None);
+        assert_eq!(s.unlock_logins("ANA", 100).await.unwrap(), 1);
+        assert_eq!(s.logins_locked_until(&ana, 100).await.unwrap(), None);
+        // The address's own lock and another name's stay.
+        assert_eq!(
+            s.logins_locked_until(&keys(&["ip:10.0.0.9"]), 100)
+                .await
+                .unwrap(),
+            Some(1_000)
+        );
+        assert_eq!(
+            s.logins_locked_until(&keys(&["pair:anabel|10.0.0.7"]), 100)
+                .await
+                .unwrap(),
+            Some(1_000)
+        );
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 use crate::StoreError;
 use crate::sqlite::SqliteStore;
 use async_trait::async_trait;
-use shared::{DeployState, Deployment};
+use shared::{DeployState, Deployment, Role};
 use sqlx::Row;
 
 /// A deployment before the store has given it an id.
@@ -18,6 +18,8 @@ pub struct NewDeployment {
     pub url: Option<String>,
     pub description: Option<String>,
     pub at_ms: i64,
+    /// The least role that sees it.
+    pub audience: Role,
 }
 
 #[async_trait]
@@ -31,10 +33,12 @@ pub trait Deployments: Send + Sync + 'static {
     async fn deployment(&self, id: i64) -> Result<Option<Deployment>, StoreError>;
 
     /// The newest deployments (of `service` when given), newest first.
+    /// The newest deployments of `service` (every service's when `None`) that `role` may see, newest first.
     async fn deployments(
         &self,
         service: Option<&str>,
         limit: usize,
+        role: Role,
     ) -> Result<Vec<Deployment>, StoreError>;
 
     /// Deployments that a command run carried out and that never finished (Watchpost died): they end as
@@ -43,7 +47,7 @@ pub trait Deployments: Send + Sync + 'static {
 }
 
 const COLUMNS: &str = "id, service, environment, version, state, step, progress, actor, run_id, url, \
-                       description, created_ms, updated_ms, finished_ms";
+                       description, created_ms, updated_ms, finished_ms, audience";
 
 fn deployment_of(row: &sqlx::sqlite::SqliteRow) -> Result<Deployment, StoreError> {
     let state: String = row.try_get("state")?;
@@ -64,6 +68,10 @@ fn deployment_of(row: &sqlx::sqlite::SqliteRow) -> Result<Deployment, StoreError
         created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
         finished_ms: row.try_get("finished_ms")?,
+        audience: row
+            .try_get::<String, _>("audience")?
+            .parse()
+            .map_err(|e: shared::UnknownRole| StoreError::Corrupt(e.to_string()))?,
     })
 }
 
@@ -74,7 +82,8 @@ impl Deployments for SqliteStore {
         let finished = d.state.finished().then_some(d.at_ms);
         let row = sqlx::query(&format!(
             "INSERT INTO deployments (service, environment, version, state, actor, run_id, url, description, \
-             created_ms, updated_ms, finished_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+             created_ms, updated_ms, finished_ms, audience) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             RETURNING {COLUMNS}"
         ))
         .bind(&d.service)
         .bind(&d.environment)
@@ -87,6 +96,7 @@ impl Deployments for SqliteStore {
         .bind(d.at_ms)
         .bind(d.at_ms)
         .bind(finished)
+        .bind(d.audience.as_str())
         .fetch_one(&self.writer)
         .await?;
         deployment_of(&row)
@@ -124,27 +134,27 @@ impl Deployments for SqliteStore {
         &self,
         service: Option<&str>,
         limit: usize,
+        role: Role,
     ) -> Result<Vec<Deployment>, StoreError> {
         let _timed = self.timed("deployments");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows =
-            match service {
-                Some(service) => sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM deployments WHERE service = ? ORDER BY id DESC LIMIT ?"
-                ))
-                .bind(service)
-                .bind(limit)
-                .fetch_all(&self.reader)
-                .await?,
-                None => {
-                    sqlx::query(&format!(
-                        "SELECT {COLUMNS} FROM deployments ORDER BY id DESC LIMIT ?"
-                    ))
-                    .bind(limit)
-                    .fetch_all(&self.reader)
-                    .await?
-                }
-            };
+        // The roles at or below `role`, as a JSON array for `json_each`: one statement for any role.
+        let seen: Vec<&str> = Role::ALL
+            .iter()
+            .filter(|r| **r <= role)
+            .map(|r| r.as_str())
+            .collect();
+        let seen = serde_json::to_string(&seen).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM deployments WHERE (? IS NULL OR service = ?) \
+             AND audience IN (SELECT value FROM json_each(?)) ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(service)
+        .bind(service)
+        .bind(seen)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(deployment_of).collect()
     }
 
@@ -185,6 +195,7 @@ mod tests {
             url: Some("https://ci.example/1".into()),
             description: None,
             at_ms: 100,
+            audience: Role::Viewer,
         };
         let first = s.add_deployment(new("shop", "1.0")).await.unwrap();
         s.add_deployment(new("blog", "2.0")).await.unwrap();
@@ -196,9 +207,31 @@ mod tests {
         let stored = s.update_deployment(&moved).await.unwrap().unwrap();
         assert_eq!(stored, moved);
         assert_eq!(s.deployment(first.id).await.unwrap(), Some(moved));
-        let shop = s.deployments(Some("shop"), 10).await.unwrap();
+        let shop = s.deployments(Some("shop"), 10, Role::Viewer).await.unwrap();
         assert_eq!(shop.len(), 1);
-        assert_eq!(s.deployments(None, 10).await.unwrap().len(), 2);
+        assert_eq!(
+            s.deployments(None, 10, Role::Viewer).await.unwrap().len(),
+            2
+        );
+        let admins_only = s
+            .add_deployment(NewDeployment {
+                audience: Role::Admin,
+                ..new("db", "9")
+            })
+            .await
+            .unwrap();
+        assert_eq!(admins_only.audience, Role::Admin);
+        assert_eq!(
+            s.deployments(None, 10, Role::Operator).await.unwrap().len(),
+            2
+        );
+        assert_eq!(s.deployments(None, 10, Role::Admin).await.unwrap().len(), 3);
+        assert!(
+            s.deployments(Some("db"), 10, Role::Viewer)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // Only deployments a command carries out are orphaned by a crash; CI's go on reporting.
         assert!(s.end_orphaned_deployments(200).await.unwrap().is_empty());
     }

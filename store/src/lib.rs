@@ -123,6 +123,8 @@ pub struct Maintenance {
     pub chunks_sealed: u64,
     pub rows_pruned: u64,
     pub logs_pruned: u64,
+    /// Security alerts past their retention or count, expired sessions and sign-in locks.
+    pub accounts_pruned: u64,
 }
 
 /// The store every part of Watchpost writes to and reads from.

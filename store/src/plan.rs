@@ -12,6 +12,12 @@ pub struct Retention {
     pub hour: Duration,
     /// Error-log entries.
     pub logs: Duration,
+    /// Security alerts (failed sign-ins, lockouts, invalid tokens: rows that requests without an account
+    /// can cause).
+    pub security: Duration,
+    /// Security alerts kept at most, the newest, whatever their age: a flood from many addresses stays
+    /// bounded within `security`.
+    pub security_max: u64,
 }
 
 impl Default for Retention {
@@ -22,6 +28,8 @@ impl Default for Retention {
             minute: Duration::from_secs(30 * 24 * 3600),
             hour: Duration::from_secs(365 * 24 * 3600),
             logs: Duration::from_secs(30 * 24 * 3600),
+            security: Duration::from_secs(90 * 24 * 3600),
+            security_max: 100_000,
         }
     }
 }
@@ -38,6 +46,11 @@ impl Retention {
     /// Entries older than this (Unix ms) are pruned at `now_ms`.
     pub fn logs_cutoff(&self, now_ms: i64) -> i64 {
         now_ms.saturating_sub(i64::try_from(self.logs.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Security alerts older than this (Unix ms) are pruned at `now_ms`.
+    pub fn security_cutoff(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_sub(i64::try_from(self.security.as_millis()).unwrap_or(i64::MAX))
     }
 
     /// Points of `tier` older than this (Unix ms) are pruned at `now_ms`.

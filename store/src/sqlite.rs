@@ -70,6 +70,23 @@ impl Drop for Timed<'_> {
     }
 }
 
+/// Creates the database file with mode 0600 before SQLite opens it (SQLite would create it with the
+/// process's umask, usually world-readable), and narrows an existing one. SQLite gives its `-wal` and `-shm`
+/// files the mode of the database file.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date. A database whose
     /// schema is newer than this build is refused rather than touched.
@@ -78,6 +95,7 @@ impl SqliteStore {
             path: path.to_owned(),
             source,
         };
+        private_file(path).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         let base = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -264,6 +282,37 @@ impl SqliteStore {
         Ok((rows, logs))
     }
 
+    /// Prunes what requests without an account can add rows to, and what has expired: security alerts past
+    /// their age or beyond their count (the newest stay), sessions past their end, lapsed sign-in locks.
+    async fn prune_accounts(&self, now_ms: i64, retention: &Retention) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut pruned = sqlx::query("DELETE FROM security_alerts WHERE t_ms < ?")
+            .bind(retention.security_cutoff(now_ms))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        pruned += sqlx::query(
+            "DELETE FROM security_alerts WHERE id <= \
+             (SELECT id FROM security_alerts ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        )
+        .bind(i64::try_from(retention.security_max).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        for sql in [
+            "DELETE FROM sessions WHERE expires_ms <= ?",
+            "DELETE FROM login_locks WHERE until_ms <= ?",
+        ] {
+            pruned += sqlx::query(sql)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
     /// Seals the open per-second points before `before` into one compressed chunk per series and hour.
     async fn seal(&self, before: i64) -> Result<u64, StoreError> {
         // Per series through the primary key, rather than a scan of every open row.
@@ -430,6 +479,7 @@ impl Store for SqliteStore {
         let _timed = self.timed("maintain");
         // Pruning first: it frees pages, so on a full disk or quota the rollups below get room again.
         let (rows_pruned, logs_pruned) = self.prune(now_ms, retention).await?;
+        let accounts_pruned = self.prune_accounts(now_ms, retention).await?;
         let settled = now_ms - ROLLUP_DELAY_MS;
         let (minutes_rolled, minute_mark) = self
             .roll_up(Tier::Minute, settled.div_euclid(MINUTE) * MINUTE)
@@ -438,6 +488,7 @@ impl Store for SqliteStore {
             minutes_rolled,
             rows_pruned,
             logs_pruned,
+            accounts_pruned,
             ..Maintenance::default()
         };
         if let Some(minute_mark) = minute_mark {
@@ -661,6 +712,21 @@ mod tests {
             .unwrap()
     }
 
+    #[tokio::test]
+    async fn the_database_and_its_journal_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        crate::Accounts::user_count(&s).await.unwrap();
+        for name in ["w.db", "w.db-wal", "w.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+    }
+
     fn singles(name: &str, from: i64, values: &[f64]) -> Vec<(String, HistoryPoint)> {
         values
             .iter()
@@ -864,6 +930,68 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn security_alerts_sessions_and_locks_are_pruned_by_age_and_count() {
+        use crate::Accounts;
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let retention = Retention {
+            security: Duration::from_secs(60),
+            security_max: 3,
+            ..Retention::default()
+        };
+        let now = T0 + HOUR;
+        for (i, t) in [
+            now - 60_001,
+            now - 50_000,
+            now - 40_000,
+            now - 30_000,
+            now - 20_000,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.add_security_alert(shared::SecurityAlert {
+                id: 0,
+                t_ms: t,
+                kind: shared::SecurityKind::FailedLogin,
+                severity: shared::Severity::Warning,
+                user: None,
+                ip: None,
+                message: format!("alert {i}"),
+                acknowledged_by: None,
+                acknowledged_ms: None,
+            })
+            .await
+            .unwrap();
+        }
+        let user = s
+            .add_user("ana", shared::Role::Viewer, "$argon2id$x", 1)
+            .await
+            .unwrap();
+        s.add_session(&[1; 32], user.id, 1, now - 1, "::1")
+            .await
+            .unwrap();
+        s.add_session(&[2; 32], user.id, 1, now + HOUR, "::1")
+            .await
+            .unwrap();
+        s.lock_logins(&["ip:10.0.0.1".to_owned()], now - 1)
+            .await
+            .unwrap();
+        let done = s.maintain(now, &retention).await.unwrap();
+        // One too old, one beyond the count of three; one session and one lock expired.
+        assert_eq!(done.accounts_pruned, 4);
+        let kept: Vec<String> = s
+            .security_alerts(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.message)
+            .collect();
+        assert_eq!(kept, ["alert 4", "alert 3", "alert 2"]);
+        assert!(s.session_user(&[2; 32], now).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
     async fn points_for_the_same_second_merge() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir).await;
@@ -894,6 +1022,7 @@ mod tests {
             minute: Duration::from_secs(2 * 3600),
             hour: Duration::from_secs(3 * 3600),
             logs: Duration::from_secs(3600),
+            ..Retention::default()
         };
         s.append(&singles("m", T0, &vec![1.0; 4 * 3600]))
             .await

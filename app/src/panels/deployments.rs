@@ -13,8 +13,13 @@ pub async fn deployment_history(
     service: Option<String>,
     limit: u32,
 ) -> Result<Vec<Deployment>, AppError> {
-    let (_, ports) = crate::ports::authorize(shared::Action::View)?;
-    crate::ports::with_status(ports.operations.deployments(service, limit as usize).await)
+    let (caller, ports) = crate::ports::authorize(shared::Action::View)?;
+    crate::ports::with_status(
+        ports
+            .operations
+            .deployments(&caller, service, limit as usize)
+            .await,
+    )
 }
 
 /// Deployments a service's history shows.

@@ -268,7 +268,7 @@ impl Commands {
             match self
                 .inner
                 .deploys
-                .queue_run(&caller.name, &target, &run.params, run.id)
+                .queue_run(&caller.name, &target, &run.params, run.id, run.audience)
                 .await
             {
                 Ok(d) => Some(d),

@@ -49,6 +49,9 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+    /// Lift the sign-in lockouts of a user (from every address), e.g. after a guessing attempt locked them
+    /// out; takes effect on the running server at once.
+    Unlock { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ use crate::alerts::{AlertRuleFile, check_rules};
 use crate::auth::AuthConfig;
 use crate::auth::security::LockoutConfig;
 use crate::commands::spec::{CommandFile, CommandSpec, check_all};
+use crate::http::serve::Limits;
 use crate::notify::channel::{Channel, ChannelFile, check_channels};
 use crate::notify::{NotifyConfig, NotifyFile};
 use crate::sources::postgres::PostgresTarget;
@@ -57,6 +58,10 @@ pub struct ServerSection {
     pub environment: String,
     /// Whether the sample workload runs.
     pub demo: bool,
+    /// Proxies whose forwarding headers give the client's address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How slow and how many clients may be.
+    pub limits: Limits,
 }
 
 impl Default for ServerSection {
@@ -67,6 +72,8 @@ impl Default for ServerSection {
             site_root: PathBuf::from("target/site"),
             environment: "default".into(),
             demo: false,
+            trusted_proxies: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -184,6 +191,10 @@ impl Config {
         let invalid = |name: &'static str| move |message| ConfigError::Invalid { name, message };
         let mut scrape = s.scrape;
         attach_tokens(&mut scrape, &s.scrape_token_file).map_err(invalid("scrape-token-file"))?;
+        let mut postgres = s.postgres;
+        for file in &s.postgres_url_file {
+            postgres.push(file.read().map_err(invalid("postgres-url-file"))?);
+        }
         let config = Config {
             server: ServerSection {
                 listen: s.listen.unwrap_or(d.server.listen),
@@ -191,6 +202,19 @@ impl Config {
                 site_root: s.site_root.unwrap_or(d.server.site_root),
                 environment: s.environment.unwrap_or(d.server.environment),
                 demo: s.demo,
+                trusted_proxies: s.trusted_proxy,
+                limits: Limits {
+                    max_connections: s.max_connections.unwrap_or(d.server.limits.max_connections),
+                    max_unsigned_per_address: s
+                        .max_unsigned_connections_per_address
+                        .unwrap_or(d.server.limits.max_unsigned_per_address),
+                    header_read_timeout: s
+                        .header_read_timeout
+                        .unwrap_or(d.server.limits.header_read_timeout),
+                    body_read_timeout: s
+                        .body_read_timeout
+                        .unwrap_or(d.server.limits.body_read_timeout),
+                },
             },
             sampling: Sampling {
                 interval: s.interval.unwrap_or(d.sampling.interval),
@@ -210,13 +234,17 @@ impl Config {
                     minute: s.retention_minute.unwrap_or(d.storage.retention.minute),
                     hour: s.retention_hour.unwrap_or(d.storage.retention.hour),
                     logs: s.retention_logs.unwrap_or(d.storage.retention.logs),
+                    security: s.retention_security.unwrap_or(d.storage.retention.security),
+                    security_max: s
+                        .max_security_alerts
+                        .unwrap_or(d.storage.retention.security_max),
                 },
                 quota: s.store_quota,
             },
             sources: Sources {
                 tail_logs: s.tail_log,
                 scrape,
-                postgres: s.postgres,
+                postgres,
             },
             auth: AuthConfig {
                 session_ttl: s.session_ttl.unwrap_or(d.auth.session_ttl),
@@ -288,6 +316,21 @@ impl Config {
                 return invalid(name, format!("must be between 1s and 7d, got {value:?}"));
             }
         }
+        let l = &self.server.limits;
+        if l.max_connections == 0 || l.max_unsigned_per_address == 0 {
+            return invalid(
+                "max-connections",
+                "connection caps must be at least 1".to_owned(),
+            );
+        }
+        for (name, t) in [
+            ("header-read-timeout", l.header_read_timeout),
+            ("body-read-timeout", l.body_read_timeout),
+        ] {
+            if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&t) {
+                return invalid(name, format!("must be between 100ms and 1h, got {t:?}"));
+            }
+        }
         if !(1..=1000).contains(&self.stream.max_streams_per_user) {
             return invalid(
                 "max-streams-per-user",
@@ -345,6 +388,18 @@ impl Config {
             return invalid(
                 "retention-logs",
                 format!("must be between 1m and 10y, got {:?}", r.logs),
+            );
+        }
+        if r.security < Duration::from_secs(60) || r.security > MAX_RETENTION {
+            return invalid(
+                "retention-security",
+                format!("must be between 1m and 10y, got {:?}", r.security),
+            );
+        }
+        if r.security_max < 100 {
+            return invalid(
+                "max-security-alerts",
+                format!("must be at least 100, got {}", r.security_max),
             );
         }
         if self.server.environment.trim().is_empty() {

@@ -5,9 +5,10 @@
 //! decided after both are read: flags and environment variables over the file over the defaults, which live
 //! with the sections of `Config`.
 
-use crate::sources::postgres::PostgresTarget;
+use crate::sources::postgres::{PostgresTarget, PostgresUrlFile};
 use crate::sources::scrape::{ScrapeTarget, ScrapeTokenFile};
 use crate::sources::tail::TailedFile;
+use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -76,6 +77,14 @@ settings! {
     /// How long error-log entries are kept [default: 30d].
     #[arg(long, env = "WATCHPOST_RETENTION_LOGS", value_parser = parse_duration)]
     retention_logs: Option<Duration> = parse_duration,
+    /// How long security alerts are kept (failed sign-ins, lockouts, invalid tokens), e.g. `90d`
+    /// [default: 90d].
+    #[arg(long, env = "WATCHPOST_RETENTION_SECURITY", value_parser = parse_duration)]
+    retention_security: Option<Duration> = parse_duration,
+    /// Security alerts kept at most, the newest (a flood of failed sign-ins from many addresses stays
+    /// bounded) [default: 100000].
+    #[arg(long, env = "WATCHPOST_MAX_SECURITY_ALERTS")]
+    max_security_alerts: Option<u64> = from_str,
     /// A log file to follow into the error log, as SERVICE=PATH; repeat for more files (comma-separated in
     /// the environment variable).
     #[arg(long = "tail-log", env = "WATCHPOST_TAIL_LOG", value_delimiter = ',')]
@@ -96,6 +105,14 @@ settings! {
     /// more (comma-separated in the environment variable).
     #[arg(long = "postgres", env = "WATCHPOST_POSTGRES", value_delimiter = ',')]
     postgres: Vec<PostgresTarget> = from_str,
+    /// A PostgreSQL database whose URL (with its password) is in a file, as NAME=PATH: a password given with
+    /// `--postgres` is visible to every local user in `ps`; repeat for more.
+    #[arg(
+        long = "postgres-url-file",
+        env = "WATCHPOST_POSTGRES_URL_FILE",
+        value_delimiter = ','
+    )]
+    postgres_url_file: Vec<PostgresUrlFile> = from_str,
     /// The most disk space the database may take, e.g. `2GiB`; past it history stops being saved, as on a
     /// full disk [default: no limit].
     #[arg(long, env = "WATCHPOST_STORE_QUOTA", value_parser = parse_size)]
@@ -110,8 +127,26 @@ settings! {
     /// Mark the session cookie Secure: set it when browsers reach Watchpost over HTTPS (a TLS proxy).
     #[arg(long, env = "WATCHPOST_SECURE_COOKIE")]
     secure_cookie: bool = from_str,
-    /// Failed sign-ins (per address or per user name) within --lockout-window that lock sign-ins out
-    /// [default: 5].
+    /// Connections open at once; past it a new one gets a 503 and is closed [default: 25000].
+    #[arg(long, env = "WATCHPOST_MAX_CONNECTIONS")]
+    max_connections: Option<usize> = from_str,
+    /// Connections one address may hold that have not carried a signed-in request; past it a new one gets
+    /// a 429 and is closed (a trusted proxy's are not counted) [default: 128].
+    #[arg(long, env = "WATCHPOST_MAX_UNSIGNED_CONNECTIONS_PER_ADDRESS")]
+    max_unsigned_connections_per_address: Option<usize> = from_str,
+    /// How long a client has to send a request's head, e.g. `30s` [default: 30s].
+    #[arg(long, env = "WATCHPOST_HEADER_READ_TIMEOUT", value_parser = parse_duration)]
+    header_read_timeout: Option<Duration> = parse_duration,
+    /// How long a client has to send a request's body after its head, in all, e.g. `30s` [default: 30s].
+    #[arg(long, env = "WATCHPOST_BODY_READ_TIMEOUT", value_parser = parse_duration)]
+    body_read_timeout: Option<Duration> = parse_duration,
+    /// A proxy whose `Forwarded` / `X-Forwarded-For` header gives the client's address (for the audit trail,
+    /// alerts and the sign-in lockout), as a CIDR block such as 10.0.0.0/8 or 192.0.2.7/32; repeat for more.
+    /// The header from any other peer is ignored [default: none].
+    #[arg(long = "trusted-proxy", env = "WATCHPOST_TRUSTED_PROXY", value_delimiter = ',')]
+    trusted_proxy: Vec<IpNet> = from_str,
+    /// Sign-in attempts within --lockout-window that lock sign-ins out: for a name from one address, for
+    /// an address, and for a name from addresses its user has never signed in from [default: 5].
     #[arg(long, env = "WATCHPOST_LOCKOUT_AFTER")]
     lockout_after: Option<u32> = from_str,
     /// The window failed sign-ins are counted in, e.g. `10m` [default: 10m].

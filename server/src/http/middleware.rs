@@ -2,14 +2,16 @@
 //! writes, and finding whom the request is from.
 
 use crate::auth::{Auth, Credential, SESSION_COOKIE};
+use crate::http::client_addr::ClientAddr;
 use crate::http::error::ApiError;
-use crate::sources::http_self::{FALLBACK_ROUTE, HttpMetrics, UNTIMED};
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use crate::http::serve::ConnectionSlot;
+use crate::sources::http_self::{FALLBACK_ROUTE, HttpMetrics, UNTIMED, method_label};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use shared::{Caller, Me};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -71,10 +73,10 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
     }
     match auth.principal(credential(req.headers())).await {
         Ok(Some(principal)) => {
-            let ip = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+            if let Some(slot) = req.extensions().get::<Arc<ConnectionSlot>>() {
+                slot.signed_in();
+            }
+            let ip = client(&req).to_string();
             req.extensions_mut().insert(Me {
                 name: principal.name.clone(),
                 role: principal.role,
@@ -96,10 +98,8 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
             Redirect::to(&format!("/login?next={}", encode(&target))).into_response()
         }
         Ok(None) => {
-            if bearer(req.headers()).is_some()
-                && let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
-            {
-                auth.invalid_token(peer.ip(), req.uri().path()).await;
+            if bearer(req.headers()).is_some() {
+                auth.invalid_token(client(&req), req.uri().path()).await;
             }
             let message = if bearer(req.headers()).is_some() {
                 "the API token is not valid (unknown or revoked)"
@@ -115,6 +115,13 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
             ApiError::unavailable(format!("accounts cannot be read: {e}")).into_response()
         }
     }
+}
+
+/// The client's address, as [`crate::http::client_addr::resolve`] found it.
+fn client(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ClientAddr>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0)
 }
 
 /// Percent-encodes a path for a query parameter.
@@ -176,10 +183,10 @@ pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: 
     if UNTIMED.contains(&route.as_str()) {
         return next.run(req).await;
     }
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = Instant::now();
     let response = next.run(req).await;
-    metrics.record(&route, &method, response.status(), started.elapsed());
+    metrics.record(&route, method, response.status(), started.elapsed());
     response
 }
 

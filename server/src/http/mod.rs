@@ -2,7 +2,9 @@
 //! serving connections, the SSE stream, and every route handler. Nothing below this module knows HTTP: the
 //! domain returns its own errors, mapped to a status and a readable message here.
 
+pub mod client_addr;
 pub mod error;
+mod headers;
 pub mod middleware;
 mod ports;
 mod routes;
@@ -52,6 +54,8 @@ pub struct AppState {
     pub collector: Arc<CollectorStatus>,
     pub stream: StreamConfig,
     pub started: Instant,
+    /// Proxies whose forwarding headers give the client's address.
+    pub trusted: client_addr::TrustedProxies,
 }
 
 /// The whole router: the live routes, the JSON API, `--demo`'s sample API when `demo`, and the web app, inside
@@ -104,9 +108,13 @@ pub fn router(state: AppState, demo: bool, leptos_options: LeptosOptions, ports:
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http());
 
-    // Outermost first: time every request (refused ones too), refuse cross-site writes, then find who the
-    // request is from.
-    let (auth, metrics) = (state.auth.clone(), state.http_metrics.clone());
+    // Outermost first: find the client's address (behind a trusted proxy), time every request (refused ones
+    // too), refuse cross-site writes, then find who the request is from.
+    let (auth, metrics, trusted) = (
+        state.auth.clone(),
+        state.http_metrics.clone(),
+        state.trusted.clone(),
+    );
     let demo_api = demo.then(|| routes::demo::routes(state.logs.clone()));
     let routes = live.merge(api).with_state(state);
     // `--demo`'s sample API stands for a user's own service: served as such, not compressed.
@@ -125,4 +133,9 @@ pub fn router(state: AppState, demo: bool, leptos_options: LeptosOptions, ports:
             metrics,
             middleware::track,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            trusted,
+            client_addr::resolve,
+        ))
+        .layer(axum::middleware::from_fn(headers::security_headers))
 }

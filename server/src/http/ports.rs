@@ -316,13 +316,14 @@ impl OperationsPort for ServerPorts {
 
     fn deployments(
         &self,
+        by: &Caller,
         service: Option<String>,
         limit: usize,
     ) -> BoxFuture<Result<Vec<Deployment>, AppError>> {
-        let deploys = self.deploys.clone();
+        let (deploys, role) = (self.deploys.clone(), by.role);
         Box::pin(async move {
             deploys
-                .history(service.as_deref(), limit)
+                .history(service.as_deref(), limit, role)
                 .await
                 .map_err(unavailable)
         })

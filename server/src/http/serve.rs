@@ -10,39 +10,213 @@
 //! connection at once, as it did before, so its slot (and its place under the per-user stream limit) is
 //! given back at once.
 //!
-//! hyper's own 30 s limit for reading a request head is set explicitly (it needs a timer to take effect):
-//! a client that sends no complete head within 30 s, an idle keep-alive connection included, is closed.
+//! Slow and numerous clients are bounded (see [`Limits`]): a request head must arrive whole within
+//! `header_read_timeout` (hyper's own limit, which needs a timer to take effect; an idle keep-alive
+//! connection included), a request body within `body_read_timeout` of its head (a total, not a gap between
+//! bytes, so one byte a second does not keep it open); at most `max_connections` are open at once, and one
+//! address holds at most `max_unsigned_per_address` connections that have not carried a signed-in request.
+//! Signed-in users' streams have their own per-user limit (`auth::streams`). Past a cap, the connection gets
+//! a short 503 (or 429) and is closed.
 
+use crate::http::client_addr::TrustedProxies;
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::collections::HashMap;
+use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-/// How long a client has to send a complete request head (hyper's default, made explicit).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How slow and how many clients may be.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Connections one address may hold that have not carried a signed-in request (a trusted proxy's are not
+    /// counted: it speaks for many clients).
+    pub max_unsigned_per_address: usize,
+    /// How long a client has to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// How long a client has to send a request body, from the end of its head.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 25_000,
+            max_unsigned_per_address: 128,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The open connections, in all and per address while not signed in.
+struct Admission {
+    open: Arc<Semaphore>,
+    unsigned: Mutex<HashMap<IpAddr, usize>>,
+    per_address: usize,
+    trusted: TrustedProxies,
+}
+
+/// Why a connection was turned away.
+enum Refused {
+    Full,
+    Address,
+}
+
+impl Admission {
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Arc<ConnectionSlot>, Refused> {
+        let permit = self
+            .open
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refused::Full)?;
+        let counted = !self.trusted.trusts(peer);
+        if counted {
+            let mut unsigned = self.unsigned.lock().map_err(|_| Refused::Full)?;
+            let n = unsigned.entry(peer).or_default();
+            if *n >= self.per_address {
+                return Err(Refused::Address);
+            }
+            *n += 1;
+        }
+        Ok(Arc::new(ConnectionSlot {
+            peer,
+            counted: AtomicBool::new(counted),
+            admission: self.clone(),
+            _permit: permit,
+        }))
+    }
+
+    fn release(&self, peer: IpAddr) {
+        if let Ok(mut unsigned) = self.unsigned.lock()
+            && let Some(n) = unsigned.get_mut(&peer)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                unsigned.remove(&peer);
+            }
+        }
+    }
+}
+
+/// One open connection, in each of its requests' extensions: it holds its place under the connection cap
+/// until it closes, and under its address's cap until a request on it is signed in.
+pub struct ConnectionSlot {
+    peer: IpAddr,
+    /// Still counted under the address's cap.
+    counted: AtomicBool,
+    admission: Arc<Admission>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ConnectionSlot {
+    /// A request on this connection was signed in: the connection no longer counts against its address.
+    pub fn signed_in(&self) {
+        if self.counted.swap(false, Ordering::AcqRel) {
+            self.admission.release(self.peer);
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.signed_in();
+    }
+}
+
+/// Answers a connection past a cap with a short response, and closes it.
+async fn turn_away(mut tcp: TcpStream, why: Refused) {
+    let (status, message) = match why {
+        Refused::Full => (
+            "503 Service Unavailable",
+            "the server has as many connections as it takes: try again shortly",
+        ),
+        Refused::Address => (
+            "429 Too Many Requests",
+            "too many connections from this address that have not signed in",
+        ),
+    };
+    let body = format!("{{\"error\":\"{message}\"}}");
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         retry-after: 5\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        tcp.write_all(response.as_bytes()).await?;
+        tcp.shutdown().await
+    })
+    .await;
+}
+
+/// A request body that fails once `deadline` has passed, however it trickles in.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err("the request body did not arrive in time".into())));
+        }
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map_err(axum::BoxError::from)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets open connections finish their
 /// response for up to `grace` (streams end by themselves on the same token) before returning.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: Limits,
+    trusted: TrustedProxies,
     shutdown: CancellationToken,
     grace: Duration,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.half_close(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(limits.header_read_timeout);
+    let admission = Arc::new(Admission {
+        open: Arc::new(Semaphore::new(limits.max_connections)),
+        unsigned: Mutex::default(),
+        per_address: limits.max_unsigned_per_address,
+        trusted,
+    });
+    let body_timeout = limits.body_read_timeout;
     let graceful = GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -61,6 +235,13 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
+        let slot = match admission.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                tokio::spawn(turn_away(tcp, why));
+                continue;
+            }
+        };
         // Events are small writes that must leave at once: no Nagle delay behind an unacknowledged frame.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
@@ -68,16 +249,17 @@ pub async fn serve(
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(req.map(Body::new))
+            req.extensions_mut().insert(slot.clone());
+            router.clone().oneshot(req.map(|inner| {
+                Body::new(DeadlineBody {
+                    inner,
+                    deadline: Box::pin(tokio::time::sleep(body_timeout)),
+                })
+            }))
         });
         // No upgrades: nothing here speaks WebSocket, the live channel is the event stream.
-        let connection = graceful.watch(http.serve_connection(
-            TokioIo::new(Socket {
-                tcp,
-                reading: false,
-            }),
-            service,
-        ));
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(Socket { tcp }), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::trace!("connection from {peer} ended: {e}");
@@ -113,12 +295,11 @@ fn needs_pause(e: &io::Error) -> bool {
 /// and registers the connection to be woken when it does. A stream's client sends nothing after its
 /// request, so the socket becomes readable only when the client goes away; the peek then reads the end
 /// of the stream and the flush fails, which ends the connection. Data waiting to be read (a next request)
-/// is left for hyper. While hyper is reading (a request body, an idle connection awaiting its next
-/// request) it sees the end itself, and the peek is skipped.
+/// is left for hyper. The peek is made on every flush, the first of a response too: skipping it while hyper
+/// had just read the request left no wake-up registered when the response head and the snapshot went out in
+/// one flush, and a tab closed right after its snapshot then held its stream until the next event.
 struct Socket {
     tcp: TcpStream,
-    /// hyper read since the last flush.
-    reading: bool,
 }
 
 impl AsyncRead for Socket {
@@ -127,7 +308,6 @@ impl AsyncRead for Socket {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.reading = true;
         Pin::new(&mut self.tcp).poll_read(cx, buf)
     }
 }
@@ -154,9 +334,6 @@ impl AsyncWrite for Socket {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if std::mem::take(&mut self.reading) {
-            return Pin::new(&mut self.tcp).poll_flush(cx);
-        }
         let mut probe = [0u8; 1];
         let mut probe = ReadBuf::new(&mut probe);
         match self.tcp.poll_peek(cx, &mut probe) {

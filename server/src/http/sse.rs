@@ -103,12 +103,9 @@ fn frames(
     let mut queued = VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n\n"))]);
     match sub.start {
         Start::Snapshot { frame, .. } => queued.push_back(frame),
-        Start::Replay(frames) => queued.extend(
-            frames
-                .iter()
-                .filter(|f| f.audience <= role)
-                .map(|f| f.bytes.clone()),
-        ),
+        Start::Replay(frames) => {
+            queued.extend(frames.iter().filter_map(|f| f.for_role(role).cloned()))
+        }
     }
     let mut keepalive = tokio::time::interval_at(Instant::now() + cfg.keepalive, cfg.keepalive);
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -150,12 +147,14 @@ impl State {
                     Some(Bytes::from(format!("event: closed\ndata: {data}\n\n")))
                 }
                 received = self.live.recv() => match received {
-                    // Not for this reader: wait for the next one (the keepalive timer keeps running).
-                    Ok(frame) if frame.audience > self.role => continue,
-                    Ok(frame) => {
-                        self.keepalive.reset();
-                        Some(frame.bytes.clone())
-                    }
+                    Ok(frame) => match frame.for_role(self.role) {
+                        Some(bytes) => {
+                            self.keepalive.reset();
+                            Some(bytes.clone())
+                        }
+                        // Not for this reader: wait for the next one (the keepalive timer keeps running).
+                        None => continue,
+                    },
                 // This stream fell more than a queue behind: what it missed is gone from the channel,
                 // so it starts over as a new subscriber would, from a snapshot and a fresh position in
                 // the channel (the old position would lag again on the very next event).

@@ -25,6 +25,22 @@ pub struct Frame {
     pub audience: shared::Role,
     /// `id:`, `event:` and `data:` lines with the terminating blank line.
     pub bytes: Bytes,
+    /// The frame for readers below [`shared::STATEMENT_AUDIENCE`], when theirs differs (see
+    /// [`Event::for_lesser_readers`]).
+    pub lesser: Option<Bytes>,
+}
+
+impl Frame {
+    /// What a reader with `role` gets of this frame: nothing, this frame, or its lesser form.
+    pub fn for_role(&self, role: Role) -> Option<&Bytes> {
+        if self.audience > role {
+            None
+        } else if role < shared::STATEMENT_AUDIENCE {
+            Some(self.lesser.as_ref().unwrap_or(&self.bytes))
+        } else {
+            Some(&self.bytes)
+        }
+    }
 }
 
 /// How a new stream starts.
@@ -144,10 +160,19 @@ impl Hub {
         let seq = env.seq;
         inner.state.apply(&env);
         inner.snapshots.clear();
+        let lesser = env.event.for_lesser_readers().map(|event| {
+            encode(&Envelope {
+                seq: env.seq,
+                at_ms: env.at_ms,
+                scope: env.scope.clone(),
+                event,
+            })
+        });
         let frame = Arc::new(Frame {
             seq,
             audience: env.event.audience(),
             bytes: encode(&env),
+            lesser,
         });
         inner.head = seq;
         if inner.ring.len() == self.replay_capacity
@@ -442,6 +467,53 @@ pub(crate) mod tests {
         let after = snapshot_frame(&hub, Role::Viewer);
         assert_ne!(after.as_ptr(), viewer.as_ptr());
         assert!(after.starts_with(format!("id: {next}\nevent: snapshot\n").as_bytes()));
+    }
+
+    #[test]
+    fn a_viewer_gets_statement_kinds_where_operators_get_statement_texts() {
+        let hub = hub(8);
+        let mut live = hub.subscribe(None, Role::Viewer).live;
+        let reading = shared::DbReading {
+            target: "shop".into(),
+            kind: shared::DbKind::Postgres,
+            t_ms: 1,
+            error: None,
+            connections: Vec::new(),
+            queries: vec![shared::QueryStat {
+                query: "ALTER ROLE app PASSWORD 'SECRETPW'".into(),
+                calls: 1,
+                mean_ms: 1.0,
+                total_ms: 1.0,
+            }],
+            tps: None,
+            cache_hit_ratio: None,
+            deadlocks: None,
+            note: None,
+        };
+        hub.publish(None, Event::Db(reading));
+        let frame = live.try_recv().unwrap();
+        let text = |b: Option<&Bytes>| String::from_utf8_lossy(b.unwrap()).into_owned();
+        let viewer = text(frame.for_role(Role::Viewer));
+        assert!(
+            !viewer.contains("SECRETPW") && viewer.contains("ALTER …"),
+            "{viewer}"
+        );
+        assert!(text(frame.for_role(Role::Operator)).contains("SECRETPW"));
+        // Replays and snapshots alike.
+        let Start::Snapshot {
+            frame: snapshot, ..
+        } = hub.subscribe(None, Role::Viewer).start
+        else {
+            panic!("a snapshot")
+        };
+        assert!(!String::from_utf8_lossy(&snapshot).contains("SECRETPW"));
+        let Start::Snapshot {
+            frame: snapshot, ..
+        } = hub.subscribe(None, Role::Admin).start
+        else {
+            panic!("a snapshot")
+        };
+        assert!(String::from_utf8_lossy(&snapshot).contains("SECRETPW"));
     }
 
     #[test]

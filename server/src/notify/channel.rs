@@ -282,8 +282,10 @@ impl Channel {
                 if status.is_success() {
                     Ok(())
                 } else {
-                    let text = response.text().await.unwrap_or_default();
-                    let text: String = text.chars().take(200).collect();
+                    // The first chunk is enough for the 200 characters shown.
+                    let mut response = response;
+                    let first = response.chunk().await.ok().flatten().unwrap_or_default();
+                    let text: String = String::from_utf8_lossy(&first).chars().take(200).collect();
                     Err(format!("{} answered {status} {}", self.target, text.trim())
                         .trim_end()
                         .to_owned())
@@ -296,7 +298,7 @@ impl Channel {
             } => {
                 let mut message = Message::builder()
                     .from(from.clone())
-                    .subject(payload::title(batch));
+                    .subject(payload::subject(batch));
                 for mailbox in to {
                     message = message.to(mailbox.clone());
                 }

@@ -223,8 +223,11 @@ impl Notifier {
                 Worker { channel, queue }
             })
             .collect();
+        // Redirects are not followed: the webhook's URL is the one the admin checked; a redirect could send
+        // the alert's text to a host nobody named.
         let http = reqwest::Client::builder()
             .user_agent(concat!("watchpost/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         let shared = Arc::new(Shared {

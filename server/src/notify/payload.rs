@@ -24,6 +24,24 @@ pub fn title(batch: &Batch) -> String {
     }
 }
 
+/// An email subject: one line (a header cannot hold a line break; lettre would encode one, but a mail client
+/// may still show it as a second header), control characters dropped, bounded.
+pub fn subject(batch: &Batch) -> String {
+    title(batch)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
+}
+
+/// Text for Slack's `mrkdwn`: `&`, `<` and `>` escaped as Slack asks, so text that came from a user (a
+/// typed user name in a security alert, a label) cannot become `<!channel>`, a mention or a disguised link.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn link(external_url: &str, notice: &Notice) -> String {
     format!("{}{}", external_url.trim_end_matches('/'), notice.path)
 }
@@ -136,7 +154,7 @@ pub fn slack(batch: &Batch, external_url: &str) -> Value {
         Some(shared::Severity::Warning) => "warning",
         Some(_) => "danger",
     };
-    let title = title(batch);
+    let title = slack_escape(&title(batch));
     json!({
         "username": "Watchpost",
         "text": title,
@@ -144,7 +162,7 @@ pub fn slack(batch: &Batch, external_url: &str) -> Value {
             "color": color,
             "title": title,
             "title_link": batch.alerts.first().map(|a| link(external_url, a)),
-            "text": text(batch, external_url),
+            "text": slack_escape(&text(batch, external_url)),
             "footer": "Watchpost",
             "ts": batch.alerts.iter().map(|a| a.starts_ms).max().unwrap_or(0) / 1000,
         }],
@@ -233,5 +251,35 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("Resolved:\n- cpu-high (web-1)"), "{body}");
+    }
+
+    #[test]
+    fn text_from_users_cannot_mention_link_or_break_a_subject() {
+        let mut b = batch(&[NoticeStatus::Firing]);
+        b.group_labels.insert(
+            "alertname".into(),
+            "<!channel> <https://evil.example|click> &amp;\r\nBcc: x@y".into(),
+        );
+        b.alerts[0].annotations.insert(
+            "summary".into(),
+            "failed sign-in as '<!here>' from 10.0.0.1".into(),
+        );
+        let message = slack(&b, "http://dash:3000");
+        let all = message.to_string();
+        for raw in ["<!channel>", "<!here>", "<https://evil"] {
+            assert!(!all.contains(raw), "{raw} in {all}");
+        }
+        assert!(
+            message["text"]
+                .as_str()
+                .unwrap()
+                .contains("&lt;!channel&gt; &lt;https://evil.example|click&gt; &amp;amp;"),
+            "{message}"
+        );
+        let subject = subject(&b);
+        assert!(
+            !subject.contains('\n') && !subject.contains('\r'),
+            "{subject:?}"
+        );
     }
 }

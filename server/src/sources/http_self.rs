@@ -11,7 +11,7 @@ use crate::clock::now_millis;
 use crate::logs::LogBook;
 use crate::outlet::{OWN_SERVICE, Outlet};
 use crate::tasks::Tasks;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use hdrhistogram::Histogram as Hdr;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,7 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use shared::{ApiPoint, Event, RouteStats};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,27 @@ pub(crate) const UNTIMED: &[&str] = &["/api/events"];
 pub(crate) const FALLBACK_ROUTE: &str = "(other)";
 /// Slowest latency a histogram records exactly; slower requests are counted at this value.
 const MAX_MICROS: u64 = 3_600_000_000;
+/// Route and method pairs tracked at most. The routes are the router's templates and the methods a fixed set,
+/// so this is never reached by design; it is the backstop that keeps memory and `/metrics` bounded if a
+/// route ever takes its label from the request. Requests beyond it are counted as dropped.
+const MAX_SERIES: usize = 256;
+
+/// The label of a request method: the standard ones by name, anything else (a client may send any token
+/// as a method, before it is signed in) as `OTHER`, so a made-up method never becomes a series.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -53,9 +74,13 @@ struct Interval {
 
 pub struct HttpMetrics {
     current: Mutex<HashMap<(String, String), Interval>>,
+    /// Every route and method pair seen since the start, at most [`MAX_SERIES`].
+    series: Mutex<HashSet<(String, &'static str)>>,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: DurationFamily,
+    /// Requests not recorded because [`MAX_SERIES`] was reached.
+    dropped: Counter,
 }
 
 fn duration_histogram() -> Histogram {
@@ -78,15 +103,42 @@ impl HttpMetrics {
             "Time to the response head, by route template and method",
             durations.clone(),
         );
+        let dropped = Counter::default();
+        registry.register(
+            "watchpost_http_series_dropped",
+            "Requests not recorded because the number of route and method series reached its cap",
+            dropped.clone(),
+        );
         Arc::new(HttpMetrics {
             current: Mutex::default(),
+            series: Mutex::default(),
             registry,
             requests,
             durations,
+            dropped,
         })
     }
 
-    pub fn record(&self, route: &str, method: &str, status: StatusCode, elapsed: Duration) {
+    /// Whether a request of `route` and `method` may be recorded: its series exists or there is room for it.
+    fn admit(&self, route: &str, method: &'static str) -> bool {
+        let Ok(mut series) = self.series.lock() else {
+            return false;
+        };
+        if series.contains(&(route.to_owned(), method)) {
+            return true;
+        }
+        if series.len() >= MAX_SERIES {
+            self.dropped.inc();
+            return false;
+        }
+        series.insert((route.to_owned(), method));
+        true
+    }
+
+    pub fn record(&self, route: &str, method: &'static str, status: StatusCode, elapsed: Duration) {
+        if !self.admit(route, method) {
+            return;
+        }
         let micros = u64::try_from(elapsed.as_micros())
             .unwrap_or(u64::MAX)
             .clamp(1, MAX_MICROS);
@@ -257,5 +309,31 @@ mod tests {
         );
         assert!(text.contains(r#"status="5xx"} 1"#), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label_and_series_are_capped() {
+        let weird = Method::from_bytes(b"XCHECKOUT").unwrap();
+        assert_eq!(method_label(&weird), "OTHER");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let m = HttpMetrics::new();
+        for i in 0..MAX_SERIES + 50 {
+            m.record(
+                &format!("/r{i}"),
+                "GET",
+                StatusCode::OK,
+                Duration::from_millis(1),
+            );
+        }
+        let p = m.finish_interval(1, Duration::from_secs(1));
+        assert_eq!(p.routes.len(), MAX_SERIES);
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains("watchpost_http_series_dropped_total 50"),
+            "{text}"
+        );
+        // A series already known is still recorded after the cap is reached.
+        m.record("/r0", "GET", StatusCode::OK, Duration::from_millis(1));
+        assert_eq!(m.finish_interval(2, Duration::from_secs(1)).requests, 1);
     }
 }

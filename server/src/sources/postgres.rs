@@ -28,13 +28,62 @@ const TOP_QUERIES: i64 = 10;
 const ENABLE_STATEMENTS: &str = "pg_stat_statements is not enabled: add it to shared_preload_libraries in \
      postgresql.conf, restart PostgreSQL, then run CREATE EXTENSION pg_stat_statements; in this database";
 
-/// A PostgreSQL database to watch.
-#[derive(Debug, Clone)]
+/// A PostgreSQL database to watch. Its `Debug` shows the URL without the password (`check-config` prints it).
+#[derive(Clone)]
 pub struct PostgresTarget {
     pub name: String,
     pub options: PgConnectOptions,
     /// The URL without its password, for messages.
     pub shown: String,
+}
+
+impl std::fmt::Debug for PostgresTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresTarget")
+            .field("name", &self.name)
+            .field("url", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `--postgres-url-file NAME=PATH`: a file holding the URL (with its password) of one database, so the
+/// password is in neither the command line (`ps` shows it to every local user) nor the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresUrlFile {
+    pub name: String,
+    pub path: std::path::PathBuf,
+}
+
+impl FromStr for PostgresUrlFile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, path) = s
+            .split_once('=')
+            .map(|(a, b)| (a.trim(), b.trim()))
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .ok_or_else(|| format!("'{s}' is not NAME=PATH"))?;
+        Ok(PostgresUrlFile {
+            name: name.to_owned(),
+            path: path.into(),
+        })
+    }
+}
+
+impl PostgresUrlFile {
+    /// The target the file names: its one line parsed as `--postgres` would parse `NAME=URL`.
+    pub fn read(&self) -> Result<PostgresTarget, String> {
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+        let url = text.trim();
+        if url.is_empty() || url.contains(char::is_whitespace) {
+            return Err(format!(
+                "{} must hold one URL on one line",
+                self.path.display()
+            ));
+        }
+        format!("{}={url}", self.name).parse()
+    }
 }
 
 impl PartialEq for PostgresTarget {
@@ -302,6 +351,28 @@ async fn read_postgres(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_is_never_printed_and_can_come_from_a_file() {
+        let t: PostgresTarget = "shop=postgres://app:s3cret-pw@db:5433/shop"
+            .parse()
+            .unwrap();
+        let shown = format!("{t:?} {t:#?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("postgres://app@db:5433/shop"), "{shown}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop.url");
+        std::fs::write(&path, "postgres://app:s3cret-pw@db/shop\n").unwrap();
+        let file: PostgresUrlFile = format!("shop={}", path.display()).parse().unwrap();
+        let from_file = file.read().unwrap();
+        assert_eq!(
+            (from_file.name.as_str(), from_file.options.get_port()),
+            ("shop", 5432)
+        );
+        std::fs::write(&path, "").unwrap();
+        assert!(file.read().unwrap_err().contains("one URL"));
+        assert!("shop".parse::<PostgresUrlFile>().is_err());
+    }
 
     #[test]
     fn targets_are_name_equals_url_and_hide_the_password() {

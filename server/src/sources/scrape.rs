@@ -400,8 +400,11 @@ pub fn spawn_scrapers(
         return;
     }
     let schedule = Schedule::every(interval);
+    // Redirects are not followed: the bearer token would go along to wherever the target points, and the
+    // target is what the operator named, not where its answer sends us.
     let client = match reqwest::Client::builder()
         .timeout(interval.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(client) => client,
@@ -435,18 +438,35 @@ async fn scrape(client: &reqwest::Client, target: &ScrapeTarget) -> Result<Histo
             e.to_string()
         }
     })?;
+    if response.status().is_redirection() {
+        return Err(format!(
+            "answered {} (redirects are not followed: give the URL it points to)",
+            response.status()
+        ));
+    }
     if !response.status().is_success() {
         return Err(format!("answered {}", response.status()));
     }
-    let body = response.bytes().await.map_err(|e| e.to_string())?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(format!(
-            "the exposition is over {} MiB",
-            MAX_BODY_BYTES >> 20
-        ));
-    }
+    let body = read_at_most(response, MAX_BODY_BYTES).await?;
     let text = std::str::from_utf8(&body).map_err(|_| "the exposition is not UTF-8".to_string())?;
     histograms(text)
+}
+
+/// The body, read a chunk at a time and abandoned as soon as it passes `limit`, so an endless or huge
+/// answer costs at most `limit` bytes of memory.
+async fn read_at_most(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let too_big = || format!("the exposition is over {} MiB", limit >> 20);
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -64,19 +64,23 @@ async fn signing_in_works_with_the_right_password_only() {
         "plain HTTP unless configured: {cookie}"
     );
 
-    // An open redirect is refused: only local paths are followed.
-    let r = app
-        .anon
-        .post(format!("{}/api/login", app.base))
-        .form(&[
-            ("name", ADMIN),
-            ("password", PASSWORD),
-            ("next", "//evil.example/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(location(&r), "/");
+    // An open redirect is refused: only local paths are followed, and none a browser would read as another
+    // host once it drops tabs and newlines or turns `\` into `/`.
+    for next in [
+        "//evil.example/",
+        "/\t/evil.example",
+        "/\\evil.example",
+        "/\n/evil.example",
+    ] {
+        let r = app
+            .anon
+            .post(format!("{}/api/login", app.base))
+            .form(&[("name", ADMIN), ("password", PASSWORD), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&r), "/", "{next:?}");
+    }
 
     let me: Value = app
         .client

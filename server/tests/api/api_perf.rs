@@ -1,9 +1,21 @@
 //! API performance of Watchpost's own HTTP server: requests the test makes show up in the figures and in
 //! `/metrics`.
 
-use crate::helpers::{PATIENCE, next_envelope, spawn_app_with};
+use crate::helpers::{PATIENCE, TestApp, next_envelope, spawn_app_with};
 use shared::{Event, RouteStats};
 use std::time::Duration;
+
+/// The app's `/metrics` text, read as its admin.
+async fn metrics(app: &TestApp) -> String {
+    app.client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_the_test_makes_appear_in_the_api_figures_by_route_template() {
@@ -58,15 +70,7 @@ async fn requests_the_test_makes_appear_in_the_api_figures_by_route_template() {
     );
     assert_eq!(r.errors, 0);
 
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&app).await;
     assert!(
         text.contains(
             r#"watchpost_http_requests_total{method="GET",route="/healthz",status="2xx"} 20"#
@@ -83,4 +87,38 @@ async fn requests_the_test_makes_appear_in_the_api_figures_by_route_template() {
         text.contains("watchpost_http_request_duration_seconds_bucket{"),
         "{text}"
     );
+}
+
+/// A client may send any token as a method, before signing in: each must not become a series of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_and_paths_do_not_become_series() {
+    let app = spawn_app_with(|_| {}).await;
+    for i in 0..300 {
+        let method = reqwest::Method::from_bytes(format!("XM{i}").as_bytes()).unwrap();
+        let response = app
+            .anon
+            .request(method, format!("{}/nowhere/{i}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    let text = metrics(&app).await;
+    assert!(
+        !text.contains("XM1"),
+        "a made-up method became a label:\n{text}"
+    );
+    assert!(
+        !text.contains("/nowhere"),
+        "a raw path became a label:\n{text}"
+    );
+    assert!(
+        text.contains(r#"method="OTHER",route="(other)",status="4xx"} 300"#),
+        "{text}"
+    );
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("watchpost_http_requests_total{"))
+        .count();
+    assert!(series < 20, "{series} series:\n{text}");
 }

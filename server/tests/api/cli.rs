@@ -156,3 +156,48 @@ fn sigterm_ends_open_streams_and_the_process_exits_cleanly() {
     assert!(exit.success(), "{exit:?}");
     eprintln!("shutdown took {:?}", signalled.elapsed());
 }
+
+/// `check-config` prints every setting but no secret: a database URL's password, whether given on the
+/// command line or in a `--postgres-url-file`, never appears.
+#[test]
+fn check_config_prints_no_password() {
+    let data = tempfile::tempdir().unwrap();
+    let url_file = data.path().join("billing.url");
+    std::fs::write(
+        &url_file,
+        "postgres://billing:file-s3cret@db.example:5433/billing\n",
+    )
+    .unwrap();
+    let out = run_in(
+        data.path(),
+        &[
+            "--postgres",
+            "main=postgres://app:flag-s3cret@127.0.0.1/app",
+            "--postgres-url-file",
+            &format!("billing={}", url_file.display()),
+            "check-config",
+        ],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}");
+    assert!(!printed.contains("s3cret"), "{printed}");
+    assert!(
+        printed.contains("postgres://app@127.0.0.1:5432/app"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("postgres://billing@db.example:5433/billing"),
+        "{printed}"
+    );
+    // A file that names no URL is refused, naming the setting.
+    std::fs::write(&url_file, "").unwrap();
+    let out = run_in(
+        data.path(),
+        &[
+            "--postgres-url-file",
+            &format!("billing={}", url_file.display()),
+            "check-config",
+        ],
+    );
+    assert!(the_one_error_line(&out).contains("postgres-url-file"));
+}

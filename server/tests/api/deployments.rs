@@ -5,7 +5,7 @@ use crate::helpers::{
     Events, PATIENCE, TestApp, add_token, get_json, http_client, next_envelope, spawn_app_with,
 };
 use serde_json::{Value, json};
-use server::testing::{CommandFile, check_all};
+use server::testing::{CommandFile, CommandSpec, check_all};
 use shared::{DeployState, Deployment, Event, Role};
 use std::os::unix::fs::PermissionsExt;
 
@@ -17,6 +17,26 @@ async fn report(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
         .send()
         .await
         .unwrap()
+}
+
+/// A shell script at `dir/name` holding `script`, and the commands of `toml` (where `{program}` stands for
+/// the script's path), checked.
+fn deploy_commands(
+    dir: &std::path::Path,
+    name: &str,
+    script: &str,
+    toml: &str,
+) -> Vec<CommandSpec> {
+    let path = dir.join(name);
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    #[derive(serde::Deserialize)]
+    struct File {
+        commands: Vec<CommandFile>,
+    }
+    let file: File =
+        toml::from_str(&toml.replace("{program}", &path.display().to_string())).unwrap();
+    check_all(file.commands).unwrap()
 }
 
 /// The deployment events of `id` until one is finished.
@@ -171,32 +191,21 @@ async fn bad_reports_get_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_command_moves_the_indicator_with_its_steps() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("deploy.sh");
-    std::fs::write(
-        &path,
+    let specs = deploy_commands(
+        dir.path(),
+        "deploy.sh",
         "#!/bin/sh\necho \"step 1/2: build $1\"\nsleep 0.3\necho 'step 2/2: switch'\nsleep 0.3\n\
          case \"$2\" in *bad*) exit 1;; esac\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    #[derive(serde::Deserialize)]
-    struct File {
-        commands: Vec<CommandFile>,
-    }
-    let file: File = toml::from_str(&format!(
         r#"
         [[commands]]
         name = "deploy"
         kind = "deploy"
-        program = "{}"
-        args = ["{{target}}", "{{version}}", "{{environment}}"]
+        program = "{program}"
+        args = ["{target}", "{version}", "{environment}"]
         targets = ["shop"]
-        params = {{ version = {{ pattern = "[0-9.]+(-bad)?" }}, environment = {{ values = ["staging", "production"] }} }}
+        params = { version = { pattern = "[0-9.]+(-bad)?" }, environment = { values = ["staging", "production"] } }
         "#,
-        path.display()
-    ))
-    .unwrap();
-    let specs = check_all(file.commands).unwrap();
+    );
     let app = spawn_app_with(move |c| c.commands = specs).await;
     let mut events = app.events(None).await;
     let start = |version: &str| {
@@ -252,4 +261,71 @@ async fn a_deploy_command_moves_the_indicator_with_its_steps() {
         (last.state, last.description.as_deref()),
         (DeployState::Failure, Some("exit status 1"))
     );
+}
+
+/// A deployment carried out by a command only admins may run is seen as far as the command's runs are: a
+/// viewer's stream, snapshot and list never show who ran it or its steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_only_deploy_is_not_shown_to_viewers() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = deploy_commands(
+        dir.path(),
+        "rotate.sh",
+        "#!/bin/sh\necho 'step 1/1: rotate the secret'\n",
+        r#"
+        [[commands]]
+        name = "rotate"
+        kind = "deploy"
+        role = "admin"
+        program = "{program}"
+        targets = ["vault"]
+        "#,
+    );
+    let app = spawn_app_with(move |c| c.commands = specs).await;
+    crate::helpers::add_user(
+        app.data_dir(),
+        "vic",
+        Role::Viewer,
+        crate::helpers::PASSWORD,
+    )
+    .await;
+    let viewer = crate::helpers::sign_in(&app.base, "vic", crate::helpers::PASSWORD).await;
+    let mut viewer_events = crate::helpers::stream_of(&viewer, &app.base, None).await;
+    let mut admin_events = app.events(None).await;
+    let r = app
+        .client
+        .post(format!("{}/api/run_command", app.base))
+        .json(&json!({ "name": "rotate", "target": "vault" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = follow(&mut admin_events, "vault").await;
+    assert_eq!(seen.last().map(|d| d.state), Some(DeployState::Success));
+    assert_eq!(seen.last().map(|d| d.audience), Some(Role::Admin));
+
+    // The viewer's stream carried none of it.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        loop {
+            if let Event::Deployment(d) = next_envelope(&mut viewer_events).await.1.event {
+                panic!("a viewer saw {d:?}");
+            }
+        }
+    })
+    .await;
+    let listed: Vec<Deployment> = get_json(&viewer, &format!("{}/api/deployments", app.base)).await;
+    assert!(listed.is_empty(), "{listed:?}");
+    let (_, first) =
+        next_envelope(&mut crate::helpers::stream_of(&viewer, &app.base, None).await).await;
+    let Event::Snapshot(snapshot) = first.event else {
+        panic!("a snapshot first")
+    };
+    assert!(
+        snapshot.deployments.is_empty(),
+        "{:?}",
+        snapshot.deployments
+    );
+    let listed: Vec<Deployment> =
+        get_json(&app.client, &format!("{}/api/deployments", app.base)).await;
+    assert_eq!(listed.len(), 1);
 }

@@ -77,3 +77,79 @@ async fn an_unknown_page_is_a_404() {
         .unwrap();
     assert_eq!(response.status(), 404);
 }
+
+/// Every response carries the security headers; a page's policy names the nonce its inline scripts carry,
+/// anything else gets a policy that allows nothing; pages and API answers are never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_and_apis_carry_security_headers_and_a_nonce_policy() {
+    let app = spawn_app().await;
+    app.first_sample().await;
+    let page = app
+        .client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let csp = header(&page, "content-security-policy");
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(header(&page, name), value, "{name}");
+    }
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    assert!(!csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce in the policy")
+        .to_owned();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the inline scripts carry the policy's nonce"
+    );
+    // A fresh nonce per response.
+    let again = app
+        .client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(!header(&again, "content-security-policy").contains(&nonce));
+
+    let api = app
+        .client
+        .get(format!("{}/api/me", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(header(&api, "content-security-policy").starts_with("default-src 'none'"));
+    assert_eq!(header(&api, "cache-control"), "no-store");
+    assert_eq!(header(&api, "x-frame-options"), "DENY");
+    let refused = app
+        .anon
+        .get(format!("{}/api/me", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&refused, "x-content-type-options"), "nosniff");
+    let icon = app
+        .anon
+        .get(format!("{}/favicon.svg", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&icon, "cache-control"), "no-cache");
+}

@@ -214,3 +214,58 @@ async fn one_watchpost_scrapes_another_with_a_token_and_without_one_is_refused()
     let refused = next_point_of(&mut events, "tokenless").await;
     assert_eq!(refused.error.as_deref(), Some("answered 401 Unauthorized"));
 }
+
+/// A target that answers with a redirect is not followed (its token would go along to wherever it points),
+/// and one that answers without end is cut off at the limit, not read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed_and_an_endless_answer_is_cut_off() {
+    use axum::response::Redirect;
+    let followed = Arc::new(Mutex::new(0u32));
+    let counted = followed.clone();
+    let app = Router::new()
+        .route(
+            "/moved",
+            get(|| async { Redirect::temporary("/elsewhere") }),
+        )
+        .route(
+            "/elsewhere",
+            get(move || {
+                let counted = counted.clone();
+                async move {
+                    *counted.lock().unwrap() += 1;
+                    exposition(0, 0, 0, 0)
+                }
+            }),
+        )
+        .route(
+            "/endless",
+            get(|| async {
+                // 1 MiB chunks, forever.
+                let chunk = bytes::Bytes::from(vec![b'#'; 1 << 20]);
+                let chunks =
+                    futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+                axum::body::Body::from_stream(chunks)
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let moved = scraping(format!("http://{addr}/moved")).await;
+    let mut events = moved.events(None).await;
+    let error = next_point_of(&mut events, "shop")
+        .await
+        .error
+        .unwrap_or_default();
+    assert!(error.contains("redirects are not followed"), "{error}");
+    assert_eq!(*followed.lock().unwrap(), 0);
+    drop(moved);
+
+    let endless = scraping(format!("http://{addr}/endless")).await;
+    let mut events = endless.events(None).await;
+    let error = next_point_of(&mut events, "shop")
+        .await
+        .error
+        .unwrap_or_default();
+    assert!(error.contains("over 8 MiB"), "{error}");
+}

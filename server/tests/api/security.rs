@@ -169,6 +169,19 @@ async fn failed_sign_ins_raise_alerts_and_lock_out_after_the_limit() {
             .await
             .is_empty()
     );
+    // Nor does the error log, which viewers read: no sign-in line names a user or an address there.
+    let page: Value = vera
+        .get(format!("{}/api/logs?service=watchpost", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = page.to_string();
+    for secret in ["127.0.0.", "vera", "sign-in"] {
+        assert!(!text.contains(secret), "{secret} in the error log: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,4 +310,119 @@ async fn an_operator_acknowledges_and_every_stream_sees_it_even_after_a_restart(
         .find(|a| a.id == alert.id)
         .expect("kept");
     assert_eq!(kept.acknowledged_by.as_deref(), Some("olga"));
+}
+
+/// Failures from one address lock that address, and the name for addresses its user never signed in from;
+/// the user's own address stays open, and `watchpost user unlock` lifts the name's locks at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockout_never_shuts_a_user_out_of_their_own_address() {
+    let app = spawn_app_with(|c| c.auth.lockout.after = 3).await;
+    // The admin signed in from 127.0.0.1 when the app started: a known address.
+    let attacker = client_from([127, 0, 0, 5]);
+    for _ in 0..3 {
+        assert_eq!(
+            login(&attacker, &app.base, ADMIN, "a wrong guess")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        login(&attacker, &app.base, ADMIN, PASSWORD).await.status(),
+        429,
+        "the guessing address is locked"
+    );
+    assert_eq!(
+        login(&attacker, &app.base, "someone-else", "x")
+            .await
+            .status(),
+        429,
+        "for every name"
+    );
+    let stranger = client_from([127, 0, 0, 6]);
+    assert_eq!(
+        login(&stranger, &app.base, ADMIN, PASSWORD).await.status(),
+        429,
+        "the name is locked for addresses its user has not signed in from"
+    );
+    let own = client_from([127, 0, 0, 1]);
+    assert_eq!(
+        login(&own, &app.base, ADMIN, PASSWORD).await.status(),
+        200,
+        "the admin's own address is not locked by failures elsewhere"
+    );
+
+    let unlock = std::process::Command::new(env!("CARGO_BIN_EXE_watchpost"))
+        .args(["user", "unlock", ADMIN])
+        .env("WATCHPOST_DATA_DIR", app.data_dir())
+        .env_remove("WATCHPOST_CONFIG")
+        .output()
+        .expect("the binary runs");
+    let said = String::from_utf8_lossy(&unlock.stdout);
+    // The name's lock for unknown addresses, and its lock from the guessing address.
+    assert!(
+        unlock.status.success() && said.contains("lifted 2"),
+        "{said}"
+    );
+    assert_eq!(
+        login(&stranger, &app.base, ADMIN, PASSWORD).await.status(),
+        200,
+        "unlocked at once, without a restart"
+    );
+}
+
+/// A burst of concurrent wrong guesses is counted before any password is checked: at most the limit of
+/// them reach the check, whatever their number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_guesses_gets_at_most_the_limit_of_password_checks() {
+    let app = spawn_app_with(|c| c.auth.lockout.after = 5).await;
+    let mut admin_events = app.events(None).await;
+    let attacker = client_from([127, 0, 0, 7]);
+    let guesses = (0..80).map(|i| {
+        let attacker = attacker.clone();
+        let base = app.base.clone();
+        async move {
+            login(&attacker, &base, ADMIN, &format!("guess number {i}"))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| matches!(**s, 429 | 503)).count();
+    assert!(checked <= 5, "{checked} passwords checked: {statuses:?}");
+    assert_eq!(checked + refused, 80, "{statuses:?}");
+    let failed = alerts_within(&mut admin_events, Duration::from_secs(2))
+        .await
+        .into_iter()
+        .filter(|a| a.kind == SecurityKind::FailedLogin)
+        .count();
+    assert_eq!(failed, checked, "one failed sign-in alert per check");
+}
+
+/// Behind a trusted proxy, the client's address comes from its `X-Forwarded-For`; from anyone else the
+/// header is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_trusted_proxy_says_who_the_client_is() {
+    let app = spawn_app_with(|c| {
+        c.server.trusted_proxies = vec!["127.0.0.9/32".parse().unwrap()];
+    })
+    .await;
+    let mut admin_events = app.events(None).await;
+    for (from, expected) in [
+        ([127, 0, 0, 9], "203.0.113.5"),
+        ([127, 0, 0, 10], "127.0.0.10"),
+    ] {
+        let r = client_from(from)
+            .post(format!("{}/api/login", app.base))
+            .header("x-forwarded-for", "203.0.113.5")
+            .json(&json!({ "name": "nobody", "password": "wrong password" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let alert = next_alert(&mut admin_events).await;
+        assert_eq!(alert.ip.as_deref(), Some(expected), "{alert:?}");
+    }
 }

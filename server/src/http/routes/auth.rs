@@ -3,18 +3,20 @@
 //! The forms are plain HTML forms posting here, so they work before (or without) the WASM: a form gets a
 //! 303 back to a page, a JSON request (an API client, the tests) gets JSON.
 
+use crate::auth::security::Gate;
 use crate::auth::streams::Which;
 use crate::auth::{Auth, Principal, PrincipalKind, SESSION_COOKIE, secrets};
 use crate::clock::now_millis;
+use crate::http::client_addr::ClientAddr;
 use crate::http::error::ApiError;
 use crate::http::middleware::cookie;
+use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use shared::{Me, Role, check_password, check_user_name};
-use std::net::SocketAddr;
 
 #[derive(Debug, Deserialize)]
 struct LoginForm {
@@ -51,13 +53,30 @@ fn parse<T: serde::de::DeserializeOwned>(json: bool, body: &Bytes) -> Result<T, 
     }
 }
 
-/// Where to go after signing in: a path on this site only (never `//host` or `https://…`, which would make
-/// the sign-in page an open redirect).
+/// Where to go after signing in: a path on this site only, so the sign-in page is never an open redirect.
+/// A browser reads `Location` loosely (it drops tabs and newlines, turns `\\` into `/`), so besides
+/// resolving to this origin the text may hold none of those: `/\t/evil.example` would become
+/// `//evil.example` in the browser.
 fn local_target(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
+        Some(n) if is_local_path(n) => n,
         _ => "/",
     }
+}
+
+fn is_local_path(n: &str) -> bool {
+    const HOST: &str = "watchpost.invalid";
+    let plain = n.starts_with('/')
+        && !n.starts_with("//")
+        && !n
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace());
+    plain
+        && reqwest::Url::parse(&format!("http://{HOST}/"))
+            .and_then(|origin| origin.join(n))
+            .is_ok_and(|url| {
+                url.scheme() == "http" && url.host_str() == Some(HOST) && url.port().is_none()
+            })
 }
 
 fn query_escape(s: &str) -> String {
@@ -125,6 +144,22 @@ impl Auth {
     }
 }
 
+/// A hashing failure as an answer: 503 with `Retry-After` when every hashing slot is taken.
+fn busy_error(e: secrets::SecretError) -> ApiError {
+    ApiError::unavailable(e.to_string())
+}
+
+fn busy(e: secrets::SecretError) -> Response {
+    let busy = matches!(e, secrets::SecretError::Busy);
+    let mut response = busy_error(e).into_response();
+    if busy {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
 fn with_cookie(mut response: Response, cookie: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
@@ -135,7 +170,7 @@ fn with_cookie(mut response: Response, cookie: &str) -> Response {
 /// `POST /api/login`: name and password (form or JSON) → a session cookie.
 pub async fn login(
     State(auth): State<Auth>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(ip)): Extension<ClientAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -145,22 +180,6 @@ pub async fn login(
         Err(e) => return e.into_response(),
     };
     let next = local_target(form.next.as_deref()).to_owned();
-    if let Some(left) = auth.locked_for(&form.name, peer.ip()) {
-        let minutes = left.as_secs().div_ceil(60);
-        let message = format!(
-            "too many failed sign-ins: try again in {minutes} minute{}",
-            if minutes == 1 { "" } else { "s" }
-        );
-        return if json {
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response()
-        } else {
-            Redirect::to(&format!(
-                "/login?failed=locked&next={}",
-                query_escape(&next)
-            ))
-            .into_response()
-        };
-    }
     let failed = |message: &str| {
         if json {
             ApiError::new(StatusCode::UNAUTHORIZED, message).into_response()
@@ -178,22 +197,58 @@ pub async fn login(
         Some(c) => (Some(c.user), Some(c.password_hash)),
         None => (None, None),
     };
-    let matches = secrets::verify_password(form.password, hash).await;
+    let known = match &user {
+        Some(u) => auth
+            .accounts
+            .known_address(u.id, &ip.to_string())
+            .await
+            .unwrap_or(false),
+        None => false,
+    };
+    let ticket = match auth.begin_sign_in(&form.name, ip, known).await {
+        Gate::Go(ticket) => ticket,
+        Gate::Locked(left) => {
+            let minutes = left.as_secs().div_ceil(60).max(1);
+            let message = format!(
+                "too many failed sign-ins: try again in {minutes} minute{}",
+                if minutes == 1 { "" } else { "s" }
+            );
+            return if json {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response()
+            } else {
+                Redirect::to(&format!(
+                    "/login?failed=locked&next={}",
+                    query_escape(&next)
+                ))
+                .into_response()
+            };
+        }
+    };
+    let matches = match secrets::verify_password(form.password, hash).await {
+        Ok(matches) => matches,
+        Err(e) => {
+            auth.sign_in_unchecked(ticket);
+            return busy(e);
+        }
+    };
     let user = match user {
         Some(u) if matches && !u.disabled => u,
         Some(u) if matches => {
-            tracing::warn!(user = %u.name, ip = %peer.ip(), "sign-in refused: the account is disabled");
+            auth.sign_in_passed(ticket);
+            // Not WARN: WARN lines reach the error log, which viewers read, and this names a user.
+            tracing::info!(user = %u.name, %ip, "sign-in refused: the account is disabled");
             return failed("this account is disabled");
         }
         _ => {
-            tracing::info!(ip = %peer.ip(), "failed sign-in");
-            auth.failed_login(&form.name, peer.ip()).await;
+            tracing::info!(%ip, "failed sign-in");
+            auth.sign_in_failed(ticket).await;
             return failed("wrong user name or password");
         }
     };
-    auth.signed_in_ok(&user.name, peer.ip());
-    let ip = peer.ip().to_string();
+    auth.sign_in_passed(ticket);
     let known = auth.accounts.address_count(user.id).await.unwrap_or(0);
+    let peer_ip = ip;
+    let ip = ip.to_string();
     match auth
         .accounts
         .remember_address(user.id, &ip, now_millis())
@@ -204,7 +259,7 @@ pub async fn login(
                 shared::SecurityKind::NewAddress,
                 shared::Severity::Warning,
                 Some(user.name.clone()),
-                Some(peer.ip()),
+                Some(peer_ip),
                 format!(
                     "{} signed in from {ip}, an address not used before",
                     user.name
@@ -244,7 +299,7 @@ pub async fn logout(State(auth): State<Auth>, headers: HeaderMap) -> Response {
 /// `POST /api/setup`: the one-time code from the log, a name and a password → the first admin, signed in.
 pub async fn setup(
     State(auth): State<Auth>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(peer)): Extension<ClientAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -272,7 +327,9 @@ pub async fn setup(
         return refuse(StatusCode::BAD_REQUEST, "the two passwords differ");
     }
     if !auth.take_setup_code(&form.code) {
-        tracing::warn!(ip = %peer.ip(), "setup refused: wrong or used setup code");
+        // Not WARN: a request without an account must not write to the error log (viewers read it, and a
+        // flood would fill it).
+        tracing::info!(ip = %peer, "setup refused: wrong or used setup code");
         return refuse(
             StatusCode::FORBIDDEN,
             "this setup link is not valid (already used, or from an earlier start)",
@@ -281,7 +338,7 @@ pub async fn setup(
     let created = async {
         let hash = secrets::hash_password(form.password.clone())
             .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            .map_err(busy_error)?;
         auth.accounts
             .add_user(&form.name, Role::Admin, &hash, now_millis())
             .await
@@ -296,7 +353,7 @@ pub async fn setup(
         }
     };
     tracing::info!(user = %user.name, "first admin account created through the setup link");
-    let ip = peer.ip().to_string();
+    let ip = peer.to_string();
     let _ = auth
         .accounts
         .remember_address(user.id, &ip, now_millis())
@@ -328,5 +385,23 @@ mod tests {
         assert_eq!(local_target(Some("https://evil.example")), "/");
         assert_eq!(local_target(Some("/\\evil.example")), "/");
         assert_eq!(local_target(None), "/");
+        for hostile in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/ /evil.example",
+            "/\u{0}/x",
+            "/x\\..\\\\evil.example",
+            "\t//evil.example",
+            "/\u{a0}/evil.example",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(local_target(Some(hostile)), "/", "{hostile:?}");
+        }
+        assert_eq!(
+            local_target(Some("/audit?user=a%20b#x")),
+            "/audit?user=a%20b#x"
+        );
     }
 }

@@ -87,6 +87,7 @@ pub async fn report(
 /// `GET /api/deployments?service=shop&limit=50`: newest first.
 pub async fn list(
     State(book): State<DeployBook>,
+    Extension(principal): Extension<Principal>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let limit = match params.get("limit").map(|v| v.parse::<usize>()) {
@@ -97,7 +98,11 @@ pub async fn list(
         }
     };
     match book
-        .history(params.get("service").map(String::as_str), limit)
+        .history(
+            params.get("service").map(String::as_str),
+            limit,
+            principal.role,
+        )
         .await
     {
         Ok(list) => Json(list).into_response(),
