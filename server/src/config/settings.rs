@@ -130,8 +130,9 @@ settings! {
     /// Connections open at once; past it a new one gets a 503 and is closed [default: 25000].
     #[arg(long, env = "WATCHPOST_MAX_CONNECTIONS")]
     max_connections: Option<usize> = from_str,
-    /// Connections one address may hold that have not carried a signed-in request; past it a new one gets
-    /// a 429 and is closed (a trusted proxy's are not counted) [default: 128].
+    /// Connections one address may hold that have not carried a signed-in request; past it a new one must
+    /// send a signed-in request within 2 s, else it gets a 429 and is closed (a trusted proxy's are not
+    /// counted) [default: 128].
     #[arg(long, env = "WATCHPOST_MAX_UNSIGNED_CONNECTIONS_PER_ADDRESS")]
     max_unsigned_connections_per_address: Option<usize> = from_str,
     /// How long a client has to send a request's head, e.g. `30s` [default: 30s].

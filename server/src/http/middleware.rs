@@ -7,7 +7,7 @@ use crate::http::error::ApiError;
 use crate::http::serve::ConnectionSlot;
 use crate::sources::http_self::{FALLBACK_ROUTE, HttpMetrics, UNTIMED, method_label};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use shared::{Caller, Me};
@@ -67,11 +67,22 @@ fn wants_page(req: &Request) -> bool {
 /// Lets a request through with its principal in the extensions, or answers 401 (an API) or sends a browser
 /// to the sign-in page (a page).
 pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
+    let probation = req
+        .extensions()
+        .get::<Arc<ConnectionSlot>>()
+        .is_some_and(|slot| slot.on_probation());
     let path = req.uri().path();
-    if is_public(path) {
+    if is_public(path) && !probation {
         return next.run(req).await;
     }
-    match auth.principal(credential(req.headers())).await {
+    let found = auth.principal(credential(req.headers())).await;
+    if probation && !matches!(found, Ok(Some(_))) {
+        return too_many_unsigned();
+    }
+    if is_public(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match found {
         Ok(Some(principal)) => {
             if let Some(slot) = req.extensions().get::<Arc<ConnectionSlot>>() {
                 slot.signed_in();
@@ -115,6 +126,20 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
             ApiError::unavailable(format!("accounts cannot be read: {e}")).into_response()
         }
     }
+}
+
+/// The answer to a request that is not signed in on a connection past its address's cap: 429, and the
+/// connection closes.
+fn too_many_unsigned() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many connections from this address that have not signed in: sign in, or try again shortly",
+    )
+    .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 /// The client's address, as [`crate::http::client_addr::resolve`] found it.

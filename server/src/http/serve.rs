@@ -15,8 +15,11 @@
 //! connection included), a request body within `body_read_timeout` of its head (a total, not a gap between
 //! bytes, so one byte a second does not keep it open); at most `max_connections` are open at once, and one
 //! address holds at most `max_unsigned_per_address` connections that have not carried a signed-in request.
-//! Signed-in users' streams have their own per-user limit (`auth::streams`). Past a cap, the connection gets
-//! a short 503 (or 429) and is closed.
+//! Past the connection cap, a connection gets a short 503 and is closed. Past its address's cap, a connection
+//! is taken on probation: it has [`PROBATION_HEAD_TIMEOUT`] to send a request head, and that request must be
+//! signed in, else it gets a 429 and is closed. So signed-in users behind one address (an office, a NAT, a
+//! thousand tabs reconnecting after a restart) are never turned away, while connections that never sign in
+//! stay bounded per address. Signed-in users' streams have their own per-user limit (`auth::streams`).
 
 use crate::http::client_addr::TrustedProxies;
 use axum::Router;
@@ -73,10 +76,12 @@ struct Admission {
     trusted: TrustedProxies,
 }
 
+/// How long a connection past its address's cap has to send its (signed-in) request head.
+const PROBATION_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Why a connection was turned away.
 enum Refused {
     Full,
-    Address,
 }
 
 impl Admission {
@@ -86,18 +91,22 @@ impl Admission {
             .clone()
             .try_acquire_owned()
             .map_err(|_| Refused::Full)?;
-        let counted = !self.trusted.trusts(peer);
-        if counted {
+        let mut counted = false;
+        let mut probation = false;
+        if !self.trusted.trusts(peer) {
             let mut unsigned = self.unsigned.lock().map_err(|_| Refused::Full)?;
             let n = unsigned.entry(peer).or_default();
             if *n >= self.per_address {
-                return Err(Refused::Address);
+                probation = true;
+            } else {
+                *n += 1;
+                counted = true;
             }
-            *n += 1;
         }
         Ok(Arc::new(ConnectionSlot {
             peer,
             counted: AtomicBool::new(counted),
+            probation,
             admission: self.clone(),
             _permit: permit,
         }))
@@ -121,11 +130,19 @@ pub struct ConnectionSlot {
     peer: IpAddr,
     /// Still counted under the address's cap.
     counted: AtomicBool,
+    /// Admitted past its address's cap: its requests must be signed in.
+    probation: bool,
     admission: Arc<Admission>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl ConnectionSlot {
+    /// Whether this connection was admitted past its address's cap, so that a request on it that is not
+    /// signed in is refused (429).
+    pub fn on_probation(&self) -> bool {
+        self.probation
+    }
+
     /// A request on this connection was signed in: the connection no longer counts against its address.
     pub fn signed_in(&self) {
         if self.counted.swap(false, Ordering::AcqRel) {
@@ -146,10 +163,6 @@ async fn turn_away(mut tcp: TcpStream, why: Refused) {
         Refused::Full => (
             "503 Service Unavailable",
             "the server has as many connections as it takes: try again shortly",
-        ),
-        Refused::Address => (
-            "429 Too Many Requests",
-            "too many connections from this address that have not signed in",
         ),
     };
     let body = format!("{{\"error\":\"{message}\"}}");
@@ -210,6 +223,8 @@ pub async fn serve(
     http.half_close(true)
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
+    let mut on_probation = http.clone();
+    on_probation.header_read_timeout(PROBATION_HEAD_TIMEOUT.min(limits.header_read_timeout));
     let admission = Arc::new(Admission {
         open: Arc::new(Semaphore::new(limits.max_connections)),
         unsigned: Mutex::default(),
@@ -246,6 +261,11 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
+        let builder = if slot.on_probation() {
+            &on_probation
+        } else {
+            &http
+        };
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
@@ -259,7 +279,7 @@ pub async fn serve(
         });
         // No upgrades: nothing here speaks WebSocket, the live channel is the event stream.
         let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(Socket { tcp }), service));
+            graceful.watch(builder.serve_connection(TokioIo::new(Socket { tcp }), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::trace!("connection from {peer} ended: {e}");

@@ -112,10 +112,39 @@ async fn an_address_holds_only_so_many_connections_before_signing_in() {
     for _ in 0..4 {
         idle.push(connect_from([127, 0, 0, 31], &app.base).await);
     }
+    // Past the cap, a request that is not signed in is refused, and its connection closed.
     let mut refused = connect_from([127, 0, 0, 31], &app.base).await;
+    refused
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let (answer, closed) = read_until_closed(&mut refused, Duration::from_secs(5)).await;
     assert!(closed && answer.starts_with("HTTP/1.1 429"), "{answer:?}");
     assert!(answer.contains("have not signed in"), "{answer:?}");
+    // One that sends nothing is closed within the probation's two seconds, not the usual thirty.
+    let began = std::time::Instant::now();
+    let mut silent = connect_from([127, 0, 0, 31], &app.base).await;
+    let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(10)).await;
+    assert!(
+        closed && began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    // A signed-in request from the same address is served all the same.
+    let mut agent = connect_from([127, 0, 0, 31], &app.base).await;
+    agent
+        .write_all(
+            format!("GET /api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = agent.read(&mut buf).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "a signed-in user behind the same address is never turned away"
+    );
 
     // Other addresses, and the signed-in user, are not held up.
     let page = app
@@ -137,7 +166,6 @@ async fn an_address_holds_only_so_many_connections_before_signing_in() {
         )
         .await
         .unwrap();
-    let mut buf = [0u8; 1024];
     let n = signed.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     let mut another = connect_from([127, 0, 0, 31], &app.base).await;
