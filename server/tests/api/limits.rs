@@ -36,6 +36,30 @@ async fn read_until_closed(tcp: &mut TcpStream, patience: Duration) -> (String, 
     (String::from_utf8_lossy(&got).into_owned(), closed)
 }
 
+/// Sends `request` on `tcp` and returns the first bytes of the answer (its status line, at least).
+async fn ask(tcp: &mut TcpStream, request: &str) -> String {
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tcp.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// `GET /api/me` with `token`: a signed-in request.
+fn me_with(token: &str) -> String {
+    format!("GET /api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
+}
+
+/// The signed-in client gets the dashboard.
+async fn dashboard_loads(app: &crate::helpers::TestApp) {
+    let page = app
+        .client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+}
+
 /// Writes `text` a byte a second until the server closes the connection; how long it took.
 async fn trickle(tcp: &mut TcpStream, text: &[u8]) -> Duration {
     let began = Instant::now();
@@ -95,13 +119,7 @@ async fn a_client_sending_a_byte_a_second_is_cut_off() {
     );
 
     // Meanwhile and after, a signed-in user is served.
-    let page = app
-        .client
-        .get(format!("{}/", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
+    dashboard_loads(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,50 +150,30 @@ async fn an_address_holds_only_so_many_connections_before_signing_in() {
     );
     // A signed-in request from the same address is served all the same.
     let mut agent = connect_from([127, 0, 0, 31], &app.base).await;
-    agent
-        .write_all(
-            format!("GET /api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut buf = [0u8; 1024];
-    let n = agent.read(&mut buf).await.unwrap();
     assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        ask(&mut agent, &me_with(&token))
+            .await
+            .starts_with("HTTP/1.1 200"),
         "a signed-in user behind the same address is never turned away"
     );
 
     // Other addresses, and the signed-in user, are not held up.
-    let page = app
-        .client
-        .get(format!("{}/", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
+    dashboard_loads(&app).await;
 
     // A connection that signs in stops counting against its address.
     drop(idle.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut signed = connect_from([127, 0, 0, 31], &app.base).await;
-    signed
-        .write_all(
-            format!("GET /api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let n = signed.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    let mut another = connect_from([127, 0, 0, 31], &app.base).await;
-    another
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let n = another.read(&mut buf).await.unwrap();
     assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        ask(&mut signed, &me_with(&token))
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    let mut another = connect_from([127, 0, 0, 31], &app.base).await;
+    assert!(
+        ask(&mut another, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 200"),
         "admitted: the signed-in connection no longer counts"
     );
 }
