@@ -193,7 +193,10 @@ impl Config {
         attach_tokens(&mut scrape, &s.scrape_token_file).map_err(invalid("scrape-token-file"))?;
         let mut postgres = s.postgres;
         for file in &s.postgres_url_file {
-            postgres.push(file.read().map_err(invalid("postgres-url-file"))?);
+            postgres.push(
+                file.postgres_target()
+                    .map_err(invalid("postgres-url-file"))?,
+            );
         }
         let config = Config {
             server: ServerSection {

@@ -3,6 +3,7 @@
 //! one that allows nothing), and caching that fits what it is. A page or an answer of the API is what one
 //! signed-in user may see, so it is never stored by a browser or a proxy; static files are revalidated.
 
+use crate::http::middleware::is_asset;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
@@ -12,14 +13,10 @@ use axum::response::Response;
 const LOCKED_DOWN: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// The files served from the site root. Their names carry no content hash yet, so a browser keeps them but
-/// asks whether they changed (`Last-Modified`) before each use.
-fn is_static(path: &str) -> bool {
-    path.starts_with("/pkg/") || matches!(path, "/echarts.js" | "/favicon.svg")
-}
-
 pub async fn security_headers(req: Request, next: Next) -> Response {
-    let is_static = is_static(req.uri().path());
+    // The static files' names carry no content hash yet, so a browser keeps them but asks whether they
+    // changed (`Last-Modified`) before each use.
+    let is_static = is_asset(req.uri().path());
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     headers.insert(

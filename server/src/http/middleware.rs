@@ -43,15 +43,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/healthz"
-            | "/login"
-            | "/setup"
-            | "/api/login"
-            | "/api/setup"
-            | "/favicon.svg"
-            | "/echarts.js"
-    ) || path.starts_with("/pkg/")
+        "/healthz" | "/login" | "/setup" | "/api/login" | "/api/setup"
+    ) || is_asset(path)
         || path.starts_with("/demo/")
+}
+
+/// The static files served from the site root: the WASM, its JS and CSS, the ECharts bundle, the icon.
+pub fn is_asset(path: &str) -> bool {
+    path.starts_with("/pkg/") || matches!(path, "/echarts.js" | "/favicon.svg")
 }
 
 /// Whether a browser is asking for a page (which gets sent to sign in) rather than an API (which gets 401).

@@ -25,7 +25,7 @@ use crate::http::client_addr::TrustedProxies;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::HashMap;
@@ -270,11 +270,16 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(slot.clone());
+            // A request without a body (every GET, every stream) needs no deadline, nor a timer for one.
             router.clone().oneshot(req.map(|inner| {
-                Body::new(DeadlineBody {
-                    inner,
-                    deadline: Box::pin(tokio::time::sleep(body_timeout)),
-                })
+                if inner.is_end_stream() {
+                    Body::new(inner)
+                } else {
+                    Body::new(DeadlineBody {
+                        inner,
+                        deadline: Box::pin(tokio::time::sleep(body_timeout)),
+                    })
+                }
             }))
         });
         // No upgrades: nothing here speaks WebSocket, the live channel is the event stream.

@@ -57,3 +57,27 @@ impl Sink for Local {
         })
     }
 }
+
+/// `NAME=PATH`: a file holding a secret for one named target (a scrape target's bearer token, a database's
+/// URL with its password), so the secret is in neither the command line nor the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedFile {
+    pub name: String,
+    pub path: std::path::PathBuf,
+}
+
+impl std::str::FromStr for NamedFile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, path) = s
+            .split_once('=')
+            .map(|(a, b)| (a.trim(), b.trim()))
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .ok_or_else(|| format!("'{s}' is not NAME=PATH"))?;
+        Ok(NamedFile {
+            name: name.to_owned(),
+            path: path.into(),
+        })
+    }
+}

@@ -48,31 +48,12 @@ impl std::fmt::Debug for PostgresTarget {
 
 /// `--postgres-url-file NAME=PATH`: a file holding the URL (with its password) of one database, so the
 /// password is in neither the command line (`ps` shows it to every local user) nor the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostgresUrlFile {
-    pub name: String,
-    pub path: std::path::PathBuf,
-}
+pub type PostgresUrlFile = super::NamedFile;
 
-impl FromStr for PostgresUrlFile {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, path) = s
-            .split_once('=')
-            .map(|(a, b)| (a.trim(), b.trim()))
-            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-            .ok_or_else(|| format!("'{s}' is not NAME=PATH"))?;
-        Ok(PostgresUrlFile {
-            name: name.to_owned(),
-            path: path.into(),
-        })
-    }
-}
-
-impl PostgresUrlFile {
-    /// The target the file names: its one line parsed as `--postgres` would parse `NAME=URL`.
-    pub fn read(&self) -> Result<PostgresTarget, String> {
+impl super::NamedFile {
+    /// As a `--postgres-url-file`: the target the file names, its one line parsed as `--postgres` would
+    /// parse `NAME=URL`.
+    pub fn postgres_target(&self) -> Result<PostgresTarget, String> {
         let text = std::fs::read_to_string(&self.path)
             .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
         let url = text.trim();
@@ -364,13 +345,13 @@ mod tests {
         let path = dir.path().join("shop.url");
         std::fs::write(&path, "postgres://app:s3cret-pw@db/shop\n").unwrap();
         let file: PostgresUrlFile = format!("shop={}", path.display()).parse().unwrap();
-        let from_file = file.read().unwrap();
+        let from_file = file.postgres_target().unwrap();
         assert_eq!(
             (from_file.name.as_str(), from_file.options.get_port()),
             ("shop", 5432)
         );
         std::fs::write(&path, "").unwrap();
-        assert!(file.read().unwrap_err().contains("one URL"));
+        assert!(file.postgres_target().unwrap_err().contains("one URL"));
         assert!("shop".parse::<PostgresUrlFile>().is_err());
     }
 

@@ -51,27 +51,7 @@ impl std::fmt::Debug for BearerToken {
 }
 
 /// `--scrape-token-file SERVICE=PATH`: the file holding the bearer token of one scrape target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScrapeTokenFile {
-    pub service: String,
-    pub path: std::path::PathBuf,
-}
-
-impl std::str::FromStr for ScrapeTokenFile {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (service, path) = s
-            .split_once('=')
-            .map(|(a, b)| (a.trim(), b.trim()))
-            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-            .ok_or_else(|| format!("'{s}' is not SERVICE=PATH"))?;
-        Ok(ScrapeTokenFile {
-            service: service.to_owned(),
-            path: path.into(),
-        })
-    }
-}
+pub type ScrapeTokenFile = super::NamedFile;
 
 /// Gives each target the token of its file; a file for no target, or one that cannot be read or is empty,
 /// is an error that names it.
@@ -82,8 +62,8 @@ pub fn attach_tokens(
     for file in files {
         let target = targets
             .iter_mut()
-            .find(|t| t.service == file.service)
-            .ok_or_else(|| format!("'{}' is not a scrape target", file.service))?;
+            .find(|t| t.service == file.name)
+            .ok_or_else(|| format!("'{}' is not a scrape target", file.name))?;
         let text = std::fs::read_to_string(&file.path)
             .map_err(|e| format!("cannot read {}: {e}", file.path.display()))?;
         let token = text.trim();

@@ -2,8 +2,8 @@
 //! forbidden action, an invalid token; who sees them, and acknowledging them.
 
 use crate::helpers::{
-    ADMIN, Events, PASSWORD, PATIENCE, add_user, http_client, next_envelope, sign_in, spawn_app,
-    spawn_app_in, spawn_app_with, stream_of,
+    ADMIN, Events, PASSWORD, PATIENCE, add_user, get_json, http_client, next_envelope, sign_in,
+    spawn_app, spawn_app_in, spawn_app_with, stream_of,
 };
 use serde_json::{Value, json};
 use shared::{Event, Role, SecurityAlert, SecurityKind, Severity};
@@ -170,14 +170,7 @@ async fn failed_sign_ins_raise_alerts_and_lock_out_after_the_limit() {
             .is_empty()
     );
     // Nor does the error log, which viewers read: no sign-in line names a user or an address there.
-    let page: Value = vera
-        .get(format!("{}/api/logs?service=watchpost", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json(&vera, &format!("{}/api/logs?service=watchpost", app.base)).await;
     let text = page.to_string();
     for secret in ["127.0.0.", "vera", "sign-in"] {
         assert!(!text.contains(secret), "{secret} in the error log: {text}");
