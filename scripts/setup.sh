@@ -47,10 +47,13 @@ if [ "$(cat node_modules/.watchpost-lock 2>/dev/null)" != "$lock_sum" ]; then
   echo "$lock_sum" > node_modules/.watchpost-lock
 fi
 
-# The ECharts bundle (only the charts Watchpost draws), rebuilt when its entry or the packages change.
-if [ ! -s public/echarts.js ] || [ charts/echarts-entry.js -nt public/echarts.js ] \
-  || [ package-lock.json -nt public/echarts.js ]; then
+# The ECharts bundle (only the charts Watchpost draws), rebuilt when its entry or the packages change. Its
+# name carries a hash of its content (`public/echarts.<hash>.js`), so browsers may cache it for good; the
+# one before it (and the unhashed name of earlier versions) goes.
+bundle=$(ls -t public/echarts.*.js 2>/dev/null | head -n1 || true)
+if [ -z "$bundle" ] || [ charts/echarts-entry.js -nt "$bundle" ] || [ package-lock.json -nt "$bundle" ]; then
   say "bundling ECharts"
+  rm -f public/echarts.js public/echarts.*.js
   npm run -s echarts
 fi
 

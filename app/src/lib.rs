@@ -5,6 +5,8 @@
 //! the `EventSource`) behind `hydrate`, so neither build carries the other's dependencies.
 
 pub mod api;
+#[cfg(feature = "ssr")]
+pub mod assets;
 #[cfg(feature = "hydrate")]
 mod charts;
 pub mod error;
@@ -20,15 +22,19 @@ mod series;
 mod stored;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+#[cfg(feature = "ssr")]
+use leptos_meta::{HashedStylesheet, MetaTags};
+use leptos_meta::{Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, StaticSegment};
 
 /// The HTML document around the app. ECharts is a classic script ahead of the hydration scripts, because
-/// charming's renderer binds to the global `echarts` it defines.
+/// charming's renderer binds to the global `echarts` it defines. Every static file is asked for by its
+/// content-hashed name ([`assets`]).
+#[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    #[cfg(feature = "ssr")]
     content_security_policy();
+    let echarts = assets::echarts_src(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -37,7 +43,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
-                <script src="/echarts.js"></script>
+                <HashedStylesheet options=options.clone() id="leptos" />
+                <script src=echarts></script>
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -75,7 +82,6 @@ fn content_security_policy() {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/watchpost.css" />
         <Title text="Watchpost" />
         <Router>
             <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>

@@ -312,32 +312,52 @@ fn idle_bench(pid: u32, window: Duration) -> Result<()> {
 }
 
 fn size_bench(site: &std::path::Path) -> Result<()> {
-    let files = [
-        "pkg/watchpost.wasm",
-        "pkg/watchpost.js",
-        "pkg/watchpost.css",
-        "echarts.js",
-        "favicon.svg",
-    ];
+    let files = site_files(site)?;
     let mut total = 0;
     for file in files {
-        let bytes = std::fs::read(site.join(file))
-            .with_context(|| format!("{} (build the site first)", site.join(file).display()))?;
+        let bytes = std::fs::read(site.join(&file))
+            .with_context(|| format!("{} (build the site first)", site.join(&file).display()))?;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&bytes)?;
         let zipped = gz.finish()?.len();
         total += zipped;
         println!(
-            "{file:24} {:>9} bytes raw {:>9} bytes gzip -9",
+            "{file:40} {:>9} bytes raw {:>9} bytes gzip -9",
             bytes.len(),
             zipped
         );
     }
     println!(
-        "{:24} {:>9} bytes gzip -9 ({:.0} KiB)",
+        "{:40} {:>9} bytes gzip -9 ({:.0} KiB)",
         "first load total",
         total,
         total as f64 / 1024.0
     );
     Ok(())
+}
+
+/// The files a first load fetches, by the names the build gave them: cargo-leptos's content hashes from the
+/// site's `hash.txt` (plain names for a site built without), the ECharts bundle's hashed name as it is.
+fn site_files(site: &std::path::Path) -> Result<Vec<String>> {
+    let hashes = std::fs::read_to_string(site.join("hash.txt")).unwrap_or_default();
+    let hashed = |ext: &str| {
+        let hash = hashes.lines().find_map(|l| {
+            let (kind, hash) = l.split_once(':')?;
+            (kind.trim() == ext).then(|| format!(".{}", hash.trim()))
+        });
+        format!("pkg/watchpost{}.{ext}", hash.unwrap_or_default())
+    };
+    let echarts = std::fs::read_dir(site)
+        .with_context(|| format!("{} (build the site first)", site.display()))?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find(|n| n.starts_with("echarts.") && n.ends_with(".js"))
+        .context("no echarts.<hash>.js in the site (run scripts/setup.sh, then build)")?;
+    Ok(vec![
+        hashed("wasm"),
+        hashed("js"),
+        hashed("css"),
+        echarts,
+        "favicon.svg".to_owned(),
+    ])
 }

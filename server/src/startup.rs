@@ -264,12 +264,14 @@ impl Application {
             },
         }
         .into_ports();
-        let leptos_options = LeptosOptions::builder()
-            .output_name("watchpost")
-            .site_root(config.server.site_root.to_string_lossy().into_owned())
-            .site_pkg_dir("pkg")
-            .site_addr(local_addr)
-            .build();
+        let leptos_options = app::assets::with_hashed_names(
+            LeptosOptions::builder()
+                .output_name("watchpost")
+                .site_root(config.server.site_root.to_string_lossy().into_owned())
+                .site_pkg_dir("pkg")
+                .site_addr(local_addr)
+                .build(),
+        );
         let router = crate::http::router(state, demo, leptos_options, ports);
         Ok(Application {
             listener,

@@ -50,7 +50,30 @@ fn is_public(path: &str) -> bool {
 
 /// The static files served from the site root: the WASM, its JS and CSS, the ECharts bundle, the icon.
 pub fn is_asset(path: &str) -> bool {
-    path.starts_with("/pkg/") || matches!(path, "/echarts.js" | "/favicon.svg")
+    path.starts_with("/pkg/")
+        || path == "/favicon.svg"
+        || path
+            .strip_prefix("/echarts.")
+            .is_some_and(|rest| rest.ends_with(".js") && !rest.contains('/'))
+}
+
+/// Whether a static file's name carries a hash of its content, `name.<hash>.ext`: the build gives a changed
+/// file a new name, so whatever is served under this one never changes. cargo-leptos's hashes are 22
+/// characters of URL-safe base64, esbuild's 8 letters and digits.
+pub fn is_content_hashed(path: &str) -> bool {
+    if !is_asset(path) {
+        return false;
+    }
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let mut parts = name.rsplit('.');
+    let (Some(_ext), Some(hash), Some(stem)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !stem.is_empty()
+        && hash.len() >= 8
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Whether a browser is asking for a page (which gets sent to sign in) rather than an API (which gets 401).
@@ -232,8 +255,37 @@ mod tests {
     }
 
     #[test]
+    fn hashed_names_are_told_from_plain_ones() {
+        for p in [
+            "/pkg/watchpost.Xk3_9aZ-0qWmLr7tYb2c1Q.wasm",
+            "/pkg/watchpost.Xk3_9aZ-0qWmLr7tYb2c1Q.js",
+            "/echarts.7QHXKZ2M.js",
+        ] {
+            assert!(is_content_hashed(p), "{p}");
+        }
+        for p in [
+            "/pkg/watchpost.wasm",
+            "/pkg/watchpost.css",
+            "/echarts.js",
+            "/favicon.svg",
+            "/pkg/snippets/charming-1/x.js",
+            "/api/watchpost.Xk3_9aZ-0qWmLr7tYb2c1Q.js",
+            "/echarts.7QHXKZ2M.js/x",
+            "/pkg/.Xk3_9aZ-0qWmLr7tYb2c1Q.js",
+        ] {
+            assert!(!is_content_hashed(p), "{p}");
+        }
+    }
+
+    #[test]
     fn only_the_listed_paths_are_public() {
-        for p in ["/healthz", "/login", "/pkg/watchpost.wasm", "/api/login"] {
+        for p in [
+            "/healthz",
+            "/login",
+            "/pkg/watchpost.wasm",
+            "/echarts.7QHXKZ2M.js",
+            "/api/login",
+        ] {
             assert!(is_public(p), "{p}");
         }
         for p in [
@@ -243,6 +295,8 @@ mod tests {
             "/api/ingest/logs",
             "/loginx",
             "/api/get_history",
+            "/echarts.x/y.js",
+            "/echarts.json",
         ] {
             assert!(!is_public(p), "{p}");
         }

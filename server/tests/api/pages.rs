@@ -1,6 +1,6 @@
 //! The server-rendered dashboard and `/healthz`.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{get_text, spawn_app, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_reports_version_clients_last_sample_and_rss() {
@@ -152,4 +152,79 @@ async fn pages_and_apis_carry_security_headers_and_a_nonce_policy() {
         .await
         .unwrap();
     assert_eq!(header(&icon, "cache-control"), "no-cache");
+}
+
+/// A site built with content hashes (as `cargo leptos build` makes it): the page asks for every static file by
+/// its hashed name, and those are kept for a year without revalidation, so a second visit downloads none of
+/// them; an unhashed or missing file is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashed_static_files_are_referenced_by_the_page_and_kept_for_a_year() {
+    const HASH: &str = "Xk3_9aZ-0qWmLr7tYb2c1Q";
+    let site = tempfile::tempdir().unwrap();
+    std::fs::create_dir(site.path().join("pkg")).unwrap();
+    std::fs::write(
+        site.path().join("hash.txt"),
+        format!("js: {HASH}\nwasm: {HASH}\ncss: {HASH}\n"),
+    )
+    .unwrap();
+    for ext in ["js", "wasm", "css"] {
+        std::fs::write(site.path().join(format!("pkg/watchpost.{HASH}.{ext}")), ext).unwrap();
+    }
+    std::fs::write(site.path().join("echarts.7QHXKZ2M.js"), "var echarts;").unwrap();
+    std::fs::write(site.path().join("favicon.svg"), "<svg/>").unwrap();
+    let root = site.path().to_owned();
+    let app = spawn_app_with(move |c| c.server.site_root = root).await;
+
+    let html = get_text(&app.client, &format!("{}/", app.base)).await;
+    let files = [
+        format!("/pkg/watchpost.{HASH}.js"),
+        format!("/pkg/watchpost.{HASH}.wasm"),
+        format!("/pkg/watchpost.{HASH}.css"),
+        "/echarts.7QHXKZ2M.js".to_owned(),
+    ];
+    for file in &files {
+        assert!(
+            html.contains(&format!("\"{file}\"")),
+            "the page references {file}"
+        );
+    }
+    assert!(!html.contains("/pkg/watchpost.js"), "no unhashed name");
+    assert!(!html.contains("\"/echarts.js\""), "no unhashed name");
+
+    let cache_control = |path: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .anon
+                .get(format!("{}{path}", app.base))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let cache = r
+                .headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (status, cache)
+        }
+    };
+    for file in files {
+        assert_eq!(
+            cache_control(file.clone()).await,
+            (200, "public, max-age=31536000, immutable".to_owned()),
+            "{file}"
+        );
+    }
+    assert_eq!(
+        cache_control("/favicon.svg".into()).await,
+        (200, "no-cache".to_owned())
+    );
+    let (status, cache) = cache_control("/pkg/watchpost.AAAAAAAAAAAAAAAAAAAAAA.js".into()).await;
+    assert_eq!(status, 404);
+    assert!(
+        !cache.contains("immutable"),
+        "a missing file is not final: {cache}"
+    );
 }

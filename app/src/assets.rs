@@ -1,0 +1,49 @@
+//! The names under which the page asks for its static files. Each carries a hash of its content
+//! (`pkg/watchpost.<hash>.wasm`, `echarts.<hash>.js`), so a browser keeps it for a year and a new build is a
+//! new name, never a stale copy. cargo-leptos writes the hashes of the JS, WASM and CSS into `hash.txt` in
+//! the site root, which leptos reads for its hydration scripts and stylesheet; the ECharts bundle is built
+//! by esbuild (`npm run echarts`) and found here by its name.
+
+use leptos::config::LeptosOptions;
+use std::path::Path;
+
+/// The hash list cargo-leptos writes beside the files it names (`hash-file-name` in `Cargo.toml`).
+pub const HASH_FILE: &str = "hash.txt";
+
+/// Options that make leptos use the hashed names when the site was built with them. The hash file is given
+/// as an absolute path: leptos joins it to the binary's folder, and joining an absolute path replaces that,
+/// so the binary may run from anywhere. A site built without hashes keeps the plain names.
+pub fn with_hashed_names(mut options: LeptosOptions) -> LeptosOptions {
+    let hash_file = Path::new(options.site_root.as_ref()).join(HASH_FILE);
+    if !hash_file.is_file() {
+        return options;
+    }
+    let hash_file = std::path::absolute(&hash_file).unwrap_or(hash_file);
+    options.hash_files = true;
+    options.hash_file = hash_file.to_string_lossy().into();
+    options
+}
+
+/// The ECharts bundle's path as the page references it: `/echarts.<hash>.js` from the site root, or the plain
+/// name when none is there. Looked up per page, as leptos reads its hash file per page: a listing of a
+/// folder of a few files, and a site rebuilt under a running server is followed.
+pub fn echarts_src(options: &LeptosOptions) -> String {
+    find_bundle(Path::new(options.site_root.as_ref()))
+        .map(|name| format!("/{name}"))
+        .unwrap_or_else(|| "/echarts.js".to_owned())
+}
+
+/// The newest `echarts.<hash>.js` in `site` (setup removes the older ones, so there is one).
+fn find_bundle(site: &Path) -> Option<String> {
+    std::fs::read_dir(site)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let hash = name.strip_prefix("echarts.")?.strip_suffix(".js")?;
+            let modified = entry.metadata().and_then(|m| m.modified()).ok()?;
+            (!hash.is_empty() && !hash.contains('.')).then_some((modified, name))
+        })
+        .max()
+        .map(|(_, name)| name)
+}
