@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Watchpost needs, each step skipped quickly when already done.
 #   scripts/setup.sh            toolchain for building and running
-#   scripts/setup.sh --browser  also Debian's Chromium, for the end-to-end tests
+#   scripts/setup.sh --browser  also what the tests need: Debian's Chromium for the end-to-end tests, and
+#                               Debian's prometheus package for its promtool (a test checks /metrics with it)
 # Nothing here downloads a prebuilt binary from outside crates.io, npm, Debian or rustup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,4 +61,9 @@ fi
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then
   say "installing Debian's chromium"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
+if [ "${1:-}" = "--browser" ] && ! command -v promtool >/dev/null; then
+  say "installing Debian's prometheus package, for promtool"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 fi

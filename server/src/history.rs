@@ -13,7 +13,7 @@ use shared::{
     Event, HistoryPoint, HistorySeries, HostId, Metric, RangeError, StorageHealth, StorageStatus,
     Subject, TimeRange,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +39,10 @@ pub enum HistoryError {
     BadSubject(String, &'static str),
     #[error("{0} is a metric of a {1}: name one with {1}=NAME")]
     NoSubject(Metric, &'static str),
+    /// A subject no reading ever named (a typo, a service never scraped), told apart from one that had no
+    /// points in the range.
+    #[error("no {1} named '{0}' has ever been recorded")]
+    UnknownSubject(String, &'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -75,6 +79,9 @@ pub struct History {
     /// The host whose history is shown when a query names none: this server's own.
     local_host: HostId,
     status: Arc<Status>,
+    /// Every series a reading has been observed for since start, written yet or not: a subject the
+    /// dashboard already shows is known to a history query before its first point reaches the store.
+    seen: Arc<Mutex<HashSet<String>>>,
 }
 
 impl History {
@@ -84,6 +91,7 @@ impl History {
             retention,
             local_host,
             status: Arc::default(),
+            seen: Arc::default(),
         }
     }
 
@@ -141,14 +149,31 @@ impl History {
         }
         let (from_ms, to_ms) = range.bounds(now_ms);
         let (tier, step_ms) = plan(from_ms, to_ms, now_ms, &self.retention);
+        let series = labeled_series(metric.as_str(), &[(kind.label(), subject)]);
+        // This server's own host is known before its first reading is written.
+        let own_host = kind == Subject::Host && subject == self.local_host.0;
+        if !own_host && !self.knows(&series).await? {
+            let any_metric_of_it = Metric::ALL
+                .iter()
+                .filter(|m| m.subject() == kind && **m != metric)
+                .map(|m| labeled_series(m.as_str(), &[(kind.label(), subject)]));
+            let mut seen = false;
+            for other in any_metric_of_it {
+                if self.knows(&other).await? {
+                    seen = true;
+                    break;
+                }
+            }
+            if !seen {
+                return Err(HistoryError::UnknownSubject(
+                    subject.chars().take(64).collect(),
+                    kind.label(),
+                ));
+            }
+        }
         let points = self
             .store
-            .read(
-                &labeled_series(metric.as_str(), &[(kind.label(), subject)]),
-                tier,
-                (from_ms, to_ms),
-                step_ms,
-            )
+            .read(&series, tier, (from_ms, to_ms), step_ms)
             .await?;
         Ok(HistorySeries {
             metric,
@@ -159,6 +184,14 @@ impl History {
             to_ms,
             points,
         })
+    }
+
+    /// Whether `series` has been observed since start or is in the store.
+    async fn knows(&self, series: &str) -> Result<bool, HistoryError> {
+        if self.seen.lock().is_ok_and(|seen| seen.contains(series)) {
+            return Ok(true);
+        }
+        Ok(self.store.has_series(series).await?)
     }
 
     /// Records how `work` went; publishes the store's health when it changed.
@@ -247,7 +280,7 @@ async fn run(history: History, outlet: Outlet, mut rx: Observations, shutdown: C
             received = rx.recv() => match received {
                 Some(observation) => {
                     history.status.dropped(rx.take_missed());
-                    batch.observe(&observation);
+                    batch.observe(&observation, &history);
                 }
                 None => break,
             },
@@ -272,7 +305,7 @@ async fn run(history: History, outlet: Outlet, mut rx: Observations, shutdown: C
         }
     }
     while let Some(observation) = rx.try_recv() {
-        batch.observe(&observation);
+        batch.observe(&observation, &history);
     }
     history.status.dropped(rx.take_missed());
     batch.write(&history, &outlet).await;
@@ -287,10 +320,18 @@ struct Batch {
 }
 
 impl Batch {
-    /// Adds the points of a reading; other observations are not history.
-    fn observe(&mut self, observation: &Observation) {
+    /// Adds the points of a reading, and notes their series as seen; other observations are not history.
+    fn observe(&mut self, observation: &Observation, history: &History) {
         if let Observation::Readings(readings) = observation {
-            self.add(readings.iter().map(point).collect());
+            let points: Points = readings.iter().map(point).collect();
+            if let Ok(mut seen) = history.seen.lock() {
+                for (series, _) in &points {
+                    if !seen.contains(series) {
+                        seen.insert(series.clone());
+                    }
+                }
+            }
+            self.add(points);
         }
     }
 

@@ -17,6 +17,7 @@ mod commands;
 mod config;
 mod data_dir;
 mod deploy;
+mod exports;
 mod history;
 mod http;
 mod hub;
@@ -27,6 +28,7 @@ mod outlet;
 mod sources;
 mod startup;
 mod tasks;
+mod tls;
 
 pub use accounts_cli::{token as token_command, user as user_command};
 pub use config::{Cli, Command, Config};
@@ -42,7 +44,7 @@ pub mod testing {
     pub use crate::notify::NotifyConfig;
     pub use crate::notify::channel::{Channel, ChannelFile, check_channels};
     pub use crate::notify::group::Timing;
-    pub use crate::sources::scrape::{ScrapeTarget, attach_tokens};
+    pub use crate::sources::scrape::{ScrapeTarget, TargetOptions, attach as attach_to_targets};
 
     /// Every server function the app registers, as (path, method): what the bad-input suite sends to.
     pub fn server_fn_paths() -> Vec<(String, String)> {

@@ -199,9 +199,10 @@ fn host_readings(health: &HostHealth) -> Vec<Reading> {
 }
 
 /// The series of an API interval. A service that is down, or had no requests, has no latency; its rate
-/// (zero) counts unless it is down, so a chart shows a gap for an outage.
+/// (zero) counts unless it is down, so a chart shows a gap for an outage. A target without request metrics
+/// has none at all: a zero rate would claim it served nothing.
 fn api_readings(api: &ApiPoint) -> Vec<Reading> {
-    if api.error.is_some() {
+    if api.error.is_some() || api.no_request_metrics {
         return Vec::new();
     }
     let mut readings = vec![reading(

@@ -41,6 +41,46 @@ pub struct ApiPoint {
     /// was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The unit a scrape target's histogram came in (figures here are always milliseconds), for the panel to
+    /// say; `None` for Watchpost's own figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<LatencyUnit>,
+    /// The target answered but exposes no request metrics (node_exporter, say): it is up, and it has nothing
+    /// for this panel, so it is not the service the panel shows first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_request_metrics: bool,
+    /// How long the scrape that gave this point took (ms), exported as `watchpost_scrape_duration_seconds`;
+    /// `None` for Watchpost's own figures and for a scrape that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_ms: Option<f64>,
+}
+
+/// The unit of a request-duration histogram, from the OpenMetrics `# UNIT` line or the name's suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatencyUnit {
+    Seconds,
+    Milliseconds,
+    Microseconds,
+}
+
+impl LatencyUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencyUnit::Seconds => "seconds",
+            LatencyUnit::Milliseconds => "milliseconds",
+            LatencyUnit::Microseconds => "microseconds",
+        }
+    }
+
+    /// Milliseconds in one of this unit.
+    pub fn in_ms(self) -> f64 {
+        match self {
+            LatencyUnit::Seconds => 1000.0,
+            LatencyUnit::Milliseconds => 1.0,
+            LatencyUnit::Microseconds => 0.001,
+        }
+    }
 }
 
 /// A service as the API panel shows it: its newest points, oldest first.
@@ -84,6 +124,9 @@ mod tests {
             p99_ms: Some(3.0),
             routes: Vec::new(),
             error: None,
+            unit: None,
+            no_request_metrics: false,
+            scrape_ms: None,
         }
     }
 

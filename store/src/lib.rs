@@ -150,6 +150,10 @@ pub trait Store: Send + Sync + 'static {
         step_ms: i64,
     ) -> Result<Vec<HistoryPoint>, StoreError>;
 
+    /// Whether `series` was ever written (its points may since have passed their retention): a subject
+    /// never seen is told apart from one with no points in a range.
+    async fn has_series(&self, series: &str) -> Result<bool, StoreError>;
+
     /// Stores log entries, all or none, and returns them with their ids, in the order given.
     async fn append_logs(&self, entries: Vec<NewLog>) -> Result<Vec<LogEntry>, StoreError>;
 

@@ -503,6 +503,10 @@ impl Store for SqliteStore {
         Ok(done)
     }
 
+    async fn has_series(&self, series: &str) -> Result<bool, StoreError> {
+        Ok(self.id_for_read(series).await?.is_some())
+    }
+
     async fn read(
         &self,
         series: &str,

@@ -12,19 +12,28 @@ use shared::{ApiPoint, Metric, ServiceApi, TimeRange};
 #[component]
 pub fn ApiPanel() -> impl IntoView {
     let live = LiveStore::expect();
+    // (name, whether it has request metrics)
     let services = Memo::new(move |_| {
-        live.state
-            .with(|s| s.api().map(|a| a.service.clone()).collect::<Vec<_>>())
+        live.state.with(|s| {
+            s.api()
+                .map(|a| {
+                    let measured = !a.points.last().is_some_and(|p| p.no_request_metrics);
+                    (a.service.clone(), measured)
+                })
+                .collect::<Vec<_>>()
+        })
     });
     let chosen = RwSignal::new(None::<String>);
     let current: Memo<Option<ServiceApi>> = Memo::new(move |_| {
         let wanted = chosen.get();
-        live.state.with(|s| {
-            let mut all = s.api();
-            match wanted {
-                Some(name) => s.api().find(|a| a.service == name).cloned(),
-                None => all.next().cloned(),
-            }
+        live.state.with(|s| match wanted {
+            Some(name) => s.api().find(|a| a.service == name).cloned(),
+            // A target without request metrics (node_exporter) is not the one to show first.
+            None => s
+                .api()
+                .find(|a| !a.points.last().is_some_and(|p| p.no_request_metrics))
+                .or_else(|| s.api().next())
+                .cloned(),
         })
     });
     let points = Memo::new(move |_| {
@@ -45,6 +54,7 @@ pub fn ApiPanel() -> impl IntoView {
 
     let summary = move || {
         newest.with(|n| match n {
+            Some(p) if p.no_request_metrics => String::new(),
             Some(p) => format!(
                 "{:.1} req/s · p95 {} · {} in the last {}",
                 p.rate_per_s,
@@ -54,6 +64,17 @@ pub fn ApiPanel() -> impl IntoView {
                 format::span(i64::try_from(p.interval_ms).unwrap_or(i64::MAX).max(1000))
             ),
             None => String::new(),
+        })
+    };
+    // Figures are always shown in milliseconds; a scrape target says which unit its histogram came in, so a
+    // figure that looks off can be traced to its source.
+    let unit = move || {
+        newest.with(|n| n.as_ref().and_then(|p| p.unit)).map(|u| {
+            view! {
+                <span class="panel-meta" data-testid="api-unit">
+                    "exposed in " {u.as_str()}
+                </span>
+            }
         })
     };
 
@@ -72,12 +93,22 @@ pub fn ApiPanel() -> impl IntoView {
                             services
                                 .get()
                                 .into_iter()
-                                .map(|s| view! { <option value=s.clone()>{s.clone()}</option> })
+                                .map(|(s, measured)| {
+                                    let label = if measured {
+                                        s.clone()
+                                    } else {
+                                        format!("{s} (no request metrics)")
+                                    };
+                                    let shown = current
+                                        .with(|c| c.as_ref().is_some_and(|c| c.service == s));
+                                    view! { <option value=s selected=shown>{label}</option> }
+                                })
                                 .collect_view()
                         }}
                     </select>
                 </label>
                 <span class="panel-meta" data-testid="api-summary">{summary}</span>
+                {unit}
                 {move || {
                     newest
                         .with(|n| n.as_ref().and_then(|p| p.error.clone()))
@@ -92,7 +123,20 @@ pub fn ApiPanel() -> impl IntoView {
             </div>
             <Show
                 when=move || points.with(|p| !p.is_empty())
-                fallback=|| view! { <p class="empty">"Waiting for the first interval of requests…"</p> }
+                    && !newest.with(|n| n.as_ref().is_some_and(|p| p.no_request_metrics))
+                fallback=move || {
+                    if newest.with(|n| n.as_ref().is_some_and(|p| p.no_request_metrics)) {
+                        view! {
+                            <p class="empty" data-testid="api-no-request-metrics">
+                                "Up, no request metrics: this target exposes no request-duration histogram."
+                            </p>
+                        }
+                            .into_any()
+                    } else {
+                        view! { <p class="empty">"Waiting for the first interval of requests…"</p> }
+                            .into_any()
+                    }
+                }
             >
                 <ApiTrends points newest marks />
                 <RouteTable newest />

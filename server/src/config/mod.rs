@@ -15,7 +15,7 @@ use crate::http::serve::Limits;
 use crate::notify::channel::{Channel, ChannelFile, check_channels};
 use crate::notify::{NotifyConfig, NotifyFile};
 use crate::sources::postgres::PostgresTarget;
-use crate::sources::scrape::{ScrapeTarget, attach_tokens};
+use crate::sources::scrape::{ScrapeTarget, TargetOptions, attach};
 use crate::sources::tail::TailedFile;
 use serde::de::DeserializeOwned;
 use settings::{SetError, Settings};
@@ -190,7 +190,17 @@ impl Config {
         let d = Config::default();
         let invalid = |name: &'static str| move |message| ConfigError::Invalid { name, message };
         let mut scrape = s.scrape;
-        attach_tokens(&mut scrape, &s.scrape_token_file).map_err(invalid("scrape-token-file"))?;
+        let options = |tokens, cas, labels| TargetOptions {
+            tokens,
+            cas,
+            labels,
+        };
+        // One call per flag, so an error names the flag it came from.
+        attach(&mut scrape, options(&s.scrape_token_file, &[], &[]))
+            .map_err(invalid("scrape-token-file"))?;
+        attach(&mut scrape, options(&[], &s.scrape_ca_file, &[]))
+            .map_err(invalid("scrape-ca-file"))?;
+        attach(&mut scrape, options(&[], &[], &s.scrape_label)).map_err(invalid("scrape-label"))?;
         let mut postgres = s.postgres;
         for file in &s.postgres_url_file {
             postgres.push(

@@ -6,7 +6,7 @@
 //! with the sections of `Config`.
 
 use crate::sources::postgres::{PostgresTarget, PostgresUrlFile};
-use crate::sources::scrape::{ScrapeTarget, ScrapeTokenFile};
+use crate::sources::scrape::{ScrapeCaFile, ScrapeLabel, ScrapeTarget, ScrapeTokenFile};
 use crate::sources::tail::TailedFile;
 use ipnet::IpNet;
 use std::net::SocketAddr;
@@ -89,8 +89,8 @@ settings! {
     /// the environment variable).
     #[arg(long = "tail-log", env = "WATCHPOST_TAIL_LOG", value_delimiter = ',')]
     tail_log: Vec<TailedFile> = from_str,
-    /// A service whose Prometheus exposition is scraped for the API panel, as SERVICE=URL (http://…/metrics);
-    /// repeat for more (comma-separated in the environment variable).
+    /// A service whose Prometheus or OpenMetrics exposition is scraped for the API panel, as SERVICE=URL
+    /// (http:// or https://…/metrics); repeat for more (comma-separated in the environment variable).
     #[arg(long = "scrape", env = "WATCHPOST_SCRAPE", value_delimiter = ',')]
     scrape: Vec<ScrapeTarget> = from_str,
     /// The bearer token of a scrape target, as SERVICE=PATH of a file holding it (a token of another
@@ -101,6 +101,19 @@ settings! {
         value_delimiter = ','
     )]
     scrape_token_file: Vec<ScrapeTokenFile> = from_str,
+    /// The CA certificates (PEM) an https scrape target's certificate is verified by, beside the public web
+    /// roots, as SERVICE=PATH (a target with a certificate of a private CA); repeat for more targets.
+    #[arg(
+        long = "scrape-ca-file",
+        env = "WATCHPOST_SCRAPE_CA_FILE",
+        value_delimiter = ','
+    )]
+    scrape_ca_file: Vec<ScrapeCaFile> = from_str,
+    /// The label that names a scrape target's route, method or status when it uses a name of its own, as
+    /// SERVICE=ROLE:LABEL, e.g. `shop=route:operation` (the common names, Prometheus's and OpenTelemetry's,
+    /// are known); repeat for more.
+    #[arg(long = "scrape-label", env = "WATCHPOST_SCRAPE_LABEL", value_delimiter = ',')]
+    scrape_label: Vec<ScrapeLabel> = from_str,
     /// A PostgreSQL database for the database panel, as NAME=postgres://user@host:port/database; repeat for
     /// more (comma-separated in the environment variable).
     #[arg(long = "postgres", env = "WATCHPOST_POSTGRES", value_delimiter = ',')]

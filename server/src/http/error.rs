@@ -37,6 +37,10 @@ impl ApiError {
         }
     }
 
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::FORBIDDEN, message)
     }
@@ -71,6 +75,7 @@ impl From<HistoryError> for ApiError {
             HistoryError::Range(_) | HistoryError::BadSubject(..) | HistoryError::NoSubject(..) => {
                 ApiError::bad_request(e.to_string())
             }
+            HistoryError::UnknownSubject(..) => ApiError::not_found(e.to_string()),
             HistoryError::Store(e) => {
                 tracing::error!("history query failed: {e}");
                 ApiError::unavailable(format!("history cannot be read: {e}"))

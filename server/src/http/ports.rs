@@ -143,6 +143,7 @@ impl LivePort for ServerPorts {
                     HistoryError::Range(_)
                     | HistoryError::BadSubject(..)
                     | HistoryError::NoSubject(..) => AppError::BadRequest(e.to_string()),
+                    HistoryError::UnknownSubject(..) => AppError::NotFound(e.to_string()),
                     HistoryError::Store(e) => unavailable(e),
                 })
         })

@@ -11,6 +11,7 @@
 //! name = "ops-slack"
 //! kind = "slack"                # a Slack-compatible incoming webhook
 //! url_file = "/etc/watchpost/slack-url"   # or url = "…"; the URL is a secret, a file keeps it out of the config
+//! ca_file = "/etc/watchpost/internal-ca.pem"   # optional: trust this CA too, for an https URL a private CA signed
 //!
 //! [[channels]]
 //! name = "ops-mail"
@@ -25,6 +26,7 @@
 
 use super::group::Batch;
 use super::payload;
+use crate::tls::CaFile;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -44,6 +46,8 @@ pub struct ChannelFile {
     pub kind: String,
     pub url: Option<String>,
     pub url_file: Option<PathBuf>,
+    /// A CA bundle to trust besides the public roots, for an https URL whose certificate a private CA signed.
+    pub ca_file: Option<PathBuf>,
     pub min_severity: Option<String>,
     pub smtp: Option<String>,
     pub tls: Option<String>,
@@ -67,7 +71,11 @@ pub struct Channel {
 
 #[derive(Clone)]
 enum How {
-    Post(reqwest::Url),
+    Post {
+        url: reqwest::Url,
+        /// A client of the channel's own when it trusts its own CA; else the notifier's shared one.
+        client: Option<reqwest::Client>,
+    },
     Email {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
@@ -143,11 +151,24 @@ impl ChannelFile {
                     Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
                     None => url.host_str().unwrap_or_default().to_owned(),
                 };
-                (How::Post(url), target)
+                let client = match &self.ca_file {
+                    None => None,
+                    Some(_) if url.scheme() != "https" => {
+                        return Err(context("ca_file is for an https:// URL".into()));
+                    }
+                    Some(path) => {
+                        let ca = CaFile::read(path.clone())
+                            .map_err(|e| context(format!("ca_file: {e}")))?;
+                        Some(super::http_client(Some(&ca)).map_err(context)?)
+                    }
+                };
+                (How::Post { url, client }, target)
             }
             ChannelKind::Email => {
-                if self.url.is_some() || self.url_file.is_some() {
-                    return Err(context("url is for webhook and slack channels".into()));
+                if self.url.is_some() || self.url_file.is_some() || self.ca_file.is_some() {
+                    return Err(context(
+                        "url, url_file and ca_file are for webhook and slack channels".into(),
+                    ));
                 }
                 let smtp = self
                     .smtp
@@ -265,7 +286,8 @@ impl Channel {
         external_url: &str,
     ) -> Result<(), String> {
         match &self.how {
-            How::Post(url) => {
+            How::Post { url, client } => {
+                let http = client.as_ref().unwrap_or(http);
                 let body = match self.kind {
                     ChannelKind::Slack => payload::slack(batch, external_url),
                     _ => payload::webhook(batch, &self.name, external_url),

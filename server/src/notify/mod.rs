@@ -223,13 +223,7 @@ impl Notifier {
                 Worker { channel, queue }
             })
             .collect();
-        // Redirects are not followed: the webhook's URL is the one the admin checked; a redirect could send
-        // the alert's text to a host nobody named.
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("watchpost/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        let http = http_client(None).unwrap_or_default();
         let shared = Arc::new(Shared {
             workers,
             statuses: Statuses {
@@ -466,4 +460,20 @@ async fn give_up(shared: &Shared, index: usize, why: &str) {
     let name = &shared.workers[index].channel.name;
     let message = format!("notification channel '{name}' could not deliver a message: {why}");
     shared.logs.own(Level::Error, message).await;
+}
+
+/// The client webhook and Slack deliveries go through, trusting `ca` besides the public roots when given.
+/// Redirects are not followed: the webhook's URL is the one the admin checked; a redirect could send the
+/// alert's text to a host nobody named.
+pub(crate) fn http_client(ca: Option<&crate::tls::CaFile>) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .user_agent(concat!("watchpost/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none());
+    let builder = match ca {
+        Some(ca) => ca.trusted_by(builder),
+        None => builder,
+    };
+    builder
+        .build()
+        .map_err(|e| format!("cannot create the notification client: {e}"))
 }

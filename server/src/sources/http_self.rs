@@ -216,10 +216,18 @@ impl HttpMetrics {
             p99_ms: all.as_ref().map(|h| ms(h, 0.99)),
             routes,
             error: None,
+            unit: None,
+            no_request_metrics: false,
+            scrape_ms: None,
         }
     }
 
-    /// The Prometheus (OpenMetrics) text exposition.
+    /// The registry of these figures, for `/metrics` to encode in the format the scraper asks for.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The OpenMetrics text exposition.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;

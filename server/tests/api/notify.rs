@@ -635,3 +635,51 @@ async fn rules_written_on_the_alerts_page_are_checked_kept_and_removed() {
     .await;
     assert_eq!(history.len(), 1);
 }
+
+/// A webhook on https whose certificate a private CA signed is reached with the channel's `ca_file`, and
+/// refused, saying why, without it; a `ca_file` on an http URL is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_webhook_is_reached_with_its_ca_file_and_refused_without_it() {
+    let tls = crate::interop::serve_https(String::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).unwrap();
+    let outlets = channels(&format!(
+        "[[channels]]\nname = \"private\"\nkind = \"webhook\"\nurl = \"{url}\"\nca_file = \"{ca}\"\n\n\
+         [[channels]]\nname = \"public\"\nkind = \"webhook\"\nurl = \"{url}\"\n",
+        url = tls.url,
+        ca = ca.display()
+    ));
+    let app = spawn_app_with(move |c| c.alerting.channels = outlets).await;
+    let test = |name: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(format!("{}/api/test_channel", app.base))
+                .form(&[("name", name)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = test("private").await;
+    assert_eq!(r.status(), 200);
+    let said: String = r.json().await.unwrap();
+    assert!(said.starts_with("sent to localhost:"), "{said}");
+    let r = test("public").await;
+    assert_eq!(r.status(), 503);
+    let said = r.text().await.unwrap();
+    assert!(said.contains("UnknownIssuer"), "says why: {said}");
+
+    #[derive(serde::Deserialize)]
+    struct File {
+        channels: Vec<ChannelFile>,
+    }
+    let plain: File = toml::from_str(&format!(
+        "[[channels]]\nname = \"h\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nca_file = \"{}\"\n",
+        ca.display()
+    ))
+    .unwrap();
+    let e = check_channels(plain.channels).unwrap_err();
+    assert!(e.contains("ca_file is for an https:// URL"), "{e}");
+}

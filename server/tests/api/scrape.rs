@@ -4,6 +4,7 @@
 use crate::helpers::{PATIENCE, TestApp, next_envelope, spawn_app_with};
 use axum::Router;
 use axum::routing::get;
+use server::testing::{ScrapeTarget, TargetOptions, attach_to_targets};
 use shared::{ApiPoint, Event, LogPage};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,7 +43,7 @@ pub(crate) async fn serve_metrics(body: Arc<Mutex<String>>) -> String {
     format!("http://{addr}/metrics")
 }
 
-async fn next_point_of(events: &mut crate::helpers::Events, service: &str) -> ApiPoint {
+pub(crate) async fn next_point_of(events: &mut crate::helpers::Events, service: &str) -> ApiPoint {
     tokio::time::timeout(PATIENCE, async {
         loop {
             if let (
@@ -62,11 +63,18 @@ async fn next_point_of(events: &mut crate::helpers::Events, service: &str) -> Ap
     .expect("a point of the service")
 }
 
-async fn scraping(url: String) -> TestApp {
-    let target = format!("shop={url}");
+/// An app scraping `url` as `shop` every 300 ms.
+pub(crate) async fn scraping(url: String) -> TestApp {
+    scraping_targets(&[format!("shop={url}")], TargetOptions::default()).await
+}
+
+/// An app scraping `targets` (`SERVICE=URL`) every 300 ms, with the per-target files `options` names.
+pub(crate) async fn scraping_targets(targets: &[String], options: TargetOptions<'_>) -> TestApp {
+    let mut targets: Vec<ScrapeTarget> = targets.iter().map(|t| t.parse().unwrap()).collect();
+    attach_to_targets(&mut targets, options).unwrap();
     spawn_app_with(move |c| {
         c.sampling.api_interval = Duration::from_millis(300);
-        c.sources.scrape = vec![target.parse().unwrap()];
+        c.sources.scrape = targets;
     })
     .await
 }
@@ -182,19 +190,14 @@ async fn one_watchpost_scrapes_another_with_a_token_and_without_one_is_refused()
     let token_file = dir.path().join("scraper.token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
     let url = format!("{}/metrics", scraped.base);
-    let mut targets: Vec<server::testing::ScrapeTarget> = vec![
-        format!("peer={url}").parse().unwrap(),
-        format!("tokenless={url}").parse().unwrap(),
-    ];
-    server::testing::attach_tokens(
-        &mut targets,
-        &[format!("peer={}", token_file.display()).parse().unwrap()],
+    let tokens = [format!("peer={}", token_file.display()).parse().unwrap()];
+    let app = scraping_targets(
+        &[format!("peer={url}"), format!("tokenless={url}")],
+        TargetOptions {
+            tokens: &tokens,
+            ..Default::default()
+        },
     )
-    .unwrap();
-    let app = spawn_app_with(move |c| {
-        c.sampling.api_interval = Duration::from_millis(300);
-        c.sources.scrape = targets;
-    })
     .await;
     let mut events = app.events(None).await;
 
