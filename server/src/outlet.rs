@@ -33,6 +33,19 @@ pub enum Observation {
     Readings(Vec<Reading>),
     /// Error- and critical-level entries just written to the error log, as (service, time).
     LogErrors(Vec<(String, i64)>),
+    /// An API interval's requests by duration band, for history (see [`ApiPoint::bands`]).
+    Bands(Bands),
+}
+
+/// One interval's duration bands of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bands {
+    pub service: String,
+    pub t_ms: i64,
+    /// `(upper bound in ms, requests)`, ascending, the empty ones left out.
+    pub bands: Vec<(f64, u64)>,
+    /// Requests above the last bound.
+    pub overflow: u64,
 }
 
 /// Where events go in. Cheap to clone.
@@ -48,14 +61,15 @@ pub struct Outlet {
 struct Tap {
     tx: mpsc::Sender<Arc<Observation>>,
     missed: Arc<AtomicU64>,
-    wants_log_errors: bool,
+    interest: Interest,
 }
 
-/// What a consumer wants handed over: the history recorder stores readings only, so logged errors neither
-/// take room in its queue nor count as readings it missed.
+/// What a consumer wants handed over, so that what it ignores neither takes room in its queue nor counts
+/// as missed: the history recorder stores readings and duration bands; the alert engine evaluates readings
+/// and logged errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interest {
-    Readings,
+    ReadingsAndBands,
     ReadingsAndLogErrors,
 }
 
@@ -101,9 +115,16 @@ impl Outlet {
     /// waits for a reader.
     pub fn emit(&self, host: Option<HostId>, event: Event) {
         let readings = readings_of(&event);
+        let bands = match &event {
+            Event::Api(api) => bands_of(api),
+            _ => None,
+        };
         self.bus.publish(host, event);
         if !readings.is_empty() {
             self.tap(Observation::Readings(readings));
+        }
+        if let Some(bands) = bands {
+            self.tap(Observation::Bands(bands));
         }
     }
 
@@ -111,7 +132,11 @@ impl Outlet {
     /// back from the store, not streamed), the errors among all of them to the consumers.
     pub fn logged(&self, stored: &[LogEntry]) {
         // Copied only when some consumer counts them (the alert engine does).
-        if self.lock_taps().iter().any(|t| t.wants_log_errors) {
+        if self
+            .lock_taps()
+            .iter()
+            .any(|t| t.interest == Interest::ReadingsAndLogErrors)
+        {
             let errors: Vec<(String, i64)> = stored
                 .iter()
                 .filter(|e| e.level >= Level::Error)
@@ -136,7 +161,7 @@ impl Outlet {
         self.lock_taps().push(Tap {
             tx,
             missed: missed.clone(),
-            wants_log_errors: interest == Interest::ReadingsAndLogErrors,
+            interest,
         });
         Observations { rx, missed }
     }
@@ -151,9 +176,16 @@ impl Outlet {
         if taps.is_empty() {
             return;
         }
-        let log_errors = matches!(observation, Observation::LogErrors(_));
+        let only_for = match observation {
+            Observation::Readings(_) => None,
+            Observation::LogErrors(_) => Some(Interest::ReadingsAndLogErrors),
+            Observation::Bands(_) => Some(Interest::ReadingsAndBands),
+        };
         let observation = Arc::new(observation);
-        for tap in taps.iter().filter(|t| t.wants_log_errors || !log_errors) {
+        for tap in taps
+            .iter()
+            .filter(|t| only_for.is_none_or(|i| i == t.interest))
+        {
             // Full: the consumer is behind and learns how many it missed. Closed: it has stopped.
             if let Err(mpsc::error::TrySendError::Full(_)) = tap.tx.try_send(observation.clone()) {
                 tap.missed.fetch_add(1, Ordering::Relaxed);
@@ -221,6 +253,20 @@ fn api_readings(api: &ApiPoint) -> Vec<Reading> {
         }
     }
     readings
+}
+
+/// The duration bands of an API interval that had requests.
+fn bands_of(api: &ApiPoint) -> Option<Bands> {
+    if api.error.is_some() || api.bands.is_empty() {
+        return None;
+    }
+    let banded: u64 = api.bands.iter().map(|b| b.1).sum();
+    Some(Bands {
+        service: api.service.clone(),
+        t_ms: api.t_ms,
+        bands: api.bands.clone(),
+        overflow: api.requests.saturating_sub(banded),
+    })
 }
 
 /// The series of a database reading: total connections, transactions per second, cache hit ratio.
@@ -293,7 +339,7 @@ mod tests {
     fn logged_errors_reach_only_the_consumers_that_want_them() {
         let outlet = outlet();
         let (mut recorder, mut alerts) = (
-            outlet.subscribe(Interest::Readings, 8),
+            outlet.subscribe(Interest::ReadingsAndBands, 8),
             outlet.subscribe(Interest::ReadingsAndLogErrors, 8),
         );
         let entry = |level| LogEntry {

@@ -53,6 +53,34 @@ pub struct ApiPoint {
     /// `None` for Watchpost's own figures and for a scrape that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape_ms: Option<f64>,
+    /// The interval's requests by duration: `(upper bound in ms, requests above the bound before it and
+    /// up to this one)`, ascending, bands without requests left out; those above the last bound are
+    /// `requests` minus the sum. History keeps them per interval, so a quantile over hours or days is
+    /// computed from the pooled distribution (as Prometheus's `histogram_quantile` over `increase()` is),
+    /// not averaged from ten-second quantiles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bands: Vec<(f64, u64)>,
+}
+
+/// The `q`-quantile of a distribution given as bands `(upper bound, count)`, ascending, with `overflow`
+/// more above the last bound, interpolated within its band as Prometheus's `histogram_quantile` does: the
+/// first band starts at 0, and a quantile in the overflow is the last bound. `None` without requests.
+pub fn band_quantile(q: f64, bands: &[(f64, f64)], overflow: f64) -> Option<f64> {
+    let total = bands.iter().map(|b| b.1).sum::<f64>() + overflow;
+    if total <= 0.0 || bands.is_empty() {
+        return None;
+    }
+    let rank = q.clamp(0.0, 1.0) * total;
+    let mut below = 0.0;
+    let mut lower = 0.0;
+    for &(upper, count) in bands {
+        if count > 0.0 && below + count >= rank {
+            return Some(lower + (upper - lower) * ((rank - below) / count));
+        }
+        below += count;
+        lower = upper;
+    }
+    Some(lower)
 }
 
 /// The unit of a request-duration histogram, from the OpenMetrics `# UNIT` line or the name's suffix.
@@ -127,6 +155,7 @@ mod tests {
             unit: None,
             no_request_metrics: false,
             scrape_ms: None,
+            bands: Vec::new(),
         }
     }
 

@@ -24,7 +24,7 @@ pub use alerts::{
     RECENT_ALERTS, RuleDraft, RuleMetric, RuleSource, Tracker, Transition, merge_alert_instance,
     render_message, value_text,
 };
-pub use api::{ApiPoint, LatencyUnit, RECENT_API_POINTS, RouteStats, ServiceApi};
+pub use api::{ApiPoint, LatencyUnit, RECENT_API_POINTS, RouteStats, ServiceApi, band_quantile};
 pub use audit::{AUDIT_CSV_HEADER, AuditEntry, AuditFilter, AuditPage, MAX_AUDIT_PAGE, Outcome};
 pub use auth::{
     AccountsView, Action, ApiToken, Caller, MIN_PASSWORD_CHARS, Me, NewToken, Refused, Role,

@@ -154,6 +154,10 @@ pub trait Store: Send + Sync + 'static {
     /// never seen is told apart from one with no points in a range.
     async fn has_series(&self, series: &str) -> Result<bool, StoreError>;
 
+    /// The names of the stored series that begin with `prefix` (a metric and its first labels), in name
+    /// order: the bands of one service's latency, say.
+    async fn series_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
     /// Stores log entries, all or none, and returns them with their ids, in the order given.
     async fn append_logs(&self, entries: Vec<NewLog>) -> Result<Vec<LogEntry>, StoreError>;
 

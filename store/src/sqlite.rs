@@ -507,6 +507,16 @@ impl Store for SqliteStore {
         Ok(self.id_for_read(series).await?.is_some())
     }
 
+    async fn series_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let _t = self.timed("read history");
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM series WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
+        )
+        .bind(prefix)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
     async fn read(
         &self,
         series: &str,

@@ -167,6 +167,8 @@ impl Engine {
                         .await;
                 }
             }
+            // Not evaluated by any rule; never handed to the engine (its interest leaves them out).
+            Observation::Bands(_) => {}
             Observation::LogErrors(entries) => {
                 if !self
                     .rules

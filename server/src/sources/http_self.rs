@@ -16,7 +16,7 @@ use hdrhistogram::Histogram as Hdr;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use shared::{ApiPoint, Event, RouteStats};
 use std::collections::{HashMap, HashSet};
@@ -83,9 +83,27 @@ pub struct HttpMetrics {
     dropped: Counter,
 }
 
+/// Upper bounds of the request-duration bands in ms: 0.5 ms to about 16 s, doubling. The same for
+/// `/metrics`'s histogram and for the bands history keeps, so a quantile over a range from either agrees.
+fn band_bounds_ms() -> impl Iterator<Item = f64> {
+    (0..16).map(|k| 0.5 * f64::from(1u32 << k))
+}
+
 fn duration_histogram() -> Histogram {
-    // 0.5 ms to about 16 s, doubling.
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+    Histogram::new(band_bounds_ms().map(|ms| ms / 1000.0))
+}
+
+/// An interval's requests (recorded in µs) by band, without the empty ones.
+fn bands(h: &Hdr<u64>) -> Vec<(f64, u64)> {
+    let mut below = 0;
+    band_bounds_ms()
+        .filter_map(|ms| {
+            let upto = h.count_between(0, (ms * 1000.0) as u64);
+            let n = upto.saturating_sub(below);
+            below = upto;
+            (n > 0).then_some((ms, n))
+        })
+        .collect()
 }
 
 impl HttpMetrics {
@@ -219,6 +237,7 @@ impl HttpMetrics {
             unit: None,
             no_request_metrics: false,
             scrape_ms: None,
+            bands: all.as_ref().map(bands).unwrap_or_default(),
         }
     }
 
@@ -302,6 +321,21 @@ mod tests {
         assert!((a.p95_ms - 95.0).abs() < 0.1, "{}", a.p95_ms);
         assert!((a.p99_ms - 99.0).abs() < 0.1, "{}", a.p99_ms);
         assert!(p.p99_ms.unwrap() >= 99.0);
+        // The bands history keeps: the /metrics histogram's bounds, the empty ones left out.
+        assert_eq!(
+            p.bands,
+            vec![
+                (1.0, 1),
+                (2.0, 1),
+                (4.0, 2),
+                (8.0, 4),
+                (16.0, 8),
+                (32.0, 16),
+                (64.0, 32),
+                (128.0, 36),
+                (512.0, 1)
+            ]
+        );
         // The next interval starts empty.
         let next = m.finish_interval(20_000, Duration::from_secs(10));
         assert_eq!(

@@ -125,6 +125,17 @@ fn point(
     routes.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.route.cmp(&b.route)));
     let requests = total.last().map_or(0.0, |b| b.1);
     let ms = |q| quantile(q, &total).map(|v| v * to_ms);
+    // Cumulative counts become the bands history pools.
+    let mut below = 0.0;
+    let bands = total
+        .iter()
+        .filter(|(le, _)| le.is_finite())
+        .filter_map(|&(le, count)| {
+            let n = (count - below).max(0.0).round() as u64;
+            below = below.max(count);
+            (n > 0).then_some((le * to_ms, n))
+        })
+        .collect();
     ApiPoint {
         service: service.to_owned(),
         t_ms,
@@ -140,6 +151,7 @@ fn point(
         unit: Some(unit),
         no_request_metrics: false,
         scrape_ms: None,
+        bands,
     }
 }
 
@@ -160,6 +172,7 @@ fn empty_point(service: &str, interval: Duration, error: Option<String>) -> ApiP
         error,
         unit: None,
         scrape_ms: None,
+        bands: Vec::new(),
     }
 }
 
@@ -396,6 +409,8 @@ mod tests {
         // 100 fast ones from status 200 (50 ≤ 0.1 s, 40 ≤ 0.2 s, 10 ≤ 0.5 s) and 2 slow 503s.
         assert!((p.p50_ms.unwrap() - 102.5).abs() < 1e-6, "{:?}", p.p50_ms);
         assert_eq!(p.p99_ms, Some(500.0));
+        // The bands history keeps, in ms; the two above the last bound are `requests` minus their sum.
+        assert_eq!(p.bands, vec![(100.0, 50), (200.0, 40), (500.0, 10)]);
     }
 
     #[test]
