@@ -515,9 +515,10 @@ mod tests {
         lower
     }
 
-    /// Two hours of ten-second intervals, rolled up into the minute tier, read back over a day: each point
-    /// of p99 is the quantile of its intervals' pooled bands (computed here independently), not the mean of
-    /// their quantiles, which the slow tail of a few intervals would leave far lower.
+    /// Two hours of ten-second intervals, rolled up into the minute and hour tiers, read back over a day and
+    /// over two months: each point of p99 is the quantile of its intervals' pooled bands (computed here
+    /// independently), not the mean of their quantiles, which the slow tail of a few intervals would leave
+    /// far lower.
     #[tokio::test]
     async fn a_quantile_over_a_long_range_is_that_of_the_pooled_bands() {
         let dir = tempfile::tempdir().unwrap();
@@ -550,45 +551,66 @@ mod tests {
         store.maintain(now, &Retention::default()).await.unwrap();
         let history = History::new(store, Retention::default(), HostId("here".into()));
 
-        let series = history
+        // Each point against the bands of its intervals merged here; how many are far from the mean of
+        // the intervals' quantiles.
+        let check = |series: &HistorySeries| {
+            let mut far_from_the_mean = 0;
+            for p in &series.points {
+                let in_step = |t: &i64| *t >= p.t_ms && *t < p.t_ms + series.step_ms;
+                let mut pooled: BTreeMap<u64, u64> = BTreeMap::new();
+                let mut overflow = 0;
+                for i in 0..720 {
+                    if in_step(&(start + i * TEN_S)) {
+                        let (bands, over) = interval(i);
+                        for (le, n) in bands {
+                            *pooled.entry((le * 10.0) as u64).or_default() += n;
+                        }
+                        overflow += over;
+                    }
+                }
+                let want = expected(0.99, &pooled, overflow);
+                assert!(
+                    (p.avg - want).abs() < 1e-9,
+                    "{:?} at {}: {} against {want}",
+                    series.tier,
+                    p.t_ms,
+                    p.avg
+                );
+                let quantiles: Vec<f64> = interval_p99
+                    .iter()
+                    .filter(|(t, _)| in_step(t))
+                    .map(|(_, v)| *v)
+                    .collect();
+                assert_eq!(quantiles.len() as u32, p.count);
+                let mean = quantiles.iter().sum::<f64>() / quantiles.len() as f64;
+                if (mean - want).abs() > 10.0 {
+                    far_from_the_mean += 1;
+                }
+            }
+            far_from_the_mean
+        };
+        let day = history
             .query(Metric::HttpP99Ms, Some("shop"), TimeRange::Day, now)
             .await
             .unwrap();
-        assert_eq!(series.tier, Tier::Minute);
-        assert!(series.step_ms > TEN_S, "{}", series.step_ms);
-        let mut far_from_the_mean = 0;
-        for p in &series.points {
-            let in_step = |t: &i64| *t >= p.t_ms && *t < p.t_ms + series.step_ms;
-            let mut pooled: BTreeMap<u64, u64> = BTreeMap::new();
-            let mut overflow = 0;
-            for i in 0..720 {
-                if in_step(&(start + i * TEN_S)) {
-                    let (bands, over) = interval(i);
-                    for (le, n) in bands {
-                        *pooled.entry((le * 10.0) as u64).or_default() += n;
-                    }
-                    overflow += over;
-                }
-            }
-            let want = expected(0.99, &pooled, overflow);
-            assert!(
-                (p.avg - want).abs() < 1e-9,
-                "at {}: {} against {want}",
-                p.t_ms,
-                p.avg
-            );
-            let quantiles: Vec<f64> = interval_p99
-                .iter()
-                .filter(|(t, _)| in_step(t))
-                .map(|(_, v)| *v)
-                .collect();
-            assert_eq!(quantiles.len() as u32, p.count);
-            let mean = quantiles.iter().sum::<f64>() / quantiles.len() as f64;
-            if (mean - want).abs() > 10.0 {
-                far_from_the_mean += 1;
-            }
-        }
-        assert_eq!(series.points.len(), 60, "two hours in two-minute steps");
-        assert!(far_from_the_mean > 30, "{far_from_the_mean}");
+        assert_eq!(day.tier, Tier::Minute);
+        assert_eq!(day.points.len(), 60, "two hours in two-minute steps");
+        assert!(check(&day) > 30);
+        // Past the minute tier's retention, the hour tier: points of hours of intervals.
+        let months = history
+            .query(
+                Metric::HttpP99Ms,
+                Some("shop"),
+                TimeRange::Custom {
+                    from_ms: now - 60 * 24 * 3_600_000,
+                    to_ms: now,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(months.tier, Tier::Hour);
+        assert!(!months.points.is_empty());
+        check(&months);
     }
 }
