@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use shared::{DbKind, Snapshot, StorageHealth};
+use shared::{DbKind, Snapshot, StorageStatus};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::atomic::AtomicU64;
@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicU64;
 pub struct Known<'a> {
     pub snapshot: &'a Snapshot,
     pub stream_clients: usize,
-    pub storage: &'a StorageHealth,
+    pub storage: &'a StorageStatus,
     pub rss_bytes: Option<u64>,
 }
 

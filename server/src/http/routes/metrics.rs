@@ -76,7 +76,9 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Response {
     let format = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let storage = history.health().await;
+    // The store's status as the recorder last saw it: in memory, no database work per scrape (`health()`
+    // would also measure the file).
+    let storage = history.status();
     let Event::Snapshot(snapshot) = hub.snapshot().event else {
         return fault("the hub's snapshot is not a snapshot".into());
     };
