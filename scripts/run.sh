@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo leptos build --release
+scripts/build.sh
 export LEPTOS_SITE_ROOT=target/site
 exec target/release/watchpost "$@"

@@ -49,7 +49,7 @@ passed=$((passed + cp)); failed=$((failed + cf))
 if [ "$cargo_status" -ne 0 ] && [ "$cf" -eq 0 ]; then failed=$((failed + 1)); fi
 
 # End to end: the release build a user runs, driven by Playwright in Debian's Chromium.
-if stage "release build" cargo leptos build --release; then
+if stage "release build" scripts/build.sh; then
   rm -f end2end/test-results/results.json
   stage "playwright" npx playwright test -c end2end/playwright.config.ts
   read -r ep ef < <(node -e '

@@ -9,7 +9,7 @@ use shared::{Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Me, Metric,
 use crate::ports::ports;
 
 /// The whole dashboard state as of the newest event: what the server renders into the first HTML.
-#[server(prefix = "/api", endpoint = "snapshot")]
+#[server(prefix = "/api", endpoint = "snapshot", output = crate::codec::JsonText)]
 pub async fn get_snapshot() -> Result<Envelope, AppError> {
     let live = ports()?.live;
     // What the reader's role may see, as the stream would send it.
@@ -26,7 +26,7 @@ pub async fn get_snapshot() -> Result<Envelope, AppError> {
 /// Stored history of `metrics` over `range` for `subject` — the host, service or database target the
 /// metrics are of (this server's own host when `None`) — one series per distinct metric in `Metric` order,
 /// each at most about a thousand points. The metrics must all be of the same kind of subject.
-#[server(prefix = "/api", endpoint = "get_history", input = server_fn::codec::Json)]
+#[server(prefix = "/api", endpoint = "get_history", input = server_fn::codec::Json, output = crate::codec::JsonText)]
 pub async fn get_history(
     metrics: Vec<Metric>,
     range: TimeRange,
@@ -65,7 +65,7 @@ pub async fn get_history(
 }
 
 /// A page of the error log, newest first, strictly older than `before` when given.
-#[server(prefix = "/api", endpoint = "get_logs", input = server_fn::codec::Json)]
+#[server(prefix = "/api", endpoint = "get_logs", input = server_fn::codec::Json, output = crate::codec::JsonText)]
 pub async fn get_logs(
     filter: LogFilter,
     before: Option<LogCursor>,
@@ -76,14 +76,14 @@ pub async fn get_logs(
 }
 
 /// Every service with log entries, for the service filter.
-#[server(prefix = "/api", endpoint = "get_log_services")]
+#[server(prefix = "/api", endpoint = "get_log_services", output = crate::codec::JsonText)]
 pub async fn get_log_services() -> Result<Vec<String>, AppError> {
     let live = ports()?.live;
     live.log_services().await
 }
 
 /// Who the request is from (the session's user or the token's name) and the role.
-#[server(prefix = "/api", endpoint = "get_me")]
+#[server(prefix = "/api", endpoint = "get_me", output = crate::codec::JsonText)]
 pub async fn get_me() -> Result<Me, AppError> {
     use_context::<http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<Me>().cloned())

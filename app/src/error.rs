@@ -2,7 +2,6 @@
 //! "the request never arrived" and say which.
 
 use serde::{Deserialize, Serialize};
-use server_fn::codec::JsonEncoding;
 use server_fn::error::{FromServerFnError, ServerFnErrorErr};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
@@ -31,7 +30,7 @@ pub enum AppError {
 }
 
 impl FromServerFnError for AppError {
-    type Encoder = JsonEncoding;
+    type Encoder = crate::codec::JsonTextEncoding;
 
     /// On the server, an error here comes from decoding the request (the function itself has not run): a
     /// missing or mistyped argument, a body that is not UTF-8 or not the encoding the function takes. That

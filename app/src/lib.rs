@@ -9,6 +9,7 @@ pub mod api;
 pub mod assets;
 #[cfg(feature = "hydrate")]
 mod charts;
+pub mod codec;
 pub mod error;
 mod format;
 pub(crate) mod header;

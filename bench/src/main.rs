@@ -311,27 +311,35 @@ fn idle_bench(pid: u32, window: Duration) -> Result<()> {
     Ok(())
 }
 
+/// Each file of the first load raw, at gzip -9, and as the brotli file the release build wrote beside it
+/// (`--precompress`; what a browser that accepts brotli gets).
 fn size_bench(site: &std::path::Path) -> Result<()> {
     let files = site_files(site)?;
-    let mut total = 0;
+    let (mut total, mut total_br) = (0, 0);
     for file in files {
-        let bytes = std::fs::read(site.join(&file))
-            .with_context(|| format!("{} (build the site first)", site.join(&file).display()))?;
+        let path = site.join(&file);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("{} (build the site first)", path.display()))?;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&bytes)?;
         let zipped = gz.finish()?.len();
+        let mut br_path = path.into_os_string();
+        br_path.push(".br");
+        let br = std::fs::metadata(&br_path).map_or(bytes.len(), |m| m.len() as usize);
         total += zipped;
+        total_br += br;
         println!(
-            "{file:40} {:>9} bytes raw {:>9} bytes gzip -9",
+            "{file:40} {:>9} bytes raw {:>9} bytes gzip -9 {br:>9} bytes brotli",
             bytes.len(),
             zipped
         );
     }
     println!(
-        "{:40} {:>9} bytes gzip -9 ({:.0} KiB)",
-        "first load total",
+        "{:40} {:>9} bytes gzip -9 ({:.0} KiB), {total_br} bytes brotli ({:.0} KiB)",
+        "first load total (without the page)",
         total,
-        total as f64 / 1024.0
+        total as f64 / 1024.0,
+        total_br as f64 / 1024.0
     );
     Ok(())
 }

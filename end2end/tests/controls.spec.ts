@@ -54,6 +54,9 @@ test('a deploy with a bad version is refused with the reason; a viewer sees the 
   await page.goto('/');
   await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
   const form = page.getByTestId('form-deploy');
+  // The empty field shows an example of a version, not the pattern; the pattern is its hint.
+  await expect(form.getByTestId('param-version')).toHaveAttribute('placeholder', 'e.g. v1.4.2');
+  await expect(form.getByTestId('param-version')).toHaveAttribute('title', /^Must match v\?\[0-9\]\+/);
   await form.getByTestId('param-version').fill('1.2; rm -rf /');
   await form.getByTestId('submit-deploy').click();
   await expect(page.getByTestId('control-error')).toContainText("does not match the pattern");

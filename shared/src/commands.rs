@@ -32,6 +32,10 @@ pub struct ParamInfo {
     pub values: Option<Vec<String>>,
     /// Else the pattern a value must match (anchored), as configured.
     pub pattern: Option<String>,
+    /// A value that fits, shown in the empty field (`v1.4.2`); the pattern is the rule, shown as the field's
+    /// hint and in the error a value that does not match gets.
+    #[serde(default)]
+    pub example: Option<String>,
 }
 
 /// A configured command as the browser sees it (never its program or arguments).

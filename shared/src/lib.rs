@@ -12,6 +12,7 @@ mod auth;
 mod commands;
 mod db;
 mod deploy;
+mod event_de;
 mod health;
 mod history;
 mod logs;
@@ -75,7 +76,10 @@ pub struct Scope {
 }
 
 /// Every kind of event on the stream. New sources add a variant here, never a stringly typed map.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// On the wire `{"kind": "health", "data": {…}}`, the kind first; it is read back by a reader of its own
+/// ([`event_de`]) that needs that order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum Event {
     /// Everything in the client's scope as of `Envelope::seq`; replaces whatever the client held.
@@ -160,8 +164,10 @@ impl Event {
     }
 }
 
-/// The SSE `event:` names; the browser subscribes to each by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The SSE `event:` names; the browser subscribes to each by name. An event's `kind` field carries the same
+/// names (read by [`event_de`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Snapshot,
     Health,

@@ -241,13 +241,23 @@ pub(crate) fn metric_color(metric: Metric) -> &'static str {
     }
 }
 
-/// A time axis over the points' own span; ECharts picks the label format (seconds when the span is short).
-pub(crate) fn time_axis(p: &Palette) -> Axis {
-    Axis::new()
+/// A time axis over `span` (first and last time, ms), at least two minutes wide so a single point does not
+/// leave ECharts to pick a span of days; labels are whole minutes (`12:34`), at most five, so they never
+/// overlap each other.
+pub(crate) fn time_axis(p: &Palette, span: Option<(i64, i64)>) -> Axis {
+    const LEAST_SPAN_MS: i64 = 120_000;
+    let axis = Axis::new()
         .type_(AxisType::Time)
         .split_number(4)
-        .axis_label(AxisLabel::new().color(p.text))
-        .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid))))
+        .min_interval(60_000)
+        .axis_label(AxisLabel::new().color(p.text).formatter("{HH}:{mm}"))
+        .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid))));
+    match span {
+        Some((first, last)) => axis
+            .min(first.min(last - LEAST_SPAN_MS) as f64)
+            .max(last as f64),
+        None => axis,
+    }
 }
 
 pub(crate) fn value_axis(p: &Palette) -> Axis {
@@ -290,13 +300,16 @@ pub(crate) fn category_axis(p: &Palette, labels: Vec<String>) -> Axis {
         .axis_line(AxisLine::new().line_style(AxisLineStyle::new().color((1.0, p.grid))))
 }
 
-/// A chart with nothing to draw says so in its middle, rather than showing bare axes.
+/// A chart with nothing to draw says so in its middle, rather than showing bare axes. A chart with data says
+/// so too, with a hidden note: ECharts merges each option into the chart, so a note left out would stay
+/// from the option before (an empty target, then one with data).
 pub(crate) fn with_empty_note(chart: Chart, empty: bool, text: &str, p: &Palette) -> Chart {
     if !empty {
-        return chart;
+        return chart.title(charming::component::Title::new().show(false));
     }
     chart.title(
         charming::component::Title::new()
+            .show(true)
             .text(text)
             .left("center")
             .top("middle")

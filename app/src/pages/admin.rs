@@ -11,20 +11,20 @@ use leptos::prelude::*;
 use shared::Action;
 use shared::{AccountsView, ApiToken, NewToken, Role, User};
 
-#[server(prefix = "/api", endpoint = "list_accounts")]
+#[server(prefix = "/api", endpoint = "list_accounts", output = crate::codec::JsonText)]
 pub async fn list_accounts() -> Result<AccountsView, AppError> {
     let (_, ports) = authorize(Action::ManageUsers)?;
     with_status(ports.accounts.accounts().await)
 }
 
-#[server(prefix = "/api", endpoint = "add_user")]
+#[server(prefix = "/api", endpoint = "add_user", output = crate::codec::JsonText)]
 pub async fn add_user(name: String, role: Role, password: String) -> Result<User, AppError> {
     let (me, ports) = authorize(Action::ManageUsers)?;
     with_status(ports.accounts.add_user(&me, name, role, password).await)
 }
 
 /// Changes what is given: the role, the disabled flag, the password.
-#[server(prefix = "/api", endpoint = "update_user")]
+#[server(prefix = "/api", endpoint = "update_user", output = crate::codec::JsonText)]
 pub async fn update_user(
     id: i64,
     role: Option<Role>,
@@ -40,19 +40,19 @@ pub async fn update_user(
     )
 }
 
-#[server(prefix = "/api", endpoint = "remove_user")]
+#[server(prefix = "/api", endpoint = "remove_user", output = crate::codec::JsonText)]
 pub async fn remove_user(id: i64) -> Result<(), AppError> {
     let (me, ports) = authorize(Action::ManageUsers)?;
     with_status(ports.accounts.remove_user(&me, id).await)
 }
 
-#[server(prefix = "/api", endpoint = "create_token")]
+#[server(prefix = "/api", endpoint = "create_token", output = crate::codec::JsonText)]
 pub async fn create_token(name: String, role: Role) -> Result<NewToken, AppError> {
     let (me, ports) = authorize(Action::ManageTokens)?;
     with_status(ports.accounts.create_token(&me, name, role).await)
 }
 
-#[server(prefix = "/api", endpoint = "revoke_token")]
+#[server(prefix = "/api", endpoint = "revoke_token", output = crate::codec::JsonText)]
 pub async fn revoke_token(id: i64) -> Result<ApiToken, AppError> {
     let (me, ports) = authorize(Action::ManageTokens)?;
     with_status(ports.accounts.revoke_token(&me, id).await)

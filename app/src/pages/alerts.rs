@@ -31,7 +31,7 @@ mod save_rule {
 
     /// Adds a rule, or replaces the dashboard rule of that name. Admins. Every field is text, checked by the
     /// server as the configuration file's rules are; a bad one is a 400 naming the field.
-    #[server(prefix = "/api", endpoint = "save_alert_rule")]
+    #[server(prefix = "/api", endpoint = "save_alert_rule", output = crate::codec::JsonText)]
     pub async fn save_alert_rule(
         name: String,
         metric: String,
@@ -64,21 +64,21 @@ mod save_rule {
 }
 
 /// Removes a rule written on the dashboard; its open alerts resolve. Admins.
-#[server(prefix = "/api", endpoint = "delete_alert_rule")]
+#[server(prefix = "/api", endpoint = "delete_alert_rule", output = crate::codec::JsonText)]
 pub async fn delete_alert_rule(name: String) -> Result<(), AppError> {
     let (me, ports) = crate::ports::authorize(shared::Action::ManageAlerts)?;
     crate::ports::with_status(ports.alerts.delete_alert_rule(&me, name).await)
 }
 
 /// Sends a test notification on a channel at once and says how it went. Admins.
-#[server(prefix = "/api", endpoint = "test_channel")]
+#[server(prefix = "/api", endpoint = "test_channel", output = crate::codec::JsonText)]
 pub async fn test_channel(name: String) -> Result<String, AppError> {
     let (me, ports) = crate::ports::authorize(shared::Action::ManageAlerts)?;
     crate::ports::with_status(ports.alerts.test_channel(&me, name).await)
 }
 
 /// A page of the alert history, newest first, with ids below `before`.
-#[server(prefix = "/api", endpoint = "alert_history", input = server_fn::codec::Json)]
+#[server(prefix = "/api", endpoint = "alert_history", input = server_fn::codec::Json, output = crate::codec::JsonText)]
 pub async fn alert_history(
     filter: AlertFilter,
     before: Option<i64>,

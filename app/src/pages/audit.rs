@@ -14,7 +14,7 @@ use shared::{AuditFilter, AuditPage};
 const PAGE: u32 = 100;
 
 /// A page of the audit trail, newest first, strictly older than `before` when given. Operators and admins.
-#[server(prefix = "/api", endpoint = "list_audit", input = server_fn::codec::Json)]
+#[server(prefix = "/api", endpoint = "list_audit", input = server_fn::codec::Json, output = crate::codec::JsonText)]
 pub async fn list_audit(
     filter: AuditFilter,
     before: Option<i64>,

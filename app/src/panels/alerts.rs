@@ -10,14 +10,14 @@ use leptos::prelude::*;
 use shared::{Alert, AlertState, Role, value_text as number};
 
 /// Marks an alert acknowledged by the signed-in operator.
-#[server(prefix = "/api", endpoint = "acknowledge_alert")]
+#[server(prefix = "/api", endpoint = "acknowledge_alert", output = crate::codec::JsonText)]
 pub async fn acknowledge_alert(id: i64) -> Result<Alert, AppError> {
     let (me, ports) = crate::ports::authorize(shared::Action::Acknowledge)?;
     crate::ports::with_status(ports.alerts.acknowledge_alert(&me, id).await)
 }
 
 /// Holds back an alert's notifications for `minutes` (0 lifts the silence).
-#[server(prefix = "/api", endpoint = "silence_alert")]
+#[server(prefix = "/api", endpoint = "silence_alert", output = crate::codec::JsonText)]
 pub async fn silence_alert(id: i64, minutes: u32) -> Result<Alert, AppError> {
     let (me, ports) = crate::ports::authorize(shared::Action::Acknowledge)?;
     if minutes > 7 * 24 * 60 {

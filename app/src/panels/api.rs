@@ -294,6 +294,13 @@ pub(crate) mod chart {
     use charming::element::*;
     use charming::series::Line;
 
+    /// The points' span: from the start of the first interval to the end of the last.
+    fn span(points: &[shared::ApiPoint]) -> Option<(i64, i64)> {
+        let first = points.first()?;
+        let last = points.last()?;
+        Some((first.t_ms - first.interval_ms as i64, last.t_ms))
+    }
+
     fn api_line(name: &str, color: &str, data: Vec<Vec<f64>>) -> Line {
         Line::new()
             .name(name)
@@ -317,7 +324,7 @@ pub(crate) mod chart {
             .map_or(i64::MAX, |pt| pt.t_ms - pt.interval_ms as i64);
         let marks: Vec<Mark> = marks.iter().filter(|(t, _)| *t >= first).cloned().collect();
         line_chart(&p, vec!["#2da44e", "#d29922", "#cf222e"], 24)
-            .x_axis(time_axis(&p))
+            .x_axis(time_axis(&p, span(points)))
             .y_axis(value_axis(&p))
             .series(
                 api_line("p50", "#2da44e", series(|pt| pt.p50_ms))
@@ -335,7 +342,7 @@ pub(crate) mod chart {
             .map(|pt| vec![pt.t_ms as f64, pt.rate_per_s])
             .collect();
         line_chart(&p, vec!["#0969da"], 24)
-            .x_axis(time_axis(&p))
+            .x_axis(time_axis(&p, span(points)))
             .y_axis(value_axis(&p))
             .series(api_line("requests/s", "#0969da", data))
     }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 /// Starts a configured command on a target; answers at once with the run, whose progress follows as
 /// `command` events. 400 for a bad parameter, 403 below the command's role, 409 when the target is busy.
-#[server(prefix = "/api", endpoint = "run_command", input = server_fn::codec::Json)]
+#[server(prefix = "/api", endpoint = "run_command", input = server_fn::codec::Json, output = crate::codec::JsonText)]
 pub async fn run_command(
     name: String,
     target: String,
@@ -31,7 +31,7 @@ pub async fn run_command(
 }
 
 /// Asks a running run to stop; the run ends as Cancelled (the event says when).
-#[server(prefix = "/api", endpoint = "cancel_command")]
+#[server(prefix = "/api", endpoint = "cancel_command", output = crate::codec::JsonText)]
 pub async fn cancel_command(run: i64) -> Result<CommandRun, AppError> {
     let (caller, ports) = crate::ports::caller()?;
     crate::ports::with_status(ports.operations.cancel_command(&caller, run).await)
@@ -332,7 +332,8 @@ fn DeployForm(
                         <input
                             aria-label=label
                             data-testid=format!("param-{}", p.name)
-                            placeholder=p.pattern.clone().unwrap_or_default()
+                            placeholder=p.example.as_ref().map(|e| format!("e.g. {e}"))
+                            title=p.pattern.as_ref().map(|rule| format!("Must match {rule}"))
                             disabled=!allowed
                             on:input=move |ev| {
                                 let v = event_target_value(&ev);

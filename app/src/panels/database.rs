@@ -208,24 +208,30 @@ pub(crate) mod chart {
     use charming::component::Grid;
     use charming::element::*;
 
-    /// Connections per database and state, one bar each.
+    /// Connections per database and state, one horizontal bar each: the labels
+    /// ("watchpost.db (writer) · in use") read level and whole beside their bars, as in the query chart.
     pub fn db_connections(connections: &[shared::ConnectionCount], dark: bool) -> Chart {
         let p = palette(dark);
-        let labels = connections
+        let shown: Vec<&shared::ConnectionCount> = connections.iter().rev().collect();
+        let labels = shown
             .iter()
             .map(|c| format!("{} · {}", c.database, c.state))
             .collect();
-        let values: Vec<f64> = connections.iter().map(|c| c.count as f64).collect();
+        let values: Vec<f64> = shown.iter().map(|c| c.count as f64).collect();
         let chart = Chart::new()
             .animation(false)
             .color(vec!["#0969da"])
             .tooltip(Tooltip::new().trigger(Trigger::Axis))
-            .grid(Grid::new().left(40).right(12).top(12).bottom(64))
-            .x_axis(
-                category_axis(&p, labels)
-                    .axis_label(AxisLabel::new().color(p.text).rotate(25).interval(0)),
+            .grid(
+                Grid::new()
+                    .left(12)
+                    .right(16)
+                    .top(8)
+                    .bottom(24)
+                    .contain_label(true),
             )
-            .y_axis(value_axis(&p))
+            .x_axis(value_axis(&p).min_interval(1))
+            .y_axis(category_axis(&p, labels))
             .series(
                 charming::series::Bar::new()
                     .name("connections")

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use shared::{DeployState, Deployment, current_deployments};
 
 /// The newest deployments of `service` (every service's when `None`), newest first.
-#[server(prefix = "/api", endpoint = "deployment_history")]
+#[server(prefix = "/api", endpoint = "deployment_history", output = crate::codec::JsonText)]
 pub async fn deployment_history(
     service: Option<String>,
     limit: u32,

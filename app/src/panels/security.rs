@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use shared::{SECURITY_AUDIENCE, SecurityAlert};
 
 /// Marks a security alert acknowledged by the signed-in operator.
-#[server(prefix = "/api", endpoint = "acknowledge_security")]
+#[server(prefix = "/api", endpoint = "acknowledge_security", output = crate::codec::JsonText)]
 pub async fn acknowledge_security(id: i64) -> Result<SecurityAlert, AppError> {
     let (me, ports) = crate::ports::authorize(shared::Action::Acknowledge)?;
     crate::ports::with_status(ports.security.acknowledge(&me, id).await)

@@ -19,7 +19,7 @@
 //! program = "/opt/deploy/deploy.sh"
 //! args = ["{target}", "--version={version}", "--env", "{environment}"]
 //! targets = ["shop"]
-//! params = { version = { pattern = "v?[0-9]+(\\.[0-9]+){0,2}" }, environment = { values = ["staging", "production"] } }
+//! params = { version = { pattern = "v?[0-9]+(\\.[0-9]+){0,2}", example = "v1.4.2" }, environment = { values = ["staging", "production"] } }
 //! ```
 //!
 //! The program runs without a shell: each argument is one argv entry, with `{slot}`s replaced by the
@@ -67,6 +67,8 @@ pub struct CommandFile {
 pub struct ParamFile {
     pub pattern: Option<String>,
     pub values: Option<Vec<String>>,
+    /// A value that fits the pattern, shown in the form's empty field; checked against the pattern at start.
+    pub example: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -206,9 +208,16 @@ impl CommandFile {
                 ));
             }
             let rule = match (&file.pattern, &file.values) {
-                (Some(pattern), None) => Regex::new(&format!("^(?:{pattern})$"))
-                    .map(Rule::Pattern)
-                    .map_err(|e| context(format!("params.{param}.pattern: {e}")))?,
+                (Some(pattern), None) => {
+                    let regex = Regex::new(&format!("^(?:{pattern})$"))
+                        .map_err(|e| context(format!("params.{param}.pattern: {e}")))?;
+                    if let Some(example) = file.example.as_deref().filter(|e| !regex.is_match(e)) {
+                        return Err(context(format!(
+                            "params.{param}.example '{example}' does not match its own pattern"
+                        )));
+                    }
+                    Rule::Pattern(regex)
+                }
                 (None, Some(values)) if !values.is_empty() => {
                     if let Some(bad) = values.iter().find(|v| v.is_empty() || v.starts_with('-')) {
                         return Err(context(format!(
@@ -228,6 +237,7 @@ impl CommandFile {
                 name: param.clone(),
                 values: file.values.clone(),
                 pattern: file.pattern.clone(),
+                example: file.example.clone(),
             });
             rules.insert(param.clone(), rule);
         }
@@ -411,7 +421,7 @@ mod tests {
             args = ["{target}", "--version={version}", "--env", "{environment}", "{literal}", "{ x }"]
             targets = ["shop", "blog"]
             target_roles = { blog = "admin" }
-            params = { version = { pattern = "v?[0-9]+(\\.[0-9]+){0,2}" }, environment = { values = ["staging", "production"] }, literal = { values = ["a"] } }
+            params = { version = { pattern = "v?[0-9]+(\\.[0-9]+){0,2}", example = "v1.4.2" }, environment = { values = ["staging", "production"] }, literal = { values = ["a"] } }
             "#,
         )
         .unwrap();
@@ -509,6 +519,10 @@ mod tests {
                 "params.v.pattern",
             ),
             ("args = [\"{v}\"]\nparams = { v = {} }", "either a pattern"),
+            (
+                "args = [\"{v}\"]\nparams = { v = { pattern = \"v[0-9]+\", example = \"1.2\" } }",
+                "example '1.2' does not match its own pattern",
+            ),
         ] {
             let e = check(&format!("{base}{extra}\n")).unwrap_err();
             assert!(e.contains(message), "{extra}: {e}");

@@ -40,6 +40,29 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 /// A deployment report is a few names and a step text.
 const MAX_DEPLOYMENT_BYTES: usize = 64 * 1024;
 
+/// The built site's files (WASM, JS, CSS, the ECharts bundle, assets), each sent as the `.br` or `.gz` file
+/// the release build wrote beside it (`scripts/build.sh`, by `scripts/precompress.mjs`) when the browser accepts
+/// that encoding: brotli at its best setting costs a build a few seconds once, where compressing on every
+/// request would cost each one CPU and bytes. A file without a precompressed copy is compressed on the fly
+/// by the layer around the site; a path that is no file gets the app's "Page not found".
+fn static_files(options: &LeptosOptions) -> axum::routing::MethodRouter {
+    use axum::handler::HandlerWithoutStateExt;
+    let not_found = leptos_axum::file_and_error_handler(shell);
+    let options = options.clone();
+    let root = options.site_root.to_string();
+    let not_found = move |uri: axum::http::Uri, req: axum::extract::Request| {
+        not_found(uri, axum::extract::State(options.clone()), req)
+    };
+    axum::routing::any_service(
+        tower_http::services::ServeDir::new(root)
+            .precompressed_br()
+            .precompressed_gzip()
+            .append_index_html_on_directories(false)
+            .call_fallback_on_method_not_allowed(true)
+            .fallback(not_found.into_service()),
+    )
+}
+
 /// What the route handlers read, each part extracted on its own with `State<Part>`.
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -103,7 +126,7 @@ pub fn router(state: AppState, demo: bool, leptos_options: LeptosOptions, ports:
                 move || shell(options.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .fallback_service(static_files(&leptos_options))
         .with_state(leptos_options)
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http());

@@ -154,19 +154,25 @@ async fn pages_and_apis_carry_security_headers_and_a_nonce_policy() {
     assert_eq!(header(&icon, "cache-control"), "no-cache");
 }
 
+/// An empty built site whose `hash.txt` names `hash` for the JS, the WASM and the CSS.
+fn hashed_site(hash: &str) -> tempfile::TempDir {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::create_dir(site.path().join("pkg")).unwrap();
+    std::fs::write(
+        site.path().join("hash.txt"),
+        format!("js: {hash}\nwasm: {hash}\ncss: {hash}\n"),
+    )
+    .unwrap();
+    site
+}
+
 /// A site built with content hashes (as `cargo leptos build` makes it): the page asks for every static file by
 /// its hashed name, and those are kept for a year without revalidation, so a second visit downloads none of
 /// them; an unhashed or missing file is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hashed_static_files_are_referenced_by_the_page_and_kept_for_a_year() {
     const HASH: &str = "Xk3_9aZ-0qWmLr7tYb2c1Q";
-    let site = tempfile::tempdir().unwrap();
-    std::fs::create_dir(site.path().join("pkg")).unwrap();
-    std::fs::write(
-        site.path().join("hash.txt"),
-        format!("js: {HASH}\nwasm: {HASH}\ncss: {HASH}\n"),
-    )
-    .unwrap();
+    let site = hashed_site(HASH);
     for ext in ["js", "wasm", "css"] {
         std::fs::write(site.path().join(format!("pkg/watchpost.{HASH}.{ext}")), ext).unwrap();
     }
@@ -227,4 +233,66 @@ async fn hashed_static_files_are_referenced_by_the_page_and_kept_for_a_year() {
         !cache.contains("immutable"),
         "a missing file is not final: {cache}"
     );
+}
+
+/// The release build writes a brotli and a gzip copy beside each static file (`scripts/precompress.mjs`):
+/// a browser that accepts brotli gets the `.br` file as it is, one that accepts only gzip the `.gz`, anything
+/// else the file itself; each with the file's own type and the year-long caching of its hashed name. A name
+/// that is no file is the app's 404 page, not a directory listing or an empty answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn precompressed_copies_are_sent_to_browsers_that_accept_them() {
+    const HASH: &str = "Pq4_9aZ-0qWmLr7tYb2c1Q";
+    let site = hashed_site(HASH);
+    let wasm = site.path().join(format!("pkg/watchpost.{HASH}.wasm"));
+    std::fs::write(&wasm, b"\0asm the module itself").unwrap();
+    std::fs::write(wasm.with_extension("wasm.br"), b"brotli copy").unwrap();
+    std::fs::write(wasm.with_extension("wasm.gz"), b"gzip copy").unwrap();
+    let root = site.path().to_owned();
+    let app = spawn_app_with(move |c| c.server.site_root = root).await;
+
+    let fetch = |path: String, accept: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let mut request = app.anon.get(format!("{}{path}", app.base));
+            if let Some(accept) = accept {
+                request = request.header("accept-encoding", accept);
+            }
+            let r = request.send().await.unwrap();
+            let header = |name: &str| {
+                r.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (encoding, kind, cache) = (
+                header("content-encoding"),
+                header("content-type"),
+                header("cache-control"),
+            );
+            let status = r.status().as_u16();
+            let body = r.bytes().await.unwrap().to_vec();
+            (status, encoding, kind, cache, body)
+        }
+    };
+    let path = format!("/pkg/watchpost.{HASH}.wasm");
+    for (accept, encoding, body) in [
+        (Some("gzip, deflate, br, zstd"), "br", &b"brotli copy"[..]),
+        (Some("gzip"), "gzip", &b"gzip copy"[..]),
+        (None, "", &b"\0asm the module itself"[..]),
+    ] {
+        let (status, got_encoding, kind, cache, got) = fetch(path.clone(), accept).await;
+        assert_eq!(status, 200, "{accept:?}");
+        assert_eq!(got_encoding, encoding, "{accept:?}");
+        assert_eq!(got, body, "{accept:?}");
+        assert_eq!(kind, "application/wasm", "{accept:?}");
+        assert_eq!(cache, "public, max-age=31536000, immutable", "{accept:?}");
+    }
+    let (status, _, kind, cache, body) = fetch("/pkg/nothing-here.wasm".into(), None).await;
+    assert_eq!(status, 404);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(String::from_utf8_lossy(&body).contains("Page not found."));
+    assert!(!cache.contains("immutable"), "{cache}");
+    let (status, ..) = fetch("/pkg/".into(), None).await;
+    assert_eq!(status, 404, "no directory listing or index");
 }

@@ -1,0 +1,69 @@
+import { test, expect } from './fixtures/dashboard';
+import { gzipSync, constants } from 'node:zlib';
+
+// The first-load budget (issue 18): what Chromium fetches for the dashboard before it is interactive — the
+// page, its scripts, the WASM, the CSS, the ECharts bundle and the icon, every request the page really makes
+// — counted as served (the best encoding the browser accepts: brotli, written at build time) and at gzip -9.
+// The live stream and the API calls after hydration are data, not the page, and are not counted.
+//
+// The target is 400 KB as served and 450 KB at gzip -9. Until the WASM is split by route and cut down to
+// reach it, this test holds the line where it stands, so the first load cannot grow unnoticed again (it
+// tripled once): the ceilings below are the figures of 2026-12-06 (904,587 B served, 1,233,302 B at gzip -9)
+// plus about 4 % (the page itself carries the snapshot: 5 to 12 KB as served, with the state). Lower them
+// whenever the first load shrinks; never raise them.
+const TARGET_SERVED = 400_000;
+const TARGET_GZIP9 = 450_000;
+const CEILING_SERVED = 940_000;
+const CEILING_GZIP9 = 1_280_000;
+
+test('the dashboard first load does not grow past its ceiling', async ({ page, dashboard }) => {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  const requests = new Map<string, { url: string; encoding: string; bytes: number }>();
+  cdp.on('Network.requestWillBeSent', (e) => requests.set(e.requestId, { url: e.request.url, encoding: '', bytes: 0 }));
+  cdp.on('Network.responseReceived', (e) => {
+    const r = requests.get(e.requestId);
+    const headers = Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v]));
+    if (r) r.encoding = String(headers['content-encoding'] ?? 'identity');
+  });
+  cdp.on('Network.loadingFinished', (e) => {
+    const r = requests.get(e.requestId);
+    if (r) r.bytes = e.encodedDataLength;
+  });
+
+  await dashboard.open();
+  await expect.poll(() => dashboard.chartIsDrawn('gauge-cpu')).toBe(true);
+
+  const page_ = [...requests.values()].filter((r) => !new URL(r.url).pathname.startsWith('/api/'));
+  const names = page_.map((r) => new URL(r.url).pathname);
+  // The page references what the build made: the WASM, its JS, the CSS and the ECharts bundle.
+  for (const re of [/^\/$/, /^\/pkg\/watchpost\.[\w-]+\.wasm$/, /^\/pkg\/watchpost\.[\w-]+\.js$/, /^\/pkg\/watchpost\.[\w-]+\.css$/, /^\/echarts\.\w+\.js$/]) {
+    expect(names.some((n) => re.test(n)), `${re} among ${names.join(' ')}`).toBe(true);
+  }
+  // Every file has arrived (a request still open would count as nothing).
+  expect(page_.filter((r) => r.bytes === 0).map((r) => r.url)).toEqual([]);
+  // The big files come as brotli, written at build time.
+  for (const r of page_.filter((r) => /\.(wasm|js)$/.test(r.url))) {
+    expect(r.encoding, r.url).toBe('br');
+  }
+
+  // The same files at gzip -9, fetched uncompressed by the signed-in context.
+  let served = 0;
+  let gzip9 = 0;
+  const lines: string[] = [];
+  for (const r of page_) {
+    const body = await page.request.get(r.url, { headers: { 'accept-encoding': 'identity' } }).then((res) => res.body());
+    const zipped = gzipSync(body, { level: constants.Z_BEST_COMPRESSION }).length;
+    served += r.bytes;
+    gzip9 += zipped;
+    lines.push(`${new URL(r.url).pathname.padEnd(48)} ${String(r.bytes).padStart(9)} B served (${r.encoding}) ${String(zipped).padStart(9)} B gzip -9 ${String(body.length).padStart(9)} B raw`);
+  }
+  lines.push(`${'first load'.padEnd(48)} ${String(served).padStart(9)} B served            ${String(gzip9).padStart(9)} B gzip -9`);
+  lines.push(`target ${TARGET_SERVED} B served, ${TARGET_GZIP9} B gzip -9: ${served <= TARGET_SERVED && gzip9 <= TARGET_GZIP9 ? 'met' : `not met (${served - TARGET_SERVED} B and ${gzip9 - TARGET_GZIP9} B over)`}`);
+  console.log(lines.join('\n'));
+  test.info().annotations.push({ type: 'first load', description: `${served} B served, ${gzip9} B gzip -9` });
+
+  expect(served, `first load as served (ceiling ${CEILING_SERVED} B)`).toBeLessThanOrEqual(CEILING_SERVED);
+  expect(gzip9, `first load at gzip -9 (ceiling ${CEILING_GZIP9} B)`).toBeLessThanOrEqual(CEILING_GZIP9);
+});

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The release build a user runs: server and WASM (cargo-leptos), then a brotli and a gzip -9 copy of every
+# static file beside it (scripts/precompress.mjs), which the server sends to browsers that accept them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo leptos build --release
+node scripts/precompress.mjs target/site
