@@ -5,7 +5,7 @@
 // it is smaller than the file.
 //
 //   node scripts/precompress.mjs [site root, default target/site]
-import { readdirSync, readFileSync, statSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, gzipSync, constants } from 'node:zlib';
 
@@ -17,7 +17,11 @@ function walk(dir) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) { walk(path); continue; }
-    if (/\.(br|gz)$/.test(name)) continue;
+    if (/\.(br|gz)$/.test(name)) {
+      // A copy whose file is gone would still be served: it goes too.
+      if (!existsSync(path.slice(0, -3))) rmSync(path, { force: true });
+      continue;
+    }
     const body = readFileSync(path);
     for (const old of [`${path}.br`, `${path}.gz`]) rmSync(old, { force: true });
     if (body.length < 1024) continue;
@@ -29,8 +33,13 @@ function walk(dir) {
       },
     });
     const gzip = gzipSync(body, { level: constants.Z_BEST_COMPRESSION });
-    if (brotli.length < body.length) writeFileSync(`${path}.br`, brotli);
-    if (gzip.length < body.length) writeFileSync(`${path}.gz`, gzip);
+    // Written aside and renamed, so a running server never sends half a file.
+    const put = (target, data) => {
+      writeFileSync(`${target}.tmp`, data);
+      renameSync(`${target}.tmp`, target);
+    };
+    if (brotli.length < body.length) put(`${path}.br`, brotli);
+    if (gzip.length < body.length) put(`${path}.gz`, gzip);
     files += 1;
     raw += body.length;
     br += Math.min(brotli.length, body.length);

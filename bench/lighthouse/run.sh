@@ -26,11 +26,12 @@ printf 'a lighthouse password\n' | WATCHPOST_DATA_DIR=$data "$bin" user add benc
 WATCHPOST_DATA_DIR=$data LEPTOS_SITE_ROOT=target/site NO_COLOR=1 "$bin" --listen "127.0.0.1:$port" >"$data/server.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do grep -q 'listening on http://' "$data/server.log" && break; sleep 0.1; done
+grep -q 'listening on http://' "$data/server.log" || { echo "lighthouse: the server did not start:" >&2; cat "$data/server.log" >&2; exit 1; }
 url="http://127.0.0.1:$port"
 cookie=$(curl -s -o /dev/null -D - -H 'content-type: application/json' \
   -d '{"name":"bench","password":"a lighthouse password"}' "$url/api/login" \
   | awk -F': ' 'tolower($1) == "set-cookie" { split($2, c, ";"); print c[1]; exit }')
-[ -n "$cookie" ] || { echo "lighthouse: sign-in failed" >&2; exit 1; }
+[ -n "$cookie" ] || { echo "lighthouse: sign-in failed; the server said:" >&2; cat "$data/server.log" >&2; exit 1; }
 # A few seconds of readings, so the page is what a person sees after a moment, not an empty start.
 sleep 5
 
@@ -48,6 +49,10 @@ const [dir, runs] = process.argv.slice(2);
 const rows = [];
 for (let i = 1; i <= Number(runs); i++) {
   const r = require(`${dir}/run-${i}.json`);
+  if (r.runtimeError || r.categories.performance.score === null) {
+    console.error(`run ${i}: Lighthouse could not score the page: ${JSON.stringify(r.runtimeError ?? r.runWarnings)}`);
+    process.exit(1);
+  }
   const a = (id) => r.audits[id]?.numericValue;
   rows.push({
     performance: r.categories.performance.score,
@@ -61,7 +66,11 @@ const fmt = (r) => `performance ${r.performance.toFixed(2)}  TTI ${(r.tti / 1000
   `FCP ${(r.fcp / 1000).toFixed(1)} s  LCP ${(r.lcp / 1000).toFixed(1)} s  ${(r.bytes / 1024).toFixed(0)} KiB transferred  ` +
   `accessibility ${r.accessibility.toFixed(2)}  best practices ${r.bestPractices.toFixed(2)}`;
 rows.forEach((r, i) => console.log(`run ${i + 1}: ${fmt(r)}`));
-const median = (k) => rows.map((r) => r[k]).sort((x, y) => x - y)[Math.floor(rows.length / 2)];
+const median = (k) => {
+  const v = rows.map((r) => r[k]).sort((x, y) => x - y);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+};
 const m = Object.fromEntries(Object.keys(rows[0]).map((k) => [k, median(k)]));
 console.log(`median: ${fmt(m)}`);
 JS

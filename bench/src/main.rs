@@ -312,7 +312,7 @@ fn idle_bench(pid: u32, window: Duration) -> Result<()> {
 }
 
 /// Each file of the first load raw, at gzip -9, and as the brotli file the release build wrote beside it
-/// (`--precompress`; what a browser that accepts brotli gets).
+/// (`scripts/precompress.mjs`, run by `scripts/build.sh`; what a browser that accepts brotli gets).
 fn size_bench(site: &std::path::Path) -> Result<()> {
     let files = site_files(site)?;
     let (mut total, mut total_br) = (0, 0);

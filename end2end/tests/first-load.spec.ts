@@ -20,12 +20,21 @@ test('the dashboard first load does not grow past its ceiling', async ({ page, d
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Network.enable');
   await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
-  const requests = new Map<string, { url: string; encoding: string; bytes: number }>();
-  cdp.on('Network.requestWillBeSent', (e) => requests.set(e.requestId, { url: e.request.url, encoding: '', bytes: 0 }));
+  const requests = new Map<string, { url: string; encoding: string; length: string; bytes: number; failed?: string }>();
+  cdp.on('Network.requestWillBeSent', (e) =>
+    requests.set(e.requestId, { url: e.request.url, encoding: '', length: '', bytes: 0 }),
+  );
   cdp.on('Network.responseReceived', (e) => {
     const r = requests.get(e.requestId);
     const headers = Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v]));
-    if (r) r.encoding = String(headers['content-encoding'] ?? 'identity');
+    if (r) {
+      r.encoding = String(headers['content-encoding'] ?? 'identity');
+      r.length = String(headers['content-length'] ?? '');
+    }
+  });
+  cdp.on('Network.loadingFailed', (e) => {
+    const r = requests.get(e.requestId);
+    if (r) r.failed = e.errorText;
   });
   cdp.on('Network.loadingFinished', (e) => {
     const r = requests.get(e.requestId);
@@ -41,11 +50,14 @@ test('the dashboard first load does not grow past its ceiling', async ({ page, d
   for (const re of [/^\/$/, /^\/pkg\/watchpost\.[\w-]+\.wasm$/, /^\/pkg\/watchpost\.[\w-]+\.js$/, /^\/pkg\/watchpost\.[\w-]+\.css$/, /^\/echarts\.\w+\.js$/]) {
     expect(names.some((n) => re.test(n)), `${re} among ${names.join(' ')}`).toBe(true);
   }
-  // Every file has arrived (a request still open would count as nothing).
-  expect(page_.filter((r) => r.bytes === 0).map((r) => r.url)).toEqual([]);
-  // The big files come as brotli, written at build time.
+  // Every file has arrived (a request still open would count as nothing), none failed.
+  expect(page_.filter((r) => r.failed).map((r) => `${r.url}: ${r.failed}`)).toEqual([]);
+  await expect.poll(() => page_.filter((r) => r.bytes === 0).map((r) => r.url)).toEqual([]);
+  // The big files come as the brotli copies written at build time: a file sent as it is has its length, one
+  // compressed on the fly has none.
   for (const r of page_.filter((r) => /\.(wasm|js)$/.test(r.url))) {
     expect(r.encoding, r.url).toBe('br');
+    expect(r.length, `${r.url} precompressed`).toMatch(/^\d+$/);
   }
 
   // The same files at gzip -9, fetched uncompressed by the signed-in context.

@@ -9,7 +9,7 @@
 
 use crate::{Event, EventKind};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 
 const FIELDS: &[&str] = &["kind", "data"];
@@ -19,6 +19,9 @@ const FIELDS: &[&str] = &["kind", "data"];
 enum Field {
     Kind,
     Data,
+    /// A field a newer server may add: skipped, as the derived reader did, so an open tab keeps working.
+    #[serde(other)]
+    Other,
 }
 
 impl<'de> Deserialize<'de> for Event {
@@ -37,9 +40,21 @@ impl<'de> Visitor<'de> for EventVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
-        match map.next_key::<Field>()? {
+        // Fields other than the two are skipped wherever they stand.
+        let next = |map: &mut A| -> Result<Option<Field>, A::Error> {
+            while let Some(field) = map.next_key::<Field>()? {
+                match field {
+                    Field::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    known => return Ok(Some(known)),
+                }
+            }
+            Ok(None)
+        };
+        match next(&mut map)? {
             Some(Field::Kind) => {}
-            Some(Field::Data) => {
+            Some(_) => {
                 return Err(de::Error::custom(
                     "an event's \"kind\" must come before its \"data\"",
                 ));
@@ -47,9 +62,9 @@ impl<'de> Visitor<'de> for EventVisitor {
             None => return Err(de::Error::missing_field("kind")),
         }
         let kind: EventKind = map.next_value()?;
-        match map.next_key::<Field>()? {
+        match next(&mut map)? {
             Some(Field::Data) => {}
-            Some(Field::Kind) => return Err(de::Error::duplicate_field("kind")),
+            Some(_) => return Err(de::Error::duplicate_field("kind")),
             None => return Err(de::Error::missing_field("data")),
         }
         let event = match kind {
@@ -75,14 +90,11 @@ impl<'de> Visitor<'de> for EventVisitor {
                 )));
             }
         };
-        if let Some(field) = map.next_key::<Field>()? {
-            let name = match field {
-                Field::Kind => "kind",
-                Field::Data => "data",
-            };
-            return Err(de::Error::duplicate_field(name));
+        match next(&mut map)? {
+            Some(Field::Kind) => Err(de::Error::duplicate_field("kind")),
+            Some(_) => Err(de::Error::duplicate_field("data")),
+            None => Ok(event),
         }
-        Ok(event)
     }
 }
 
@@ -107,6 +119,11 @@ mod tests {
             serde_json::from_str(r#"{"kind":"storage","data":{"error":null,"since_ms":null}}"#)
                 .unwrap();
         assert_eq!(storage, Event::Storage(StorageStatus::default()));
+        // A field this reader does not know (from a newer server) is skipped wherever it stands.
+        let newer: Event =
+            serde_json::from_str(r#"{"v":2,"kind":"logs","x":{"a":[1]},"data":[],"y":null}"#)
+                .unwrap();
+        assert_eq!(newer, Event::Logs(Vec::new()));
         for (json, says) in [
             (r#"{"data":[],"kind":"logs"}"#, "must come before"),
             (r#"{"kind":"logs"}"#, "missing field `data`"),
@@ -120,7 +137,7 @@ mod tests {
                 r#"{"kind":"logs","data":[],"data":[]}"#,
                 "duplicate field `data`",
             ),
-            (r#"{"kind":"logs","extra":1}"#, "unknown field `extra`"),
+            (r#"{"kind":"logs","extra":1}"#, "missing field `data`"),
         ] {
             let e = serde_json::from_str::<Event>(json).unwrap_err().to_string();
             assert!(e.contains(says), "{json}: {e}");

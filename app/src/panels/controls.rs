@@ -38,7 +38,7 @@ pub async fn cancel_command(run: i64) -> Result<CommandRun, AppError> {
 }
 
 /// A run's output from its log file, from line `first` on.
-#[server(prefix = "/api", endpoint = "command_output")]
+#[server(prefix = "/api", endpoint = "command_output", output = crate::codec::JsonText)]
 pub async fn command_output(run: i64, first: u64) -> Result<OutputPage, AppError> {
     let (caller, ports) = crate::ports::caller()?;
     crate::ports::with_status(ports.operations.command_output(&caller, run, first).await)

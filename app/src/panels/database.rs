@@ -231,7 +231,9 @@ pub(crate) mod chart {
                     .contain_label(true),
             )
             .x_axis(value_axis(&p).min_interval(1))
-            .y_axis(category_axis(&p, labels))
+            .y_axis(
+                category_axis(&p, labels).axis_label(AxisLabel::new().color(p.text).interval(0)),
+            )
             .series(
                 charming::series::Bar::new()
                     .name("connections")

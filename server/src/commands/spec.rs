@@ -211,12 +211,23 @@ impl CommandFile {
                 (Some(pattern), None) => {
                     let regex = Regex::new(&format!("^(?:{pattern})$"))
                         .map_err(|e| context(format!("params.{param}.pattern: {e}")))?;
-                    if let Some(example) = file.example.as_deref().filter(|e| !regex.is_match(e)) {
-                        return Err(context(format!(
-                            "params.{param}.example '{example}' does not match its own pattern"
-                        )));
+                    if let Some(example) = file.example.as_deref() {
+                        let problem = value_problem(example).or_else(|| {
+                            (!regex.is_match(example))
+                                .then(|| "does not match its own pattern".to_owned())
+                        });
+                        if let Some(problem) = problem {
+                            return Err(context(format!(
+                                "params.{param}.example '{example}' {problem}"
+                            )));
+                        }
                     }
                     Rule::Pattern(regex)
+                }
+                (None, Some(_)) if file.example.is_some() => {
+                    return Err(context(format!(
+                        "params.{param}.example is for a pattern; a list of values is shown as a choice"
+                    )));
                 }
                 (None, Some(values)) if !values.is_empty() => {
                     if let Some(bad) = values.iter().find(|v| v.is_empty() || v.starts_with('-')) {
@@ -364,17 +375,8 @@ impl CommandSpec {
                 name: name.clone(),
                 reason,
             };
-            if value.is_empty() || value.chars().count() > MAX_VALUE_CHARS {
-                return Err(invalid(format!(
-                    "must have 1 to {MAX_VALUE_CHARS} characters"
-                )));
-            }
-            if value.chars().any(char::is_control) {
-                return Err(invalid("must not contain control characters".into()));
-            }
-            // A value that starts with '-' would be read as an option by most programs.
-            if value.starts_with('-') {
-                return Err(invalid("must not start with '-'".into()));
+            if let Some(problem) = value_problem(value) {
+                return Err(invalid(problem));
             }
             match rule {
                 Rule::Values(values) if !values.contains(value) => {
@@ -406,6 +408,21 @@ impl CommandSpec {
             })
             .collect())
     }
+}
+
+/// What makes any parameter value unacceptable, whatever its rule: empty or too long, control characters, or
+/// a leading '-' (most programs would read it as an option).
+fn value_problem(value: &str) -> Option<String> {
+    if value.is_empty() || value.chars().count() > MAX_VALUE_CHARS {
+        return Some(format!("must have 1 to {MAX_VALUE_CHARS} characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Some("must not contain control characters".into());
+    }
+    if value.starts_with('-') {
+        return Some("must not start with '-'".into());
+    }
+    None
 }
 
 #[cfg(test)]
@@ -522,6 +539,14 @@ mod tests {
             (
                 "args = [\"{v}\"]\nparams = { v = { pattern = \"v[0-9]+\", example = \"1.2\" } }",
                 "example '1.2' does not match its own pattern",
+            ),
+            (
+                "args = [\"{v}\"]\nparams = { v = { pattern = \"-?[0-9]+\", example = \"-5\" } }",
+                "example '-5' must not start with '-'",
+            ),
+            (
+                "args = [\"{v}\"]\nparams = { v = { values = [\"a\"], example = \"a\" } }",
+                "example is for a pattern",
             ),
         ] {
             let e = check(&format!("{base}{extra}\n")).unwrap_err();

@@ -47,5 +47,10 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static(cache));
+    // A static file may be sent as its brotli or gzip copy (ServeDir's precompressed files, which set no
+    // `Vary`): a shared cache must not hand one client's encoding to another.
+    if is_static && !headers.contains_key(header::VARY) {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     response
 }

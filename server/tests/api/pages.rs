@@ -270,9 +270,10 @@ async fn precompressed_copies_are_sent_to_browsers_that_accept_them() {
                 header("content-type"),
                 header("cache-control"),
             );
+            let vary = header("vary");
             let status = r.status().as_u16();
             let body = r.bytes().await.unwrap().to_vec();
-            (status, encoding, kind, cache, body)
+            (status, encoding, kind, cache, body, vary)
         }
     };
     let path = format!("/pkg/watchpost.{HASH}.wasm");
@@ -281,14 +282,18 @@ async fn precompressed_copies_are_sent_to_browsers_that_accept_them() {
         (Some("gzip"), "gzip", &b"gzip copy"[..]),
         (None, "", &b"\0asm the module itself"[..]),
     ] {
-        let (status, got_encoding, kind, cache, got) = fetch(path.clone(), accept).await;
+        let (status, got_encoding, kind, cache, got, vary) = fetch(path.clone(), accept).await;
         assert_eq!(status, 200, "{accept:?}");
         assert_eq!(got_encoding, encoding, "{accept:?}");
         assert_eq!(got, body, "{accept:?}");
         assert_eq!(kind, "application/wasm", "{accept:?}");
         assert_eq!(cache, "public, max-age=31536000, immutable", "{accept:?}");
+        assert!(
+            vary.to_ascii_lowercase().contains("accept-encoding"),
+            "{accept:?}: vary {vary}"
+        );
     }
-    let (status, _, kind, cache, body) = fetch("/pkg/nothing-here.wasm".into(), None).await;
+    let (status, _, kind, cache, body, _) = fetch("/pkg/nothing-here.wasm".into(), None).await;
     assert_eq!(status, 404);
     assert!(kind.starts_with("text/html"), "{kind}");
     assert!(String::from_utf8_lossy(&body).contains("Page not found."));
