@@ -3,7 +3,7 @@
 
 use crate::auth::secrets;
 use crate::clock::now_millis;
-use crate::config::{Config, TokenCommand, UserCommand};
+use crate::config::{Config, TokenCommand, TokenRole, UserCommand};
 use crate::startup::DATABASE_FILE;
 use anyhow::{Context, bail};
 use shared::{check_password, check_user_name};
@@ -76,7 +76,37 @@ pub async fn user(config: &Config, command: &UserCommand) -> anyhow::Result<()> 
 pub async fn token(config: &Config, command: &TokenCommand) -> anyhow::Result<()> {
     let store = open(config).await?;
     match command {
-        TokenCommand::Add { name, role } => {
+        TokenCommand::Add {
+            name,
+            role: TokenRole::Agent,
+            environment,
+        } => {
+            let Some(environment) = environment else {
+                bail!(
+                    "an agent's host belongs to an environment: add --environment ENV (prod, staging, …)"
+                );
+            };
+            let (agent, secret) = crate::fleet::enrol(&store, name, environment).await?;
+            eprintln!(
+                "host '{}' ({}) enrolled; its agent token is shown only now — start the agent on that host with:",
+                agent.name, agent.environment
+            );
+            eprintln!(
+                "  watchpost-agent --hub {} --token-file /etc/watchpost/agent.token --name {} --environment {}",
+                hub_url(config),
+                agent.name,
+                agent.environment
+            );
+            println!("{secret}");
+        }
+        TokenCommand::Add {
+            name,
+            role: TokenRole::Api(role),
+            environment,
+        } => {
+            if environment.is_some() {
+                bail!("--environment belongs to agent tokens (--role agent)");
+            }
             if name.trim().is_empty() || name.chars().count() > 64 {
                 bail!("a token name has 1 to 64 characters");
             }
@@ -92,4 +122,9 @@ pub async fn token(config: &Config, command: &TokenCommand) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// The address agents reach this hub at, as far as its configuration tells.
+fn hub_url(config: &Config) -> String {
+    format!("http://{}", config.server.listen)
 }

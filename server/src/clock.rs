@@ -1,19 +1,7 @@
 //! Wall-clock time as the rest of the server reads it: Unix milliseconds and microseconds, and RFC 3339 for
 //! what people read. One place, so that every layer (down to the hub's sequence seed) agrees on "now".
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-pub fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-pub fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use collect::clock::{now_micros, now_millis};
 
 /// Unix ms as RFC 3339 (`2026-11-26T10:31:02.125Z`), for what people read; empty for a time out of range.
 pub fn rfc3339(t_ms: i64) -> String {

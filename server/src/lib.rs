@@ -18,6 +18,7 @@ mod config;
 mod data_dir;
 mod deploy;
 mod exports;
+mod fleet;
 mod history;
 mod http;
 mod hub;
@@ -41,6 +42,7 @@ pub mod testing {
     pub use crate::alerts::{AlertRuleFile, check_rules};
     pub use crate::auth::secrets::{digest, hash_password, new_token};
     pub use crate::commands::spec::{CommandFile, CommandSpec, check_all};
+    pub use crate::fleet::enrol as enrol_agent;
     pub use crate::notify::NotifyConfig;
     pub use crate::notify::channel::{Channel, ChannelFile, check_channels};
     pub use crate::notify::group::Timing;

@@ -7,9 +7,7 @@ use shared::{Level, LogCursor, LogEntry, LogFilter, LogPage};
 use std::sync::Arc;
 use store::{NewLog, Store, StoreError};
 
-/// Longer messages are cut here (at a character boundary) and marked, so one runaway line cannot bloat the
-/// store or every dashboard.
-pub const MAX_MESSAGE_BYTES: usize = 8 << 10;
+pub use shared::truncate;
 pub(crate) const MAX_SERVICE_CHARS: usize = 128;
 pub(crate) const MAX_FIELDS: usize = 32;
 pub(crate) const MAX_FIELD_BYTES: usize = 1024;
@@ -64,19 +62,6 @@ impl LogBook {
     }
 }
 
-/// Cuts a message to [`MAX_MESSAGE_BYTES`], saying how much was cut.
-pub fn truncate(message: String) -> String {
-    if message.len() <= MAX_MESSAGE_BYTES {
-        return message;
-    }
-    let cut = message.floor_char_boundary(MAX_MESSAGE_BYTES);
-    format!(
-        "{}… [truncated {} bytes]",
-        &message[..cut],
-        message.len() - cut
-    )
-}
-
 pub(crate) fn clip(value: String, max: usize) -> String {
     if value.len() <= max {
         value
@@ -89,6 +74,7 @@ pub(crate) fn clip(value: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::MAX_MESSAGE_BYTES;
 
     #[test]
     fn oversized_messages_are_cut_at_a_character_with_a_marker() {

@@ -7,7 +7,7 @@
 use crate::hub::Hub;
 use crate::hub::bus::Bus;
 use shared::{
-    ApiPoint, DbReading, Event, HostHealth, HostId, Level, LogEntry, Metric, RECENT_LOGS,
+    ApiPoint, DbReading, Event, HostHealth, HostId, Level, LogEntry, Metric, RECENT_LOGS, Scope,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -114,12 +114,37 @@ impl Outlet {
     /// Publishes `event` (of `host`, when it is about one) and hands its readings to the consumers. Never
     /// waits for a reader.
     pub fn emit(&self, host: Option<HostId>, event: Event) {
-        let readings = readings_of(&event);
-        let bands = match &event {
-            Event::Api(api) => bands_of(api),
-            _ => None,
-        };
+        let (readings, bands) = observations_of(&event);
         self.bus.publish(host, event);
+        self.hand_over(readings, bands);
+    }
+
+    /// As [`Outlet::emit`], for an event of `scope`: an agent's host, in its own environment.
+    pub fn emit_in(&self, scope: Scope, event: Event) {
+        let (readings, bands) = observations_of(&event);
+        self.bus.publish_in(scope, event);
+        self.hand_over(readings, bands);
+    }
+
+    /// Publishes `event` for the dashboards only: its readings reach the consumers later, in their turn (an
+    /// agent's newest reading shown while its backlog is still being recorded, see [`Outlet::backfill`]).
+    pub fn show_in(&self, scope: Scope, event: Event) {
+        self.bus.publish_in(scope, event);
+    }
+
+    /// Readings from the past (an agent's backlog after an outage) for history only: the dashboards already
+    /// show something newer, and alerts judge the present.
+    pub fn backfill(&self, event: &Event) {
+        let readings = readings_of(event);
+        if !readings.is_empty() {
+            self.tap_for(
+                Observation::Readings(readings),
+                Some(Interest::ReadingsAndBands),
+            );
+        }
+    }
+
+    fn hand_over(&self, readings: Vec<Reading>, bands: Option<Bands>) {
         if !readings.is_empty() {
             self.tap(Observation::Readings(readings));
         }
@@ -172,15 +197,20 @@ impl Outlet {
     }
 
     fn tap(&self, observation: Observation) {
-        let taps = self.lock_taps();
-        if taps.is_empty() {
-            return;
-        }
         let only_for = match observation {
             Observation::Readings(_) => None,
             Observation::LogErrors(_) => Some(Interest::ReadingsAndLogErrors),
             Observation::Bands(_) => Some(Interest::ReadingsAndBands),
         };
+        self.tap_for(observation, only_for);
+    }
+
+    /// Hands `observation` to every consumer, or to those of `only_for`.
+    fn tap_for(&self, observation: Observation, only_for: Option<Interest>) {
+        let taps = self.lock_taps();
+        if taps.is_empty() {
+            return;
+        }
         let observation = Arc::new(observation);
         for tap in taps
             .iter()
@@ -197,6 +227,15 @@ impl Outlet {
         // Taps are only added; a panic elsewhere while holding the lock leaves the list whole.
         self.taps.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// What an event hands the consumers: its readings, and an API interval's duration bands.
+fn observations_of(event: &Event) -> (Vec<Reading>, Option<Bands>) {
+    let bands = match event {
+        Event::Api(api) => bands_of(api),
+        _ => None,
+    };
+    (readings_of(event), bands)
 }
 
 /// The stored metrics an event carries: a host's health, an interval's API figures, a database target's

@@ -153,6 +153,8 @@ impl Application {
             );
         }
         let audit = AuditLog::new(store.clone());
+        let fleet =
+            crate::fleet::Fleet::new(store.clone(), outlet.clone(), logs.clone(), auth.clone());
         let deploys = DeployBook::start(
             store.clone(),
             outlet.clone(),
@@ -198,7 +200,13 @@ impl Application {
             outlet: outlet.clone(),
             logs: logs.clone(),
         });
-        crate::sources::tail::spawn_tailers(&config.sources.tail_logs, sink.clone(), &tasks);
+        if let Some(tailers) = crate::sources::tail::spawn_tailers(
+            &config.sources.tail_logs,
+            sink.clone(),
+            tasks.token(),
+        ) {
+            tasks.spawn(tailers);
+        }
         crate::sources::scrape::spawn_scrapers(
             &config.sources.scrape,
             config.sampling.api_interval,
@@ -237,6 +245,7 @@ impl Application {
             auth: auth.clone(),
             audit: audit.clone(),
             deploys: deploys.clone(),
+            fleet,
             alert_history: alert_history.clone(),
             http_metrics,
             collector: status,

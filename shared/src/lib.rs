@@ -46,8 +46,8 @@ pub use history::{
     UnknownMetric,
 };
 pub use logs::{
-    BadCursor, Level, LogCursor, LogEntry, LogFilter, LogPage, RECENT_LOGS, UnknownLevel,
-    merge_recent,
+    BadCursor, Level, LogCursor, LogEntry, LogFilter, LogPage, MAX_MESSAGE_BYTES, NewLog,
+    RECENT_LOGS, UnknownLevel, merge_recent, truncate,
 };
 pub use notify::{ChannelKind, ChannelStatus, DeliveryState};
 pub use security::{RECENT_SECURITY, SecurityAlert, SecurityKind, Severity, merge_alert};

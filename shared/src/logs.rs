@@ -163,6 +163,34 @@ pub struct LogPage {
     pub next: Option<LogCursor>,
 }
 
+/// A log entry before the store has given it an id: what a source read, and what an agent ships to the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewLog {
+    pub t_ms: i64,
+    pub level: Level,
+    pub service: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Longer messages are cut here (at a character boundary) and marked, so one runaway line cannot bloat the
+/// store or every dashboard.
+pub const MAX_MESSAGE_BYTES: usize = 8 << 10;
+
+/// Cuts a message to [`MAX_MESSAGE_BYTES`], saying how much was cut.
+pub fn truncate(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let cut = message.floor_char_boundary(MAX_MESSAGE_BYTES);
+    format!(
+        "{}… [truncated {} bytes]",
+        &message[..cut],
+        message.len() - cut
+    )
+}
+
 /// Folds new entries into a newest-first list of at most [`RECENT_LOGS`], ignoring ids already present.
 pub fn merge_recent(recent: &mut Vec<LogEntry>, new: &[LogEntry]) {
     for e in new {

@@ -11,6 +11,7 @@ mod alerts;
 mod audit;
 pub mod chunk;
 mod deploy;
+mod fleet;
 pub mod plan;
 mod sqlite;
 
@@ -18,26 +19,19 @@ pub use accounts::{Accounts, Credentials, SessionUser};
 pub use alerts::{AlertFilter, AlertHistory};
 pub use audit::{AuditTrail, NewAudit, NewRun, RunEnd};
 pub use deploy::{Deployments, NewDeployment};
+pub use fleet::{Agent, Enrolments};
 pub use plan::{Retention, bucket, plan};
 pub use sqlite::{OpenOptions, SqliteStore};
 
 use async_trait::async_trait;
-use shared::{HistoryPoint, Level, LogCursor, LogEntry, LogFilter, LogPage, Tier};
-use std::collections::BTreeMap;
+use shared::{HistoryPoint, LogCursor, LogEntry, LogFilter, LogPage, Tier};
 use std::path::PathBuf;
 
 /// The most entries one log page holds.
 pub const MAX_LOG_PAGE: usize = 500;
 
 /// A log entry before the store has given it an id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewLog {
-    pub t_ms: i64,
-    pub level: Level,
-    pub service: String,
-    pub message: String,
-    pub fields: BTreeMap<String, String>,
-}
+pub use shared::NewLog;
 
 /// A host metric's series name, e.g. `cpu{host="web-1"}`.
 pub fn series_name(metric: &str, host: &str) -> String {

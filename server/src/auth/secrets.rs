@@ -10,6 +10,8 @@ use tokio::sync::Semaphore;
 
 /// Prefix of API tokens, so a leaked one is recognisable in a log or a secret scanner.
 pub const TOKEN_PREFIX: &str = "wpt_";
+/// Prefix of agent tokens: told apart from API tokens at a glance, and by the server before any lookup.
+pub const AGENT_TOKEN_PREFIX: &str = "wpa_";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -136,6 +138,14 @@ pub fn new_session_secret() -> Result<String, SecretError> {
 /// A new API token, shown once.
 pub fn new_token() -> Result<String, SecretError> {
     Ok(format!("{TOKEN_PREFIX}{}", hex(&random_bytes::<32>()?)))
+}
+
+/// A new agent token, shown once.
+pub fn new_agent_token() -> Result<String, SecretError> {
+    Ok(format!(
+        "{AGENT_TOKEN_PREFIX}{}",
+        hex(&random_bytes::<32>()?)
+    ))
 }
 
 /// A one-time setup code for the first admin account.

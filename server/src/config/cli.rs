@@ -58,9 +58,34 @@ pub enum UserCommand {
 pub enum TokenCommand {
     /// Create a token and print it (once: only its hash is kept).
     Add {
+        /// The token's name; for `--role agent`, the host name the agent pushes for.
         name: String,
-        /// What the token may do: viewer, operator (ingest) or admin.
+        /// What the token may do: viewer, operator (ingest) or admin; or `agent`, which enrols a host whose
+        /// watchpost-agent pushes with it.
         #[arg(long)]
-        role: shared::Role,
+        role: TokenRole,
+        /// The environment of an agent's host (prod, staging, …); with `--role agent` only.
+        #[arg(long)]
+        environment: Option<String>,
     },
+}
+
+/// What `watchpost token add` makes: an API token of a role, or an agent's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRole {
+    Api(shared::Role),
+    Agent,
+}
+
+impl std::str::FromStr for TokenRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("agent") {
+            return Ok(TokenRole::Agent);
+        }
+        s.parse::<shared::Role>()
+            .map(TokenRole::Api)
+            .map_err(|e| format!("{e}, or agent"))
+    }
 }

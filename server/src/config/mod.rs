@@ -5,7 +5,7 @@
 mod cli;
 mod settings;
 
-pub use cli::{Cli, Command, TokenCommand, UserCommand};
+pub use cli::{Cli, Command, TokenCommand, TokenRole, UserCommand};
 
 use crate::alerts::{AlertRuleFile, check_rules};
 use crate::auth::AuthConfig;

@@ -72,6 +72,7 @@ pub struct AppState {
     pub auth: Auth,
     pub audit: AuditLog,
     pub deploys: DeployBook,
+    pub fleet: crate::fleet::Fleet,
     pub alert_history: Arc<dyn store::AlertHistory>,
     pub http_metrics: Arc<HttpMetrics>,
     pub collector: Arc<CollectorStatus>,
@@ -104,6 +105,10 @@ pub fn router(state: AppState, demo: bool, leptos_options: LeptosOptions, ports:
         .route(
             "/api/setup",
             post(routes::auth::setup).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(
+            collect::wire::PUSH_PATH,
+            post(routes::agent::push).layer(DefaultBodyLimit::max(routes::agent::MAX_PUSH_BYTES)),
         )
         .route("/api/logout", post(routes::auth::logout))
         .route("/api/me", get(routes::auth::me))

@@ -7,17 +7,24 @@
 //! may resume on any instance, and the stream itself holds what a resume replays.
 
 use super::Hub;
-use shared::{Event, HostId};
+use shared::{Event, HostId, Scope};
 
 pub trait Bus: Send + Sync + 'static {
-    /// Sequences `event` (of `host`, when it is about one) and delivers it to every hub. Never waits for a
-    /// reader.
+    /// Sequences `event` (of `host`, when it is about one, in the hub's own environment) and delivers it to
+    /// every hub. Never waits for a reader.
     fn publish(&self, host: Option<HostId>, event: Event);
+
+    /// As [`Bus::publish`], for an event of `scope` (an agent's host, in its own environment).
+    fn publish_in(&self, scope: Scope, event: Event);
 }
 
 /// One process: the hub numbers and fans out events itself.
 impl Bus for Hub {
     fn publish(&self, host: Option<HostId>, event: Event) {
         Hub::publish(self, host, event);
+    }
+
+    fn publish_in(&self, scope: Scope, event: Event) {
+        Hub::publish_in(self, scope, event);
     }
 }

@@ -129,6 +129,11 @@ impl Hub {
             environment: self.environment.clone(),
             host,
         };
+        self.publish_in(scope, event)
+    }
+
+    /// As [`Hub::publish`], for an event of another environment than the hub's own (an agent's host).
+    pub fn publish_in(&self, scope: Scope, event: Event) -> u64 {
         let mut inner = self.lock();
         // Time-based ids survive restarts (a new run starts above the old one's ids) and stay unique when
         // many events land in one microsecond.

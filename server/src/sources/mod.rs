@@ -1,16 +1,16 @@
 //! Where readings and log lines come from. Each source knows only where its output goes, never who consumes
-//! it: polled sources hand events to the outlet through the [`poll`] driver; the host and file-tail sources,
-//! which an agent on another host will run too, hand theirs to a [`Sink`].
+//! it: polled sources hand events to the outlet through the [`poll`] driver; the host and file-tail sources
+//! (crate `collect`, which `watchpost-agent` runs too) hand theirs to a [`Sink`].
 
 pub mod demo;
-pub mod host;
 pub mod http_self;
 pub mod ingest;
 pub mod own_logs;
 pub mod poll;
 pub mod postgres;
 pub mod scrape;
-pub mod tail;
+
+pub use collect::{Sink, host, tail};
 
 use crate::logs::LogBook;
 use crate::outlet::Outlet;
@@ -18,20 +18,6 @@ use shared::{Event, HostId};
 use std::future::Future;
 use std::pin::Pin;
 use store::NewLog;
-
-/// Where the host and file-tail sources put what they read. This is the outlet's remote form: in the server
-/// it is the outlet and the log book ([`Local`]); in an agent it will be a batch shipped to the hub over
-/// HTTP (spooled while the hub is away), so the agent runs these same sources.
-pub trait Sink: Send + Sync + 'static {
-    /// A reading or a change of state.
-    fn emit(&self, host: Option<HostId>, event: Event);
-
-    /// Lines a source read; stored (all or none) before they are published.
-    fn lines(
-        &self,
-        entries: Vec<NewLog>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
-}
 
 /// The sink of the server itself.
 pub struct Local {

@@ -3,7 +3,7 @@
 //! Runs on a dedicated OS thread, because sysinfo's refreshes are blocking file reads of /proc and /sys and
 //! must never stall the async reactor that serves the streams. Refreshes only the parts it reports.
 
-use super::Sink;
+use crate::Sink;
 use crate::clock::now_millis;
 use shared::{DiskUsage, Event, HostHealth, HostId, LoadAvg, NetRates, Usage};
 use std::sync::Arc;
@@ -60,6 +60,12 @@ impl HostSampler {
     /// The name this host's readings carry.
     pub fn host(&self) -> &HostId {
         &self.host
+    }
+
+    /// Readings carry `host` instead of the system's host name (an agent's `--name`).
+    pub fn named(mut self, host: HostId) -> Self {
+        self.host = host;
+        self
     }
 
     pub fn new() -> Result<Self, CollectorError> {

@@ -6,18 +6,16 @@
 //! does not exist yet is waited for. Lines become entries of the file's service; a JSON line with `level` and
 //! `message` keeps its own, otherwise the level is read from the usual words (ERROR, WARN, …).
 
-use super::Sink;
+use crate::Sink;
 use crate::clock::now_millis;
-use crate::logs::{MAX_MESSAGE_BYTES, truncate};
-use crate::tasks::Tasks;
-use shared::Level;
+use shared::{Level, MAX_MESSAGE_BYTES, NewLog, truncate};
 use std::fs::File;
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use store::NewLog;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -49,14 +47,19 @@ impl std::str::FromStr for TailedFile {
     }
 }
 
-/// Starts following every file; entries go to `sink` until `shutdown`.
-pub fn spawn_tailers(files: &[TailedFile], sink: Arc<dyn Sink>, tasks: &Tasks) {
+/// Starts following every file (a thread each) until `shutdown`; the future it returns hands their entries
+/// to `sink` and is for the caller to spawn on its runtime. `None` when there is nothing to follow.
+pub fn spawn_tailers(
+    files: &[TailedFile],
+    sink: Arc<dyn Sink>,
+    shutdown: &CancellationToken,
+) -> Option<impl Future<Output = ()> + Send + 'static> {
     if files.is_empty() {
-        return;
+        return None;
     }
     let (tx, mut rx) = mpsc::channel::<Vec<NewLog>>(64);
     for file in files {
-        let (file, tx, shutdown) = (file.clone(), tx.clone(), tasks.token().clone());
+        let (file, tx, shutdown) = (file.clone(), tx.clone(), shutdown.clone());
         let name = format!("tail {}", file.path.display());
         let spawned = std::thread::Builder::new()
             .name(name)
@@ -65,13 +68,13 @@ pub fn spawn_tailers(files: &[TailedFile], sink: Arc<dyn Sink>, tasks: &Tasks) {
             tracing::error!("cannot start following a log file: {e}");
         }
     }
-    tasks.spawn(async move {
+    Some(async move {
         while let Some(entries) = rx.recv().await {
             if let Err(e) = sink.lines(entries).await {
-                tracing::warn!("cannot store lines from a log file: {e}");
+                tracing::warn!("cannot keep lines from a log file: {e}");
             }
         }
-    });
+    })
 }
 
 /// Where a followed file stands.

@@ -1,0 +1,162 @@
+//! `watchpost-agent`: runs the hub's host and file-tail sources on another host and pushes what they read to
+//! the hub. It only connects out (no port is opened here), and keeps what it read in a bounded spool on disk
+//! until the hub has acknowledged it, so an outage of the hub or the network loses nothing the spool holds.
+
+mod config;
+mod push;
+mod spool;
+
+use crate::config::Config;
+use crate::spool::Spool;
+use collect::Sink;
+use collect::host::{Collector, CollectorStatus, HostSampler};
+use collect::wire::Record;
+use shared::{Event, HostId, NewLog};
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = match Config::from_args(std::env::args_os()) {
+        Ok(config) => config,
+        Err(config::Exit::Message(message)) => {
+            eprintln!("watchpost-agent: {message}");
+            return ExitCode::from(2);
+        }
+        Err(config::Exit::Shown) => return ExitCode::SUCCESS,
+    };
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("watchpost-agent: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("watchpost-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
+    #[error(transparent)]
+    Collector(#[from] collect::host::CollectorError),
+    #[error(transparent)]
+    Push(#[from] push::PushSetupError),
+}
+
+async fn run(config: Config) -> Result<(), RunError> {
+    let spool = Arc::new(Mutex::new(Spool::open(
+        &config.spool_dir,
+        config.spool_max,
+    )?));
+    let ready = Arc::new(Notify::new());
+    let sink: Arc<dyn Sink> = Arc::new(SpoolSink {
+        spool: spool.clone(),
+        ready: ready.clone(),
+    });
+    let pusher = push::Pusher::new(&config, spool.clone(), ready.clone())?;
+    let shutdown = CancellationToken::new();
+    let sampler = HostSampler::new()?.named(HostId(config.name.clone()));
+    let mut collector = Collector::spawn(
+        sampler,
+        sink.clone(),
+        config.interval,
+        Arc::new(CollectorStatus::default()),
+    )?;
+    if let Some(tailers) = collect::tail::spawn_tailers(&config.tail_logs, sink, &shutdown) {
+        tokio::spawn(tailers);
+    }
+    tracing::info!(
+        hub = %config.hub,
+        name = %config.name,
+        environment = %config.environment,
+        interval = %humantime::format_duration(config.interval),
+        spool = %config.spool_dir.display(),
+        "watchpost-agent {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+    tokio::select! {
+        () = pusher.run(shutdown.clone()) => {}
+        () = stop_signal() => {}
+    }
+    shutdown.cancel();
+    collector.stop();
+    tracing::info!(
+        "stopped; what the hub has not acknowledged stays in the spool for the next start"
+    );
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The agent's end of the sources: every reading and line goes into the spool, and the pusher is woken.
+struct SpoolSink {
+    spool: Arc<Mutex<Spool>>,
+    ready: Arc<Notify>,
+}
+
+impl SpoolSink {
+    fn keep(&self, record: Record) -> Result<(), String> {
+        let kept = self
+            .spool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(record)
+            .map_err(|e| e.to_string());
+        self.ready.notify_one();
+        kept.map(drop)
+    }
+}
+
+impl Sink for SpoolSink {
+    fn emit(&self, _host: Option<HostId>, event: Event) {
+        if let Event::Health(health) = event
+            && let Err(e) = self.keep(Record::Health(health))
+        {
+            tracing::error!("cannot keep a reading in the spool: {e}");
+        }
+    }
+
+    fn lines(
+        &self,
+        entries: Vec<NewLog>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        let kept = self.keep(Record::Lines(entries));
+        Box::pin(async move { kept })
+    }
+}

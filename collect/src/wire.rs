@@ -1,0 +1,77 @@
+//! What an agent sends the hub, and what the hub answers: the push protocol both ends compile against.
+//!
+//! An agent numbers every record it keeps (`seq`, from the clock in microseconds and strictly increasing,
+//! so numbers survive the agent's restart without being stored) and sends them oldest first. The hub records
+//! each record above the agent's acknowledged mark once and answers with the new mark; the agent then
+//! forgets what is at or below it. While a backlog drains, the newest reading rides along as `live` so the
+//! dashboard shows now, not the past, and is recorded later in its turn.
+
+use serde::{Deserialize, Serialize};
+use shared::{HostHealth, NewLog};
+
+/// Where agents push.
+pub const PUSH_PATH: &str = "/api/agent/push";
+
+/// The most records in one batch, and the most bytes an agent puts in one (the hub's body limit is above).
+pub const MAX_BATCH_RECORDS: usize = 256;
+pub const MAX_BATCH_BYTES: usize = 2 << 20;
+
+/// One push.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The host the agent pushes for; must be the name its token was enrolled with.
+    pub agent: String,
+    /// The agent's version, shown on the fleet page beside the hub's.
+    pub version: String,
+    /// How often the agent samples, so the hub knows when a host has gone quiet.
+    pub interval_ms: u64,
+    /// Records oldest first, `seq` strictly increasing.
+    #[serde(default)]
+    pub items: Vec<Item>,
+    /// The newest reading while older ones are still being sent.
+    #[serde(default)]
+    pub live: Option<Item>,
+    /// Stretches the agent had to drop because its spool was full.
+    #[serde(default)]
+    pub gaps: Vec<Gap>,
+}
+
+/// One numbered record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub seq: u64,
+    pub record: Record,
+}
+
+impl Item {
+    /// When what the record holds happened (Unix ms).
+    pub fn t_ms(&self) -> i64 {
+        match &self.record {
+            Record::Health(h) => h.sampled_at_ms,
+            Record::Lines(lines) => lines.first().map_or(0, |l| l.t_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Record {
+    /// A whole health reading of the host.
+    Health(HostHealth),
+    /// Lines read from the host's log files.
+    Lines(Vec<NewLog>),
+}
+
+/// Records an agent dropped, unsent, because its spool was full: the hub shows the hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub records: u64,
+}
+
+/// The hub's answer to a push: every record at or below `acked` is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub acked: u64,
+}

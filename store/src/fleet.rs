@@ -1,0 +1,176 @@
+//! Enrolled agents in the store: which host names may push, in which environment, with which token (its
+//! hash only), and how far the hub has taken each agent's batches.
+
+use crate::StoreError;
+use crate::sqlite::SqliteStore;
+use async_trait::async_trait;
+use sqlx::Row;
+
+/// One enrolment of a host's agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: i64,
+    /// The host name the agent pushes for, and its readings are recorded under.
+    pub name: String,
+    pub environment: String,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+    /// The newest batch item the hub has recorded: items at or below it are duplicates.
+    pub acked_seq: u64,
+    /// When the agent last pushed, if ever.
+    pub seen_ms: Option<i64>,
+}
+
+/// Enrolled agents, as every implementation of the store keeps them.
+#[async_trait]
+pub trait Enrolments: Send + Sync + 'static {
+    /// Enrols a host; [`StoreError::Exists`] when a live enrolment has that name.
+    async fn add_agent(
+        &self,
+        name: &str,
+        environment: &str,
+        token_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Agent, StoreError>;
+
+    /// The live enrolment whose token has this hash.
+    async fn agent_by_token(&self, token_hash: &[u8]) -> Result<Option<Agent>, StoreError>;
+
+    /// Every enrolment, revoked ones too, by id.
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError>;
+
+    /// Revokes an enrolment; `None` when there is no such one.
+    async fn revoke_agent(&self, id: i64, now_ms: i64) -> Result<Option<Agent>, StoreError>;
+
+    /// Records that the hub has taken the agent's items up to `acked_seq` (never moving it back) at `now_ms`.
+    async fn agent_pushed(&self, id: i64, acked_seq: u64, now_ms: i64) -> Result<(), StoreError>;
+}
+
+const AGENT_COLUMNS: &str = "id, name, environment, created_ms, revoked_ms, acked_seq, seen_ms";
+
+fn agent_of(row: &sqlx::sqlite::SqliteRow) -> Result<Agent, StoreError> {
+    let acked: i64 = row.try_get("acked_seq")?;
+    Ok(Agent {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        environment: row.try_get("environment")?,
+        created_ms: row.try_get("created_ms")?,
+        revoked_ms: row.try_get("revoked_ms")?,
+        acked_seq: u64::try_from(acked)
+            .map_err(|_| StoreError::Corrupt(format!("negative agent sequence {acked}")))?,
+        seen_ms: row.try_get("seen_ms")?,
+    })
+}
+
+#[async_trait]
+impl Enrolments for SqliteStore {
+    async fn add_agent(
+        &self,
+        name: &str,
+        environment: &str,
+        token_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Agent, StoreError> {
+        let _timed = self.timed("accounts");
+        let row = sqlx::query(&format!(
+            "INSERT INTO agents (name, environment, token_hash, created_ms) VALUES (?, ?, ?, ?) \
+             RETURNING {AGENT_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(environment)
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Exists(format!("a host named '{name}'"))
+            }
+            _ => e.into(),
+        })?;
+        agent_of(&row)
+    }
+
+    async fn agent_by_token(&self, token_hash: &[u8]) -> Result<Option<Agent>, StoreError> {
+        let _timed = self.timed("sessions");
+        let row = sqlx::query(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE token_hash = ? AND revoked_ms IS NULL"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(agent_of).transpose()
+    }
+
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+        let _timed = self.timed("accounts");
+        let rows = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(agent_of).collect()
+    }
+
+    async fn revoke_agent(&self, id: i64, now_ms: i64) -> Result<Option<Agent>, StoreError> {
+        let _timed = self.timed("accounts");
+        let row = sqlx::query(&format!(
+            "UPDATE agents SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ? RETURNING {AGENT_COLUMNS}"
+        ))
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(agent_of).transpose()
+    }
+
+    async fn agent_pushed(&self, id: i64, acked_seq: u64, now_ms: i64) -> Result<(), StoreError> {
+        let _timed = self.timed("accounts");
+        let acked = i64::try_from(acked_seq).unwrap_or(i64::MAX);
+        sqlx::query("UPDATE agents SET acked_seq = MAX(acked_seq, ?), seen_ms = ? WHERE id = ?")
+            .bind(acked)
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::OpenOptions;
+
+    #[tokio::test]
+    async fn an_enrolment_is_found_by_its_token_until_revoked_and_its_name_is_one_of_a_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &OpenOptions::default())
+            .await
+            .unwrap();
+        let web = store.add_agent("web-1", "prod", b"h1", 10).await.unwrap();
+        assert_eq!(
+            (web.name.as_str(), web.environment.as_str()),
+            ("web-1", "prod")
+        );
+        assert!(matches!(
+            store.add_agent("web-1", "staging", b"h2", 11).await,
+            Err(StoreError::Exists(_))
+        ));
+        assert_eq!(
+            store.agent_by_token(b"h1").await.unwrap(),
+            Some(web.clone())
+        );
+        store.agent_pushed(web.id, 500, 20).await.unwrap();
+        store.agent_pushed(web.id, 400, 21).await.unwrap();
+        let seen = store.agent_by_token(b"h1").await.unwrap().unwrap();
+        assert_eq!(
+            (seen.acked_seq, seen.seen_ms),
+            (500, Some(21)),
+            "the mark never moves back"
+        );
+        store.revoke_agent(web.id, 30).await.unwrap();
+        assert_eq!(store.agent_by_token(b"h1").await.unwrap(), None);
+        // Revoked, the name may be enrolled again.
+        store.add_agent("web-1", "prod", b"h3", 40).await.unwrap();
+        assert_eq!(store.agents().await.unwrap().len(), 2);
+    }
+}
