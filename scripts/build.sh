@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The release build a user runs: server and WASM (cargo-leptos), then a brotli and a gzip -9 copy of every
-# static file beside it (scripts/precompress.mjs), which the server sends to browsers that accept them.
+# static file beside it (scripts/precompress.mjs), which the server sends to browsers that accept them, and
+# watchpost-agent (target/release/watchpost-agent), for other hosts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo leptos build --release
 node scripts/precompress.mjs target/site
+cargo build --release -p agent

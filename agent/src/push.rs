@@ -37,6 +37,9 @@ enum Link {
     Away(String),
     /// 401 or 403: the hub refused the agent itself.
     Refused(StatusCode),
+    /// Another 4xx: the hub says what is wrong (a setting of this agent, say); nothing is sent until it is
+    /// mended, and nothing is dropped.
+    Rejected(String),
 }
 
 pub struct Pusher {
@@ -44,6 +47,7 @@ pub struct Pusher {
     url: reqwest::Url,
     token: String,
     name: String,
+    environment: String,
     interval: Duration,
     spool: Arc<Mutex<Spool>>,
     ready: Arc<Notify>,
@@ -80,6 +84,7 @@ impl Pusher {
             url,
             token: config.token.clone(),
             name: config.name.clone(),
+            environment: config.environment.clone(),
             interval: config.interval,
             spool,
             ready,
@@ -124,13 +129,17 @@ impl Pusher {
                                     "this token may not push for this host name — check --name"
                                 }
                             ),
+                            Link::Rejected(why) => tracing::error!(
+                                spooled,
+                                "the hub rejected this agent's batch: {why}; retrying every minute"
+                            ),
                             Link::Up => {}
                         }
                         link = now.clone();
                     }
                     failures = failures.saturating_add(1);
                     Some(match now {
-                        Link::Refused(_) => REFUSED_BACKOFF,
+                        Link::Refused(_) | Link::Rejected(_) => REFUSED_BACKOFF,
                         _ => backoff(failures),
                     })
                 }
@@ -165,6 +174,7 @@ impl Pusher {
             let live = spool.latest_health().filter(|l| l.seq > last).cloned();
             Batch {
                 agent: self.name.clone(),
+                environment: self.environment.clone(),
                 version: env!("CARGO_PKG_VERSION").into(),
                 interval_ms: self.interval.as_millis() as u64,
                 items,
@@ -186,10 +196,17 @@ impl Pusher {
         }
         if !status.is_success() {
             let text = sent.text().await.unwrap_or_default();
-            return Err(Link::Away(format!(
-                "HTTP {status}: {}",
-                text.chars().take(200).collect::<String>()
-            )));
+            // The hub's JSON errors say `{"error": "…"}`; anything else is shown as it came, cut short.
+            let said = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            let said: String = said.chars().take(300).collect();
+            return Err(if status.is_client_error() {
+                Link::Rejected(format!("{status}: {said}"))
+            } else {
+                Link::Away(format!("HTTP {status}: {said}"))
+            });
         }
         let ack: Ack = sent
             .json()

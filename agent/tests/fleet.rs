@@ -29,10 +29,19 @@ struct Hub {
 impl Hub {
     /// Starts a hub on `data_dir`, at `addr` (port 0 for any).
     async fn start(data_dir: &Path, addr: SocketAddr) -> Hub {
+        Hub::start_with(data_dir, addr, |_| {}).await
+    }
+
+    async fn start_with(
+        data_dir: &Path,
+        addr: SocketAddr,
+        configure: impl FnOnce(&mut Config),
+    ) -> Hub {
         let mut config = Config::default();
         config.server.listen = addr;
         config.server.data_dir = data_dir.to_owned();
         config.server.environment = "hub-env".into();
+        configure(&mut config);
         let store = open(data_dir).await;
         let hash = server::testing::hash_password(PASSWORD.to_owned())
             .await
@@ -347,7 +356,7 @@ async fn a_token_pushing_for_another_host_is_refused_and_raises_an_alert() {
     let push = |token: Option<&str>| {
         let mut r = reqwest::Client::new()
             .post(format!("{}/api/agent/push", hub.base))
-            .json(&serde_json::json!({"agent": "db-9", "version": "x", "interval_ms": 1000, "items": []}));
+            .json(&serde_json::json!({"agent": "db-9", "environment": "prod", "version": "x", "interval_ms": 1000, "items": []}));
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
@@ -430,6 +439,250 @@ async fn a_hub_away_for_a_minute_leaves_no_gap_in_the_hosts_per_second_history()
         1,
         "{}",
         agent.log()
+    );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_agent_turns_its_host_offline_and_a_restarted_one_live_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = enrol(dir.path(), "web-1", "prod").await;
+    enrol(dir.path(), "never-1", "staging").await;
+    let offline_after = Duration::from_secs(3);
+    let hub = Hub::start_with(dir.path(), "127.0.0.1:0".parse().unwrap(), |c| {
+        c.sampling.offline_after = offline_after;
+    })
+    .await;
+    let mut stream = hub.stream().await;
+    let presence =
+        async |stream: &mut std::pin::Pin<Box<dyn futures::Stream<Item = Envelope> + Send>>,
+               host: &str,
+               want: shared::Presence| {
+            tokio::time::timeout(PATIENCE, async {
+                loop {
+                    let env = stream.next().await.expect("the stream goes on");
+                    let hosts = match env.event {
+                        Event::Snapshot(s) => s.fleet,
+                        Event::Host(h) => {
+                            // A host's event is of its own environment.
+                            assert_eq!(env.scope.environment, h.environment);
+                            vec![h]
+                        }
+                        _ => continue,
+                    };
+                    if let Some(h) = hosts
+                        .into_iter()
+                        .find(|h| h.host.0 == host && h.presence == want)
+                    {
+                        return h;
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{host} never became {want:?}"))
+        };
+    // A host added but never heard from is listed, offline; the hub's own is live.
+    let first = tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let Event::Snapshot(snapshot) = first.event else {
+        panic!("a stream starts with a snapshot");
+    };
+    let own = snapshot
+        .fleet
+        .iter()
+        .find(|h| h.hub)
+        .expect("the hub's own host");
+    assert_eq!(
+        (own.host.0.clone(), own.presence),
+        (hub_host(), shared::Presence::Live)
+    );
+    assert_eq!(own.environment, "hub-env");
+    let never = snapshot
+        .fleet
+        .into_iter()
+        .find(|h| h.host.0 == "never-1")
+        .expect("an added host is listed before its agent calls");
+    assert_eq!(never.presence, shared::Presence::Offline);
+    assert_eq!(
+        (never.seen_ms, never.environment.as_str()),
+        (None, "staging")
+    );
+
+    let mut agent = Agent::start(
+        &hub.base,
+        &token,
+        "web-1",
+        "prod",
+        &dir.path().join("s"),
+        &[],
+    );
+    let live = presence(&mut stream, "web-1", shared::Presence::Live).await;
+    assert_eq!(live.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(live.interval_ms, 1000);
+
+    agent.child.kill().unwrap();
+    let killed = Instant::now();
+    presence(&mut stream, "web-1", shared::Presence::Offline).await;
+    // Judged once a second: offline within --offline-after and one interval (and a judging tick).
+    let took = killed.elapsed();
+    assert!(
+        took <= offline_after + Duration::from_secs(2) + Duration::from_millis(500),
+        "{took:?}"
+    );
+
+    let _again = Agent::start(
+        &hub.base,
+        &token,
+        "web-1",
+        "prod",
+        &dir.path().join("s"),
+        &[],
+    );
+    presence(&mut stream, "web-1", shared::Presence::Live).await;
+    // Each change is one line in the error log.
+    let page: serde_json::Value = hub
+        .client
+        .get(format!("{}/api/logs?service=watchpost&q=web-1", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let messages: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("host web-1 (prod) is offline: no contact for")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"host web-1 (prod) is live again (was offline)"),
+        "{messages:?}"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_in_the_wrong_environment_is_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = enrol(dir.path(), "web-1", "prod").await;
+    let hub = Hub::start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let agent = Agent::start(
+        &hub.base,
+        &token,
+        "web-1",
+        "staging",
+        &dir.path().join("s"),
+        &[],
+    );
+    wait_for("the agent's log line", async || {
+        agent.lines_with(
+            "the hub rejected this agent's batch: 400 Bad Request: this host was added to the environment 'prod', not 'staging'",
+        ) > 0
+    })
+    .await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_added_on_the_admin_page_pushes_and_is_disconnected_when_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let mut stream = hub.stream().await;
+    let call = async |name: &str, form: &[(&str, &str)]| {
+        hub.client
+            .post(format!("{}/api/{name}", hub.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    };
+    // Bad names are a 400 with the rule; a name taken is a 409.
+    let r = call("add_host", &[("name", "web 1"), ("environment", "prod")]).await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("letters, digits and . _ - only")
+    );
+    let r = call("add_host", &[("name", "web-1"), ("environment", "prod")]).await;
+    assert_eq!(r.status(), 200);
+    let added: shared::NewHost = r.json().await.unwrap();
+    assert!(added.token.starts_with("wpa_"));
+    let r = call("add_host", &[("name", "web-1"), ("environment", "staging")]).await;
+    assert_eq!(r.status(), 409);
+
+    let token = dir.path().join("token");
+    std::fs::write(&token, &added.token).unwrap();
+    let agent = Agent::start(
+        &hub.base,
+        &token,
+        "web-1",
+        "prod",
+        &dir.path().join("s"),
+        &[],
+    );
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Event::Host(h) = stream.next().await.unwrap().event
+                && h.host.0 == "web-1"
+                && h.presence == shared::Presence::Live
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the added host goes live");
+
+    let id = added.host.id.to_string();
+    let r = call("revoke_host", &[("id", &id)]).await;
+    assert_eq!(r.status(), 200);
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Event::Host(h) = stream.next().await.unwrap().event
+                && h.host.0 == "web-1"
+                && h.removed
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the removed host leaves the fleet");
+    // Its next push is refused: one clear line in its log.
+    wait_for("the agent to be refused", async || {
+        agent.lines_with("refused this agent (401 Unauthorized)") > 0
+    })
+    .await;
+    // And the audit trail names both actions.
+    let audit: serde_json::Value = hub
+        .client
+        .get(format!("{}/api/audit?action=host.", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"host.add") && actions.contains(&"host.revoke"),
+        "{audit}"
     );
     hub.stop().await;
 }

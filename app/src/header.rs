@@ -7,8 +7,9 @@ use crate::live::{Connection, LiveStore};
 use crate::range::RangePicker;
 use leptos::prelude::*;
 
+/// `picker`: the environment and host selectors (on the dashboard).
 #[component]
-pub fn TopBar() -> impl IntoView {
+pub fn TopBar(#[prop(optional)] picker: bool) -> impl IntoView {
     let live = LiveStore::expect();
     let connection = Memo::new(move |_| live.connection());
     let age = move || {
@@ -21,6 +22,7 @@ pub fn TopBar() -> impl IntoView {
                 <img src="/favicon.svg" alt="" width="22" height="22" />
                 <span>"Watchpost"</span>
             </div>
+            {picker.then(|| view! { <crate::selection::HostPicker /> })}
             <RangePicker />
             <div
                 class="connection"
@@ -110,6 +112,7 @@ pub fn UserMenu() -> impl IntoView {
                         let audit = shared::Action::ViewAudit.allowed(me.role);
                         view! {
                             <form class="user-menu" method="post" action="/api/logout">
+                                <a href="/hosts" data-testid="hosts-link">"Hosts"</a>
                                 <a href="/alerts" data-testid="alerts-link">"Alerts"</a>
                                 <Show when=move || audit>
                                     <a href="/audit" data-testid="audit-link">"Audit"</a>

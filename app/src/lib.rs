@@ -19,6 +19,7 @@ mod panels;
 #[cfg(feature = "ssr")]
 pub mod ports;
 mod range;
+mod selection;
 mod series;
 mod stored;
 
@@ -95,6 +96,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("admin") view=pages::admin::AdminPage />
                 <Route path=StaticSegment("audit") view=pages::audit::AuditPage />
                 <Route path=StaticSegment("alerts") view=pages::alerts::AlertsPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("hosts") view=pages::hosts::HostsPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

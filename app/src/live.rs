@@ -196,9 +196,13 @@ mod client {
 
     thread_local! {
         static STREAM: RefCell<Option<Stream>> = const { RefCell::new(None) };
+        /// Numbers each page's stream: moving from one page to another mounts the new page (which opens its
+        /// stream) before the old one is cleaned up, and the old page must not close the new page's stream.
+        static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
 
     struct Stream {
+        generation: u64,
         source: EventSource,
         _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
     }
@@ -214,16 +218,29 @@ mod client {
         let tick = move || store.now.set(Some(js_sys::Date::now()));
         tick();
         let clock = set_interval_with_handle(tick, Duration::from_secs(1)).ok();
-        open(store);
+        let generation = GENERATION.with(|g| {
+            g.set(g.get() + 1);
+            g.get()
+        });
+        open(store, generation);
         on_cleanup(move || {
             if let Some(handle) = clock {
                 handle.clear();
             }
-            STREAM.with(|s| s.borrow_mut().take());
+            STREAM.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.as_ref().is_some_and(|s| s.generation == generation) {
+                    s.take();
+                }
+            });
         });
     }
 
-    fn open(store: LiveStore) {
+    fn open(store: LiveStore, generation: u64) {
+        // A page cleaned up while its reopening waited does not open a stream again.
+        if GENERATION.with(|g| g.get()) != generation {
+            return;
+        }
         let source = match EventSource::new(URL) {
             Ok(source) => source,
             Err(e) => {
@@ -256,7 +273,7 @@ mod client {
                             },
                         );
                     } else {
-                        set_timeout(move || open(store), REOPEN_AFTER);
+                        set_timeout(move || open(store, generation), REOPEN_AFTER);
                     }
                 });
             } else {
@@ -287,6 +304,7 @@ mod client {
         // Replacing the previous stream drops it, which closes it.
         STREAM.with(|s| {
             *s.borrow_mut() = Some(Stream {
+                generation,
                 source,
                 _listeners: listeners,
             })

@@ -6,8 +6,8 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use shared::{
     AccountsView, Action, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage, Caller,
-    CommandRun, Deployment, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric,
-    NewToken, OutputPage, Role, RuleDraft, SecurityAlert, TimeRange, User,
+    CommandRun, Deployment, EnrolledHost, Envelope, HistorySeries, LogCursor, LogFilter, LogPage,
+    Metric, NewHost, NewToken, OutputPage, Role, RuleDraft, SecurityAlert, TimeRange, User,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -82,6 +82,20 @@ pub trait AccountsPort: Send + Sync + 'static {
     ) -> BoxFuture<Result<NewToken, AppError>>;
 
     fn revoke_token(&self, by: &Caller, id: i64) -> BoxFuture<Result<ApiToken, AppError>>;
+
+    /// Every host added for an agent, removed ones too.
+    fn hosts(&self) -> BoxFuture<Result<Vec<EnrolledHost>, AppError>>;
+
+    /// Adds a host in `environment`; its agent's token is in the answer, once.
+    fn add_host(
+        &self,
+        by: &Caller,
+        name: String,
+        environment: String,
+    ) -> BoxFuture<Result<NewHost, AppError>>;
+
+    /// Removes a host: its agent's token is revoked.
+    fn revoke_host(&self, by: &Caller, id: i64) -> BoxFuture<Result<EnrolledHost, AppError>>;
 }
 
 /// Alert rules, their alerts and the notification channels.

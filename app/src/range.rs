@@ -18,6 +18,9 @@ pub fn use_time_range() -> Memo<Result<TimeRange, RangeError>> {
 #[component]
 pub fn RangePicker() -> impl IntoView {
     let range = use_time_range();
+    let query = use_query_map();
+    // The environment and host chosen stay chosen when the range changes.
+    let keep = move || query.with(crate::selection::choice_suffix);
     let selected = move || range.get().unwrap_or_default();
     let custom_open = RwSignal::new(false);
     let presets = TimeRange::PRESETS
@@ -27,7 +30,7 @@ pub fn RangePicker() -> impl IntoView {
             view! {
                 <a
                     class="range-option"
-                    href=format!("?{}", preset.to_query())
+                    href=move || format!("?{}{}", preset.to_query(), keep())
                     aria-current=move || current().then_some("true")
                     data-range=preset.name()
                 >
@@ -70,6 +73,7 @@ fn CustomRange(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoVie
     let to = NodeRef::<leptos::html::Input>::new();
     let error = RwSignal::new(None::<String>);
     let navigate = leptos_router::hooks::use_navigate();
+    let query = use_query_map();
     let apply = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let value = |node: NodeRef<leptos::html::Input>| {
@@ -80,7 +84,11 @@ fn CustomRange(close: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoVie
                 Ok(range) => {
                     error.set(None);
                     navigate(
-                        &format!("?{}", range.to_query()),
+                        &format!(
+                            "?{}{}",
+                            range.to_query(),
+                            query.with_untracked(crate::selection::choice_suffix)
+                        ),
                         leptos_router::NavigateOptions {
                             scroll: false,
                             ..Default::default()

@@ -21,6 +21,8 @@ pub const MAX_BATCH_BYTES: usize = 2 << 20;
 pub struct Batch {
     /// The host the agent pushes for; must be the name its token was enrolled with.
     pub agent: String,
+    /// The environment the agent was told it is in; must be the one the host was added to.
+    pub environment: String,
     /// The agent's version, shown on the fleet page beside the hub's.
     pub version: String,
     /// How often the agent samples, so the hub knows when a host has gone quiet.

@@ -11,12 +11,21 @@ use crate::auth::secrets::{self, SecretError};
 use crate::clock::now_millis;
 use crate::logs::LogBook;
 use crate::outlet::Outlet;
+use crate::tasks::Tasks;
 use collect::wire::{Ack, Batch, Gap, Record};
-use shared::{Event, HostId, Level, Scope, SecurityKind, Severity};
-use std::collections::HashMap;
+use shared::{
+    EnrolledHost, Event, FleetHost, HostId, Level, NewHost, Presence, Scope, SecurityKind, Severity,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use store::{Agent, Enrolments, StoreError};
+
+/// How often every host's presence is judged.
+const JUDGE_EVERY: Duration = Duration::from_secs(1);
+/// A host is stale after this many intervals without a reading.
+const STALE_INTERVALS: u64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -54,6 +63,43 @@ struct Standing {
 /// One agent's standing, behind a lock held across its push.
 type AgentSlot = Arc<tokio::sync::Mutex<Option<Standing>>>;
 
+/// The host the hub runs on: a member of the fleet that needs no agent.
+#[derive(Debug, Clone)]
+pub struct OwnHost {
+    pub host: HostId,
+    pub environment: String,
+    pub interval: Duration,
+}
+
+/// What the hub knows of a host's contact, from which its presence is judged.
+#[derive(Debug, Clone)]
+struct Tracked {
+    host: FleetHost,
+    /// When the last health reading arrived (Unix ms).
+    reading_ms: Option<i64>,
+}
+
+impl Tracked {
+    /// The presence the host has at `now_ms`.
+    fn judge(&self, now_ms: i64, offline_after: Duration) -> Presence {
+        if self.host.hub {
+            return Presence::Live;
+        }
+        let offline_ms = offline_after.as_millis() as i64;
+        match self.host.seen_ms {
+            Some(seen) if now_ms - seen <= offline_ms => {
+                let stale_ms = (STALE_INTERVALS * self.host.interval_ms.max(1)) as i64;
+                if self.reading_ms.is_some_and(|r| now_ms - r <= stale_ms) {
+                    Presence::Live
+                } else {
+                    Presence::Stale
+                }
+            }
+            _ => Presence::Offline,
+        }
+    }
+}
+
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct Fleet {
@@ -61,6 +107,9 @@ pub struct Fleet {
     outlet: Outlet,
     logs: LogBook,
     auth: Auth,
+    /// Every host, by name.
+    hosts: Arc<Mutex<BTreeMap<String, Tracked>>>,
+    offline_after: Duration,
     /// Per agent (by enrolment id), behind a lock of its own: one agent's pushes are taken one at a time (a
     /// push sent again while the first is still being recorded waits, then finds its records acknowledged),
     /// and agents never wait for each other.
@@ -68,13 +117,217 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(store: Arc<dyn Enrolments>, outlet: Outlet, logs: LogBook, auth: Auth) -> Self {
-        Fleet {
+    /// The fleet as the store has it (every enrolled host offline until its agent pushes, the hub's own
+    /// live), published, and judged every second from now on.
+    pub async fn start(
+        store: Arc<dyn Enrolments>,
+        outlet: Outlet,
+        logs: LogBook,
+        auth: Auth,
+        own: OwnHost,
+        offline_after: Duration,
+        tasks: &Tasks,
+    ) -> Result<Fleet, StoreError> {
+        let now = now_millis();
+        let mut hosts = BTreeMap::new();
+        for agent in store.agents().await? {
+            if agent.revoked_ms.is_none() {
+                hosts.insert(agent.name.clone(), tracked(&agent, now));
+            }
+        }
+        hosts.insert(
+            own.host.0.clone(),
+            Tracked {
+                host: FleetHost {
+                    host: own.host.clone(),
+                    environment: own.environment,
+                    presence: Presence::Live,
+                    since_ms: now,
+                    seen_ms: Some(now),
+                    interval_ms: own.interval.as_millis() as u64,
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    hub: true,
+                    removed: false,
+                },
+                reading_ms: Some(now),
+            },
+        );
+        let fleet = Fleet {
             store,
             outlet,
             logs,
             auth,
+            hosts: Arc::new(Mutex::new(hosts)),
+            offline_after,
             standings: Arc::default(),
+        };
+        let all: Vec<FleetHost> = fleet
+            .lock_hosts()
+            .values()
+            .map(|t| t.host.clone())
+            .collect();
+        for host in &all {
+            fleet.publish(host);
+        }
+        let judge = fleet.clone();
+        let stop = tasks.token().clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(JUDGE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => judge.judge_all().await,
+                }
+            }
+        });
+        Ok(fleet)
+    }
+
+    /// Adds a host (offline until its agent calls) and returns its listing and the agent's token.
+    pub async fn add(&self, name: &str, environment: &str) -> Result<NewHost, EnrolError> {
+        let (agent, token) = enrol(self.store.as_ref(), name, environment).await?;
+        let host = tracked(&agent, now_millis());
+        self.lock_hosts().insert(agent.name.clone(), host.clone());
+        self.publish(&host.host);
+        tracing::info!(host = %agent.name, environment = %agent.environment, "host added");
+        Ok(NewHost {
+            host: enrolled(&agent),
+            token,
+        })
+    }
+
+    /// Revokes a host's agent token (its next push is refused) and takes the host out of the fleet; `None`
+    /// when there is no such enrolment.
+    pub async fn revoke(&self, id: i64) -> Result<Option<EnrolledHost>, StoreError> {
+        let now = now_millis();
+        let Some(agent) = self.store.revoke_agent(id, now).await? else {
+            return Ok(None);
+        };
+        // Revoked just now, not earlier: the name may since belong to a new enrolment, which stays.
+        if agent.revoked_ms == Some(now) {
+            let gone = self.lock_hosts().remove(&agent.name);
+            if let Some(mut gone) = gone {
+                gone.host.removed = true;
+                self.publish(&gone.host);
+            }
+            tracing::info!(host = %agent.name, "host removed; its agent token is revoked");
+        }
+        Ok(Some(enrolled(&agent)))
+    }
+
+    /// Every enrolment, revoked ones too.
+    pub async fn enrolled(&self) -> Result<Vec<EnrolledHost>, StoreError> {
+        Ok(self.store.agents().await?.iter().map(enrolled).collect())
+    }
+
+    fn lock_hosts(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Tracked>> {
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, host: &FleetHost) {
+        let scope = Scope {
+            environment: host.environment.clone(),
+            host: Some(host.host.clone()),
+        };
+        self.outlet.emit_in(scope, Event::Host(host.clone()));
+    }
+
+    /// Judges every host's presence now; each change is published and logged.
+    async fn judge_all(&self) {
+        let now = now_millis();
+        let changed: Vec<(FleetHost, Presence)> = {
+            let mut hosts = self.lock_hosts();
+            hosts
+                .values_mut()
+                .filter_map(|t| {
+                    let was = t.host.presence;
+                    let is = t.judge(now, self.offline_after);
+                    (is != was).then(|| {
+                        t.host.presence = is;
+                        t.host.since_ms = now;
+                        (t.host.clone(), was)
+                    })
+                })
+                .collect()
+        };
+        for (host, was) in changed {
+            self.announce(&host, was, now, false).await;
+        }
+    }
+
+    /// Publishes a change of presence, and writes it to the error log as one line.
+    async fn announce(&self, host: &FleetHost, was: Presence, now_ms: i64, first_contact: bool) {
+        self.publish(host);
+        let name = format!("{} ({})", host.host, host.environment);
+        let (level, message) = match host.presence {
+            Presence::Live if first_contact => (
+                Level::Info,
+                format!("host {name} is live: its agent called for the first time"),
+            ),
+            Presence::Live => (
+                Level::Info,
+                format!("host {name} is live again (was {})", was.as_str()),
+            ),
+            Presence::Stale => (
+                Level::Warn,
+                format!(
+                    "host {name} is stale: no reading for {STALE_INTERVALS} intervals ({})",
+                    humantime::format_duration(Duration::from_millis(
+                        STALE_INTERVALS * host.interval_ms
+                    ))
+                ),
+            ),
+            Presence::Offline => (
+                Level::Warn,
+                match host.seen_ms {
+                    Some(seen) => format!(
+                        "host {name} is offline: no contact for {}",
+                        humantime::format_duration(Duration::from_secs(
+                            ((now_ms - seen).max(0) / 1000) as u64
+                        ))
+                    ),
+                    None => format!("host {name} is offline: its agent has never been in contact"),
+                },
+            ),
+        };
+        tracing::info!(host = %host.host, environment = %host.environment, "{message}");
+        self.logs.own(level, message).await;
+    }
+
+    /// Notes a push from `agent`, and judges its host at once (back from offline the moment it calls).
+    async fn heard(&self, agent: &Agent, version: &str, interval_ms: u64, reading: bool) {
+        let now = now_millis();
+        let changed = {
+            let mut hosts = self.lock_hosts();
+            let t = hosts
+                .entry(agent.name.clone())
+                .or_insert_with(|| tracked(agent, now));
+            let first_contact = t.host.seen_ms.is_none();
+            t.host.seen_ms = Some(now);
+            if reading {
+                t.reading_ms = Some(now);
+            }
+            let mut details = false;
+            if t.host.version != version || t.host.interval_ms != interval_ms {
+                t.host.version = version.chars().take(64).collect();
+                t.host.interval_ms = interval_ms.clamp(100, 3_600_000);
+                details = true;
+            }
+            let was = t.host.presence;
+            let is = t.judge(now, self.offline_after);
+            t.host.presence = is;
+            if is != was {
+                t.host.since_ms = now;
+                Some((t.host.clone(), Some((was, first_contact))))
+            } else {
+                details.then(|| (t.host.clone(), None))
+            }
+        };
+        match changed {
+            Some((host, Some((was, first)))) => self.announce(&host, was, now, first).await,
+            Some((host, None)) => self.publish(&host),
+            None => {}
         }
     }
 
@@ -105,6 +358,19 @@ impl Fleet {
             });
         }
         check_order(&batch)?;
+        if batch.environment != agent.environment {
+            return Err(PushError::BadBatch(format!(
+                "this host was added to the environment '{}', not '{}': start the agent with --environment {}",
+                agent.environment,
+                batch.environment.chars().take(64).collect::<String>(),
+                agent.environment
+            )));
+        }
+        let reading = batch
+            .live
+            .iter()
+            .chain(&batch.items)
+            .any(|i| matches!(i.record, Record::Health(_)));
         let standing = self.standing(agent.id);
         let mut standing = standing.lock().await;
         let standing = standing.get_or_insert_with(|| Standing {
@@ -171,6 +437,8 @@ impl Fleet {
                 .own(Level::Warn, gap_message(&agent.name, gap))
                 .await;
         }
+        self.heard(&agent, &batch.version, batch.interval_ms, reading)
+            .await;
         self.acknowledge(&agent, standing.acked).await;
         Ok(Ack {
             acked: standing.acked,
@@ -189,6 +457,36 @@ impl Fleet {
     fn standing(&self, id: i64) -> AgentSlot {
         let mut standings = self.standings.lock().unwrap_or_else(|p| p.into_inner());
         standings.entry(id).or_default().clone()
+    }
+}
+
+/// A host enrolled in the store, before the hub has heard from it since it started.
+fn tracked(agent: &Agent, now_ms: i64) -> Tracked {
+    Tracked {
+        host: FleetHost {
+            host: HostId(agent.name.clone()),
+            environment: agent.environment.clone(),
+            presence: Presence::Offline,
+            since_ms: now_ms,
+            seen_ms: agent.seen_ms,
+            interval_ms: 1000,
+            version: String::new(),
+            hub: false,
+            removed: false,
+        },
+        reading_ms: None,
+    }
+}
+
+/// An enrolment as the admin page lists it.
+fn enrolled(agent: &Agent) -> EnrolledHost {
+    EnrolledHost {
+        id: agent.id,
+        name: agent.name.clone(),
+        environment: agent.environment.clone(),
+        created_ms: agent.created_ms,
+        revoked_ms: agent.revoked_ms,
+        seen_ms: agent.seen_ms,
     }
 }
 
@@ -274,6 +572,7 @@ mod tests {
         };
         let batch = |items| Batch {
             agent: "a".into(),
+            environment: "e".into(),
             version: "0".into(),
             interval_ms: 1000,
             items,

@@ -153,8 +153,20 @@ impl Application {
             );
         }
         let audit = AuditLog::new(store.clone());
-        let fleet =
-            crate::fleet::Fleet::new(store.clone(), outlet.clone(), logs.clone(), auth.clone());
+        let fleet = crate::fleet::Fleet::start(
+            store.clone(),
+            outlet.clone(),
+            logs.clone(),
+            auth.clone(),
+            crate::fleet::OwnHost {
+                host: sampler.host().clone(),
+                environment: config.server.environment.clone(),
+                interval: config.sampling.interval,
+            },
+            config.sampling.offline_after,
+            &tasks,
+        )
+        .await?;
         let deploys = DeployBook::start(
             store.clone(),
             outlet.clone(),
@@ -245,7 +257,7 @@ impl Application {
             auth: auth.clone(),
             audit: audit.clone(),
             deploys: deploys.clone(),
-            fleet,
+            fleet: fleet.clone(),
             alert_history: alert_history.clone(),
             http_metrics,
             collector: status,
@@ -270,6 +282,7 @@ impl Application {
                 audit,
                 alerts,
                 notifier,
+                fleet,
             },
         }
         .into_ports();

@@ -83,6 +83,7 @@ impl<'de> Visitor<'de> for EventVisitor {
             EventKind::AlertRules => Event::AlertRules(map.next_value()?),
             EventKind::Alert => Event::Alert(map.next_value()?),
             EventKind::Channels => Event::Channels(map.next_value()?),
+            EventKind::Host => Event::Host(map.next_value()?),
             EventKind::Ping | EventKind::Closed => {
                 return Err(de::Error::custom(format_args!(
                     "\"{}\" is a stream message, not an event",

@@ -13,6 +13,7 @@ mod commands;
 mod db;
 mod deploy;
 mod event_de;
+mod fleet;
 mod health;
 mod history;
 mod logs;
@@ -40,6 +41,7 @@ pub use deploy::{
     DeployState, Deployment, DeploymentReport, RECENT_DEPLOYMENTS, current_deployments,
     merge_deployment, parse_step,
 };
+pub use fleet::{EnrolledHost, FleetHost, NewHost, Presence};
 pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
 pub use history::{
     HistoryPoint, HistorySeries, MAX_POINTS, Metric, RangeError, Subject, Tier, TimeRange, Unit,
@@ -116,6 +118,8 @@ pub enum Event {
     Alert(Alert),
     /// Every notification channel's delivery status, whole, after each attempt.
     Channels(Vec<ChannelStatus>),
+    /// A host of the fleet, whole, when it joins or its presence changes; an upsert keyed by its name.
+    Host(FleetHost),
 }
 
 impl Event {
@@ -137,6 +141,7 @@ impl Event {
             Event::AlertRules(_) => EventKind::AlertRules,
             Event::Alert(_) => EventKind::Alert,
             Event::Channels(_) => EventKind::Channels,
+            Event::Host(_) => EventKind::Host,
         }
     }
 
@@ -184,6 +189,7 @@ pub enum EventKind {
     AlertRules,
     Alert,
     Channels,
+    Host,
     /// Keepalive: carries no state and no `id:`, only proof that the stream is alive.
     Ping,
     /// The server ended this stream for good (`data:` a [`StreamClosed`], no id): the tab must not
@@ -212,7 +218,7 @@ pub enum AfterClose {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::Snapshot,
         EventKind::Health,
         EventKind::Storage,
@@ -228,6 +234,7 @@ impl EventKind {
         EventKind::AlertRules,
         EventKind::Alert,
         EventKind::Channels,
+        EventKind::Host,
         EventKind::Ping,
         EventKind::Closed,
     ];
@@ -249,6 +256,7 @@ impl EventKind {
             EventKind::AlertRules => "alert_rules",
             EventKind::Alert => "alert",
             EventKind::Channels => "channels",
+            EventKind::Host => "host",
             EventKind::Ping => "ping",
             EventKind::Closed => "closed",
         }
@@ -298,6 +306,9 @@ pub struct Snapshot {
     /// The notification channels and how their deliveries go.
     #[serde(default)]
     pub channels: Vec<ChannelStatus>,
+    /// Every host of the fleet.
+    #[serde(default)]
+    pub fleet: Vec<FleetHost>,
 }
 
 /// Security alerts name users and addresses: they reach operators and admins, who act on them.
@@ -436,6 +447,18 @@ mod tests {
                 alert_rules: Vec::new(),
                 alerts: Vec::new(),
                 channels: Vec::new(),
+                fleet: Vec::new(),
+            }),
+            Event::Host(FleetHost {
+                host: HostId("web-1".into()),
+                environment: "prod".into(),
+                presence: Presence::Stale,
+                since_ms: 1_700_000_000_000,
+                seen_ms: None,
+                interval_ms: 1000,
+                version: "0.1.0".into(),
+                hub: false,
+                removed: false,
             }),
             Event::Logs(vec![LogEntry {
                 id: 3,

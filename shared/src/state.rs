@@ -5,8 +5,9 @@
 
 use crate::{
     Alert, AlertRule, ChannelStatus, CommandInfo, CommandRun, DbReading, Deployment, Envelope,
-    Event, HealthPoint, HostHealth, HostId, LogEntry, SecurityAlert, ServiceApi, Snapshot,
-    StorageStatus, merge_alert, merge_alert_instance, merge_deployment, merge_recent, merge_run,
+    Event, FleetHost, HealthPoint, HostHealth, HostId, LogEntry, SecurityAlert, ServiceApi,
+    Snapshot, StorageStatus, merge_alert, merge_alert_instance, merge_deployment, merge_recent,
+    merge_run,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -52,6 +53,8 @@ pub struct LiveState {
     alerts: Vec<Alert>,
     /// The notification channels' delivery status.
     channels: Vec<ChannelStatus>,
+    /// Every host of the fleet, by name.
+    fleet: BTreeMap<HostId, FleetHost>,
 }
 
 impl LiveState {
@@ -110,6 +113,12 @@ impl LiveState {
             Event::AlertRules(rules) => self.alert_rules = rules.clone(),
             Event::Alert(alert) => merge_alert_instance(&mut self.alerts, alert.clone()),
             Event::Channels(channels) => self.channels = channels.clone(),
+            Event::Host(host) if host.removed => {
+                self.fleet.remove(&host.host);
+            }
+            Event::Host(host) => {
+                self.fleet.insert(host.host.clone(), host.clone());
+            }
         }
         self.seq = self.seq.max(env.seq);
     }
@@ -164,6 +173,11 @@ impl LiveState {
         self.alert_rules = snapshot.alert_rules;
         self.alerts = snapshot.alerts;
         self.channels = snapshot.channels;
+        self.fleet = snapshot
+            .fleet
+            .into_iter()
+            .map(|h| (h.host.clone(), h))
+            .collect();
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -182,6 +196,7 @@ impl LiveState {
             alert_rules: self.alert_rules.clone(),
             alerts: self.alerts.clone(),
             channels: self.channels.clone(),
+            fleet: self.fleet.values().cloned().collect(),
         }
     }
 
@@ -244,6 +259,16 @@ impl LiveState {
 
     pub fn host(&self, id: &HostId) -> Option<&HostState> {
         self.hosts.get(id)
+    }
+
+    /// Every host of the fleet, by name.
+    pub fn fleet(&self) -> impl Iterator<Item = &FleetHost> {
+        self.fleet.values()
+    }
+
+    /// The host the hub runs on, once the hub has said which it is.
+    pub fn hub_host(&self) -> Option<&HostId> {
+        self.fleet.values().find(|h| h.hub).map(|h| &h.host)
     }
 }
 

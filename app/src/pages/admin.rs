@@ -9,7 +9,7 @@ use crate::ports::{authorize, with_status};
 use leptos::prelude::*;
 #[cfg(feature = "ssr")]
 use shared::Action;
-use shared::{AccountsView, ApiToken, NewToken, Role, User};
+use shared::{AccountsView, ApiToken, EnrolledHost, NewHost, NewToken, Role, User};
 
 #[server(prefix = "/api", endpoint = "list_accounts", output = crate::codec::JsonText)]
 pub async fn list_accounts() -> Result<AccountsView, AppError> {
@@ -56,6 +56,126 @@ pub async fn create_token(name: String, role: Role) -> Result<NewToken, AppError
 pub async fn revoke_token(id: i64) -> Result<ApiToken, AppError> {
     let (me, ports) = authorize(Action::ManageTokens)?;
     with_status(ports.accounts.revoke_token(&me, id).await)
+}
+
+#[server(prefix = "/api", endpoint = "list_hosts", output = crate::codec::JsonText)]
+pub async fn list_hosts() -> Result<Vec<EnrolledHost>, AppError> {
+    let (_, ports) = authorize(Action::ManageTokens)?;
+    with_status(ports.accounts.hosts().await)
+}
+
+#[server(prefix = "/api", endpoint = "add_host", output = crate::codec::JsonText)]
+pub async fn add_host(name: String, environment: String) -> Result<NewHost, AppError> {
+    let (me, ports) = authorize(Action::ManageTokens)?;
+    with_status(ports.accounts.add_host(&me, name, environment).await)
+}
+
+#[server(prefix = "/api", endpoint = "revoke_host", output = crate::codec::JsonText)]
+pub async fn revoke_host(id: i64) -> Result<EnrolledHost, AppError> {
+    let (me, ports) = authorize(Action::ManageTokens)?;
+    with_status(ports.accounts.revoke_host(&me, id).await)
+}
+
+/// The hosts whose agents may push: added here (name and environment; the agent's start command and token
+/// are shown once), removed here (the token is revoked, the agent refused on its next push).
+#[component]
+fn HostsSection() -> impl IntoView {
+    let add = ServerAction::<AddHost>::new();
+    let revoke = ServerAction::<RevokeHost>::new();
+    let hosts = Resource::new(
+        move || (add.version().get(), revoke.version().get()),
+        |_| list_hosts(),
+    );
+    let error = move || {
+        add.value()
+            .get()
+            .and_then(|r| r.err())
+            .or_else(|| revoke.value().get().and_then(|r| r.err()))
+            .map(|e| view! { <p class="auth-error" role="alert" data-testid="host-error">{e.to_string()}</p> })
+    };
+    let added = move || {
+        add.value().get().and_then(Result::ok).map(|h| {
+            let command = format!(
+                "watchpost-agent --hub {} --token-file /etc/watchpost/agent.token --name {} --environment {}",
+                origin(),
+                h.host.name,
+                h.host.environment
+            );
+            view! {
+                <div class="token-once" role="status" data-testid="new-host">
+                    <p>
+                        "Host " <strong>{h.host.name.clone()}</strong> " added to " {h.host.environment.clone()}
+                        ". Put this token in " <code>"/etc/watchpost/agent.token"</code>
+                        " on that host (it is not shown again):"
+                    </p>
+                    <pre data-testid="new-host-token">{h.token.clone()}</pre>
+                    <p>"and start the agent there:"</p>
+                    <pre data-testid="new-host-command">{command}</pre>
+                </div>
+            }
+        })
+    };
+    view! {
+        <section class="panel wide" data-testid="admin-hosts">
+            <h2>"Hosts"</h2>
+            {error}
+            <Transition fallback=|| view! { <p class="empty">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let rows = hosts
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|h| {
+                            let (id, revoked) = (h.id, h.revoked_ms.is_some());
+                            view! {
+                                <tr data-testid="enrolled-host" data-name=h.name.clone()>
+                                    <td>{h.name.clone()}</td>
+                                    <td>{h.environment.clone()}</td>
+                                    <td>{crate::format::iso_utc(h.created_ms)}</td>
+                                    <td>{h.seen_ms.map(crate::format::iso_utc).unwrap_or_else(|| "never".into())}</td>
+                                    <td>{h.revoked_ms.map(|t| format!("removed {}", crate::format::iso_utc(t))).unwrap_or_else(|| "active".into())}</td>
+                                    <td class="actions">
+                                        <Show when=move || !revoked>
+                                            <button class="link danger" on:click=move |_| { revoke.dispatch(RevokeHost { id }); }>
+                                                "Remove"
+                                            </button>
+                                        </Show>
+                                    </td>
+                                </tr>
+                            }
+                        })
+                        .collect_view();
+                    view! {
+                        <table class="admin-table">
+                            <thead><tr><th>"Host"</th><th>"Environment"</th><th>"Added"</th><th>"Last push"</th><th>"State"</th><th></th></tr></thead>
+                            <tbody>{rows}</tbody>
+                        </table>
+                    }
+                })}
+            </Transition>
+            <div class="admin-form">
+                <ActionForm action=add>
+                    <input name="name" placeholder="host name, e.g. web-1" aria-label="New host's name" required />
+                    <input name="environment" placeholder="environment, e.g. prod" aria-label="New host's environment" required />
+                    <button type="submit" class="primary">"Add host"</button>
+                </ActionForm>
+            </div>
+            {added}
+        </section>
+    }
+    .into_any()
+}
+
+/// This page's origin (`https://watchpost.example.com`): the address agents push to.
+fn origin() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        window().location().origin().unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        String::new()
+    }
 }
 
 #[component]
@@ -218,6 +338,7 @@ pub fn AdminPage() -> impl IntoView {
                     }
                 })}
             </Transition>
+            <HostsSection />
             {move || {
                 create
                     .value()

@@ -23,7 +23,7 @@ pub fn Dashboard() -> impl IntoView {
     crate::live::connect(live);
 
     view! {
-        <TopBar />
+        <TopBar picker=true />
         <main class="grid">
             <Suspense fallback=|| {
                 view! { <section class="panel wide"><p class="empty">"Loading…"</p></section> }

@@ -1,4 +1,4 @@
-//! The app's pages, one module each: the dashboard, the Alerts page, the audit trail, users and tokens, and
+//! The app's pages, one module each: the dashboard, the fleet (`hosts`), the Alerts page, the audit trail, users and tokens, and
 //! signing in.
 
 pub mod account;
@@ -6,3 +6,4 @@ pub mod admin;
 pub mod alerts;
 pub mod audit;
 pub mod dashboard;
+pub mod hosts;

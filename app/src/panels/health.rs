@@ -4,6 +4,7 @@
 use crate::format;
 use crate::live::LiveStore;
 use crate::range::use_time_range;
+use crate::selection::use_selected_host;
 use crate::series::LivePoint;
 use crate::stored::StoredTrend;
 use leptos::prelude::*;
@@ -12,10 +13,10 @@ use shared::{HealthPoint, HostHealth, Metric, TimeRange};
 #[component]
 pub fn HealthPanel() -> impl IntoView {
     let live = LiveStore::expect();
-    // The first host is this server's own; several hosts arrive with agents.
+    let selected = use_selected_host();
     let health: Memo<Option<HostHealth>> = Memo::new(move |_| {
-        live.state
-            .with(|s| s.hosts().next().map(|h| h.health.clone()))
+        let host = selected.get()?;
+        live.state.with(|s| s.host(&host).map(|h| h.health.clone()))
     });
     let read = move |f: fn(&HostHealth) -> String| {
         move || health.with(|h| h.as_ref().map(f).unwrap_or_default())
@@ -29,7 +30,15 @@ pub fn HealthPanel() -> impl IntoView {
                 <h2 id="health-title">"Server health"</h2>
                 <super::alerts::AlertBadge panel="health" />
                 <span class="panel-meta" data-testid="host-meta">
-                    {read(|h| format!("{} · {} · up {}", h.hostname, h.os, format::uptime(h.uptime_s)))}
+                    {read(|h| {
+                        // The host's name in the fleet; the machine's own name beside it when they differ.
+                        let name = if h.hostname == h.host.0 {
+                            h.hostname.clone()
+                        } else {
+                            format!("{} ({})", h.host, h.hostname)
+                        };
+                        format!("{name} · {} · up {}", h.os, format::uptime(h.uptime_s))
+                    })}
                 </span>
                 <Show when=stale>
                     <span class="badge stale-badge">"stale"</span>
@@ -193,7 +202,8 @@ fn Gauge(
 fn Trend() -> impl IntoView {
     let range = use_time_range();
     let chosen = Memo::new(move |_| range.get().unwrap_or_default());
-    move || match chosen.get() {
+    let host = use_selected_host();
+    move || match (host.track(), chosen.get()).1 {
         TimeRange::Live => view! { <LiveTrend /> }.into_any(),
         range => view! { <HistoryTrend range /> }.into_any(),
     }
@@ -203,13 +213,13 @@ fn Trend() -> impl IntoView {
 #[component]
 fn LiveTrend() -> impl IntoView {
     let live = LiveStore::expect();
+    let selected = use_selected_host();
     let points: Memo<Vec<HealthPoint>> = Memo::new(move |_| {
-        live.state.with(|s| {
-            s.hosts()
-                .next()
-                .map(|h| h.recent.clone())
-                .unwrap_or_default()
-        })
+        let Some(host) = selected.get() else {
+            return Vec::new();
+        };
+        live.state
+            .with(|s| s.host(&host).map(|h| h.recent.clone()).unwrap_or_default())
     });
     #[cfg(feature = "hydrate")]
     crate::charts::mount("trend-cpu-memory", move |dark| {
@@ -232,10 +242,11 @@ fn LiveTrend() -> impl IntoView {
 #[component]
 fn HistoryTrend(range: TimeRange) -> impl IntoView {
     let live = LiveStore::expect();
+    let selected = use_selected_host();
     let newest = Signal::derive(move || {
+        let host = selected.get()?;
         live.state.with(|s| {
-            s.hosts()
-                .next()
+            s.host(&host)
                 .and_then(|h| h.recent.last())
                 .map(|p| LivePoint {
                     t_ms: p.at_ms,
@@ -252,7 +263,7 @@ fn HistoryTrend(range: TimeRange) -> impl IntoView {
             title="CPU and memory".to_owned()
             metrics=vec![Metric::Cpu, Metric::Memory]
             maxima=vec![Metric::Cpu, Metric::Memory]
-            subject=None
+            subject=selected.get_untracked().map(|h| h.0)
             range
             newest
         />

@@ -8,10 +8,12 @@
 
 mod acknowledge_alert;
 mod acknowledge_security;
+mod add_host;
 mod add_user;
 mod create_token;
 mod delete_alert_rule;
 mod remove_user;
+mod revoke_host;
 mod revoke_token;
 mod save_alert_rule;
 mod silence_alert;
@@ -20,10 +22,12 @@ mod update_user;
 
 pub use acknowledge_alert::AcknowledgeAlert;
 pub use acknowledge_security::AcknowledgeSecurity;
+pub use add_host::AddHost;
 pub use add_user::AddUser;
 pub use create_token::CreateToken;
 pub use delete_alert_rule::DeleteAlertRule;
 pub use remove_user::RemoveUser;
+pub use revoke_host::RevokeHost;
 pub use revoke_token::RevokeToken;
 pub use save_alert_rule::SaveAlertRule;
 pub use silence_alert::SilenceAlert;
@@ -47,6 +51,7 @@ pub struct Services {
     pub audit: AuditLog,
     pub alerts: Alerts,
     pub notifier: Notifier,
+    pub fleet: crate::fleet::Fleet,
 }
 
 /// One thing a person does.

@@ -84,6 +84,8 @@ pub struct Sampling {
     pub interval: Duration,
     /// How long one point of the API and database figures covers.
     pub api_interval: Duration,
+    /// How long an agent may be silent before its host is offline.
+    pub offline_after: Duration,
 }
 
 impl Default for Sampling {
@@ -91,6 +93,7 @@ impl Default for Sampling {
         Sampling {
             interval: Duration::from_secs(1),
             api_interval: Duration::from_secs(10),
+            offline_after: Duration::from_secs(30),
         }
     }
 }
@@ -232,6 +235,7 @@ impl Config {
             sampling: Sampling {
                 interval: s.interval.unwrap_or(d.sampling.interval),
                 api_interval: s.api_interval.unwrap_or(d.sampling.api_interval),
+                offline_after: s.offline_after.unwrap_or(d.sampling.offline_after),
             },
             stream: StreamSection {
                 replay_buffer: s.replay_buffer.unwrap_or(d.stream.replay_buffer),
@@ -300,6 +304,17 @@ impl Config {
                 format!(
                     "must be between 100ms and 1h, got {:?}",
                     self.sampling.api_interval
+                ),
+            );
+        }
+        if self.sampling.offline_after < Duration::from_secs(1)
+            || self.sampling.offline_after > Duration::from_secs(86_400)
+        {
+            return invalid(
+                "offline-after",
+                format!(
+                    "must be between 1s and 24h, got {:?}",
+                    self.sampling.offline_after
                 ),
             );
         }

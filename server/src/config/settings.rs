@@ -59,6 +59,9 @@ settings! {
     /// Events a stream may fall behind before it is resynchronised with a snapshot [default: 256].
     #[arg(long, env = "WATCHPOST_CLIENT_QUEUE")]
     client_queue: Option<usize> = from_str,
+    /// A host whose agent has not been in contact for this long is offline [default: 30s].
+    #[arg(long, env = "WATCHPOST_OFFLINE_AFTER", value_parser = parse_duration)]
+    offline_after: Option<Duration> = parse_duration,
     /// Time between keepalives on an idle stream [default: 15s].
     #[arg(long, env = "WATCHPOST_KEEPALIVE", value_parser = parse_duration)]
     keepalive: Option<Duration> = parse_duration,

@@ -16,8 +16,9 @@ use app::ports::{
 };
 use shared::{
     AccountsView, Action, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage, Caller,
-    CommandRun, Deployment, Envelope, HistorySeries, LogCursor, LogFilter, LogPage, Metric,
-    NewToken, OutputPage, Refused, Role, RuleDraft, SecurityAlert, TimeRange, User,
+    CommandRun, Deployment, EnrolledHost, Envelope, HistorySeries, LogCursor, LogFilter, LogPage,
+    Metric, NewHost, NewToken, OutputPage, Refused, Role, RuleDraft, SecurityAlert, TimeRange,
+    User,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -234,6 +235,29 @@ impl AccountsPort for ServerPorts {
 
     fn revoke_token(&self, by: &Caller, id: i64) -> BoxFuture<Result<ApiToken, AppError>> {
         self.perform(by, actions::RevokeToken { id })
+    }
+
+    fn hosts(&self) -> BoxFuture<Result<Vec<EnrolledHost>, AppError>> {
+        let fleet = self.services.fleet.clone();
+        Box::pin(async move {
+            fleet
+                .enrolled()
+                .await
+                .map_err(|e| AppError::Unavailable(format!("hosts cannot be read: {e}")))
+        })
+    }
+
+    fn add_host(
+        &self,
+        by: &Caller,
+        name: String,
+        environment: String,
+    ) -> BoxFuture<Result<NewHost, AppError>> {
+        self.perform(by, actions::AddHost { name, environment })
+    }
+
+    fn revoke_host(&self, by: &Caller, id: i64) -> BoxFuture<Result<EnrolledHost, AppError>> {
+        self.perform(by, actions::RevokeHost { id })
     }
 }
 

@@ -1,0 +1,73 @@
+//! The fleet: every host the hub hears from (its own included), the environment each belongs to, and how it
+//! stands — what the fleet page lists and the host selector offers.
+
+use crate::HostId;
+use serde::{Deserialize, Serialize};
+
+/// How a host stands, from its agent's contact and readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Readings arrive.
+    Live,
+    /// The agent is in contact, but no reading came for three intervals.
+    Stale,
+    /// No contact for the hub's `--offline-after` (or never).
+    Offline,
+}
+
+impl Presence {
+    pub const ALL: [Presence; 3] = [Presence::Live, Presence::Stale, Presence::Offline];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Live => "live",
+            Presence::Stale => "stale",
+            Presence::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Presence> {
+        Presence::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// One host of the fleet, whole: an upsert keyed by `host`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetHost {
+    pub host: HostId,
+    pub environment: String,
+    pub presence: Presence,
+    /// When `presence` last changed (Unix ms).
+    pub since_ms: i64,
+    /// The host's last contact (Unix ms); `None` for a host added but never heard from.
+    pub seen_ms: Option<i64>,
+    /// How often the host samples.
+    pub interval_ms: u64,
+    /// The agent's version (the hub's own for the hub's host); empty before the first contact.
+    pub version: String,
+    /// The host the hub itself runs on.
+    pub hub: bool,
+    /// The host was removed (its agent's token revoked): readers drop it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+}
+
+/// A host added for an agent, as the admin page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolledHost {
+    pub id: i64,
+    pub name: String,
+    pub environment: String,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+    /// The agent's last push, if it ever pushed.
+    pub seen_ms: Option<i64>,
+}
+
+/// A host just added: its listing, and its agent's token, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewHost {
+    pub host: EnrolledHost,
+    pub token: String,
+}
