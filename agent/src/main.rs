@@ -124,6 +124,34 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Lines cut into records of about a quarter of a batch each (a line's JSON is its text and some 100 bytes).
+fn records_of(entries: Vec<NewLog>) -> Vec<Vec<NewLog>> {
+    const RECORD_BYTES: usize = collect::wire::MAX_BATCH_BYTES / 4;
+    let size = |l: &NewLog| {
+        100 + l.message.len()
+            + l.service.len()
+            + l.fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
+    };
+    let mut records = Vec::new();
+    let (mut current, mut bytes) = (Vec::new(), 0usize);
+    for line in entries {
+        let n = size(&line);
+        if !current.is_empty() && bytes + n > RECORD_BYTES {
+            records.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += n;
+        current.push(line);
+    }
+    if !current.is_empty() {
+        records.push(current);
+    }
+    records
+}
+
 /// The agent's end of the sources: every reading and line goes into the spool, and the pusher is woken.
 struct SpoolSink {
     spool: Arc<Mutex<Spool>>,
@@ -156,7 +184,40 @@ impl Sink for SpoolSink {
         &self,
         entries: Vec<NewLog>,
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        let kept = self.keep(Record::Lines(entries));
+        // A burst of lines (a tailer reads up to a MiB at once) is kept as several records, each well within
+        // one push, so no record is ever too large to send.
+        let kept = records_of(entries)
+            .into_iter()
+            .try_for_each(|lines| self.keep(Record::Lines(lines)));
         Box::pin(async move { kept })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_lines_is_kept_as_records_that_each_fit_a_push() {
+        let line = |n: usize| NewLog {
+            t_ms: 1,
+            level: shared::Level::Info,
+            service: "s".into(),
+            message: "x".repeat(n),
+            fields: Default::default(),
+        };
+        let burst: Vec<NewLog> = (0..20_000).map(|_| line(500)).collect();
+        let records = records_of(burst);
+        assert!(records.len() > 1);
+        assert_eq!(records.iter().map(Vec::len).sum::<usize>(), 20_000);
+        for r in &records {
+            let json = serde_json::to_vec(&Record::Lines(r.clone())).unwrap();
+            assert!(
+                json.len() <= collect::wire::MAX_BATCH_BYTES / 2,
+                "{}",
+                json.len()
+            );
+        }
+        assert_eq!(records_of(vec![line(10)]).len(), 1);
     }
 }

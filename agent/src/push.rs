@@ -202,10 +202,12 @@ impl Pusher {
                 .and_then(|v| v["error"].as_str().map(str::to_owned))
                 .unwrap_or(text);
             let said: String = said.chars().take(300).collect();
+            // The status alone for a 5xx: its text may change with every attempt, and each change of the
+            // reason would be logged again.
             return Err(if status.is_client_error() {
                 Link::Rejected(format!("{status}: {said}"))
             } else {
-                Link::Away(format!("HTTP {status}: {said}"))
+                Link::Away(format!("HTTP {status}"))
             });
         }
         let ack: Ack = sent
@@ -217,7 +219,10 @@ impl Pusher {
             .ack(ack.acked)
             .map_err(|e| Link::Away(format!("the spool cannot be written: {e}")))?;
         spool.gaps_reported(batch.gaps.len());
-        Ok(spool.unacked() > 0 && batch.items.len() >= MAX_BATCH_RECORDS)
+        // More waiting (a backlog, or what was read meanwhile): send it now rather than at the next wake-up,
+        // as long as the hub took everything this batch held (else wait, rather than send it again at once).
+        let took_all = batch.items.last().is_none_or(|i| i.seq <= ack.acked);
+        Ok(took_all && spool.unacked() > 0)
     }
 }
 

@@ -131,7 +131,7 @@ impl Spool {
 
     /// Reads a segment: trims a line cut short, counts the records above the mark, and finds its last number.
     fn recover(&mut self, path: &Path) -> Result<(u64, u64, u64), SpoolError> {
-        let lines = read_lines(path, 0)?;
+        let lines = read_lines(path, 0, usize::MAX)?;
         let whole: u64 = lines.iter().map(|(len, _)| len).sum();
         let (mut records, mut last) = (0u64, 0u64);
         for (_, item) in lines {
@@ -160,7 +160,7 @@ impl Spool {
     fn first_unacked(&self) -> Result<Position, SpoolError> {
         for (i, segment) in self.segments.iter().enumerate() {
             let mut offset = 0;
-            for line in read_lines(&segment.path, 0)? {
+            for line in read_lines(&segment.path, 0, usize::MAX)? {
                 let (len, item) = line;
                 if item.is_some_and(|item| item.seq > self.acked) {
                     return Ok(Position { segment: i, offset });
@@ -246,9 +246,10 @@ impl Spool {
             } else {
                 oldest.bytes
             };
-            let lost: Vec<Item> = read_lines(&oldest.path, from)?
+            let lost: Vec<Item> = read_lines(&oldest.path, from, usize::MAX)?
                 .into_iter()
                 .filter_map(|(_, item)| item)
+                .filter(|item| item.seq > self.acked)
                 .collect();
             std::fs::remove_file(&oldest.path).map_err(io(&oldest.path))?;
             if let (Some(first), Some(last)) = (lost.first(), lost.last()) {
@@ -275,7 +276,11 @@ impl Spool {
                     offset: self.head.offset,
                 }
             };
-            self.peeked.clear();
+            // What was peeked in the dropped segment is gone; the rest moved up one place.
+            self.peeked.retain(|(_, end)| end.segment > 0);
+            for (_, end) in &mut self.peeked {
+                end.segment -= 1;
+            }
         }
         Ok(())
     }
@@ -288,7 +293,7 @@ impl Spool {
         let mut at = self.head;
         while at.segment < self.segments.len() && items.len() < max_records && bytes < max_bytes {
             let segment = &self.segments[at.segment];
-            for (len, item) in read_lines(&segment.path, at.offset)? {
+            for (len, item) in read_lines(&segment.path, at.offset, max_records - items.len())? {
                 at.offset += len;
                 bytes += len as usize;
                 if let Some(item) = item.filter(|i| i.seq > self.acked) {
@@ -378,20 +383,25 @@ impl Spool {
     }
 }
 
-/// Every whole line of `path` from `offset`, with its length and the record it holds (`None` when damaged).
-fn read_lines(path: &Path, offset: u64) -> Result<Vec<(u64, Option<Item>)>, SpoolError> {
+/// Whole lines of `path` from `offset` (at most `max`), each with its length and the record it holds (`None`
+/// when damaged, not UTF-8 or not JSON of a record). A line without its end (cut short by a crash) is left out.
+fn read_lines(
+    path: &Path,
+    offset: u64,
+    max: usize,
+) -> Result<Vec<(u64, Option<Item>)>, SpoolError> {
     let mut file = File::open(path).map_err(io(path))?;
     file.seek(SeekFrom::Start(offset)).map_err(io(path))?;
     let mut reader = BufReader::new(file);
     let mut out = Vec::new();
-    let mut line = String::new();
-    loop {
+    let mut line = Vec::new();
+    while out.len() < max {
         line.clear();
-        let n = reader.read_line(&mut line).map_err(io(path))?;
-        if n == 0 || !line.ends_with('\n') {
+        let n = reader.read_until(b'\n', &mut line).map_err(io(path))?;
+        if n == 0 || line.last() != Some(&b'\n') {
             break;
         }
-        out.push((n as u64, serde_json::from_str(&line).ok()));
+        out.push((n as u64, serde_json::from_slice(&line).ok()));
     }
     Ok(out)
 }

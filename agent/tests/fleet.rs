@@ -374,6 +374,26 @@ async fn a_token_pushing_for_another_host_is_refused_and_raises_an_alert() {
         "{body}"
     );
     assert_eq!(push(None).await.unwrap().status(), 401);
+    // What the agent sends is held to the hub's limits: no record from the future, no unreadable service.
+    let lines = |t_ms: i64, service: &str| {
+        serde_json::json!({"agent": "web-1", "environment": "prod", "version": "x", "interval_ms": 1000,
+            "items": [{"seq": 7, "record": {"kind": "lines",
+                "data": [{"t_ms": t_ms, "level": "info", "service": service, "message": "m"}]}}]})
+    };
+    for (body, says) in [
+        (lines(now_ms() + 600_000, "app"), "set the agent's clock"),
+        (lines(now_ms(), "a\u{7}b"), "no control characters"),
+    ] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/agent/push", hub.base))
+            .bearer_auth(&secret)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await.unwrap().contains(says));
+    }
     assert_eq!(push(Some("wpa_0000")).await.unwrap().status(), 401);
     hub.stop().await;
 }
@@ -620,6 +640,14 @@ async fn a_host_added_on_the_admin_page_pushes_and_is_disconnected_when_removed(
     assert!(added.token.starts_with("wpa_"));
     let r = call("add_host", &[("name", "web-1"), ("environment", "staging")]).await;
     assert_eq!(r.status(), 409);
+    // The hub's own host is sampled by the hub: no agent may push for it.
+    let r = call(
+        "add_host",
+        &[("name", &hub_host()), ("environment", "prod")],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("the hub's own host"));
 
     let token = dir.path().join("token");
     std::fs::write(&token, &added.token).unwrap();

@@ -77,6 +77,9 @@ struct Tracked {
     host: FleetHost,
     /// When the last health reading arrived (Unix ms).
     reading_ms: Option<i64>,
+    /// Whether its agent has pushed since this hub started: until then the host is offline whatever its last
+    /// contact before the restart was, and nothing is announced about it.
+    heard: bool,
 }
 
 impl Tracked {
@@ -84,6 +87,9 @@ impl Tracked {
     fn judge(&self, now_ms: i64, offline_after: Duration) -> Presence {
         if self.host.hub {
             return Presence::Live;
+        }
+        if !self.heard {
+            return Presence::Offline;
         }
         let offline_ms = offline_after.as_millis() as i64;
         match self.host.seen_ms {
@@ -109,6 +115,8 @@ pub struct Fleet {
     auth: Auth,
     /// Every host, by name.
     hosts: Arc<Mutex<BTreeMap<String, Tracked>>>,
+    /// The hub's own host, which no agent may push for.
+    own: HostId,
     offline_after: Duration,
     /// Per agent (by enrolment id), behind a lock of its own: one agent's pushes are taken one at a time (a
     /// push sent again while the first is still being recorded waits, then finds its records acknowledged),
@@ -129,6 +137,7 @@ impl Fleet {
         tasks: &Tasks,
     ) -> Result<Fleet, StoreError> {
         let now = now_millis();
+        let own_host = own.host.clone();
         let mut hosts = BTreeMap::new();
         for agent in store.agents().await? {
             if agent.revoked_ms.is_none() {
@@ -150,6 +159,7 @@ impl Fleet {
                     removed: false,
                 },
                 reading_ms: Some(now),
+                heard: true,
             },
         );
         let fleet = Fleet {
@@ -158,6 +168,7 @@ impl Fleet {
             logs,
             auth,
             hosts: Arc::new(Mutex::new(hosts)),
+            own: own_host,
             offline_after,
             standings: Arc::default(),
         };
@@ -186,6 +197,11 @@ impl Fleet {
 
     /// Adds a host (offline until its agent calls) and returns its listing and the agent's token.
     pub async fn add(&self, name: &str, environment: &str) -> Result<NewHost, EnrolError> {
+        if name == self.own.0 {
+            return Err(EnrolError::Invalid(format!(
+                "'{name}' is the hub's own host, which the hub samples itself"
+            )));
+        }
         let (agent, token) = enrol(self.store.as_ref(), name, environment).await?;
         let host = tracked(&agent, now_millis());
         self.lock_hosts().insert(agent.name.clone(), host.clone());
@@ -298,20 +314,24 @@ impl Fleet {
     /// Notes a push from `agent`, and judges its host at once (back from offline the moment it calls).
     async fn heard(&self, agent: &Agent, version: &str, interval_ms: u64, reading: bool) {
         let now = now_millis();
+        let version: String = version.chars().take(64).collect();
+        let interval_ms = interval_ms.clamp(100, 3_600_000);
         let changed = {
             let mut hosts = self.lock_hosts();
-            let t = hosts
-                .entry(agent.name.clone())
-                .or_insert_with(|| tracked(agent, now));
+            // A host removed while this push was under way stays removed.
+            let Some(t) = hosts.get_mut(&agent.name) else {
+                return;
+            };
             let first_contact = t.host.seen_ms.is_none();
+            t.heard = true;
             t.host.seen_ms = Some(now);
             if reading {
                 t.reading_ms = Some(now);
             }
             let mut details = false;
             if t.host.version != version || t.host.interval_ms != interval_ms {
-                t.host.version = version.chars().take(64).collect();
-                t.host.interval_ms = interval_ms.clamp(100, 3_600_000);
+                t.host.version = version;
+                t.host.interval_ms = interval_ms;
                 details = true;
             }
             let was = t.host.presence;
@@ -331,12 +351,26 @@ impl Fleet {
         }
     }
 
-    /// Takes one push from `ip` with the token `secret`.
-    pub async fn push(&self, secret: &str, ip: IpAddr, batch: Batch) -> Result<Ack, PushError> {
-        let Some(agent) = self.store.agent_by_token(&secrets::digest(secret)).await? else {
-            self.auth.invalid_token(ip, collect::wire::PUSH_PATH).await;
-            return Err(PushError::Unauthorized);
+    /// The enrolment the token `secret` stands for: checked before a push's body is read, so a request
+    /// without a valid token costs the hub no more than the lookup. 401 (and, once a minute per address,
+    /// the invalid-token alert) otherwise.
+    pub async fn authenticate(&self, secret: &str, ip: IpAddr) -> Result<Agent, PushError> {
+        let found = if secret.starts_with(secrets::AGENT_TOKEN_PREFIX) {
+            self.store.agent_by_token(&secrets::digest(secret)).await?
+        } else {
+            None
         };
+        match found {
+            Some(agent) => Ok(agent),
+            None => {
+                self.auth.invalid_token(ip, collect::wire::PUSH_PATH).await;
+                Err(PushError::Unauthorized)
+            }
+        }
+    }
+
+    /// Takes one push of `agent` (see [`Fleet::authenticate`]) from `ip`.
+    pub async fn push(&self, agent: Agent, ip: IpAddr, mut batch: Batch) -> Result<Ack, PushError> {
         if batch.agent != agent.name {
             let claimed: String = batch.agent.chars().take(64).collect();
             tracing::info!(agent = %agent.name, claimed = %claimed, "forbidden: an agent pushed for another host");
@@ -358,6 +392,13 @@ impl Fleet {
             });
         }
         check_order(&batch)?;
+        if agent.name == self.own.0 {
+            return Err(PushError::BadBatch(format!(
+                "'{}' is the hub's own host, which the hub samples itself: give this agent another --name",
+                agent.name
+            )));
+        }
+        bound(&mut batch, now_millis())?;
         if batch.environment != agent.environment {
             return Err(PushError::BadBatch(format!(
                 "this host was added to the environment '{}', not '{}': start the agent with --environment {}",
@@ -475,6 +516,7 @@ fn tracked(agent: &Agent, now_ms: i64) -> Tracked {
             removed: false,
         },
         reading_ms: None,
+        heard: false,
     }
 }
 
@@ -522,6 +564,70 @@ pub fn check_name(name: &str, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How far ahead of the hub's clock an agent's reading may be dated: more is a clock to set right, and would
+/// hold the host's newest reading in the future.
+const MAX_CLOCK_AHEAD_MS: i64 = 60_000;
+/// Dropped stretches one push may report.
+const MAX_GAPS: usize = 16;
+
+/// Holds what an agent sends to the limits the hub keeps for everything it stores: the log's limits for lines
+/// (as `POST /api/ingest/logs` does), bounded lists and names for readings, times not ahead of the hub.
+fn bound(batch: &mut Batch, now_ms: i64) -> Result<(), PushError> {
+    use crate::logs::{MAX_FIELD_BYTES, MAX_FIELDS, MAX_SERVICE_CHARS, clip, truncate};
+    if batch.gaps.len() > MAX_GAPS {
+        return Err(PushError::BadBatch(format!(
+            "a push reports at most {MAX_GAPS} gaps"
+        )));
+    }
+    let ahead = |t: i64| -> Result<(), PushError> {
+        if t < 0 || t > now_ms + MAX_CLOCK_AHEAD_MS {
+            return Err(PushError::BadBatch(format!(
+                "a record is dated {} ms from the hub's clock: set the agent's clock (NTP)",
+                t.saturating_sub(now_ms)
+            )));
+        }
+        Ok(())
+    };
+    for item in batch.items.iter_mut().chain(batch.live.iter_mut()) {
+        match &mut item.record {
+            Record::Health(h) => {
+                ahead(h.sampled_at_ms)?;
+                h.hostname = clip(std::mem::take(&mut h.hostname), 255);
+                h.os = clip(std::mem::take(&mut h.os), 255);
+                h.cores.truncate(4096);
+                h.disks.truncate(1024);
+                for d in &mut h.disks {
+                    d.mount = clip(std::mem::take(&mut d.mount), 512);
+                    d.fs = clip(std::mem::take(&mut d.fs), 64);
+                }
+            }
+            Record::Lines(lines) => {
+                for line in lines.iter_mut() {
+                    ahead(line.t_ms)?;
+                    let service = line.service.trim();
+                    if service.is_empty()
+                        || service.chars().count() > MAX_SERVICE_CHARS
+                        || service.chars().any(char::is_control)
+                    {
+                        return Err(PushError::BadBatch(format!(
+                            "a line's service must have 1 to {MAX_SERVICE_CHARS} characters, no control characters"
+                        )));
+                    }
+                    line.service = service.to_owned();
+                    line.message = truncate(std::mem::take(&mut line.message));
+                    let fields = std::mem::take(&mut line.fields);
+                    line.fields = fields
+                        .into_iter()
+                        .take(MAX_FIELDS)
+                        .map(|(k, v)| (clip(k, 128), clip(v, MAX_FIELD_BYTES)))
+                        .collect();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Records must come oldest first, each numbered above the one before.
 fn check_order(batch: &Batch) -> Result<(), PushError> {
     if batch.items.len() > collect::wire::MAX_BATCH_RECORDS {
@@ -541,7 +647,7 @@ fn check_order(batch: &Batch) -> Result<(), PushError> {
 
 fn gap_message(host: &str, gap: Gap) -> String {
     let span = humantime::format_duration(std::time::Duration::from_secs(
-        (gap.to_ms - gap.from_ms).max(0) as u64 / 1000,
+        gap.to_ms.saturating_sub(gap.from_ms).max(0) as u64 / 1000,
     ));
     format!(
         "agent {host} dropped {} records from {} to {} ({span}) because its spool was full: history of {host} has a gap there",

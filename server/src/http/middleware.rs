@@ -28,7 +28,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -97,8 +97,12 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
     if is_public(path) && !probation {
         return next.run(req).await;
     }
-    // An agent's push carries the agent's token, which its route checks (and answers 401 or 403 for).
+    // An agent's push carries the agent's token, which its route checks (and answers 401 or 403 for) before
+    // it reads the body. A connection on probation must show one.
     if path == collect::wire::PUSH_PATH {
+        if probation && bearer(req.headers()).is_none() {
+            return too_many_unsigned();
+        }
         return next.run(req).await;
     }
     let found = auth.principal(credential(req.headers())).await;
