@@ -712,3 +712,223 @@ async fn a_host_added_on_the_admin_page_pushes_and_is_disconnected_when_removed(
     );
     hub.stop().await;
 }
+
+/// A reader signed in as `name` on `hub`: a client of its own.
+async fn sign_in(hub: &Hub, name: &str) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}/api/login", hub.base))
+        .json(&serde_json::json!({ "name": name, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{name} signs in");
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_limited_to_staging_never_receives_a_prod_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let web_token = enrol(dir.path(), "web-1", "prod").await;
+    let db_token = enrol(dir.path(), "db-1", "staging").await;
+    // Sam: a viewer everywhere but prod, where Sam has no role at all.
+    let store = open(dir.path()).await;
+    let hash = server::testing::hash_password(PASSWORD.to_owned())
+        .await
+        .unwrap();
+    let sam = store.add_user("sam", Role::Viewer, &hash, 0).await.unwrap();
+    store
+        .set_environment_role(sam.id, "prod", Some(None))
+        .await
+        .unwrap();
+    drop(store);
+    let hub = Hub::start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let app_log = dir.path().join("app.log");
+    std::fs::write(&app_log, "").unwrap();
+    let tail = format!("shop={}", app_log.display());
+    let _web = Agent::start(
+        &hub.base,
+        &web_token,
+        "web-1",
+        "prod",
+        &dir.path().join("s1"),
+        &["--tail-log", &tail],
+    );
+    let _db = Agent::start(
+        &hub.base,
+        &db_token,
+        "db-1",
+        "staging",
+        &dir.path().join("s2"),
+        &[],
+    );
+    // The admin sees both hosts' readings, and the prod host's error line in the log.
+    wait_for("both hosts' history", async || {
+        hub.cpu_history("web-1", now_ms() - 60_000, now_ms())
+            .await
+            .points
+            .len()
+            >= 2
+            && hub
+                .cpu_history("db-1", now_ms() - 60_000, now_ms())
+                .await
+                .points
+                .len()
+                >= 2
+    })
+    .await;
+    wait_for("the prod line in the admin's log", async || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&app_log)
+            .unwrap();
+        writeln!(f, "ERROR payment gateway timed out on PRODLINE").unwrap();
+        hub.entry_fields("/api/logs?host=web-1", "message")
+            .await
+            .iter()
+            .any(|m| m.contains("PRODLINE"))
+    })
+    .await;
+
+    let sam = sign_in(&hub, "sam").await;
+    let get = |path: &str| {
+        let (sam, url) = (sam.clone(), format!("{}{path}", hub.base));
+        async move {
+            let r = sam.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // The stream: its snapshot and several seconds of live events carry staging, never prod.
+    let r = sam
+        .get(format!("{}/api/events", hub.base))
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut events = Box::pin(r.bytes_stream().eventsource());
+    let mut frames = Vec::new();
+    let mut first_id = String::new();
+    let until = Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(Ok(e))) = tokio::time::timeout_at(until.into(), events.next()).await {
+        if first_id.is_empty() {
+            first_id = e.id.clone();
+        }
+        frames.push(e.data);
+    }
+    drop(events);
+    assert!(frames.len() > 3, "the stream carries events: {frames:?}");
+    assert!(
+        frames.iter().any(|f| f.contains("\"db-1\"")),
+        "the staging host reaches Sam"
+    );
+    for f in &frames {
+        assert!(
+            !f.contains("web-1") && !f.contains("PRODLINE"),
+            "no prod host on Sam's stream: {f}"
+        );
+    }
+    // Resumed from its first id, the replay of those seconds leaves prod out too.
+    let r = sam
+        .get(format!("{}/api/events", hub.base))
+        .header("Last-Event-ID", &first_id)
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await
+        .unwrap();
+    let mut events = Box::pin(r.bytes_stream().eventsource());
+    let mut replayed = Vec::new();
+    let until = Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(Ok(e))) = tokio::time::timeout_at(until.into(), events.next()).await {
+        replayed.push((e.event, e.data));
+    }
+    assert!(
+        replayed.iter().all(|(kind, _)| kind != "snapshot"),
+        "a replay, not a snapshot"
+    );
+    assert!(replayed.iter().any(|(_, d)| d.contains("\"db-1\"")));
+    for (_, d) in &replayed {
+        assert!(!d.contains("web-1"), "no prod host in the replay: {d}");
+    }
+
+    // The snapshot a page is rendered from, and the pages themselves.
+    let snapshot = sam
+        .post(format!("{}/api/snapshot", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(snapshot.contains("db-1") && !snapshot.contains("web-1"));
+    for page in [
+        "/",
+        "/hosts",
+        "/hosts?env=prod",
+        "/?host=web-1",
+        "/?env=prod",
+    ] {
+        let (status, body) = get(page).await;
+        assert_eq!(status, 200, "{page}");
+        // A page asked for web-1 may echo the name it was asked for (the host picker, its links), never
+        // anything the hub knows of it.
+        if !page.contains("web-1") {
+            assert!(!body.contains("web-1"), "{page} shows no prod host");
+        }
+        assert!(
+            !body.contains(r#""environment":"prod""#),
+            "{page} carries nothing of prod"
+        );
+        assert!(!body.contains("PRODLINE"), "{page} shows no prod line");
+    }
+    assert!(get("/hosts").await.1.contains("db-1"));
+
+    // History and the log.
+    assert_eq!(
+        get("/api/history?metric=cpu&host=web-1&range=1h").await.0,
+        404
+    );
+    assert_eq!(
+        get("/api/history?metric=cpu&host=db-1&range=1h").await.0,
+        200
+    );
+    let (status, logs) = get("/api/logs").await;
+    assert_eq!(status, 200);
+    assert!(
+        !logs.contains("PRODLINE") && !logs.contains("web-1"),
+        "{logs}"
+    );
+    let (_, logs) = get("/api/logs?host=web-1").await;
+    assert!(!logs.contains("PRODLINE"), "{logs}");
+    let history = sam
+        .post(format!("{}/api/get_history", hub.base))
+        .json(&serde_json::json!({ "metrics": ["cpu"], "range": "Hour", "subject": "web-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(history.status(), 404);
+    let logs = sam
+        .post(format!("{}/api/get_logs", hub.base))
+        .json(&serde_json::json!({ "filter": {}, "before": null, "limit": 100 }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!logs.contains("PRODLINE"), "{logs}");
+
+    // The admin, with no limit, still sees prod on the same routes.
+    assert!(
+        hub.entry_fields("/api/logs", "message")
+            .await
+            .iter()
+            .any(|m| m.contains("PRODLINE"))
+    );
+    hub.stop().await;
+}

@@ -12,13 +12,11 @@ use crate::ports::ports;
 #[server(prefix = "/api", endpoint = "snapshot", output = crate::codec::JsonText)]
 pub async fn get_snapshot() -> Result<Envelope, AppError> {
     let live = ports()?.live;
-    // What the reader's role may see, as the stream would send it.
-    let role = use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<shared::Me>().map(|m| m.role))
-        .unwrap_or_default();
+    // What the reader may see, as the stream would send it.
+    let access = crate::ports::access();
     let mut env = live.snapshot();
     if let shared::Event::Snapshot(snapshot) = env.event {
-        env.event = shared::Event::Snapshot(snapshot.for_role(role));
+        env.event = shared::Event::Snapshot(snapshot.for_access(&access, &env.scope.environment));
     }
     Ok(env)
 }
@@ -33,12 +31,9 @@ pub async fn get_history(
     subject: Option<String>,
 ) -> Result<Vec<HistorySeries>, AppError> {
     let live = ports()?.live;
+    // 400 for a bad request, 404 for a subject that does not exist (or that the reader may not see).
     let bad_request = |e: AppError| {
-        if let (AppError::BadRequest(_), Some(response)) =
-            (&e, use_context::<leptos_axum::ResponseOptions>())
-        {
-            response.set_status(http::StatusCode::BAD_REQUEST);
-        }
+        crate::ports::set_status(&e);
         e
     };
     let mut metrics = metrics;
@@ -56,7 +51,7 @@ pub async fn get_history(
     let mut series = Vec::with_capacity(metrics.len());
     for metric in metrics {
         series.push(
-            live.history(metric, subject.clone(), range)
+            live.history(crate::ports::access(), metric, subject.clone(), range)
                 .await
                 .map_err(bad_request)?,
         );
@@ -72,7 +67,8 @@ pub async fn get_logs(
     limit: u32,
 ) -> Result<LogPage, AppError> {
     let live = ports()?.live;
-    live.logs(filter, before, limit as usize).await
+    live.logs(crate::ports::access(), filter, before, limit as usize)
+        .await
 }
 
 /// Every service with log entries, for the service filter.

@@ -5,9 +5,10 @@
 use crate::error::AppError;
 use leptos::prelude::*;
 use shared::{
-    AccountsView, Action, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage, Caller,
-    CommandRun, Deployment, EnrolledHost, Envelope, HistorySeries, LogCursor, LogFilter, LogPage,
-    Metric, NewHost, NewToken, OutputPage, Role, RuleDraft, SecurityAlert, TimeRange, User,
+    Access, AccountsView, Action, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage,
+    Caller, CommandRun, Deployment, EnrolledHost, Envelope, HistorySeries, LogCursor, LogFilter,
+    LogPage, Metric, NewHost, NewToken, OutputPage, Refused, Role, RuleDraft, SecurityAlert,
+    TimeRange, User,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -18,20 +19,26 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// What the live view reads: the state, stored history, the error log.
 pub trait LivePort: Send + Sync + 'static {
-    /// The current state, with the sequence number it is as of.
+    /// The current state, with the sequence number it is as of (the whole of it: each reader is given
+    /// what its access lets it see, [`shared::Snapshot::for_access`]).
     fn snapshot(&self) -> Envelope;
 
-    /// One metric's stored history, of a host, service or database target.
+    /// The environment of the hub's own host, where the hub's own things belong.
+    fn environment(&self) -> String;
+
+    /// One metric's stored history, of a host, service or database target, if `access` may see it.
     fn history(
         &self,
+        access: Access,
         metric: Metric,
         subject: Option<String>,
         range: TimeRange,
     ) -> BoxFuture<Result<HistorySeries, AppError>>;
 
-    /// A page of the error log.
+    /// A page of the error log, of the environments `access` may see.
     fn logs(
         &self,
+        access: Access,
         filter: LogFilter,
         before: Option<LogCursor>,
         limit: usize,
@@ -44,7 +51,7 @@ pub trait LivePort: Send + Sync + 'static {
 /// Refusals and security alerts.
 pub trait SecurityPort: Send + Sync + 'static {
     /// Notes an attempt the permission table refused (a security alert).
-    fn forbidden(&self, who: &Caller, action: Action);
+    fn forbidden(&self, refused: &Refused);
 
     /// Marks a security alert acknowledged by `by` and tells every tab.
     fn acknowledge(&self, by: &Caller, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>>;
@@ -70,6 +77,15 @@ pub trait AccountsPort: Send + Sync + 'static {
         role: Option<Role>,
         disabled: Option<bool>,
         password: Option<String>,
+    ) -> BoxFuture<Result<User, AppError>>;
+
+    /// Sets a user's role in one environment (`Some(None)`: no access), or lets the account's apply.
+    fn set_environment_role(
+        &self,
+        by: &Caller,
+        id: i64,
+        environment: String,
+        role: Option<Option<Role>>,
     ) -> BoxFuture<Result<User, AppError>>;
 
     fn remove_user(&self, by: &Caller, id: i64) -> BoxFuture<Result<(), AppError>>;
@@ -125,8 +141,10 @@ pub trait AlertsPort: Send + Sync + 'static {
     fn test_channel(&self, by: &Caller, name: String) -> BoxFuture<Result<String, AppError>>;
 
     /// Alert history, newest first, with ids below `before`.
+    /// A page of the alert history, of the environments `access` may see.
     fn alert_history(
         &self,
+        access: Access,
         filter: AlertFilter,
         before: Option<i64>,
         limit: usize,
@@ -196,16 +214,33 @@ pub(crate) fn ports() -> Result<Ports, AppError> {
 /// reported to the server).
 pub(crate) fn authorize(action: Action) -> Result<(Caller, Ports), AppError> {
     let (caller, ports) = caller()?;
-    if action.allowed(caller.role) {
+    // The caller's role is the one in the hub's own environment, where every server function acts; with
+    // no role there at all, nothing is allowed.
+    let home = ports.live.environment();
+    let refused = if !access().sees(&home) {
+        Refused::outside(action, &caller.name, &home)
+    } else if action.allowed(caller.role) {
         return Ok((caller, ports));
-    }
-    ports.security.forbidden(&caller, action);
+    } else {
+        Refused::of(action, &caller.name, caller.role)
+    };
+    ports.security.forbidden(&refused);
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(http::StatusCode::FORBIDDEN);
     }
-    Err(AppError::Forbidden(
-        shared::Refused::of(action, &caller.name, caller.role).to_string(),
-    ))
+    Err(AppError::Forbidden(refused.to_string()))
+}
+
+/// What the request's reader may see and do in each environment.
+pub(crate) fn access() -> Access {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Access>().cloned())
+        // Unreachable in practice: every signed-in request carries its access (the middleware puts it
+        // there), and server functions are not reached without signing in.
+        .unwrap_or_else(|| Access {
+            role: Role::Viewer,
+            environments: Vec::new(),
+        })
 }
 
 /// The signed-in caller (name, role, address) and the server's ports, for server functions whose permission
@@ -220,7 +255,15 @@ pub(crate) fn caller() -> Result<(Caller, Ports), AppError> {
 
 /// Sets the HTTP status an error stands for, so API clients see 400 and 409, not 500.
 pub(crate) fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
-    if let (Err(e), Some(response)) = (&result, use_context::<leptos_axum::ResponseOptions>()) {
+    if let Err(e) = &result {
+        set_status(e);
+    }
+    result
+}
+
+/// Sets the HTTP status `e` stands for on the response being made.
+pub(crate) fn set_status(e: &AppError) {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         let status = match e {
             AppError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => http::StatusCode::CONFLICT,
@@ -230,5 +273,4 @@ pub(crate) fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError>
         };
         response.set_status(status);
     }
-    result
 }

@@ -66,7 +66,52 @@ pub async fn user(config: &Config, command: &UserCommand) -> anyhow::Result<()> 
         UserCommand::List => {
             for u in store.users().await? {
                 let state = if u.disabled { " (disabled)" } else { "" };
-                println!("{}\t{}{state}", u.name, u.role);
+                let environments: String = u
+                    .environments
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "\t{}={}",
+                            e.environment,
+                            e.role.map_or("none", |r| r.as_str())
+                        )
+                    })
+                    .collect();
+                println!("{}\t{}{state}{environments}", u.name, u.role);
+            }
+        }
+        UserCommand::Role {
+            name,
+            environment,
+            role,
+        } => {
+            let Some(user) = store.credentials(name).await?.map(|c| c.user) else {
+                bail!("no user is named '{name}'");
+            };
+            // A change made here reaches a running server at each request; open live streams keep what
+            // they were opened with until they reconnect (the admin page ends them at once).
+            match environment {
+                None => {
+                    let role: shared::Role = role.parse()?;
+                    store.update_user(user.id, Some(role), None, None).await?;
+                    println!("{} is {role}", user.name);
+                }
+                Some(environment) => {
+                    crate::fleet::check_name(environment, "environment")
+                        .map_err(anyhow::Error::msg)?;
+                    let role = shared::parse_environment_role(role).map_err(anyhow::Error::msg)?;
+                    store
+                        .set_environment_role(user.id, environment, role)
+                        .await?;
+                    match role {
+                        None => println!(
+                            "{} has the account's role ({}) in {environment}",
+                            user.name, user.role
+                        ),
+                        Some(None) => println!("{} has no access to {environment}", user.name),
+                        Some(Some(r)) => println!("{} is {r} in {environment}", user.name),
+                    }
+                }
             }
         }
     }

@@ -67,13 +67,37 @@ impl DeployBook {
             .await?;
         recent.reverse();
         for d in recent {
-            book.outlet.emit(None, Event::Deployment(d));
+            book.publish(&d);
         }
         Ok(book)
     }
 
+    /// On the stream in the deployment's environment: a reader with no role there never gets it.
     fn publish(&self, d: &Deployment) {
-        self.outlet.emit(None, Event::Deployment(d.clone()));
+        let scope = shared::Scope {
+            environment: d.environment.clone(),
+            host: None,
+        };
+        self.outlet.emit_in(scope, Event::Deployment(d.clone()));
+    }
+
+    /// The newest deployments of `service` (all services when `None`) that a reader with `access` may see
+    /// (by its role in each deployment's environment), newest first.
+    pub async fn history_for(
+        &self,
+        service: Option<&str>,
+        limit: usize,
+        access: &shared::Access,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        // The store filters by the highest role the reader has anywhere; the environments narrow it.
+        let highest = access
+            .environments
+            .iter()
+            .filter_map(|e| e.role)
+            .fold(access.role, Role::max);
+        let mut list = self.history(service, limit, highest).await?;
+        list.retain(|d| d.visible_to(access));
+        Ok(list)
     }
 
     /// The newest deployments of `service` (all services when `None`) that `role` may see, newest first.

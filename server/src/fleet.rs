@@ -237,6 +237,39 @@ impl Fleet {
         Ok(self.store.agents().await?.iter().map(enrolled).collect())
     }
 
+    /// Every environment `host` has belonged to: its own now, and those of earlier enrolments of that name
+    /// (a host removed, or added again elsewhere, keeps its stored history). Empty for a name the fleet has
+    /// never held: a service or the hub's own data.
+    pub async fn environments_of(&self, host: &str) -> Result<Vec<String>, StoreError> {
+        let mut environments: Vec<String> = self
+            .lock_hosts()
+            .get(host)
+            .map(|t| t.host.environment.clone())
+            .into_iter()
+            .collect();
+        for agent in self.store.agents().await? {
+            if agent.name == host && !environments.contains(&agent.environment) {
+                environments.push(agent.environment);
+            }
+        }
+        Ok(environments)
+    }
+
+    /// Whether a reader with `access` may see the stored history of the host named `host`: only when it may
+    /// see every environment that name has belonged to (the hub's own, for a name the fleet never held).
+    pub async fn may_see_history(
+        &self,
+        host: &str,
+        access: &shared::Access,
+        home: &str,
+    ) -> Result<bool, StoreError> {
+        let environments = self.environments_of(host).await?;
+        if environments.is_empty() {
+            return Ok(access.sees(home));
+        }
+        Ok(environments.iter().all(|e| access.sees(e)))
+    }
+
     fn lock_hosts(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Tracked>> {
         self.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -308,7 +341,11 @@ impl Fleet {
             ),
         };
         tracing::info!(host = %host.host, environment = %host.environment, "{message}");
-        self.logs.own(level, message).await;
+        let origin = crate::logs::Origin {
+            host: host.host.0.clone(),
+            environment: host.environment.clone(),
+        };
+        self.logs.own_about(&origin, level, message).await;
     }
 
     /// Notes a push from `agent`, and judges its host at once (back from offline the moment it calls).
@@ -460,11 +497,12 @@ impl Fleet {
                         self.outlet.backfill(&event);
                     }
                 }
-                Record::Lines(mut lines) => {
-                    for line in &mut lines {
-                        line.fields.insert("host".into(), agent.name.clone());
-                    }
-                    if let Err(e) = self.logs.append(lines).await {
+                Record::Lines(lines) => {
+                    let origin = crate::logs::Origin {
+                        host: agent.name.clone(),
+                        environment: agent.environment.clone(),
+                    };
+                    if let Err(e) = self.logs.append_from(&origin, lines).await {
                         // What was recorded so far stays acknowledged; the rest comes again.
                         self.acknowledge(&agent, standing.acked).await;
                         return Err(e.into());
@@ -473,9 +511,13 @@ impl Fleet {
             }
             standing.acked = item.seq;
         }
+        let origin = crate::logs::Origin {
+            host: agent.name.clone(),
+            environment: agent.environment.clone(),
+        };
         for gap in batch.gaps {
             self.logs
-                .own(Level::Warn, gap_message(&agent.name, gap))
+                .own_about(&origin, Level::Warn, gap_message(&agent.name, gap))
                 .await;
         }
         self.heard(&agent, &batch.version, batch.interval_ms, reading)
@@ -549,15 +591,20 @@ pub async fn enrol(
 
 /// Host and environment names: what a URL, a label and a log line carry without quoting.
 pub fn check_name(name: &str, what: &str) -> Result<(), String> {
+    let a = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
     if name.is_empty() || name.len() > 64 {
-        return Err(format!("a {what} name has 1 to 64 characters"));
+        return Err(format!("{a} {what} name has 1 to 64 characters"));
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     {
         return Err(format!(
-            "a {what} name may hold letters, digits and . _ - only ('{}')",
+            "{a} {what} name may hold letters, digits and . _ - only ('{}')",
             name.chars().take(64).collect::<String>()
         ));
     }

@@ -174,8 +174,27 @@ impl Outlet {
         let mut newest: Vec<&LogEntry> = stored.iter().collect();
         newest.sort_by_key(|e| std::cmp::Reverse(e.cursor()));
         newest.truncate(RECENT_LOGS);
-        self.bus
-            .publish(None, Event::Logs(newest.into_iter().cloned().collect()));
+        // One event per environment (a batch is almost always of one): each reaches only the readers who
+        // may see that environment.
+        let home = self.hub.environment();
+        let mut by_environment: Vec<(&str, Vec<LogEntry>)> = Vec::new();
+        for entry in newest {
+            let environment = entry
+                .fields
+                .get(shared::ENVIRONMENT_FIELD)
+                .map_or(home, String::as_str);
+            match by_environment.iter_mut().find(|(e, _)| *e == environment) {
+                Some((_, entries)) => entries.push(entry.clone()),
+                None => by_environment.push((environment, vec![entry.clone()])),
+            }
+        }
+        for (environment, entries) in by_environment {
+            let scope = Scope {
+                environment: environment.to_owned(),
+                host: None,
+            };
+            self.bus.publish_in(scope, Event::Logs(entries));
+        }
     }
 
     /// Observations of `interest` from now on, up to `capacity` queued before the newest are dropped (and counted).
@@ -349,7 +368,10 @@ mod tests {
             outlet.subscribe(Interest::ReadingsAndLogErrors, 8),
             outlet.subscribe(Interest::ReadingsAndLogErrors, 8),
         );
-        let mut stream = outlet.hub().subscribe(None, shared::Role::Viewer).live;
+        let mut stream = outlet
+            .hub()
+            .subscribe(None, &shared::Access::uniform(shared::Role::Viewer))
+            .live;
         outlet.emit(Some(HostId("h".into())), health(42.0));
         assert!(stream.try_recv().is_ok());
         for rx in [&mut recorder, &mut alerts] {
@@ -368,7 +390,10 @@ mod tests {
     fn an_event_without_readings_goes_to_the_hub_only() {
         let outlet = outlet();
         let mut rx = outlet.subscribe(Interest::ReadingsAndLogErrors, 8);
-        let mut stream = outlet.hub().subscribe(None, shared::Role::Viewer).live;
+        let mut stream = outlet
+            .hub()
+            .subscribe(None, &shared::Access::uniform(shared::Role::Viewer))
+            .live;
         outlet.emit(None, Event::AlertRules(Vec::new()));
         assert!(stream.try_recv().is_ok());
         assert!(rx.try_recv().is_none());

@@ -123,7 +123,14 @@ impl Application {
         let sampler = HostSampler::new()?;
         let store = Arc::new(store);
         let tasks = Tasks::new();
-        let logs = LogBook::new(store.clone(), outlet.clone());
+        let logs = LogBook::new(
+            store.clone(),
+            outlet.clone(),
+            crate::logs::Origin {
+                host: sampler.host().0.clone(),
+                environment: config.server.environment.clone(),
+            },
+        );
         let notifier = crate::notify::Notifier::start(
             config.alerting.channels.clone(),
             config.alerting.notify.clone(),

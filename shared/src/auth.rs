@@ -53,6 +53,86 @@ impl FromStr for Role {
     }
 }
 
+/// A user's role in one environment, where it differs from the account's role; `None` is no access at all
+/// (the environment's hosts, logs and alerts are not shown to them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EnvironmentRole {
+    pub environment: String,
+    pub role: Option<Role>,
+}
+
+/// What a reader may see and do in each environment: the account's role wherever no environment says
+/// otherwise. Every check of an event, a snapshot or an API answer against an environment goes through
+/// [`Access::role_in`], so "operator in staging, viewer in prod, nothing in lab" is one value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Access {
+    /// The account's role: what applies in every environment not listed.
+    pub role: Role,
+    /// Roles set per environment, sorted by environment name.
+    #[serde(default)]
+    pub environments: Vec<EnvironmentRole>,
+}
+
+impl Access {
+    /// The same role everywhere (API tokens, and users with no role set per environment).
+    pub fn uniform(role: Role) -> Self {
+        Access {
+            role,
+            environments: Vec::new(),
+        }
+    }
+
+    /// `role` everywhere except where `environments` says otherwise.
+    pub fn with(role: Role, mut environments: Vec<EnvironmentRole>) -> Self {
+        environments.sort();
+        environments.dedup_by(|a, b| a.environment == b.environment);
+        Access { role, environments }
+    }
+
+    /// The role in `environment`; `None` when the reader may not see it at all.
+    pub fn role_in(&self, environment: &str) -> Option<Role> {
+        if self.environments.is_empty() {
+            return Some(self.role);
+        }
+        match self
+            .environments
+            .binary_search_by(|e| e.environment.as_str().cmp(environment))
+        {
+            Ok(at) => self.environments[at].role,
+            Err(_) => Some(self.role),
+        }
+    }
+
+    /// Whether anything of `environment` may be shown to this reader.
+    pub fn sees(&self, environment: &str) -> bool {
+        self.role_in(environment).is_some()
+    }
+
+    /// The environments this reader may not see at all (what a store query leaves out).
+    pub fn hidden(&self) -> Vec<String> {
+        self.environments
+            .iter()
+            .filter(|e| e.role.is_none())
+            .map(|e| e.environment.clone())
+            .collect()
+    }
+}
+
+/// How a role per environment is written on the command line and in forms: a role, `none`, or `default`
+/// (no role of its own: the account's applies).
+pub fn parse_environment_role(s: &str) -> Result<Option<Option<Role>>, String> {
+    match s {
+        "default" => Ok(None),
+        "none" => Ok(Some(None)),
+        other => other.parse::<Role>().map(|r| Some(Some(r))).map_err(|_| {
+            format!(
+                "unknown role '{}'; use viewer, operator, admin, none or default",
+                other.chars().take(32).collect::<String>()
+            )
+        }),
+    }
+}
+
 /// What a request may ask Watchpost to do. Every server function and route that does more than read names
 /// its action, and [`Action::allowed`] is the one table that decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,6 +213,9 @@ pub struct Refused {
     pub what: String,
     pub who: String,
     pub role: Role,
+    /// Set when `who` has no role at all in the environment the action is in: the refusal says that
+    /// rather than naming a role.
+    pub outside: Option<String>,
 }
 
 impl Refused {
@@ -143,17 +226,33 @@ impl Refused {
             what: action.describe().to_owned(),
             who: who.to_owned(),
             role,
+            outside: None,
+        }
+    }
+
+    /// `who` may not take `action` in `environment`, where they have no role at all.
+    pub fn outside(action: Action, who: &str, environment: &str) -> Self {
+        Refused {
+            outside: Some(environment.chars().take(64).collect()),
+            ..Refused::of(action, who, Role::Viewer)
         }
     }
 }
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "only an {} or above may {}; {} is {}",
-            self.needed, self.what, self.who, self.role
-        )
+        match &self.outside {
+            Some(environment) => write!(
+                f,
+                "{} has no role in the environment '{environment}', so may not {} there",
+                self.who, self.what
+            ),
+            None => write!(
+                f,
+                "only an {} or above may {}; {} is {}",
+                self.needed, self.what, self.who, self.role
+            ),
+        }
     }
 }
 
@@ -190,8 +289,24 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caller {
     pub name: String,
+    /// The role in the hub's own environment.
     pub role: Role,
     pub ip: String,
+    /// The role in every environment, for an action on something of another environment than the hub's
+    /// (an alert of an agent's host); `None`: `role` everywhere. Not part of what the audit trail keeps.
+    #[serde(skip)]
+    pub access: Option<Access>,
+}
+
+impl Caller {
+    /// The caller's role in `environment`; `None` when they have none there.
+    pub fn role_in(&self, environment: &str) -> Option<Role> {
+        match &self.access {
+            // In the hub's own environment this is `role`, unless the caller has no role there at all.
+            Some(access) => access.role_in(environment),
+            None => Some(self.role),
+        }
+    }
 }
 
 /// A user account as an admin page lists it.
@@ -202,6 +317,16 @@ pub struct User {
     pub role: Role,
     pub disabled: bool,
     pub created_ms: i64,
+    /// Roles set per environment, overriding `role` there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<EnvironmentRole>,
+}
+
+impl User {
+    /// What this user may see and do, per environment.
+    pub fn access(&self) -> Access {
+        Access::with(self.role, self.environments.clone())
+    }
 }
 
 /// An API token as the admin page lists it: never its secret, which is shown once when it is created.
@@ -337,6 +462,39 @@ mod tests {
             Role::Operator
         );
         assert_eq!(Action::View.least_role_on(Target::Any), Role::Viewer);
+    }
+
+    #[test]
+    fn a_role_per_environment_overrides_the_accounts() {
+        let access = Access::with(
+            Role::Viewer,
+            vec![
+                EnvironmentRole {
+                    environment: "staging".into(),
+                    role: Some(Role::Operator),
+                },
+                EnvironmentRole {
+                    environment: "prod".into(),
+                    role: None,
+                },
+            ],
+        );
+        assert_eq!(access.role_in("staging"), Some(Role::Operator));
+        assert_eq!(access.role_in("prod"), None);
+        assert_eq!(access.role_in("lab"), Some(Role::Viewer));
+        assert!(!access.sees("prod") && access.sees("lab"));
+        assert_eq!(access.hidden(), vec!["prod".to_string()]);
+        assert_eq!(
+            Access::uniform(Role::Admin).role_in("any"),
+            Some(Role::Admin)
+        );
+        assert_eq!(parse_environment_role("none"), Ok(Some(None)));
+        assert_eq!(parse_environment_role("default"), Ok(None));
+        assert_eq!(
+            parse_environment_role("operator"),
+            Ok(Some(Some(Role::Operator)))
+        );
+        assert!(parse_environment_role("root").is_err());
     }
 
     #[test]

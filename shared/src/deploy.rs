@@ -139,6 +139,15 @@ pub fn merge_deployment(list: &mut Vec<Deployment>, d: Deployment) {
     }
 }
 
+impl Deployment {
+    /// Whether a reader with `access` sees this deployment: by the reader's role in its environment.
+    pub fn visible_to(&self, access: &crate::Access) -> bool {
+        access
+            .role_in(&self.environment)
+            .is_some_and(|role| self.audience <= role)
+    }
+}
+
 /// The newest deployment of each (service, environment), in service then environment order.
 pub fn current_deployments(list: &[Deployment]) -> Vec<&Deployment> {
     let mut seen = std::collections::BTreeMap::new();

@@ -29,8 +29,9 @@ pub use alerts::{
 pub use api::{ApiPoint, LatencyUnit, RECENT_API_POINTS, RouteStats, ServiceApi, band_quantile};
 pub use audit::{AUDIT_CSV_HEADER, AuditEntry, AuditFilter, AuditPage, MAX_AUDIT_PAGE, Outcome};
 pub use auth::{
-    AccountsView, Action, ApiToken, Caller, MIN_PASSWORD_CHARS, Me, NewToken, Refused, Role,
-    Target, UnknownRole, User, check_password, check_user_name,
+    Access, AccountsView, Action, ApiToken, Caller, EnvironmentRole, MIN_PASSWORD_CHARS, Me,
+    NewToken, Refused, Role, Target, UnknownRole, User, check_password, check_user_name,
+    parse_environment_role,
 };
 pub use commands::{
     CommandInfo, CommandKind, CommandRun, OutputChunk, OutputLine, OutputPage, ParamInfo,
@@ -48,8 +49,8 @@ pub use history::{
     UnknownMetric,
 };
 pub use logs::{
-    BadCursor, Level, LogCursor, LogEntry, LogFilter, LogPage, MAX_MESSAGE_BYTES, NewLog,
-    RECENT_LOGS, UnknownLevel, merge_recent, truncate,
+    BadCursor, ENVIRONMENT_FIELD, HOST_FIELD, Level, LogCursor, LogEntry, LogFilter, LogPage,
+    MAX_MESSAGE_BYTES, NewLog, RECENT_LOGS, UnknownLevel, merge_recent, truncate,
 };
 pub use notify::{ChannelKind, ChannelStatus, DeliveryState};
 pub use security::{RECENT_SECURITY, SecurityAlert, SecurityKind, Severity, merge_alert};
@@ -315,6 +316,49 @@ pub struct Snapshot {
 pub const SECURITY_AUDIENCE: Role = Role::Operator;
 
 impl Snapshot {
+    /// This snapshot as a reader with `access` may see it, on a hub in `home`: only the environments the
+    /// reader may see, each thing as the reader's role there may see it. A host belongs to its fleet
+    /// entry's environment, a log entry or an alert to its `environment` field or label; everything else
+    /// (and whatever names no environment) to the hub's own.
+    pub fn for_access(mut self, access: &Access, home: &str) -> Snapshot {
+        if access.environments.is_empty() {
+            return self.for_role(access.role);
+        }
+        let sees = |env: Option<&String>| access.sees(env.map_or(home, String::as_str));
+        // A host's readings by the environment they were published in, its fleet entry by its own.
+        self.hosts.retain(|h| {
+            access.sees(if h.environment.is_empty() {
+                home
+            } else {
+                &h.environment
+            })
+        });
+        self.fleet.retain(|h| access.sees(&h.environment));
+        self.logs.retain(|e| sees(e.fields.get(ENVIRONMENT_FIELD)));
+        self.alerts
+            .retain(|a| sees(a.labels.get(ENVIRONMENT_FIELD)));
+        // A deployment is of the environment it went to, by the reader's role there.
+        let mut deployments = std::mem::take(&mut self.deployments);
+        deployments.retain(|d| d.visible_to(access));
+        let mut snapshot = match access.role_in(home) {
+            Some(role) => self.for_role(role),
+            None => {
+                // Nothing of the hub's own environment: its services, databases, commands, rules and
+                // channels.
+                self.security.clear();
+                self.api.clear();
+                self.db.clear();
+                self.commands.clear();
+                self.runs.clear();
+                self.alert_rules.clear();
+                self.channels.clear();
+                self
+            }
+        };
+        snapshot.deployments = deployments;
+        snapshot
+    }
+
     /// This snapshot as a reader with `role` may see it.
     pub fn for_role(mut self, role: Role) -> Snapshot {
         if role < SECURITY_AUDIENCE {
@@ -429,7 +473,7 @@ mod tests {
         };
         let health = reading("web-1", 1_700_000_000_000, 12.5);
         let mut state = LiveState::default();
-        state.apply_health(health.clone(), 7);
+        state.apply_health(health.clone(), 7, "t");
         let events = [
             Event::Health(health),
             Event::Snapshot(Snapshot {

@@ -143,12 +143,24 @@ pub struct LogFilter {
     pub service: Option<String>,
     /// Only entries whose message contains this text (case-insensitive).
     pub text: Option<String>,
+    /// Only entries of this host.
+    #[serde(default)]
+    pub host: Option<String>,
 }
+
+/// The field an entry's host is kept in (the hub's own entries carry the hub's host name).
+pub const HOST_FIELD: &str = "host";
+/// The field an entry's environment is kept in, by which a reader's access is checked.
+pub const ENVIRONMENT_FIELD: &str = "environment";
 
 impl LogFilter {
     pub fn matches(&self, e: &LogEntry) -> bool {
         self.level.is_none_or(|l| e.level >= l)
             && self.service.as_ref().is_none_or(|s| &e.service == s)
+            && self
+                .host
+                .as_ref()
+                .is_none_or(|h| e.fields.get(HOST_FIELD) == Some(h))
             && self
                 .text
                 .as_ref()
@@ -256,8 +268,17 @@ mod tests {
             level,
             service: service.map(Into::into),
             text: text.map(Into::into),
+            host: None,
         };
         assert!(f(Some(Level::Warn), Some("api"), Some("message 7")).matches(&e));
+        let mut on_web = e.clone();
+        on_web.fields.insert(HOST_FIELD.into(), "web-1".into());
+        let host = |h: &str| LogFilter {
+            host: Some(h.into()),
+            ..LogFilter::default()
+        };
+        assert!(host("web-1").matches(&on_web) && !host("web-2").matches(&on_web));
+        assert!(!host("web-1").matches(&e));
         assert!(!f(Some(Level::Critical), None, None).matches(&e));
         assert!(!f(None, Some("db"), None).matches(&e));
         assert!(!f(None, None, Some("nope")).matches(&e));

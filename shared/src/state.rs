@@ -23,6 +23,9 @@ pub struct HostState {
     pub version: u64,
     /// Points of the last [`RECENT_WINDOW_MS`], oldest first.
     pub recent: Vec<HealthPoint>,
+    /// The environment the reading was published in (the envelope's scope): who may see the host.
+    #[serde(default)]
+    pub environment: String,
 }
 
 /// Everything a client knows, as of `seq`.
@@ -77,7 +80,9 @@ impl LiveState {
                 }
                 self.replace(snapshot.clone());
             }
-            Event::Health(health) => self.apply_health(health.clone(), env.seq),
+            Event::Health(health) => {
+                self.apply_health(health.clone(), env.seq, &env.scope.environment)
+            }
             Event::Logs(entries) => merge_recent(&mut self.logs, entries),
             Event::Db(reading) => {
                 let newer = self
@@ -115,6 +120,7 @@ impl LiveState {
             Event::Channels(channels) => self.channels = channels.clone(),
             Event::Host(host) if host.removed => {
                 self.fleet.remove(&host.host);
+                self.hosts.remove(&host.host);
             }
             Event::Host(host) => {
                 self.fleet.insert(host.host.clone(), host.clone());
@@ -124,7 +130,7 @@ impl LiveState {
     }
 
     /// Upserts a host's reading carried by the envelope `version`, and extends its trend.
-    pub fn apply_health(&mut self, health: HostHealth, version: u64) {
+    pub fn apply_health(&mut self, health: HostHealth, version: u64, environment: &str) {
         let point = health.point();
         match self.hosts.get_mut(&health.host) {
             Some(host) if host.version >= version => {}
@@ -132,6 +138,9 @@ impl LiveState {
                 host.health = health;
                 host.version = version;
                 push_point(&mut host.recent, point);
+                if host.environment != environment {
+                    host.environment = environment.to_owned();
+                }
             }
             None => {
                 self.hosts.insert(
@@ -140,6 +149,7 @@ impl LiveState {
                         health,
                         version,
                         recent: vec![point],
+                        environment: environment.to_owned(),
                     },
                 );
             }
@@ -358,7 +368,7 @@ mod tests {
     fn the_trend_keeps_exactly_the_last_five_minutes() {
         let mut s = LiveState::default();
         for i in 0..=400 {
-            s.apply_health(reading("a", i * 1000, 1.0), i as u64 + 1);
+            s.apply_health(reading("a", i * 1000, 1.0), i as u64 + 1, "t");
         }
         let recent = &s.host(&HostId("a".into())).unwrap().recent;
         assert_eq!(recent.first().unwrap().at_ms, 100_000);

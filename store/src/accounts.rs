@@ -53,6 +53,15 @@ pub trait Accounts: Send + Sync + 'static {
     /// Removes a user and the user's sessions; false when there was no such user.
     async fn remove_user(&self, id: i64) -> Result<bool, StoreError>;
 
+    /// Sets the user's role in `environment` (`Some(None)`: no access there) or, with `None`, removes it so
+    /// the user's own role applies there again. `None` when there is no such user.
+    async fn set_environment_role(
+        &self,
+        id: i64,
+        environment: &str,
+        role: Option<Option<Role>>,
+    ) -> Result<Option<User>, StoreError>;
+
     async fn add_session(
         &self,
         token_hash: &[u8],
@@ -170,6 +179,7 @@ fn user_of(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
         role: role_of(row.try_get("role")?)?,
         disabled: row.try_get("disabled")?,
         created_ms: row.try_get("created_ms")?,
+        environments: Vec::new(),
     })
 }
 
@@ -181,6 +191,47 @@ fn token_of(row: &sqlx::sqlite::SqliteRow) -> Result<ApiToken, StoreError> {
         created_ms: row.try_get("created_ms")?,
         revoked_ms: row.try_get("revoked_ms")?,
     })
+}
+
+impl SqliteStore {
+    /// `users` with their roles per environment filled in.
+    async fn with_environments(&self, mut users: Vec<User>) -> Result<Vec<User>, StoreError> {
+        if users.is_empty() {
+            return Ok(users);
+        }
+        let rows: Vec<(i64, String, Option<String>)> = if let [one] = users.as_slice() {
+            sqlx::query_as(
+                "SELECT user_id, environment, role FROM user_environments WHERE user_id = ? \
+                 ORDER BY environment",
+            )
+            .bind(one.id)
+            .fetch_all(&self.reader)
+            .await?
+        } else {
+            sqlx::query_as(
+                "SELECT user_id, environment, role FROM user_environments ORDER BY environment",
+            )
+            .fetch_all(&self.reader)
+            .await?
+        };
+        for (user_id, environment, role) in rows {
+            if let Some(user) = users.iter_mut().find(|u| u.id == user_id) {
+                user.environments.push(shared::EnvironmentRole {
+                    environment,
+                    role: role.as_deref().map(role_of).transpose()?,
+                });
+            }
+        }
+        Ok(users)
+    }
+
+    async fn one_with_environments(&self, user: User) -> Result<User, StoreError> {
+        Ok(self
+            .with_environments(vec![user])
+            .await?
+            .pop()
+            .unwrap_or_else(|| unreachable!("one user in, one out")))
+    }
 }
 
 /// A unique constraint turned into the error a caller can name.
@@ -231,13 +282,11 @@ impl Accounts for SqliteStore {
         .bind(name)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|row| {
-            Ok(Credentials {
-                user: user_of(&row)?,
-                password_hash: row.try_get("password_hash")?,
-            })
-        })
-        .transpose()
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Credentials {
+            user: self.one_with_environments(user_of(&row)?).await?,
+            password_hash: row.try_get("password_hash")?,
+        }))
     }
 
     async fn users(&self) -> Result<Vec<User>, StoreError> {
@@ -245,7 +294,8 @@ impl Accounts for SqliteStore {
         let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(user_of).collect()
+        let users = rows.iter().map(user_of).collect::<Result<Vec<_>, _>>()?;
+        self.with_environments(users).await
     }
 
     async fn update_user(
@@ -274,7 +324,48 @@ impl Accounts for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        row.as_ref().map(user_of).transpose()
+        match row.as_ref().map(user_of).transpose()? {
+            Some(user) => Ok(Some(self.one_with_environments(user).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_environment_role(
+        &self,
+        id: i64,
+        environment: &str,
+        role: Option<Option<Role>>,
+    ) -> Result<Option<User>, StoreError> {
+        let _timed = self.timed("accounts");
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user = user_of(&row)?;
+        match role {
+            Some(role) => {
+                sqlx::query(
+                    "INSERT INTO user_environments (user_id, environment, role) VALUES (?, ?, ?) \
+                     ON CONFLICT (user_id, environment) DO UPDATE SET role = excluded.role",
+                )
+                .bind(id)
+                .bind(environment)
+                .bind(role.map(Role::as_str))
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM user_environments WHERE user_id = ? AND environment = ?")
+                    .bind(id)
+                    .bind(environment)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(self.one_with_environments(user).await?))
     }
 
     async fn remove_user(&self, id: i64) -> Result<bool, StoreError> {
@@ -323,14 +414,11 @@ impl Accounts for SqliteStore {
         .bind(now_ms)
         .fetch_optional(&self.reader)
         .await?;
-        row.as_ref()
-            .map(|row| {
-                Ok(SessionUser {
-                    user: user_of(row)?,
-                    expires_ms: row.try_get("expires_ms")?,
-                })
-            })
-            .transpose()
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(SessionUser {
+            user: self.one_with_environments(user_of(&row)?).await?,
+            expires_ms: row.try_get("expires_ms")?,
+        }))
     }
 
     async fn remove_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
@@ -680,6 +768,41 @@ mod tests {
         assert_eq!(s.security_alerts(10).await.unwrap(), [again]);
         assert!(
             s.acknowledge_security_alert(999, "x", 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // Roles per environment: set, changed, none, and back to the account's.
+        let staging = |r| s.set_environment_role(ana.id, "staging", r);
+        staging(Some(Some(Role::Admin))).await.unwrap();
+        let user = s
+            .set_environment_role(ana.id, "prod", Some(None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            user.environments,
+            [
+                shared::EnvironmentRole {
+                    environment: "prod".into(),
+                    role: None
+                },
+                shared::EnvironmentRole {
+                    environment: "staging".into(),
+                    role: Some(Role::Admin)
+                },
+            ]
+        );
+        staging(Some(Some(Role::Viewer))).await.unwrap();
+        let listed = s.users().await.unwrap();
+        assert_eq!(listed[0].access().role_in("staging"), Some(Role::Viewer));
+        assert_eq!(listed[0].access().role_in("prod"), None);
+        staging(None).await.unwrap();
+        let cred = s.credentials("ana").await.unwrap().unwrap();
+        assert_eq!(cred.user.environments.len(), 1);
+        assert!(
+            s.set_environment_role(999, "prod", None)
                 .await
                 .unwrap()
                 .is_none()

@@ -21,10 +21,11 @@ pub trait AlertHistory: Send + Sync + 'static {
     /// Pending and firing alerts, oldest first: what a restart takes up again.
     async fn open_alerts(&self) -> Result<Vec<Alert>, StoreError>;
 
-    /// Alerts matching `filter` with an id below `before`, newest first.
+    /// Alerts matching `filter` within `scope` with an id below `before`, newest first.
     async fn alerts(
         &self,
         filter: &AlertFilter,
+        scope: &crate::ReaderScope,
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Alert>, StoreError>;
@@ -165,6 +166,7 @@ impl AlertHistory for SqliteStore {
     async fn alerts(
         &self,
         filter: &AlertFilter,
+        scope: &crate::ReaderScope,
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Alert>, StoreError> {
@@ -172,6 +174,17 @@ impl AlertHistory for SqliteStore {
         let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
             "SELECT {COLUMNS} FROM alerts WHERE 1 = 1"
         ));
+        if !scope.hidden.is_empty() {
+            query
+                .push(" AND COALESCE(json_extract(labels, '$.environment'), ")
+                .push_bind(scope.home_environment.clone())
+                .push(") NOT IN (");
+            let mut list = query.separated(", ");
+            for env in &scope.hidden {
+                list.push_bind(env.clone());
+            }
+            query.push(")");
+        }
         if let Some(before) = before {
             query.push(" AND id < ").push_bind(before);
         }
@@ -298,7 +311,7 @@ mod tests {
         assert_eq!(s.open_alerts().await.unwrap().len(), 1);
         let st = &s;
         let only = |f: AlertFilter| async move {
-            st.alerts(&f, None, 10)
+            st.alerts(&f, &crate::ReaderScope::default(), None, 10)
                 .await
                 .unwrap()
                 .into_iter()
@@ -322,6 +335,31 @@ mod tests {
             ["web-2"]
         );
         assert_eq!(s.alert(a.id).await.unwrap().unwrap().labels["team"], "ops");
+
+        // A reader with no role in prod gets none of prod's alerts; one that names no environment is the
+        // hub's own.
+        let mut prod = alert("cpu-high", "db-9", AlertState::Firing, 40);
+        prod.labels.insert("environment".into(), "prod".into());
+        s.add_alert(&prod).await.unwrap();
+        let scope = crate::ReaderScope {
+            hidden: vec!["prod".into()],
+            home_host: "hub".into(),
+            home_environment: "ops".into(),
+        };
+        let seen_by = |scope: crate::ReaderScope| async move {
+            st.alerts(&AlertFilter::default(), &scope, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.subject)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seen_by(scope.clone()).await, ["web-2", "web-1"]);
+        let hidden_home = crate::ReaderScope {
+            hidden: vec!["ops".into()],
+            ..scope
+        };
+        assert_eq!(seen_by(hidden_home).await, ["db-9"]);
     }
 
     #[tokio::test]

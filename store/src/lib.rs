@@ -121,6 +121,15 @@ pub struct Maintenance {
     pub accounts_pruned: u64,
 }
 
+/// What a reader may be given of the error log and the alert history: nothing of the `hidden`
+/// environments. An entry or alert that names no environment is the hub's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReaderScope {
+    pub hidden: Vec<String>,
+    pub home_host: String,
+    pub home_environment: String,
+}
+
 /// The store every part of Watchpost writes to and reads from.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -155,11 +164,12 @@ pub trait Store: Send + Sync + 'static {
     /// Stores log entries, all or none, and returns them with their ids, in the order given.
     async fn append_logs(&self, entries: Vec<NewLog>) -> Result<Vec<LogEntry>, StoreError>;
 
-    /// Up to `limit` (at most [`MAX_LOG_PAGE`]) entries matching `filter`, newest first, strictly older than
-    /// `before` when given.
+    /// Up to `limit` (at most [`MAX_LOG_PAGE`]) entries matching `filter` within `scope`, newest first,
+    /// strictly older than `before` when given.
     async fn logs(
         &self,
         filter: &LogFilter,
+        scope: &ReaderScope,
         before: Option<LogCursor>,
         limit: usize,
     ) -> Result<LogPage, StoreError>;

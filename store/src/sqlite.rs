@@ -8,7 +8,8 @@
 use crate::chunk;
 use crate::plan::{Retention, bucket};
 use crate::{
-    MAX_LOG_PAGE, Maintenance, NewLog, OperationStats, PoolStats, Store, StoreError, StoreStats,
+    MAX_LOG_PAGE, Maintenance, NewLog, OperationStats, PoolStats, ReaderScope, Store, StoreError,
+    StoreStats,
 };
 use async_trait::async_trait;
 use shared::{HistoryPoint, Level, LogCursor, LogEntry, LogFilter, LogPage, Tier};
@@ -616,6 +617,7 @@ impl Store for SqliteStore {
     async fn logs(
         &self,
         filter: &LogFilter,
+        scope: &ReaderScope,
         before: Option<LogCursor>,
         limit: usize,
     ) -> Result<LogPage, StoreError> {
@@ -636,6 +638,22 @@ impl Store for SqliteStore {
         }
         if let Some(service) = &filter.service {
             q.push(" AND service = ").push_bind(service.as_str());
+        }
+        if let Some(host) = &filter.host {
+            q.push(" AND COALESCE(json_extract(fields, '$.host'), ")
+                .push_bind(scope.home_host.as_str())
+                .push(") = ")
+                .push_bind(host.as_str());
+        }
+        if !scope.hidden.is_empty() {
+            q.push(" AND COALESCE(json_extract(fields, '$.environment'), ")
+                .push_bind(scope.home_environment.as_str())
+                .push(") NOT IN (");
+            let mut list = q.separated(", ");
+            for env in &scope.hidden {
+                list.push_bind(env.as_str());
+            }
+            q.push(")");
         }
         if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
             q.push(" AND instr(lower(message), lower(")
@@ -898,7 +916,10 @@ mod tests {
         let mut seen = Vec::new();
         let mut before = None;
         loop {
-            let page = s.logs(&LogFilter::default(), before, 64).await.unwrap();
+            let page = s
+                .logs(&LogFilter::default(), &ReaderScope::default(), before, 64)
+                .await
+                .unwrap();
             seen.extend(page.entries.iter().map(|e| e.id));
             match page.next {
                 Some(next) => before = Some(next),
@@ -913,12 +934,79 @@ mod tests {
             level: Some(Level::Error),
             service: Some("api".into()),
             text: Some("LINE 99".into()),
+            host: None,
         };
-        let page = s.logs(&critical, None, 500).await.unwrap();
+        let page = s
+            .logs(&critical, &ReaderScope::default(), None, 500)
+            .await
+            .unwrap();
         let messages: Vec<&str> = page.entries.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(messages, ["Line 990"]);
         assert_eq!(page.entries[0].fields["k"], "v");
         assert_eq!(s.log_services().await.unwrap(), ["api", "db"]);
+    }
+
+    #[tokio::test]
+    async fn logs_filter_by_host_and_leave_out_hidden_environments() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let at = |host: Option<&str>, env: Option<&str>, message: &str| {
+            let mut e = new_log(T0, Level::Error, "api", message);
+            e.fields.clear();
+            if let Some(h) = host {
+                e.fields.insert("host".into(), h.into());
+            }
+            if let Some(env) = env {
+                e.fields.insert("environment".into(), env.into());
+            }
+            e
+        };
+        s.append_logs(vec![
+            at(None, None, "hub, unmarked"),
+            at(Some("hub-1"), Some("ops"), "hub, marked"),
+            at(Some("web-1"), Some("prod"), "prod web"),
+            at(Some("web-2"), Some("staging"), "staging web"),
+        ])
+        .await
+        .unwrap();
+        let scope = ReaderScope {
+            hidden: vec!["prod".into()],
+            home_host: "hub-1".into(),
+            home_environment: "ops".into(),
+        };
+        let messages = |filter: LogFilter, scope: ReaderScope| {
+            let s = &s;
+            async move {
+                let mut m: Vec<String> = s
+                    .logs(&filter, &scope, None, 100)
+                    .await
+                    .unwrap()
+                    .entries
+                    .into_iter()
+                    .map(|e| e.message)
+                    .collect();
+                m.sort();
+                m
+            }
+        };
+        assert_eq!(
+            messages(LogFilter::default(), scope.clone()).await,
+            ["hub, marked", "hub, unmarked", "staging web"]
+        );
+        let hub_only = LogFilter {
+            host: Some("hub-1".into()),
+            ..LogFilter::default()
+        };
+        assert_eq!(
+            messages(hub_only, scope.clone()).await,
+            ["hub, marked", "hub, unmarked"]
+        );
+        let prod = LogFilter {
+            host: Some("web-1".into()),
+            ..LogFilter::default()
+        };
+        assert!(messages(prod.clone(), scope).await.is_empty());
+        assert_eq!(messages(prod, ReaderScope::default()).await, ["prod web"]);
     }
 
     #[tokio::test]
@@ -938,7 +1026,10 @@ mod tests {
         .unwrap();
         let done = s.maintain(now, &retention).await.unwrap();
         assert_eq!(done.logs_pruned, 1);
-        let page = s.logs(&LogFilter::default(), None, 10).await.unwrap();
+        let page = s
+            .logs(&LogFilter::default(), &ReaderScope::default(), None, 10)
+            .await
+            .unwrap();
         assert_eq!(page.entries.len(), 1);
         assert_eq!(page.entries[0].message, "kept");
     }

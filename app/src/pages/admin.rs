@@ -40,6 +40,25 @@ pub async fn update_user(
     )
 }
 
+/// Sets a user's role in one environment: `viewer`, `operator`, `admin`, `none` (no access to it) or
+/// `default` (the user's own role applies there again).
+#[server(prefix = "/api", endpoint = "set_environment_role", output = crate::codec::JsonText)]
+pub async fn set_environment_role(
+    id: i64,
+    environment: String,
+    role: String,
+) -> Result<User, AppError> {
+    let (me, ports) = authorize(Action::ManageUsers)?;
+    let role =
+        with_status(shared::parse_environment_role(role.trim()).map_err(AppError::BadRequest))?;
+    with_status(
+        ports
+            .accounts
+            .set_environment_role(&me, id, environment.trim().to_owned(), role)
+            .await,
+    )
+}
+
 #[server(prefix = "/api", endpoint = "remove_user", output = crate::codec::JsonText)]
 pub async fn remove_user(id: i64) -> Result<(), AppError> {
     let (me, ports) = authorize(Action::ManageUsers)?;
@@ -186,6 +205,7 @@ pub fn AdminPage() -> impl IntoView {
     let add = ServerAction::<AddUser>::new();
     let update = ServerAction::<UpdateUser>::new();
     let remove = ServerAction::<RemoveUser>::new();
+    let set_env = ServerAction::<SetEnvironmentRole>::new();
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
     // Reloads after this tab's own changes and after any admin's (the `accounts` event).
@@ -195,6 +215,7 @@ pub fn AdminPage() -> impl IntoView {
                 add.version().get(),
                 update.version().get(),
                 remove.version().get(),
+                set_env.version().get(),
                 create.version().get(),
                 revoke.version().get(),
                 live.accounts_changed(),
@@ -207,6 +228,7 @@ pub fn AdminPage() -> impl IntoView {
             add.value().get().and_then(|r| r.err()),
             update.value().get().and_then(|r| r.err()),
             remove.value().get().and_then(|r| r.err()),
+            set_env.value().get().and_then(|r| r.err()),
             create.value().get().and_then(|r| r.err()),
             revoke.value().get().and_then(|r| r.err()),
         ]
@@ -225,6 +247,12 @@ pub fn AdminPage() -> impl IntoView {
                     </option>
                 }
             })
+            .collect_view()
+    };
+    let env_role_options = || {
+        ["viewer", "operator", "admin", "none"]
+            .into_iter()
+            .map(|r| view! { <option value=r>{r}</option> })
             .collect_view()
     };
     view! {
@@ -247,6 +275,35 @@ pub fn AdminPage() -> impl IntoView {
                                 .map(|u| {
                                     let id = u.id;
                                     let disabled = u.disabled;
+                                    let env_label = format!("Environment for {}", u.name);
+                                    let role_label = format!("Role of {} there", u.name);
+                                    let environments = u
+                                        .environments
+                                        .iter()
+                                        .map(|e| {
+                                            let environment = e.environment.clone();
+                                            let role = e.role.map_or("none", Role::as_str);
+                                            view! {
+                                                <span class="env-role" data-testid="env-role" data-env=e.environment.clone() data-role=role>
+                                                    {format!("{}: {role}", e.environment)}
+                                                    <button
+                                                        class="link"
+                                                        title="Let the user's own role apply here again"
+                                                        aria-label=format!("Reset the role in {}", e.environment)
+                                                        on:click=move |_| {
+                                                            set_env.dispatch(SetEnvironmentRole {
+                                                                id,
+                                                                environment: environment.clone(),
+                                                                role: "default".into(),
+                                                            });
+                                                        }
+                                                    >
+                                                        "×"
+                                                    </button>
+                                                </span>
+                                            }
+                                        })
+                                        .collect_view();
                                     view! {
                                         <tr data-testid="user-row" data-name=u.name.clone()>
                                             <td>{u.name.clone()}</td>
@@ -260,6 +317,24 @@ pub fn AdminPage() -> impl IntoView {
                                                 >
                                                     {role_options(u.role)}
                                                 </select>
+                                            </td>
+                                            <td class="env-roles">
+                                                {environments}
+                                                <ActionForm action=set_env attr:class="env-role-form">
+                                                    <input type="hidden" name="id" value=id />
+                                                    <input
+                                                        name="environment"
+                                                        placeholder="environment"
+                                                        aria-label=env_label
+                                                        list="known-environments"
+                                                        required
+                                                        size="9"
+                                                    />
+                                                    <select name="role" aria-label=role_label>
+                                                        {env_role_options()}
+                                                    </select>
+                                                    <button type="submit" class="link">"Set"</button>
+                                                </ActionForm>
                                             </td>
                                             <td>{if disabled { "disabled" } else { "active" }}</td>
                                             <td class="actions">
@@ -306,9 +381,19 @@ pub fn AdminPage() -> impl IntoView {
                                 <section class="panel wide" data-testid="admin-users">
                                     <h2>"Users"</h2>
                                     <table class="admin-table">
-                                        <thead><tr><th>"Name"</th><th>"Role"</th><th>"State"</th><th></th></tr></thead>
+                                        <thead><tr><th>"Name"</th><th>"Role"</th><th title="A role per environment overrides the user's role there; none hides it">"Per environment"</th><th>"State"</th><th></th></tr></thead>
                                         <tbody>{users}</tbody>
                                     </table>
+                                    <datalist id="known-environments">
+                                        {move || {
+                                            let mut envs: Vec<String> = live
+                                                .state
+                                                .with(|s| s.fleet().map(|h| h.environment.clone()).collect());
+                                            envs.sort();
+                                            envs.dedup();
+                                            envs.into_iter().map(|e| view! { <option value=e.clone()></option> }).collect_view()
+                                        }}
+                                    </datalist>
                                     <div class="admin-form">
                                     <ActionForm action=add>
                                         <input name="name" placeholder="name" aria-label="New user's name" required />

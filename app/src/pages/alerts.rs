@@ -84,11 +84,18 @@ pub async fn alert_history(
     before: Option<i64>,
     limit: u32,
 ) -> Result<Vec<Alert>, AppError> {
-    let (_, ports) = crate::ports::authorize(shared::Action::View)?;
+    let (_, ports) = crate::ports::caller()?;
+    // Only the alerts of environments the reader may see (an alert names its host's environment in a
+    // label; one that names none is of the hub's own).
     crate::ports::with_status(
         ports
             .alerts
-            .alert_history(filter, before, limit.clamp(1, 500) as usize)
+            .alert_history(
+                crate::ports::access(),
+                filter,
+                before,
+                limit.clamp(1, 500) as usize,
+            )
             .await,
     )
 }

@@ -19,11 +19,18 @@ pub fn ErrorLogPanel() -> impl IntoView {
     let live = LiveStore::expect();
     let level = RwSignal::new(None::<Level>);
     let service = RwSignal::new(None::<String>);
+    // The host: the one the URL chose (`?host=`), else every host, until the panel's own selector says
+    // otherwise.
+    let query = leptos_router::hooks::use_query_map();
+    let chosen_host = Memo::new(move |_| query.with(|q| q.get("host").filter(|h| !h.is_empty())));
+    let host = RwSignal::new(chosen_host.get_untracked());
+    Effect::new(move |_| host.set(chosen_host.get()));
     let text = RwSignal::new(String::new());
     let filter = Memo::new(move |_| LogFilter {
         level: level.get(),
         service: service.get(),
         text: Some(text.get().trim().to_owned()).filter(|t| !t.is_empty()),
+        host: host.get(),
     });
     // Entries read back from the store for the current filter, and where the next older page starts.
     let older = RwSignal::new(Vec::<LogEntry>::new());
@@ -181,6 +188,30 @@ pub fn ErrorLogPanel() -> impl IntoView {
             .collect_view()
     };
 
+    let host_options = move || {
+        let env = query.with(|q| q.get("env").filter(|e| !e.is_empty()));
+        let selected = host.get();
+        let mut names: Vec<String> = live.state.with(|s| {
+            s.fleet()
+                .filter(|h| env.as_deref().is_none_or(|e| h.environment == e))
+                .map(|h| h.host.0.clone())
+                .collect()
+        });
+        if let Some(h) = &selected
+            && !names.contains(h)
+        {
+            names.push(h.clone());
+        }
+        names.sort();
+        names
+            .into_iter()
+            .map(|name| {
+                let is = selected.as_deref() == Some(name.as_str());
+                view! { <option value=name.clone() selected=is>{name.clone()}</option> }
+            })
+            .collect_view()
+    };
+
     view! {
         <section class="panel errors" data-testid="panel-errors" aria-labelledby="errors-title">
             <div class="panel-head">
@@ -218,6 +249,19 @@ pub fn ErrorLogPanel() -> impl IntoView {
                     >
                         <option value="">"all"</option>
                         {service_options}
+                    </select>
+                </label>
+                <label>
+                    "Host "
+                    <select
+                        data-testid="log-host"
+                        on:change=move |ev| {
+                            let v = event_target_value(&ev);
+                            host.set(Some(v).filter(|v| !v.is_empty()));
+                        }
+                    >
+                        <option value="" selected=move || host.with(Option::is_none)>"all"</option>
+                        {host_options}
                     </select>
                 </label>
                 <input

@@ -16,6 +16,10 @@ impl UserAction for AcknowledgeAlert {
         format!("alert {}", self.id)
     }
 
+    fn environment(&self, services: &Services) -> Option<String> {
+        services.auth.hub().alert_environment(self.id)
+    }
+
     async fn apply(self, services: &Services, by: &Caller) -> Result<Alert, ActionError> {
         Ok(services.alerts.acknowledge(self.id, &by.name).await?)
     }

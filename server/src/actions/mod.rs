@@ -16,6 +16,7 @@ mod remove_user;
 mod revoke_host;
 mod revoke_token;
 mod save_alert_rule;
+mod set_environment_role;
 mod silence_alert;
 mod test_channel;
 mod update_user;
@@ -30,6 +31,7 @@ pub use remove_user::RemoveUser;
 pub use revoke_host::RevokeHost;
 pub use revoke_token::RevokeToken;
 pub use save_alert_rule::SaveAlertRule;
+pub use set_environment_role::SetEnvironmentRole;
 pub use silence_alert::SilenceAlert;
 pub use test_channel::TestChannel;
 pub use update_user::UpdateUser;
@@ -76,6 +78,12 @@ pub trait UserAction: Send + Sized {
         by: &Caller,
     ) -> impl Future<Output = Result<Self::Done, ActionError>> + Send;
 
+    /// The environment of what it is taken on, when that is not the hub's own (an alert of an agent's
+    /// host): the caller's role there is the one checked.
+    fn environment(&self, _services: &Services) -> Option<String> {
+        None
+    }
+
     /// How the audit trail describes a success.
     fn detail(done: &Self::Done) -> String;
 }
@@ -86,8 +94,15 @@ pub async fn perform<A: UserAction>(
     by: &Caller,
     action: A,
 ) -> Result<A::Done, ActionError> {
-    if !A::NEEDS.allowed(by.role) {
-        let refused = Refused::of(A::NEEDS, &by.name, by.role);
+    let home = services.auth.home();
+    let environment = action.environment(services);
+    let environment = environment.as_deref().unwrap_or(home);
+    let refused = match by.role_in(environment) {
+        None => Some(Refused::outside(A::NEEDS, &by.name, environment)),
+        Some(role) if !A::NEEDS.allowed(role) => Some(Refused::of(A::NEEDS, &by.name, role)),
+        Some(_) => None,
+    };
+    if let Some(refused) = refused {
         services.auth.forbidden(&refused);
         return Err(ActionError::Forbidden(refused));
     }

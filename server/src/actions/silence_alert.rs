@@ -19,6 +19,10 @@ impl UserAction for SilenceAlert {
         format!("alert {}", self.id)
     }
 
+    fn environment(&self, services: &Services) -> Option<String> {
+        services.auth.hub().alert_environment(self.id)
+    }
+
     fn params(&self) -> BTreeMap<String, String> {
         self.until_ms
             .map(|u| ("until_ms".to_owned(), u.to_string()))

@@ -78,7 +78,12 @@ pub async fn start(
         .emit(None, Event::AlertRules(engine.rules.clone()));
     let mut recent = engine
         .store
-        .alerts(&AlertFilter::default(), None, RECENT_ALERTS)
+        .alerts(
+            &AlertFilter::default(),
+            &store::ReaderScope::default(),
+            None,
+            RECENT_ALERTS,
+        )
         .await?;
     let mut open = engine.store.open_alerts().await?;
     // Alerts of rules that are gone (removed from the file while Watchpost was down) resolve now.
@@ -126,7 +131,7 @@ pub async fn start(
     }
     recent.sort_by_key(|a| a.id);
     for alert in recent {
-        engine.outlet.emit(None, Event::Alert(alert));
+        publish(&engine.outlet, alert);
     }
     let (tx, mut rx) = mpsc::channel(1024);
     let shutdown = tasks.token().clone();
@@ -155,6 +160,41 @@ pub async fn start(
         }
     });
     Ok(Alerts { tx })
+}
+
+/// Publishes an alert to the readers of its environment (its `environment` label; the hub's own when it
+/// names none).
+fn publish(outlet: &Outlet, alert: Alert) {
+    let environment = alert
+        .labels
+        .get(shared::ENVIRONMENT_FIELD)
+        .cloned()
+        .unwrap_or_else(|| outlet.hub().environment().to_owned());
+    let scope = shared::Scope {
+        environment,
+        host: None,
+    };
+    outlet.emit_in(scope, Event::Alert(alert));
+}
+
+/// A new alert's labels: the rule's, and for a host's series the `host` and its `environment`, so that
+/// notifications name them and only the readers of that environment see it.
+fn labels_of(
+    outlet: &Outlet,
+    rule: &std::collections::BTreeMap<String, String>,
+    metric: RuleMetric,
+    subject: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let mut labels = rule.clone();
+    if metric.subject_label() == shared::HOST_FIELD {
+        let hub = outlet.hub();
+        let environment = hub
+            .environment_of(subject)
+            .unwrap_or_else(|| hub.environment().to_owned());
+        labels.insert(shared::HOST_FIELD.into(), subject.to_owned());
+        labels.insert(shared::ENVIRONMENT_FIELD.into(), environment);
+    }
+    labels
 }
 
 impl Engine {
@@ -296,7 +336,7 @@ impl Engine {
                 tracing::error!(alert = alert.id, "cannot store an alert: {e}");
             }
             self.notifier.alert(&alert);
-            self.outlet.emit(None, Event::Alert(alert));
+            publish(&self.outlet, alert);
         }
     }
 
@@ -372,7 +412,7 @@ impl Engine {
                             AlertState::Pending
                         },
                         severity: rule.severity,
-                        labels: rule.labels.clone(),
+                        labels: labels_of(&self.outlet, &rule.labels, metric, subject),
                         message: message(),
                         value,
                         peak,
@@ -431,14 +471,17 @@ impl Engine {
             };
             if let Some(alert) = changed {
                 if matches!(transition, Transition::Fired) {
-                    tracing::warn!(rule = %rule.name, subject, value, "alert firing: {}", alert.message);
+                    // INFO, not WARN: WARN events are copied into the error log as the hub's own, and an
+                    // alert of an agent's host belongs to that host's environment (the alert itself is on
+                    // the stream, scoped so).
+                    tracing::info!(rule = %rule.name, subject, value, "alert firing: {}", alert.message);
                 }
                 series.last_sent_ms = now;
                 series.alert = (alert.state != AlertState::Resolved).then(|| alert.clone());
                 if matches!(transition, Transition::Fired | Transition::Resolved) {
                     self.notifier.alert(&alert);
                 }
-                self.outlet.emit(None, Event::Alert(alert));
+                publish(&self.outlet, alert);
             }
             if series.alert.is_none() && series.tracker.phase == Phase::Inactive {
                 self.series.remove(&key);
@@ -482,7 +525,7 @@ impl Engine {
         if open_now {
             self.notifier.alert(&alert);
         }
-        self.outlet.emit(None, Event::Alert(alert.clone()));
+        publish(&self.outlet, alert.clone());
         Ok(alert)
     }
 }

@@ -68,7 +68,10 @@ impl Auth {
             .find(|u| u.id == id)
             .cloned()
             .ok_or(AdminError::NotFound("user", id))?;
-        let enabled_admin = |u: &User| u.role == Role::Admin && !u.disabled;
+        // An admin of the hub is one whose role in the hub's own environment is admin.
+        let home = self.home().to_owned();
+        let enabled_admin =
+            |u: &User| u.access().role_in(&home) == Some(Role::Admin) && !u.disabled;
         if enabled_admin(&user)
             && !still_admin(&user)
             && users.iter().filter(|u| enabled_admin(u)).count() <= 1
@@ -108,9 +111,11 @@ impl Auth {
         disabled: Option<bool>,
         password: Option<String>,
     ) -> Result<User, AdminError> {
+        let home = self.home().to_owned();
         let before = self
             .user_keeping_an_admin(id, |u| {
-                role.unwrap_or(u.role) == Role::Admin && disabled.map_or(!u.disabled, |d| !d)
+                let access = shared::Access::with(role.unwrap_or(u.role), u.environments.clone());
+                access.role_in(&home) == Some(Role::Admin) && disabled.map_or(!u.disabled, |d| !d)
             })
             .await?;
         let hash = match password {
@@ -148,6 +153,55 @@ impl Auth {
         };
         if let Some((reason, then)) = ending {
             self.streams.end(Which::User(id), reason, then);
+        }
+        self.publish_accounts().await;
+        Ok(updated)
+    }
+
+    /// Sets the user's role in one environment (`Some(None)`: no access there), or with `None` lets the
+    /// account's role apply there again. The user's open streams end with a reload, so the next carries
+    /// what the new access may see.
+    pub async fn set_environment_role(
+        &self,
+        actor: &Me,
+        id: i64,
+        environment: &str,
+        role: Option<Option<Role>>,
+    ) -> Result<User, AdminError> {
+        crate::fleet::check_name(environment, "environment").map_err(AdminError::Invalid)?;
+        let home = self.home().to_owned();
+        let before = self
+            .user_keeping_an_admin(id, |u| {
+                let mut environments = u.environments.clone();
+                environments.retain(|e| e.environment != environment);
+                if let Some(role) = role {
+                    environments.push(shared::EnvironmentRole {
+                        environment: environment.to_owned(),
+                        role,
+                    });
+                }
+                let access = shared::Access::with(u.role, environments);
+                access.role_in(&home) == Some(Role::Admin) && !u.disabled
+            })
+            .await?;
+        let updated = self
+            .accounts
+            .set_environment_role(id, environment, role)
+            .await?
+            .ok_or(AdminError::NotFound("user", id))?;
+        tracing::info!(
+            by = %actor.name,
+            user = %updated.name,
+            environment,
+            role = %role.map_or("default".to_owned(), |r| r.map_or("none".to_owned(), |r| r.to_string())),
+            "user's role in an environment changed"
+        );
+        if updated.access() != before.access() {
+            self.streams.end(
+                Which::User(id),
+                "your role changed: the page reloads",
+                AfterClose::Reload,
+            );
         }
         self.publish_accounts().await;
         Ok(updated)

@@ -183,6 +183,8 @@ impl Auth {
                 return Ok(found.map(|t| Principal {
                     name: format!("token:{}", t.name),
                     role: t.role,
+                    access: shared::Access::uniform(t.role),
+                    outside: None,
                     kind: PrincipalKind::Token { id: t.id },
                     checked_ms: now,
                 }));
@@ -190,16 +192,32 @@ impl Auth {
         };
         let session = secrets::digest(secret);
         let found = self.accounts.session_user(&session, now).await?;
-        Ok(found.map(|s| Principal {
-            name: s.user.name,
-            role: s.user.role,
-            kind: PrincipalKind::User {
-                id: s.user.id,
-                session,
-                expires_ms: s.expires_ms,
-            },
-            checked_ms: now,
+        let home = self.outlet.hub().environment();
+        Ok(found.map(|s| {
+            let access = s.user.access();
+            Principal {
+                name: s.user.name,
+                role: access.role_in(home).unwrap_or(shared::Role::Viewer),
+                outside: (!access.sees(home)).then(|| home.to_owned()),
+                access,
+                kind: PrincipalKind::User {
+                    id: s.user.id,
+                    session,
+                    expires_ms: s.expires_ms,
+                },
+                checked_ms: now,
+            }
         }))
+    }
+
+    /// The environment of the hub's own host.
+    pub fn home(&self) -> &str {
+        self.outlet.hub().environment()
+    }
+
+    /// The hub, for what an action needs to know of the state (an alert's environment).
+    pub fn hub(&self) -> &std::sync::Arc<crate::hub::Hub> {
+        self.outlet.hub()
     }
 }
 
@@ -207,6 +225,11 @@ impl Auth {
 /// else a 403 naming the role it needs.
 pub fn require(principal: Option<&Principal>, action: Action) -> Result<&Principal, Refusal> {
     match principal {
+        Some(Principal {
+            name,
+            outside: Some(home),
+            ..
+        }) => Err(Refusal::Forbidden(Refused::outside(action, name, home))),
         Some(p) if action.allowed(p.role) => Ok(p),
         Some(p) => Err(Refusal::Forbidden(Refused::of(action, &p.name, p.role))),
         None => Err(Refusal::SignIn),

@@ -291,16 +291,24 @@ impl Auth {
     /// Raises the alert for an attempt the permission table refused.
     pub async fn forbidden_attempt(&self, refused: &Refused) {
         let Refused {
-            who, role, what, ..
+            who,
+            role,
+            what,
+            outside,
+            ..
         } = refused;
         // INFO, not WARN (the error log is for viewers too): the alert below reaches operators and admins.
         tracing::info!(user = %who, role = %role, "forbidden: tried to {what}");
+        let message = match outside {
+            Some(environment) => format!("{who} (no role in {environment}) tried to {what}"),
+            None => format!("{who} ({role}) tried to {what}"),
+        };
         self.raise(
             SecurityKind::Forbidden,
             Severity::Warning,
             Some(who.clone()),
             None,
-            format!("{who} ({role}) tried to {what}"),
+            message,
         )
         .await;
     }

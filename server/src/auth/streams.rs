@@ -241,6 +241,8 @@ mod tests {
         Principal {
             name: format!("user{id}"),
             role: Role::Viewer,
+            access: shared::Access::uniform(Role::Viewer),
+            outside: None,
             kind: PrincipalKind::User {
                 id,
                 session: [session; 32],
@@ -254,6 +256,8 @@ mod tests {
         Principal {
             name: format!("token:{id}"),
             role: Role::Viewer,
+            access: shared::Access::uniform(Role::Viewer),
+            outside: None,
             kind: PrincipalKind::Token { id },
             checked_ms: crate::clock::now_millis(),
         }

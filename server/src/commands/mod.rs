@@ -209,6 +209,7 @@ impl Commands {
                 ),
                 who: caller.name.clone(),
                 role: caller.role,
+                outside: None,
             }));
         }
         let argv = spec.argv(target, &params)?;
@@ -391,6 +392,7 @@ impl Commands {
                 what: format!("cancel {command} on {target}"),
                 who: caller.name.clone(),
                 role: caller.role,
+                outside: None,
             }));
         }
         let params = BTreeMap::from([("run".to_owned(), id.to_string())]);
@@ -449,6 +451,7 @@ impl Commands {
                 what: format!("read the output of {}", run.command),
                 who: caller.name.clone(),
                 role: caller.role,
+                outside: None,
             }));
         }
         match output::read_page(&self.inner.dir, id, first, limit).await {

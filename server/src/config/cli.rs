@@ -47,8 +47,18 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// List users.
+    /// List users, with their roles per environment.
     List,
+    /// Set a user's role: the account's (`user role NAME admin`), or in one environment with
+    /// `--environment ENV` (viewer, operator, admin, `none` for no access there, or `default` to let the
+    /// account's role apply there again).
+    Role {
+        name: String,
+        /// The environment the role is for; without it, the account's own role.
+        #[arg(long)]
+        environment: Option<String>,
+        role: String,
+    },
     /// Lift the sign-in lockouts of a user (from every address), e.g. after a guessing attempt locked them
     /// out; takes effect on the running server at once.
     Unlock { name: String },

@@ -126,7 +126,9 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
                 name: principal.name.clone(),
                 role: principal.role,
                 ip,
+                access: Some(principal.access.clone()),
             });
+            req.extensions_mut().insert(principal.access.clone());
             req.extensions_mut().insert(principal);
             next.run(req).await
         }

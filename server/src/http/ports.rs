@@ -15,7 +15,7 @@ use app::ports::{
     AccountsPort, AlertsPort, AuditPort, BoxFuture, LivePort, OperationsPort, Ports, SecurityPort,
 };
 use shared::{
-    AccountsView, Action, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage, Caller,
+    Access, AccountsView, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage, Caller,
     CommandRun, Deployment, EnrolledHost, Envelope, HistorySeries, LogCursor, LogFilter, LogPage,
     Metric, NewHost, NewToken, OutputPage, Refused, Role, RuleDraft, SecurityAlert, TimeRange,
     User,
@@ -129,14 +129,37 @@ impl LivePort for ServerPorts {
         self.hub.snapshot()
     }
 
+    fn environment(&self) -> String {
+        self.hub.environment().to_owned()
+    }
+
     fn history(
         &self,
+        access: Access,
         metric: Metric,
         subject: Option<String>,
         range: TimeRange,
     ) -> BoxFuture<Result<HistorySeries, AppError>> {
         let history = self.history.clone();
+        let fleet = self.services.fleet.clone();
+        let home = self.hub.environment().to_owned();
         Box::pin(async move {
+            // A host's history belongs to the host's environment, everything else to the hub's; one the
+            // reader may not see is answered as if it did not exist.
+            let visible = match (metric.subject(), subject.as_deref()) {
+                (shared::Subject::Host, Some(host)) => fleet
+                    .may_see_history(host, &access, &home)
+                    .await
+                    .map_err(unavailable)?,
+                _ => access.sees(&home),
+            };
+            if !visible {
+                return Err(AppError::NotFound(format!(
+                    "no {} named '{}'",
+                    metric.subject().label(),
+                    subject.as_deref().unwrap_or("(this host)")
+                )));
+            }
             history
                 .query(metric, subject.as_deref(), range, now_millis())
                 .await
@@ -152,12 +175,17 @@ impl LivePort for ServerPorts {
 
     fn logs(
         &self,
+        access: Access,
         filter: LogFilter,
         before: Option<LogCursor>,
         limit: usize,
     ) -> BoxFuture<Result<LogPage, AppError>> {
         let logs = self.logs.clone();
-        Box::pin(async move { logs.page(&filter, before, limit).await.map_err(unavailable) })
+        Box::pin(async move {
+            logs.page(&filter, &access, before, limit)
+                .await
+                .map_err(unavailable)
+        })
     }
 
     fn log_services(&self) -> BoxFuture<Result<Vec<String>, AppError>> {
@@ -167,10 +195,8 @@ impl LivePort for ServerPorts {
 }
 
 impl SecurityPort for ServerPorts {
-    fn forbidden(&self, who: &Caller, action: Action) {
-        self.services
-            .auth
-            .forbidden(&Refused::of(action, &who.name, who.role));
+    fn forbidden(&self, refused: &Refused) {
+        self.services.auth.forbidden(refused);
     }
 
     fn acknowledge(&self, by: &Caller, id: i64) -> BoxFuture<Result<SecurityAlert, AppError>> {
@@ -216,6 +242,23 @@ impl AccountsPort for ServerPorts {
                 role,
                 disabled,
                 password,
+            },
+        )
+    }
+
+    fn set_environment_role(
+        &self,
+        by: &Caller,
+        id: i64,
+        environment: String,
+        role: Option<Option<Role>>,
+    ) -> BoxFuture<Result<User, AppError>> {
+        self.perform(
+            by,
+            actions::SetEnvironmentRole {
+                id,
+                environment,
+                role,
             },
         )
     }
@@ -293,14 +336,16 @@ impl AlertsPort for ServerPorts {
 
     fn alert_history(
         &self,
+        access: Access,
         filter: AlertFilter,
         before: Option<i64>,
         limit: usize,
     ) -> BoxFuture<Result<Vec<Alert>, AppError>> {
         let store = self.alert_history.clone();
+        let scope = self.logs.scope_for(&access);
         Box::pin(async move {
             store
-                .alerts(&filter, before, limit)
+                .alerts(&filter, &scope, before, limit)
                 .await
                 .map_err(unavailable)
         })
@@ -345,10 +390,14 @@ impl OperationsPort for ServerPorts {
         service: Option<String>,
         limit: usize,
     ) -> BoxFuture<Result<Vec<Deployment>, AppError>> {
-        let (deploys, role) = (self.deploys.clone(), by.role);
+        let deploys = self.deploys.clone();
+        let access = by
+            .access
+            .clone()
+            .unwrap_or_else(|| Access::uniform(by.role));
         Box::pin(async move {
             deploys
-                .history(service.as_deref(), limit, role)
+                .history_for(service.as_deref(), limit, &access)
                 .await
                 .map_err(unavailable)
         })

@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::Stream;
-use shared::Role;
 use shared::StreamClosed;
+use shared::{Access, Role};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
@@ -47,15 +47,17 @@ pub async fn events(
     principal: Option<Extension<Principal>>,
 ) -> Response {
     let principal = principal.map(|p| p.0);
-    let role = principal.as_ref().map_or(Role::Viewer, |p| p.role);
+    let access = principal
+        .as_ref()
+        .map_or_else(|| Access::uniform(Role::Viewer), |p| p.access.clone());
     let ticket = principal.as_ref().map(|p| cfg.streams.open(p));
     // An id that is not a number cannot be one of ours: treat it as unknown, which yields a snapshot.
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let subscription = cfg.hub.subscribe(last_event_id, role);
-    let body = Body::from_stream(frames(cfg, subscription, role, ticket));
+    let subscription = cfg.hub.subscribe(last_event_id, &access);
+    let body = Body::from_stream(frames(cfg, subscription, access, ticket));
     (
         [
             (
@@ -75,8 +77,9 @@ pub async fn events(
 
 struct State {
     cfg: StreamConfig,
-    /// Frames for a wider audience than this role are left out.
-    role: Role,
+    /// Frames of an environment the reader has no role in, or for a wider audience than that role, are
+    /// left out.
+    access: Access,
     /// The stream's registration, given back when the stream ends.
     _ticket: Option<Ticket>,
     /// Resolves when the stream's credential ends (or the per-user limit closes it): made once.
@@ -97,21 +100,21 @@ struct State {
 fn frames(
     cfg: StreamConfig,
     sub: Subscription,
-    role: Role,
+    access: Access,
     ticket: Option<Ticket>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let mut queued = VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n\n"))]);
     match sub.start {
         Start::Snapshot { frame, .. } => queued.push_back(frame),
         Start::Replay(frames) => {
-            queued.extend(frames.iter().filter_map(|f| f.for_role(role).cloned()))
+            queued.extend(frames.iter().filter_map(|f| f.for_access(&access).cloned()))
         }
     }
     let mut keepalive = tokio::time::interval_at(Instant::now() + cfg.keepalive, cfg.keepalive);
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = State {
         live: sub.live,
-        role,
+        access,
         ended: match &ticket {
             Some(ticket) => ticket.ended(),
             None => Box::pin(std::future::pending()),
@@ -147,7 +150,7 @@ impl State {
                     Some(Bytes::from(format!("event: closed\ndata: {data}\n\n")))
                 }
                 received = self.live.recv() => match received {
-                    Ok(frame) => match frame.for_role(self.role) {
+                    Ok(frame) => match frame.for_access(&self.access) {
                         Some(bytes) => {
                             self.keepalive.reset();
                             Some(bytes.clone())
@@ -160,7 +163,7 @@ impl State {
                 // the channel (the old position would lag again on the very next event).
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "slow stream resynchronised with a snapshot");
-                    let (snapshot, live) = self.cfg.hub.resubscribe(self.role);
+                    let (snapshot, live) = self.cfg.hub.resubscribe(&self.access);
                     self.live = live;
                     Some(snapshot)
                 }
@@ -202,7 +205,8 @@ mod tests {
             shutdown: CancellationToken::new(),
             streams: OpenStreams::new(4),
         };
-        let stream = frames(cfg, hub.subscribe(None, Role::Viewer), Role::Viewer, None);
+        let viewer = Access::uniform(Role::Viewer);
+        let stream = frames(cfg, hub.subscribe(None, &viewer), viewer.clone(), None);
         tokio::pin!(stream);
         assert_eq!(
             stream.next().await.unwrap().unwrap(),
@@ -236,7 +240,8 @@ mod tests {
             shutdown: shutdown.clone(),
             streams: OpenStreams::new(4),
         };
-        let stream = frames(cfg, hub.subscribe(None, Role::Viewer), Role::Viewer, None);
+        let viewer = Access::uniform(Role::Viewer);
+        let stream = frames(cfg, hub.subscribe(None, &viewer), viewer.clone(), None);
         tokio::pin!(stream);
         stream.next().await;
         stream.next().await;

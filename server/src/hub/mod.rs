@@ -12,7 +12,7 @@ pub mod bus;
 
 use crate::clock::{now_micros, now_millis};
 use bytes::Bytes;
-use shared::{Envelope, Event, HostId, LiveState, Role, Scope, Snapshot};
+use shared::{Access, Envelope, Event, HostId, LiveState, Role, Scope, Snapshot};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
@@ -21,6 +21,8 @@ use tokio::sync::broadcast;
 #[derive(Debug)]
 pub struct Frame {
     pub seq: u64,
+    /// The environment the event belongs to: a reader with no role there never gets it.
+    pub environment: Box<str>,
     /// The least role whose streams carry this frame.
     pub audience: shared::Role,
     /// `id:`, `event:` and `data:` lines with the terminating blank line.
@@ -31,6 +33,12 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// What a reader with `access` gets of this frame: nothing, this frame, or its lesser form, by the
+    /// reader's role in the frame's environment.
+    pub fn for_access(&self, access: &Access) -> Option<&Bytes> {
+        self.for_role(access.role_in(&self.environment)?)
+    }
+
     /// What a reader with `role` gets of this frame: nothing, this frame, or its lesser form.
     pub fn for_role(&self, role: Role) -> Option<&Bytes> {
         if self.audience > role {
@@ -74,11 +82,11 @@ struct Inner {
     floor: u64,
     ring: VecDeque<Arc<Frame>>,
     state: LiveState,
-    /// The snapshot frame as of `head`, per role, encoded for the first stream that needed it and shared
+    /// The snapshot frame as of `head`, per reader's access, encoded for the first stream that needed it and shared
     /// with every other until the next event: after a restart all dashboards reconnect within a second or
     /// two, and thousands of streams then cost one encoding per role per event instead of one each (CPU
     /// and transient memory). Encoded under the lock, which holds up a publish for that one encoding.
-    snapshots: Vec<(Role, Bytes)>,
+    snapshots: Vec<(Access, Bytes)>,
 }
 
 impl Hub {
@@ -175,6 +183,7 @@ impl Hub {
         });
         let frame = Arc::new(Frame {
             seq,
+            environment: env.scope.environment.as_str().into(),
             audience: env.event.audience(),
             bytes: encode(&env),
             lesser,
@@ -190,9 +199,9 @@ impl Hub {
         let _ = self.live.send(frame);
     }
 
-    /// Subscribes a stream of a reader with `role`. `last_event_id` is the browser's `Last-Event-ID`, if it
-    /// sent one.
-    pub fn subscribe(&self, last_event_id: Option<u64>, role: Role) -> Subscription {
+    /// Subscribes a stream of a reader with `access`. `last_event_id` is the browser's `Last-Event-ID`, if
+    /// it sent one.
+    pub fn subscribe(&self, last_event_id: Option<u64>, access: &Access) -> Subscription {
         let mut inner = self.lock();
         // Subscribing under the lock means the receiver sees exactly the events after `head`.
         let live = self.live.subscribe();
@@ -200,7 +209,7 @@ impl Hub {
             Some(frames) => Start::Replay(frames),
             None => Start::Snapshot {
                 seq: inner.head,
-                frame: inner.snapshot_frame(&self.environment, role),
+                frame: inner.snapshot_frame(&self.environment, access),
             },
         };
         Subscription { start, live }
@@ -208,10 +217,10 @@ impl Hub {
 
     /// A snapshot frame and a receiver positioned right after it, taken together: how a stream that fell
     /// behind starts over.
-    pub fn resubscribe(&self, role: Role) -> (Bytes, broadcast::Receiver<Arc<Frame>>) {
+    pub fn resubscribe(&self, access: &Access) -> (Bytes, broadcast::Receiver<Arc<Frame>>) {
         let mut inner = self.lock();
         (
-            inner.snapshot_frame(&self.environment, role),
+            inner.snapshot_frame(&self.environment, access),
             self.live.subscribe(),
         )
     }
@@ -219,6 +228,30 @@ impl Hub {
     /// The whole state as of the newest event.
     pub fn snapshot(&self) -> Envelope {
         self.lock().snapshot(&self.environment)
+    }
+
+    /// The environment of the hub's own host, and of every event that names no other.
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// The environment of an alert the state holds (its `environment` label), when it names one.
+    pub fn alert_environment(&self, id: i64) -> Option<String> {
+        self.lock()
+            .state
+            .alerts()
+            .iter()
+            .find(|a| a.id == id)
+            .and_then(|a| a.labels.get(shared::ENVIRONMENT_FIELD).cloned())
+    }
+
+    /// The environment of a host of the fleet, as the state has it.
+    pub fn environment_of(&self, host: &str) -> Option<String> {
+        self.lock()
+            .state
+            .fleet()
+            .find(|h| h.host.0 == host)
+            .map(|h| h.environment.clone())
     }
 
     /// The newest sequence number issued.
@@ -254,17 +287,22 @@ impl Inner {
         Some(self.ring.iter().skip(at + 1).cloned().collect())
     }
 
-    /// The snapshot frame as of `head` for `role`, from the cache when a stream already needed it.
-    fn snapshot_frame(&mut self, environment: &str, role: Role) -> Bytes {
-        if let Some((_, frame)) = self.snapshots.iter().find(|(r, _)| *r == role) {
+    /// The snapshot frame as of `head` for `access`, from the cache when a stream with the same access
+    /// already needed it.
+    fn snapshot_frame(&mut self, environment: &str, access: &Access) -> Bytes {
+        if let Some((_, frame)) = self.snapshots.iter().find(|(a, _)| a == access) {
             return frame.clone();
         }
         let mut env = self.snapshot(environment);
         if let Event::Snapshot(snapshot) = env.event {
-            env.event = Event::Snapshot(snapshot.for_role(role));
+            env.event = Event::Snapshot(snapshot.for_access(access, environment));
         }
         let frame = encode(&env);
-        self.snapshots.push((role, frame.clone()));
+        // Bounded: a burst of readers each with roles of their own must not grow it without end.
+        if self.snapshots.len() >= MAX_CACHED_SNAPSHOTS {
+            self.snapshots.remove(0);
+        }
+        self.snapshots.push((access.clone(), frame.clone()));
         frame
     }
 
@@ -281,6 +319,9 @@ impl Inner {
         }
     }
 }
+
+/// How many readers' snapshot frames are kept between events.
+const MAX_CACHED_SNAPSHOTS: usize = 16;
 
 /// The SSE frame of an envelope. Compact JSON never contains a raw newline, so one `data:` line suffices.
 pub fn encode(env: &Envelope) -> Bytes {
@@ -366,7 +407,10 @@ pub(crate) mod tests {
     fn a_new_client_gets_a_snapshot_as_of_the_head() {
         let hub = hub(8);
         let ids = publish_n(&hub, 3);
-        assert_eq!(snapshot_seq(hub.subscribe(None, Role::Viewer)), ids[2]);
+        assert_eq!(
+            snapshot_seq(hub.subscribe(None, &Access::uniform(Role::Viewer))),
+            ids[2]
+        );
     }
 
     #[test]
@@ -374,7 +418,7 @@ pub(crate) mod tests {
         let hub = hub(8);
         let ids = publish_n(&hub, 3);
         assert_eq!(
-            replayed(hub.subscribe(Some(ids[2]), Role::Viewer)),
+            replayed(hub.subscribe(Some(ids[2]), &Access::uniform(Role::Viewer))),
             Vec::<u64>::new()
         );
     }
@@ -384,7 +428,7 @@ pub(crate) mod tests {
         let hub = hub(8);
         let ids = publish_n(&hub, 6);
         assert_eq!(
-            replayed(hub.subscribe(Some(ids[2]), Role::Viewer)),
+            replayed(hub.subscribe(Some(ids[2]), &Access::uniform(Role::Viewer))),
             ids[3..].to_vec()
         );
     }
@@ -394,7 +438,7 @@ pub(crate) mod tests {
         let hub = hub(4);
         let ids = publish_n(&hub, 6);
         assert_eq!(
-            replayed(hub.subscribe(Some(ids[1]), Role::Viewer)),
+            replayed(hub.subscribe(Some(ids[1]), &Access::uniform(Role::Viewer))),
             ids[2..].to_vec()
         );
     }
@@ -404,7 +448,7 @@ pub(crate) mod tests {
         let hub = hub(4);
         let ids = publish_n(&hub, 6);
         assert_eq!(
-            snapshot_seq(hub.subscribe(Some(ids[0]), Role::Viewer)),
+            snapshot_seq(hub.subscribe(Some(ids[0]), &Access::uniform(Role::Viewer))),
             ids[5]
         );
     }
@@ -420,7 +464,7 @@ pub(crate) mod tests {
                 "the clock-based ids leave gaps this test relies on"
             );
             assert_eq!(
-                snapshot_seq(hub.subscribe(Some(never), Role::Viewer)),
+                snapshot_seq(hub.subscribe(Some(never), &Access::uniform(Role::Viewer))),
                 ids[3],
                 "id {never}"
             );
@@ -430,16 +474,19 @@ pub(crate) mod tests {
     #[test]
     fn a_client_that_saw_the_boot_snapshot_is_replayed_everything_since() {
         let hub = hub(8);
-        let boot = snapshot_seq(hub.subscribe(None, Role::Viewer));
+        let boot = snapshot_seq(hub.subscribe(None, &Access::uniform(Role::Viewer)));
         let ids = publish_n(&hub, 3);
-        assert_eq!(replayed(hub.subscribe(Some(boot), Role::Viewer)), ids);
+        assert_eq!(
+            replayed(hub.subscribe(Some(boot), &Access::uniform(Role::Viewer))),
+            ids
+        );
     }
 
     #[test]
     fn live_frames_follow_the_start_without_gap_or_overlap() {
         let hub = hub(8);
         publish_n(&hub, 2);
-        let mut sub = hub.subscribe(None, Role::Viewer);
+        let mut sub = hub.subscribe(None, &Access::uniform(Role::Viewer));
         let at = match &sub.start {
             Start::Snapshot { seq, .. } => *seq,
             Start::Replay(_) => unreachable!(),
@@ -451,7 +498,7 @@ pub(crate) mod tests {
     }
 
     fn snapshot_frame(hub: &Hub, role: Role) -> Bytes {
-        match hub.subscribe(None, role).start {
+        match hub.subscribe(None, &Access::uniform(role)).start {
             Start::Snapshot { frame, .. } => frame,
             Start::Replay(f) => panic!("expected a snapshot, got a replay of {} frames", f.len()),
         }
@@ -466,7 +513,10 @@ pub(crate) mod tests {
         assert_eq!(snapshot_frame(&hub, Role::Viewer).as_ptr(), viewer.as_ptr());
         let admin = snapshot_frame(&hub, Role::Admin);
         assert_ne!(admin.as_ptr(), viewer.as_ptr());
-        assert_eq!(hub.resubscribe(Role::Admin).0.as_ptr(), admin.as_ptr());
+        assert_eq!(
+            hub.resubscribe(&Access::uniform(Role::Admin)).0.as_ptr(),
+            admin.as_ptr()
+        );
 
         let next = publish_n(&hub, 1)[0];
         let after = snapshot_frame(&hub, Role::Viewer);
@@ -477,7 +527,7 @@ pub(crate) mod tests {
     #[test]
     fn a_viewer_gets_statement_kinds_where_operators_get_statement_texts() {
         let hub = hub(8);
-        let mut live = hub.subscribe(None, Role::Viewer).live;
+        let mut live = hub.subscribe(None, &Access::uniform(Role::Viewer)).live;
         let reading = shared::DbReading {
             target: "shop".into(),
             kind: shared::DbKind::Postgres,
@@ -507,14 +557,14 @@ pub(crate) mod tests {
         // Replays and snapshots alike.
         let Start::Snapshot {
             frame: snapshot, ..
-        } = hub.subscribe(None, Role::Viewer).start
+        } = hub.subscribe(None, &Access::uniform(Role::Viewer)).start
         else {
             panic!("a snapshot")
         };
         assert!(!String::from_utf8_lossy(&snapshot).contains("SECRETPW"));
         let Start::Snapshot {
             frame: snapshot, ..
-        } = hub.subscribe(None, Role::Admin).start
+        } = hub.subscribe(None, &Access::uniform(Role::Admin)).start
         else {
             panic!("a snapshot")
         };
@@ -544,9 +594,64 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_reader_with_no_role_in_an_environment_gets_nothing_of_it() {
+        let hub = hub(8);
+        let host = |name: &str, env: &str| shared::FleetHost {
+            host: HostId(name.into()),
+            environment: env.into(),
+            presence: shared::Presence::Live,
+            since_ms: 1,
+            seen_ms: Some(1),
+            interval_ms: 1000,
+            version: "1".into(),
+            hub: false,
+            removed: false,
+        };
+        let in_env = |env: &str, host: &str| Scope {
+            environment: env.into(),
+            host: Some(HostId(host.into())),
+        };
+        let mut web1 = health(1.0);
+        if let Event::Health(h) = &mut web1 {
+            h.host = HostId("web-1".into());
+        }
+        hub.publish_in(in_env("prod", "web-1"), Event::Host(host("web-1", "prod")));
+        hub.publish_in(in_env("prod", "web-1"), web1);
+        hub.publish_in(
+            in_env("staging", "web-2"),
+            Event::Host(host("web-2", "staging")),
+        );
+        let staging_only = Access::with(
+            Role::Viewer,
+            vec![shared::EnvironmentRole {
+                environment: "prod".into(),
+                role: None,
+            }],
+        );
+        // Snapshot: no prod host, no prod reading.
+        let Start::Snapshot { frame, .. } = hub.subscribe(None, &staging_only).start else {
+            panic!("a snapshot")
+        };
+        let text = String::from_utf8(frame.to_vec()).unwrap();
+        assert!(text.contains("web-2") && !text.contains("web-1"), "{text}");
+        // Live and replayed: the prod frames are left out.
+        let mut sub = hub.subscribe(None, &staging_only);
+        hub.publish_in(in_env("prod", "web-1"), Event::Host(host("web-1", "prod")));
+        hub.publish_in(
+            in_env("staging", "web-2"),
+            Event::Host(host("web-2", "staging")),
+        );
+        let prod = sub.live.try_recv().unwrap();
+        let staging = sub.live.try_recv().unwrap();
+        assert!(prod.for_access(&staging_only).is_none());
+        assert!(staging.for_access(&staging_only).is_some());
+        assert!(prod.for_access(&Access::uniform(Role::Viewer)).is_some());
+    }
+
+    #[test]
     fn an_event_sequenced_by_the_bus_is_applied_once_and_replayed() {
         let hub = hub(8);
-        let boot = snapshot_seq(hub.subscribe(None, Role::Viewer));
+        let boot = snapshot_seq(hub.subscribe(None, &Access::uniform(Role::Viewer)));
         let env = |seq| Envelope {
             seq,
             at_ms: 1,
@@ -556,7 +661,7 @@ pub(crate) mod tests {
             },
             event: health(seq as f32),
         };
-        let mut sub = hub.subscribe(None, Role::Viewer);
+        let mut sub = hub.subscribe(None, &Access::uniform(Role::Viewer));
         assert!(hub.ingest(env(boot + 10)));
         assert!(!hub.ingest(env(boot + 10)), "a redelivery is dropped");
         assert!(!hub.ingest(env(boot + 5)), "an older one too");
@@ -565,7 +670,7 @@ pub(crate) mod tests {
         assert_eq!(sub.live.try_recv().unwrap().seq, boot + 11);
         assert!(sub.live.try_recv().is_err());
         assert_eq!(
-            replayed(hub.subscribe(Some(boot + 10), Role::Viewer)),
+            replayed(hub.subscribe(Some(boot + 10), &Access::uniform(Role::Viewer))),
             vec![boot + 11]
         );
     }
@@ -574,7 +679,7 @@ pub(crate) mod tests {
     fn frames_are_well_formed_sse() {
         let hub = hub(8);
         let id = hub.publish(None, health(1.0));
-        let mut sub = hub.subscribe(Some(id - 1), Role::Viewer);
+        let mut sub = hub.subscribe(Some(id - 1), &Access::uniform(Role::Viewer));
         drop(sub.start);
         let id2 = hub.publish(None, health(2.0));
         let text = String::from_utf8(sub.live.try_recv().unwrap().bytes.to_vec()).unwrap();

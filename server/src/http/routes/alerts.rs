@@ -1,10 +1,11 @@
 //! `GET /api/alerts`: alert history, filtered and paged.
 
 use crate::http::error::ApiError;
-use axum::Json;
+use crate::logs::LogBook;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use shared::AlertState;
+use axum::{Extension, Json};
+use shared::{Access, AlertState, Role};
 use std::collections::HashMap;
 use std::sync::Arc;
 use store::{AlertFilter, AlertHistory};
@@ -12,8 +13,13 @@ use store::{AlertFilter, AlertHistory};
 /// `GET /api/alerts?rule=&subject=&state=&from_ms=&to_ms=&before=&limit=`: alert history, newest first.
 pub async fn list(
     State(store): State<Arc<dyn AlertHistory>>,
+    State(logs): State<LogBook>,
+    access: Option<Extension<Access>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    // Only the environments the reader may see; a request without access (none reaches here) sees only
+    // what every viewer may.
+    let scope = logs.scope_for(&access.map_or_else(|| Access::uniform(Role::Viewer), |a| a.0));
     let text = |name: &str| params.get(name).filter(|v| !v.trim().is_empty()).cloned();
     let number = |name: &str| -> Result<Option<i64>, ApiError> {
         text(name)
@@ -47,7 +53,7 @@ pub async fn list(
     })();
     match parsed {
         Err(e) => e.into_response(),
-        Ok((filter, before, limit)) => match store.alerts(&filter, before, limit).await {
+        Ok((filter, before, limit)) => match store.alerts(&filter, &scope, before, limit).await {
             Ok(list) => Json(list).into_response(),
             Err(e) => ApiError::unavailable(format!("alerts cannot be read: {e}")).into_response(),
         },

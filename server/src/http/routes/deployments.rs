@@ -36,6 +36,7 @@ pub async fn report(
         name: principal.name.clone(),
         role: principal.role,
         ip: "unknown".into(),
+        access: Some(principal.access.clone()),
     });
     // What the entry names, cut to size: it is written before the report is checked.
     let target: String = report
@@ -98,10 +99,10 @@ pub async fn list(
         }
     };
     match book
-        .history(
+        .history_for(
             params.get("service").map(String::as_str),
             limit,
-            principal.role,
+            &principal.access,
         )
         .await
     {

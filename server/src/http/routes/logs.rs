@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::{Extension, Json};
 use serde_json::Value;
-use shared::{Action, Level, LogCursor, LogFilter, LogPage};
+use shared::{Access, Action, Level, LogCursor, LogFilter, LogPage};
 use std::collections::HashMap;
 use store::MAX_LOG_PAGE;
 
@@ -44,9 +44,11 @@ pub async fn ingest(
     Ok(Json(serde_json::json!({ "stored": stored.len() })))
 }
 
-/// `GET /api/logs?level=warn&service=api&q=text&before=CURSOR&limit=100`.
+/// `GET /api/logs?level=warn&service=api&host=web-1&q=text&before=CURSOR&limit=100`: only entries of the
+/// environments the reader may see.
 pub async fn page(
     State(book): State<LogBook>,
+    access: Option<Extension<Access>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<LogPage>, ApiError> {
     let param = |name: &str| {
@@ -62,7 +64,10 @@ pub async fn page(
             .map_err(|e| ApiError::bad_request(e.to_string()))?,
         service: param("service").map(str::to_owned),
         text: param("q").map(str::to_owned),
+        host: param("host").map(str::to_owned),
     };
+    // Signed-in requests always carry their access; a route reached without one sees only the hub's own.
+    let access = access.map_or_else(|| Access::uniform(shared::Role::Viewer), |a| a.0);
     let before = param("before")
         .map(str::parse::<LogCursor>)
         .transpose()
@@ -77,9 +82,12 @@ pub async fn page(
                 ApiError::bad_request(format!("limit: a number from 1 to {MAX_LOG_PAGE}"))
             })?,
     };
-    let page = book.page(&filter, before, limit).await.map_err(|e| {
-        tracing::error!("cannot read the log: {e}");
-        ApiError::unavailable(format!("the log cannot be read right now: {e}"))
-    })?;
+    let page = book
+        .page(&filter, &access, before, limit)
+        .await
+        .map_err(|e| {
+            tracing::error!("cannot read the log: {e}");
+            ApiError::unavailable(format!("the log cannot be read right now: {e}"))
+        })?;
     Ok(Json(page))
 }

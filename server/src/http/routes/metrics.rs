@@ -8,11 +8,12 @@ use crate::history::History;
 use crate::hub::Hub;
 use crate::sources::host::CollectorStatus;
 use crate::sources::http_self::HttpMetrics;
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::{prometheus_text, text};
-use shared::Event;
+use shared::{Access, Event};
 use std::sync::Arc;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -73,6 +74,7 @@ pub async fn get(
     State(hub): State<Arc<Hub>>,
     State(collector): State<Arc<CollectorStatus>>,
     State(history): State<History>,
+    access: Option<Extension<Access>>,
     headers: HeaderMap,
 ) -> Response {
     let format = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
@@ -81,6 +83,11 @@ pub async fn get(
     let storage = history.status();
     let Event::Snapshot(snapshot) = hub.snapshot().event else {
         return fault("the hub's snapshot is not a snapshot".into());
+    };
+    // A scraper sees what its token or user may: only the environments it may see.
+    let snapshot = match access {
+        Some(Extension(access)) => snapshot.for_access(&access, hub.environment()),
+        None => snapshot,
     };
     let known = exports::registry(&Known {
         snapshot: &snapshot,
