@@ -1,7 +1,7 @@
 // The fleet in a real browser: a server of its own, two real watchpost-agent processes (the release binary)
 // pushing to it as hosts of two environments, the Hosts page, and choosing a host on the dashboard.
 import { test, expect } from './fixtures/dashboard';
-import { freePort, signIn, startServer, Server } from './fixtures/server';
+import { addUser, freePort, signIn, startServer, Server } from './fixtures/server';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -145,6 +145,52 @@ test.describe('the fleet', () => {
     await page.goto(`${server.url}/hosts`);
     await expect(page.locator('[data-testid=host-row][data-host=api-9]')).toHaveAttribute('data-state', 'offline');
   });
+  });
+
+  test('an admin takes prod away from a viewer on the Users & tokens page; the viewer\'s tab reloads without it', async ({ page, browser }) => {
+    const sam = { name: 'sam', password: 'sam e2e password' };
+    addUser(server.data, sam.name, 'viewer', sam.password);
+    // Sam's own tab, on the Hosts page: every host, prod's too.
+    const samContext = await browser.newContext();
+    await signIn(samContext, server.url, sam);
+    const samPage = await samContext.newPage();
+    await samPage.goto(`${server.url}/hosts`);
+    const samRows = samPage.getByTestId('host-row');
+    await expect(samPage.locator('[data-testid=host-row][data-host=web-1]')).toBeVisible();
+    const before = await samRows.count();
+
+    await signIn(page.context(), server.url);
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.goto(`${server.url}/admin`);
+    const row = page.locator('[data-testid=user-row][data-name=sam]');
+    await row.getByLabel('Environment for sam').fill('prod');
+    await row.getByLabel('Role of sam there').selectOption('none');
+    await row.getByRole('button', { name: 'Set' }).click();
+    await expect(row.locator('[data-testid=env-role][data-env=prod]')).toHaveAttribute('data-role', 'none');
+    await page.screenshot({ path: path.join(artifacts, 'fleet-env-roles-1440.png'), fullPage: true });
+
+    // Sam's tab reloads by itself and shows no prod host any more; staging stays.
+    await expect(samPage.locator('[data-testid=host-row][data-host=web-1]')).toHaveCount(0, { timeout: 15_000 });
+    await expect(samPage.locator('[data-testid=host-row][data-host=db-1]')).toBeVisible();
+    expect(await samRows.count()).toBeLessThan(before);
+    await expect(samPage.getByTestId('fleet-env').locator('option[value=prod]')).toHaveCount(0);
+
+    // Back to the account's role: prod is Sam's to see again after the reload.
+    await row.getByRole('button', { name: 'Reset the role in prod' }).click();
+    await expect(row.locator('[data-testid=env-role]')).toHaveCount(0);
+    await expect(samPage.locator('[data-testid=host-row][data-host=web-1]')).toBeVisible({ timeout: 15_000 });
+    await page.setViewportSize({ width: 360, height: 800 });
+    await page.screenshot({ path: path.join(artifacts, 'fleet-env-roles-360.png'), fullPage: true });
+    await samContext.close();
+  });
+
+  test('the error log follows the chosen host', async ({ page, dashboard }) => {
+    await signIn(page.context(), server.url);
+    await page.goto(`${server.url}/?env=staging&host=db-1`);
+    await expect(dashboard.connection).toHaveAttribute('data-state', 'live');
+    await expect(page.getByTestId('log-host')).toHaveValue('db-1');
+    await page.getByTestId('log-host').selectOption('');
+    await expect(page.getByTestId('log-host')).toHaveValue('');
   });
 
   test('a stopped agent turns its host offline on the page, live again when it comes back', async ({ page }) => {
