@@ -232,6 +232,21 @@ impl Drop for Agent {
     }
 }
 
+/// The two hosts most tests run: web-1 in prod (with `web_extra` flags) and db-1 in staging, enrolled with
+/// the token files given, spooling under `dir`.
+fn web_and_db(hub: &Hub, dir: &Path, tokens: (&Path, &Path), web_extra: &[&str]) -> (Agent, Agent) {
+    let web = Agent::start(
+        &hub.base,
+        tokens.0,
+        "web-1",
+        "prod",
+        &dir.join("s1"),
+        web_extra,
+    );
+    let db = Agent::start(&hub.base, tokens.1, "db-1", "staging", &dir.join("s2"), &[]);
+    (web, db)
+}
+
 /// The next `Host` event on `stream` that `wanted` accepts.
 async fn host_event(
     stream: &mut std::pin::Pin<Box<dyn futures::Stream<Item = Envelope> + Send>>,
@@ -274,22 +289,7 @@ async fn readings_from_each_agent_reach_the_stream_in_their_environment_and_hist
     let hub = Hub::start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
     let mut stream = hub.stream().await;
     let t0 = now_ms() - 1000;
-    let _web = Agent::start(
-        &hub.base,
-        &web_token,
-        "web-1",
-        "prod",
-        &dir.path().join("s1"),
-        &[],
-    );
-    let _db = Agent::start(
-        &hub.base,
-        &db_token,
-        "db-1",
-        "staging",
-        &dir.path().join("s2"),
-        &[],
-    );
+    let (_web, _db) = web_and_db(&hub, dir.path(), (&web_token, &db_token), &[]);
 
     let mut seen = std::collections::BTreeMap::new();
     tokio::time::timeout(PATIENCE, async {
@@ -599,22 +599,19 @@ async fn a_killed_agent_turns_its_host_offline_and_a_restarted_one_live_again() 
         &[],
     );
     presence(&mut stream, "web-1", shared::Presence::Live).await;
-    // Each change is one line in the error log.
-    let messages = hub
-        .entry_fields("/api/logs?service=watchpost&q=web-1", "message")
-        .await;
-    assert!(
+    // Each change is one line in the error log (written just after the change is published).
+    wait_for("both lines in the error log", async || {
+        let messages = hub
+            .entry_fields("/api/logs?service=watchpost&q=web-1", "message")
+            .await;
         messages
             .iter()
-            .any(|m| m.starts_with("host web-1 (prod) is offline: no contact for")),
-        "{messages:?}"
-    );
-    assert!(
-        messages
-            .iter()
-            .any(|m| m == "host web-1 (prod) is live again (was offline)"),
-        "{messages:?}"
-    );
+            .any(|m| m.starts_with("host web-1 (prod) is offline: no contact for"))
+            && messages
+                .iter()
+                .any(|m| m == "host web-1 (prod) is live again (was offline)")
+    })
+    .await;
     hub.stop().await;
 }
 
@@ -750,21 +747,11 @@ async fn a_viewer_limited_to_staging_never_receives_a_prod_host() {
     let app_log = dir.path().join("app.log");
     std::fs::write(&app_log, "").unwrap();
     let tail = format!("shop={}", app_log.display());
-    let _web = Agent::start(
-        &hub.base,
-        &web_token,
-        "web-1",
-        "prod",
-        &dir.path().join("s1"),
+    let (_web, _db) = web_and_db(
+        &hub,
+        dir.path(),
+        (&web_token, &db_token),
         &["--tail-log", &tail],
-    );
-    let _db = Agent::start(
-        &hub.base,
-        &db_token,
-        "db-1",
-        "staging",
-        &dir.path().join("s2"),
-        &[],
     );
     // The admin sees both hosts' readings, and the prod host's error line in the log.
     wait_for("both hosts' history", async || {
@@ -930,5 +917,169 @@ async fn a_viewer_limited_to_staging_never_receives_a_prod_host() {
             .iter()
             .any(|m| m.contains("PRODLINE"))
     );
+    hub.stop().await;
+}
+
+/// The next `Alert` event on `stream` that `wanted` accepts.
+async fn alert_event(
+    stream: &mut std::pin::Pin<Box<dyn futures::Stream<Item = Envelope> + Send>>,
+    what: &str,
+    wanted: impl Fn(&shared::Alert) -> bool,
+) -> (shared::Alert, String) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let env = stream.next().await.expect("the stream goes on");
+            if let Event::Alert(a) = env.event
+                && wanted(&a)
+            {
+                return (a, env.scope.environment);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("waited too long for {what}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_offline_rule_fires_per_host_in_its_environment_and_maintenance_silences_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let web_token = enrol(dir.path(), "web-1", "prod").await;
+    let db_token = enrol(dir.path(), "db-1", "staging").await;
+    // As `[[alerts]] name = "host-down"  metric = "host_offline"  environment = "prod"` declares it.
+    let rule = shared::AlertRule {
+        name: "host-down".into(),
+        source: shared::RuleSource::Config,
+        metric: shared::RuleMetric::Host(shared::HostCheck::HostOffline),
+        subject: None,
+        environment: Some("prod".into()),
+        condition: shared::Condition {
+            comparison: shared::Comparison::Above,
+            threshold: 0.0,
+            resolve: None,
+            for_ms: 0,
+            clear_after: 1,
+        },
+        severity: shared::Severity::Critical,
+        labels: [("team".to_string(), "ops".to_string())].into(),
+        message: "{subject} is offline".into(),
+    };
+    let hub = Hub::start_with(dir.path(), "127.0.0.1:0".parse().unwrap(), |c| {
+        c.sampling.offline_after = Duration::from_secs(3);
+        c.alerting.rules = vec![rule];
+    })
+    .await;
+    let mut stream = hub.stream().await;
+    let (mut web, mut db) = web_and_db(&hub, dir.path(), (&web_token, &db_token), &[]);
+    let mut live = std::collections::BTreeSet::new();
+    while live.len() < 2 {
+        let h = host_event(&mut stream, "both hosts live", |h| {
+            h.presence == shared::Presence::Live && !h.hub
+        })
+        .await;
+        live.insert(h.host.0);
+    }
+
+    // Both agents stop: prod's host fires the rule, staging's does not (the rule is scoped to prod).
+    let _ = web.child.kill();
+    let _ = db.child.kill();
+    let (mut fired, mut db_offline) = (None, false);
+    tokio::time::timeout(PATIENCE, async {
+        while fired.is_none() || !db_offline {
+            let env = stream.next().await.expect("the stream goes on");
+            match &env.event {
+                Event::Alert(a) if a.rule == "host-down" => {
+                    assert_ne!(a.subject, "db-1", "the rule keeps to prod");
+                    if a.state == shared::AlertState::Firing {
+                        fired = Some((a.clone(), env.scope.environment.clone()));
+                    }
+                }
+                Event::Host(h) if h.host.0 == "db-1" => {
+                    db_offline |= h.presence == shared::Presence::Offline;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("web-1's alert fires and db-1 goes offline");
+    let (fired, scope) = fired.expect("fired");
+    assert_eq!(fired.subject, "web-1");
+    assert_eq!(fired.labels["host"], "web-1");
+    assert_eq!(fired.labels["environment"], "prod");
+    assert_eq!(fired.labels["team"], "ops");
+    assert_eq!(fired.message, "web-1 is offline");
+    assert_eq!(scope, "prod", "on the stream in the host's environment");
+
+    // A viewer may not put a host in maintenance; an admin may, and the alert resolves.
+    let maintain = |client: reqwest::Client, duration: &str| {
+        let (url, duration) = (
+            format!("{}/api/maintain_host", hub.base),
+            duration.to_owned(),
+        );
+        async move {
+            let r = client
+                .post(url)
+                .form(&[("host", "web-1"), ("duration", duration.as_str())])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let store = open(dir.path()).await;
+    let hash = server::testing::hash_password(PASSWORD.to_owned())
+        .await
+        .unwrap();
+    store.add_user("vic", Role::Viewer, &hash, 0).await.unwrap();
+    drop(store);
+    let vic = sign_in(&hub, "vic").await;
+    let (status, body) = maintain(vic, "4h").await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = maintain(hub.client.clone(), "soon").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not a length of time"), "{body}");
+    let (status, body) = maintain(hub.client.clone(), "4h").await;
+    assert_eq!(status, 200, "{body}");
+    let in_maintenance = host_event(&mut stream, "web-1 in maintenance", |h| {
+        h.host.0 == "web-1" && h.presence == shared::Presence::Maintenance
+    })
+    .await;
+    assert_eq!(
+        in_maintenance.maintenance.as_ref().map(|m| m.by.as_str()),
+        Some(ADMIN)
+    );
+    let (resolved, _) = alert_event(&mut stream, "web-1's alert resolved", |a| {
+        a.rule == "host-down" && a.state == shared::AlertState::Resolved
+    })
+    .await;
+    assert_eq!(resolved.id, fired.id);
+    wait_for("the maintenance line in the log", async || {
+        hub.entry_fields("/api/logs?host=web-1", "message")
+            .await
+            .iter()
+            .any(|m| m.contains("is in maintenance until") && m.contains("set by admin"))
+    })
+    .await;
+    assert!(
+        hub.entry_fields("/api/audit", "action")
+            .await
+            .iter()
+            .any(|a| a == "host.maintenance")
+    );
+
+    // Ended: offline again, and a new alert fires.
+    let (status, body) = maintain(hub.client.clone(), "end").await;
+    assert_eq!(status, 200, "{body}");
+    host_event(&mut stream, "web-1 offline again", |h| {
+        h.host.0 == "web-1" && h.presence == shared::Presence::Offline && h.maintenance.is_none()
+    })
+    .await;
+    let (again, _) = alert_event(&mut stream, "a new alert", |a| {
+        a.rule == "host-down" && a.state == shared::AlertState::Firing
+    })
+    .await;
+    assert_ne!(again.id, fired.id);
+    db.child.wait().ok();
+    web.child.wait().ok();
     hub.stop().await;
 }

@@ -6,9 +6,9 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use shared::{
     Access, AccountsView, Action, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage,
-    Caller, CommandRun, Deployment, EnrolledHost, Envelope, HistorySeries, LogCursor, LogFilter,
-    LogPage, Metric, NewHost, NewToken, OutputPage, Refused, Role, RuleDraft, SecurityAlert,
-    TimeRange, User,
+    Caller, CommandRun, Deployment, EnrolledHost, Envelope, FleetHost, HistorySeries, LogCursor,
+    LogFilter, LogPage, Metric, NewHost, NewToken, OutputPage, Refused, Role, RuleDraft,
+    SecurityAlert, TimeRange, User,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -172,6 +172,14 @@ pub trait OperationsPort: Send + Sync + 'static {
         run: i64,
         first: u64,
     ) -> BoxFuture<Result<OutputPage, AppError>>;
+
+    /// Puts `host` in maintenance for `duration` from now (`"4h"`, `"1d"`), or ends it with `None`.
+    fn maintain_host(
+        &self,
+        by: &Caller,
+        host: String,
+        duration: Option<String>,
+    ) -> BoxFuture<Result<FleetHost, AppError>>;
 
     /// The newest deployments of `service` (every service's when `None`) that `by` may see, newest first.
     fn deployments(

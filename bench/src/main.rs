@@ -10,8 +10,11 @@
 //! - `command`: one run of a configured command, end to end, and its output path (see `command.rs`).
 //! - `abuse`: what requests without an account cost a running server: made-up methods, a burst of wrong
 //!   passwords, slow clients, a flood of bad requests (see `abuse.rs`).
+//! - `agents`: simulated agents pushing to a hub over real HTTP, with viewers on the stream (see
+//!   `agents.rs`).
 
 mod abuse;
+mod agents;
 mod command;
 mod logs;
 mod store;
@@ -118,6 +121,26 @@ enum Cmd {
         url: String,
         #[command(subcommand)]
         what: Abuse,
+    },
+    /// N simulated agents pushing a real reading each interval to a running hub (admin token), while
+    /// `viewers` hold the stream: hub CPU, RSS per agent, push latency, delivery to the viewers.
+    Agents {
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        #[arg(long, default_value_t = 200)]
+        agents: usize,
+        /// How often each agent pushes, e.g. 1s.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// How long to measure once every agent is pushing, in seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Stream clients held meanwhile (0 for none).
+        #[arg(long, default_value_t = 0)]
+        viewers: usize,
+        /// The hub's pid, when it runs on this machine: its CPU and RSS are read from /proc.
+        #[arg(long)]
+        pid: Option<u32>,
     },
     /// First-load sizes (gzip -9) of the built site.
     Size {
@@ -248,6 +271,22 @@ fn main() -> Result<()> {
             pid,
         )),
         Cmd::Store { days } => block_on(store::store_bench(days.max(1))),
+        Cmd::Agents {
+            url,
+            agents,
+            interval,
+            seconds,
+            viewers,
+            pid,
+        } => block_on(agents::agents_bench(agents::AgentsLoad {
+            url,
+            token: cli.token,
+            agents: agents.max(1),
+            interval: interval.max(Duration::from_millis(100)),
+            window: Duration::from_secs(seconds.max(1)),
+            viewers,
+            pid,
+        })),
         Cmd::Abuse { url, what } => match what {
             Abuse::Methods { pid, requests } => {
                 block_on(abuse::methods(url, cli.token, pid, requests))

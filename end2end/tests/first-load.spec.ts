@@ -14,10 +14,14 @@ import { gzipSync, constants } from 'node:zlib';
 // - 2026-12-06: 759,316 B served, 1,021,137 B gzip -9 → ceilings 790,000 / 1,060,000;
 // - 2026-12-07, the fleet (issue 19: the Hosts page, the environment and host selectors, hosts on the admin
 //   page; the WASM 557,225 → 596,575 B as served): 798,940 B served, 1,082,115 B gzip -9 → 815,000 / 1,105,000.
+// - 2026-12-07, the fleet's roles per environment (the admin page's per-environment column, the error log's
+//   host filter: WASM 596,575 → 607,515 B served, first load 804,154 B) and maintenance with host_offline
+//   rules (the Hosts page's maintenance menu, a rule's environment: WASM → 616,950 B served): 813,792 B
+//   served, 1,106,093 B gzip -9 → 830,000 / 1,125,000.
 const TARGET_SERVED = 400_000;
 const TARGET_GZIP9 = 450_000;
-const CEILING_SERVED = 815_000;
-const CEILING_GZIP9 = 1_105_000;
+const CEILING_SERVED = 830_000;
+const CEILING_GZIP9 = 1_125_000;
 
 test('the dashboard first load does not grow past its ceiling', async ({ page, dashboard }) => {
   const cdp = await page.context().newCDPSession(page);

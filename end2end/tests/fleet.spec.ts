@@ -184,6 +184,23 @@ test.describe('the fleet', () => {
     await samContext.close();
   });
 
+  test('an operator puts a host in maintenance from its row and ends it', async ({ page }) => {
+    await signIn(page.context(), server.url);
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.goto(`${server.url}/hosts`);
+    const cache = page.locator('[data-testid=host-row][data-host=cache-1]');
+    await expect(cache).toHaveAttribute('data-state', 'offline');
+    await cache.getByTestId('maintain').selectOption('4h');
+    await expect(cache).toHaveAttribute('data-state', 'maintenance');
+    await expect(cache).toContainText(/maintenance until \d\d-\d\d \d\d:\d\d:\d\d UTC/);
+    await expect(page.locator('[data-testid=env-total][data-env=prod]')).toContainText('1 in maintenance');
+    // The hub's own host is never expected offline: no menu in its row.
+    await expect(page.locator('[data-testid=host-row]', { hasText: '· hub' }).getByTestId('maintain')).toHaveCount(0);
+    await page.screenshot({ path: path.join(artifacts, 'fleet-maintenance-1440.png'), fullPage: true });
+    await cache.getByTestId('maintain').selectOption('end');
+    await expect(cache).toHaveAttribute('data-state', 'offline');
+  });
+
   test('the error log follows the chosen host', async ({ page, dashboard }) => {
     await signIn(page.context(), server.url);
     await page.goto(`${server.url}/?env=staging&host=db-1`);

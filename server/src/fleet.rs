@@ -42,6 +42,16 @@ pub enum PushError {
 }
 
 #[derive(Debug, thiserror::Error)]
+pub enum MaintainError {
+    #[error("there is no host '{0}'")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
 pub enum EnrolError {
     #[error("{0}")]
     Invalid(String),
@@ -87,6 +97,14 @@ impl Tracked {
     fn judge(&self, now_ms: i64, offline_after: Duration) -> Presence {
         if self.host.hub {
             return Presence::Live;
+        }
+        if self
+            .host
+            .maintenance
+            .as_ref()
+            .is_some_and(|m| m.until_ms > now_ms)
+        {
+            return Presence::Maintenance;
         }
         if !self.heard {
             return Presence::Offline;
@@ -157,6 +175,7 @@ impl Fleet {
                     version: env!("CARGO_PKG_VERSION").into(),
                     hub: true,
                     removed: false,
+                    maintenance: None,
                 },
                 reading_ms: Some(now),
                 heard: true,
@@ -232,6 +251,71 @@ impl Fleet {
         Ok(Some(enrolled(&agent)))
     }
 
+    /// Puts `host` in maintenance until `until_ms` (ends it with `None`), as `by`: while in maintenance the
+    /// host is expected offline, raises no alerts and is shown grey; past `until_ms` it is judged by its
+    /// contact again.
+    pub async fn maintain(
+        &self,
+        host: &str,
+        until_ms: Option<i64>,
+        by: &str,
+    ) -> Result<FleetHost, MaintainError> {
+        let now = now_millis();
+        if host == self.own.0 {
+            return Err(MaintainError::Invalid(format!(
+                "'{host}' is the hub's own host: it is never expected offline"
+            )));
+        }
+        if let Some(until) = until_ms
+            && !(now < until && until <= now + shared::MAX_MAINTENANCE_MS)
+        {
+            return Err(MaintainError::Invalid(
+                "a maintenance window ends in the future, at most 30 days from now".into(),
+            ));
+        }
+        let agent = self
+            .store
+            .agents()
+            .await?
+            .into_iter()
+            .find(|a| a.name == host && a.revoked_ms.is_none())
+            .ok_or_else(|| MaintainError::NotFound(host.chars().take(64).collect()))?;
+        let window = until_ms.map(|until_ms| shared::Maintenance {
+            until_ms,
+            by: by.to_owned(),
+        });
+        self.store
+            .set_maintenance(agent.id, window.as_ref())
+            .await?
+            .ok_or_else(|| MaintainError::NotFound(host.to_owned()))?;
+        let changed = {
+            let mut hosts = self.lock_hosts();
+            let t = hosts
+                .get_mut(host)
+                .ok_or_else(|| MaintainError::NotFound(host.to_owned()))?;
+            t.host.maintenance = window;
+            let was = t.host.presence;
+            let is = t.judge(now, self.offline_after);
+            t.host.presence = is;
+            if is != was {
+                t.host.since_ms = now;
+            }
+            (t.host.clone(), (is != was).then_some(was))
+        };
+        match &changed {
+            (host, Some(was)) => self.announce(host, *was, now, false).await,
+            (host, None) => self.publish(host),
+        }
+        Ok(changed.0)
+    }
+
+    /// The environment `host` belongs to now, if it is a host of the fleet.
+    pub fn environment_now(&self, host: &str) -> Option<String> {
+        self.lock_hosts()
+            .get(host)
+            .map(|t| t.host.environment.clone())
+    }
+
     /// Every enrolment, revoked ones too.
     pub async fn enrolled(&self) -> Result<Vec<EnrolledHost>, StoreError> {
         Ok(self.store.agents().await?.iter().map(enrolled).collect())
@@ -292,6 +376,14 @@ impl Fleet {
                 .filter_map(|t| {
                     let was = t.host.presence;
                     let is = t.judge(now, self.offline_after);
+                    // A window that has passed is over: the host is judged by its contact from now on.
+                    if t.host
+                        .maintenance
+                        .as_ref()
+                        .is_some_and(|m| m.until_ms <= now)
+                    {
+                        t.host.maintenance = None;
+                    }
                     (is != was).then(|| {
                         t.host.presence = is;
                         t.host.since_ms = now;
@@ -326,6 +418,19 @@ impl Fleet {
                         STALE_INTERVALS * host.interval_ms
                     ))
                 ),
+            ),
+            Presence::Maintenance => (
+                Level::Info,
+                match &host.maintenance {
+                    Some(m) => format!(
+                        "host {name} is in maintenance until {} (set by {})",
+                        humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + Duration::from_millis(m.until_ms.max(0) as u64)
+                        ),
+                        m.by
+                    ),
+                    None => format!("host {name} is in maintenance"),
+                },
             ),
             Presence::Offline => (
                 Level::Warn,
@@ -556,6 +661,7 @@ fn tracked(agent: &Agent, now_ms: i64) -> Tracked {
             version: String::new(),
             hub: false,
             removed: false,
+            maintenance: agent.maintenance.clone(),
         },
         reading_ms: None,
         heard: false,

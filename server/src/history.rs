@@ -406,13 +406,13 @@ struct Batch {
 }
 
 impl Batch {
-    /// Adds the points of readings and duration bands, and notes their series as seen; logged errors are
-    /// not history.
+    /// Adds the points of readings and duration bands, and notes their series as seen; logged errors and
+    /// presence changes are not history.
     fn observe(&mut self, observation: &Observation, history: &History) {
         let points: Points = match observation {
             Observation::Readings(readings) => readings.iter().map(point).collect(),
             Observation::Bands(bands) => band_points(bands),
-            Observation::LogErrors(_) => return,
+            Observation::LogErrors(_) | Observation::Presence(_) => return,
         };
         if let Ok(mut seen) = history.seen.lock() {
             for (series, _) in &points {

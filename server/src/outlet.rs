@@ -31,8 +31,11 @@ pub struct Reading {
 pub enum Observation {
     /// The stored metrics of one host, API or database reading.
     Readings(Vec<Reading>),
-    /// Error- and critical-level entries just written to the error log, as (service, time).
-    LogErrors(Vec<(String, i64)>),
+    /// Error- and critical-level entries just written to the error log, as (service, environment, time).
+    LogErrors(Vec<(String, String, i64)>),
+    /// A host of the fleet, whole, when it joins or its presence changes (for `host_offline` rules, and so
+    /// that a host in maintenance raises no alerts).
+    Presence(shared::FleetHost),
     /// An API interval's requests by duration band, for history (see [`ApiPoint::bands`]).
     Bands(Bands),
 }
@@ -122,8 +125,15 @@ impl Outlet {
     /// As [`Outlet::emit`], for an event of `scope`: an agent's host, in its own environment.
     pub fn emit_in(&self, scope: Scope, event: Event) {
         let (readings, bands) = observations_of(&event);
+        let presence = match &event {
+            Event::Host(host) => Some(host.clone()),
+            _ => None,
+        };
         self.bus.publish_in(scope, event);
         self.hand_over(readings, bands);
+        if let Some(host) = presence {
+            self.tap(Observation::Presence(host));
+        }
     }
 
     /// Publishes `event` for the dashboards only: its readings reach the consumers later, in their turn (an
@@ -162,10 +172,17 @@ impl Outlet {
             .iter()
             .any(|t| t.interest == Interest::ReadingsAndLogErrors)
         {
-            let errors: Vec<(String, i64)> = stored
+            let home = self.hub.environment();
+            let errors: Vec<(String, String, i64)> = stored
                 .iter()
                 .filter(|e| e.level >= Level::Error)
-                .map(|e| (e.service.clone(), e.t_ms))
+                .map(|e| {
+                    let environment = e
+                        .fields
+                        .get(shared::ENVIRONMENT_FIELD)
+                        .map_or(home, String::as_str);
+                    (e.service.clone(), environment.to_owned(), e.t_ms)
+                })
                 .collect();
             if !errors.is_empty() {
                 self.tap(Observation::LogErrors(errors));
@@ -218,7 +235,9 @@ impl Outlet {
     fn tap(&self, observation: Observation) {
         let only_for = match observation {
             Observation::Readings(_) => None,
-            Observation::LogErrors(_) => Some(Interest::ReadingsAndLogErrors),
+            Observation::LogErrors(_) | Observation::Presence(_) => {
+                Some(Interest::ReadingsAndLogErrors)
+            }
             Observation::Bands(_) => Some(Interest::ReadingsAndBands),
         };
         self.tap_for(observation, only_for);
@@ -418,7 +437,7 @@ mod tests {
         assert!(recorder.try_recv().is_none());
         assert_eq!(
             *alerts.try_recv().unwrap(),
-            Observation::LogErrors(vec![("api".into(), 5)])
+            Observation::LogErrors(vec![("api".into(), "t".into(), 5)])
         );
     }
 

@@ -242,6 +242,16 @@ pub fn render_message(
 pub enum RuleMetric {
     Stored(crate::Metric),
     Log(LogRate),
+    Host(HostCheck),
+}
+
+/// What a rule may watch of a host of the fleet besides its readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostCheck {
+    /// 1 while the host is offline (no contact for `--offline-after`), 0 otherwise; a host in maintenance
+    /// counts as 0, so its alert resolves and no new one starts.
+    HostOffline,
 }
 
 /// Rates read from the error log.
@@ -257,12 +267,16 @@ impl RuleMetric {
         match self {
             RuleMetric::Stored(m) => m.as_str(),
             RuleMetric::Log(LogRate::LogErrorsPerMinute) => "log_errors_per_minute",
+            RuleMetric::Host(HostCheck::HostOffline) => "host_offline",
         }
     }
 
     pub fn parse(s: &str) -> Option<RuleMetric> {
         if s == "log_errors_per_minute" {
             return Some(RuleMetric::Log(LogRate::LogErrorsPerMinute));
+        }
+        if s == "host_offline" {
+            return Some(RuleMetric::Host(HostCheck::HostOffline));
         }
         s.parse::<crate::Metric>().ok().map(RuleMetric::Stored)
     }
@@ -272,6 +286,7 @@ impl RuleMetric {
         match self {
             RuleMetric::Stored(m) => m.subject().label(),
             RuleMetric::Log(_) => "service",
+            RuleMetric::Host(_) => "host",
         }
     }
 
@@ -283,6 +298,7 @@ impl RuleMetric {
             RuleMetric::Stored(HttpP50Ms | HttpP95Ms | HttpP99Ms | HttpRequestsPerS) => "api",
             RuleMetric::Stored(DbConnections | DbTps | DbCacheHitPct) => "database",
             RuleMetric::Log(_) => "errors",
+            RuleMetric::Host(_) => "health",
         }
     }
 }
@@ -306,6 +322,10 @@ pub struct AlertRule {
     pub metric: RuleMetric,
     /// The one host, service or target it watches; `None` for every series of the metric.
     pub subject: Option<String>,
+    /// The one environment whose series it watches (a host's is its own, a service's or database's the
+    /// hub's); `None` for every environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     pub condition: Condition,
     pub severity: Severity,
     pub labels: std::collections::BTreeMap<String, String>,
@@ -321,6 +341,9 @@ pub struct RuleDraft {
     pub metric: String,
     /// Empty: every host, service or target.
     pub subject: String,
+    /// Empty: every environment.
+    #[serde(default)]
+    pub environment: String,
     /// `above` or `below`.
     pub comparison: String,
     pub threshold: String,

@@ -156,10 +156,12 @@ pub enum Action {
     ReportDeployment,
     /// Add, change and remove alert rules on the Alerts page, and send test notifications.
     ManageAlerts,
+    /// Put a host in maintenance (expected offline, no alerts) or end it.
+    Maintain,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::View,
         Action::IngestLogs,
         Action::Acknowledge,
@@ -169,6 +171,7 @@ impl Action {
         Action::ViewAudit,
         Action::ReportDeployment,
         Action::ManageAlerts,
+        Action::Maintain,
     ];
 
     /// The least role that may take this action: the permission table.
@@ -179,7 +182,8 @@ impl Action {
             | Action::Acknowledge
             | Action::RunCommand
             | Action::ViewAudit
-            | Action::ReportDeployment => Role::Operator,
+            | Action::ReportDeployment
+            | Action::Maintain => Role::Operator,
             Action::ManageUsers | Action::ManageTokens | Action::ManageAlerts => Role::Admin,
         }
     }
@@ -200,6 +204,7 @@ impl Action {
             Action::ViewAudit => "read the audit trail",
             Action::ReportDeployment => "report deployments",
             Action::ManageAlerts => "manage alert rules and notification channels",
+            Action::Maintain => "put hosts in maintenance",
         }
     }
 }
@@ -430,6 +435,7 @@ mod tests {
                 (ViewAudit, [false, true, true]),
                 (ReportDeployment, [false, true, true]),
                 (ManageAlerts, [false, false, true]),
+                (Maintain, [false, true, true]),
             ]
         );
     }

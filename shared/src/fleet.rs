@@ -14,16 +14,25 @@ pub enum Presence {
     Stale,
     /// No contact for the hub's `--offline-after` (or never).
     Offline,
+    /// An operator marked it expected-offline until a time: whatever its contact, it raises no alerts and
+    /// is shown grey.
+    Maintenance,
 }
 
 impl Presence {
-    pub const ALL: [Presence; 3] = [Presence::Live, Presence::Stale, Presence::Offline];
+    pub const ALL: [Presence; 4] = [
+        Presence::Live,
+        Presence::Stale,
+        Presence::Offline,
+        Presence::Maintenance,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Presence::Live => "live",
             Presence::Stale => "stale",
             Presence::Offline => "offline",
+            Presence::Maintenance => "maintenance",
         }
     }
 
@@ -51,7 +60,21 @@ pub struct FleetHost {
     /// The host was removed (its agent's token revoked): readers drop it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub removed: bool,
+    /// Until when (Unix ms) an operator marked it in maintenance, and who; past that it is judged by its
+    /// contact again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
 }
+
+/// A host's maintenance window: expected offline until `until_ms`, set by `by`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Maintenance {
+    pub until_ms: i64,
+    pub by: String,
+}
+
+/// The longest maintenance window an operator may set: longer is a host to remove, not to wait for.
+pub const MAX_MAINTENANCE_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// A host added for an agent, as the admin page lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ mod security;
 mod state;
 
 pub use alerts::{
-    Alert, AlertFilter, AlertRule, AlertState, Comparison, Condition, LogRate, Phase,
+    Alert, AlertFilter, AlertRule, AlertState, Comparison, Condition, HostCheck, LogRate, Phase,
     RECENT_ALERTS, RuleDraft, RuleMetric, RuleSource, Tracker, Transition, merge_alert_instance,
     render_message, value_text,
 };
@@ -42,7 +42,7 @@ pub use deploy::{
     DeployState, Deployment, DeploymentReport, RECENT_DEPLOYMENTS, current_deployments,
     merge_deployment, parse_step,
 };
-pub use fleet::{EnrolledHost, FleetHost, NewHost, Presence};
+pub use fleet::{EnrolledHost, FleetHost, MAX_MAINTENANCE_MS, Maintenance, NewHost, Presence};
 pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
 pub use history::{
     HistoryPoint, HistorySeries, MAX_POINTS, Metric, RangeError, Subject, Tier, TimeRange, Unit,
@@ -503,6 +503,7 @@ mod tests {
                 version: "0.1.0".into(),
                 hub: false,
                 removed: false,
+                maintenance: None,
             }),
             Event::Logs(vec![LogEntry {
                 id: 3,

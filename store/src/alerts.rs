@@ -373,6 +373,7 @@ mod tests {
             source: RuleSource::Config,
             metric: RuleMetric::parse("cpu").unwrap(),
             subject: None,
+            environment: None,
             condition: shared::Condition {
                 comparison: shared::Comparison::Above,
                 threshold: 90.0,

@@ -19,6 +19,8 @@ pub struct Agent {
     pub acked_seq: u64,
     /// When the agent last pushed, if ever.
     pub seen_ms: Option<i64>,
+    /// The host's maintenance window, if an operator set one (it may have passed).
+    pub maintenance: Option<shared::Maintenance>,
 }
 
 /// Enrolled agents, as every implementation of the store keeps them.
@@ -44,9 +46,17 @@ pub trait Enrolments: Send + Sync + 'static {
 
     /// Records that the hub has taken the agent's items up to `acked_seq` (never moving it back) at `now_ms`.
     async fn agent_pushed(&self, id: i64, acked_seq: u64, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Sets (or with `None` ends) a live enrolment's maintenance window; `None` when there is no such one.
+    async fn set_maintenance(
+        &self,
+        id: i64,
+        maintenance: Option<&shared::Maintenance>,
+    ) -> Result<Option<Agent>, StoreError>;
 }
 
-const AGENT_COLUMNS: &str = "id, name, environment, created_ms, revoked_ms, acked_seq, seen_ms";
+const AGENT_COLUMNS: &str = "id, name, environment, created_ms, revoked_ms, acked_seq, seen_ms, \
+     maintenance_until_ms, maintenance_by";
 
 fn agent_of(row: &sqlx::sqlite::SqliteRow) -> Result<Agent, StoreError> {
     let acked: i64 = row.try_get("acked_seq")?;
@@ -59,6 +69,16 @@ fn agent_of(row: &sqlx::sqlite::SqliteRow) -> Result<Agent, StoreError> {
         acked_seq: u64::try_from(acked)
             .map_err(|_| StoreError::Corrupt(format!("negative agent sequence {acked}")))?,
         seen_ms: row.try_get("seen_ms")?,
+        maintenance: match (
+            row.try_get::<Option<i64>, _>("maintenance_until_ms")?,
+            row.try_get::<Option<String>, _>("maintenance_by")?,
+        ) {
+            (Some(until_ms), by) => Some(shared::Maintenance {
+                until_ms,
+                by: by.unwrap_or_default(),
+            }),
+            (None, _) => None,
+        },
     })
 }
 
@@ -133,6 +153,24 @@ impl Enrolments for SqliteStore {
             .await?;
         Ok(())
     }
+
+    async fn set_maintenance(
+        &self,
+        id: i64,
+        maintenance: Option<&shared::Maintenance>,
+    ) -> Result<Option<Agent>, StoreError> {
+        let _timed = self.timed("accounts");
+        let row = sqlx::query(&format!(
+            "UPDATE agents SET maintenance_until_ms = ?, maintenance_by = ? \
+             WHERE id = ? AND revoked_ms IS NULL RETURNING {AGENT_COLUMNS}"
+        ))
+        .bind(maintenance.map(|m| m.until_ms))
+        .bind(maintenance.map(|m| m.by.as_str()))
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(agent_of).transpose()
+    }
 }
 
 #[cfg(test)]
@@ -167,7 +205,20 @@ mod tests {
             (500, Some(21)),
             "the mark never moves back"
         );
+        // A maintenance window is kept, and ended.
+        let window = shared::Maintenance {
+            until_ms: 99,
+            by: "olga".into(),
+        };
+        let kept = store.set_maintenance(web.id, Some(&window)).await.unwrap();
+        assert_eq!(kept.unwrap().maintenance, Some(window));
+        let ended = store.set_maintenance(web.id, None).await.unwrap();
+        assert_eq!(ended.unwrap().maintenance, None);
         store.revoke_agent(web.id, 30).await.unwrap();
+        assert!(
+            store.set_maintenance(web.id, None).await.unwrap().is_none(),
+            "not for a revoked host"
+        );
         assert_eq!(store.agent_by_token(b"h1").await.unwrap(), None);
         // Revoked, the name may be enrolled again.
         store.add_agent("web-1", "prod", b"h3", 40).await.unwrap();

@@ -21,7 +21,7 @@ const PAGE: u32 = 50;
 
 pub use save_rule::*;
 
-/// Eleven form fields, one argument each: that is what lets a plain form post to it (the lint is allowed for
+/// Twelve form fields, one argument each: that is what lets a plain form post to it (the lint is allowed for
 /// the module, since the server macro does not carry an item's attributes to the functions it generates).
 mod save_rule {
     #![allow(clippy::too_many_arguments)]
@@ -36,6 +36,8 @@ mod save_rule {
         name: String,
         metric: String,
         subject: String,
+        // Optional, so that a form (or a script) written before rules had an environment still posts.
+        environment: Option<String>,
         comparison: String,
         threshold: String,
         resolve: String,
@@ -50,6 +52,7 @@ mod save_rule {
             name,
             metric,
             subject,
+            environment: environment.unwrap_or_default(),
             comparison,
             threshold,
             resolve,
@@ -197,9 +200,10 @@ fn RulesSection(admin: bool) -> impl IntoView {
                     .collect::<Vec<_>>()
                     .join(", ");
                 let watches = format!(
-                    "{} of {}",
+                    "{} of {}{}",
                     r.metric.as_str(),
-                    r.subject.clone().unwrap_or_else(|| format!("every {}", r.metric.subject_label()))
+                    r.subject.clone().unwrap_or_else(|| format!("every {}", r.metric.subject_label())),
+                    r.environment.as_ref().map(|e| format!(" in {e}")).unwrap_or_default()
                 );
                 let editable = admin && r.source == RuleSource::Dashboard;
                 let (for_edit, name) = (r.clone(), r.name.clone());
@@ -288,6 +292,7 @@ fn RuleForm(
         .map(|r| r.metric.as_str().to_owned())
         .unwrap_or_else(|| "cpu".into());
     let subject = text(&|r| r.subject.clone().unwrap_or_default());
+    let environment = text(&|r| r.environment.clone().unwrap_or_default());
     let below = r.is_some_and(|r| r.condition.comparison == shared::Comparison::Below);
     let threshold = text(&|r| number(r.condition.threshold));
     let resolve = text(&|r| r.condition.resolve.map(number).unwrap_or_default());
@@ -311,7 +316,7 @@ fn RuleForm(
     let metrics: Vec<&'static str> = shared::Metric::ALL
         .iter()
         .map(|m| m.as_str())
-        .chain(["log_errors_per_minute"])
+        .chain(["log_errors_per_minute", "host_offline"])
         .collect();
     view! {
         <ActionForm action=save attr:class="rule-form" attr:data-testid="rule-form">
@@ -327,6 +332,9 @@ fn RuleForm(
             <label>"Of "
                 <input name="subject" value=subject.clone() prop:value=subject data-testid="rule-subject" placeholder="every host, service or target" />
             </label>
+            <label>"In "
+                <input name="environment" value=environment.clone() prop:value=environment data-testid="rule-environment" placeholder="every environment" size="12" />
+            </label>
             <label>"When "
                 <select name="comparison" data-testid="rule-comparison" prop:value=if below { "below" } else { "above" }>
                     <option value="above" selected=!below>"above"</option>
@@ -334,7 +342,7 @@ fn RuleForm(
                 </select>
             </label>
             <label>"Threshold "
-                <input name="threshold" required inputmode="decimal" value=threshold.clone() prop:value=threshold data-testid="rule-threshold" />
+                <input name="threshold" inputmode="decimal" value=threshold.clone() prop:value=threshold data-testid="rule-threshold" />
             </label>
             <label>"Resolve past "
                 <input name="resolve" inputmode="decimal" value=resolve.clone() prop:value=resolve data-testid="rule-resolve" placeholder="the threshold" />

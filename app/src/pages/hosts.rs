@@ -8,6 +8,7 @@
 //! and an ECharts instance each.
 
 use crate::api::get_snapshot;
+use crate::error::AppError;
 use crate::format;
 use crate::live::LiveStore;
 use leptos::prelude::*;
@@ -117,6 +118,28 @@ impl Column {
     ];
 }
 
+/// Puts a host in maintenance for `duration` from now (`4h`, `1d`: expected offline, no alerts), or with
+/// `end` ends it. Checked against the caller's role in the host's environment.
+#[server(prefix = "/api", endpoint = "maintain_host", output = crate::codec::JsonText)]
+pub async fn maintain_host(host: String, duration: String) -> Result<FleetHost, AppError> {
+    let (caller, ports) = crate::ports::caller()?;
+    let duration = Some(duration).filter(|d| d.trim() != "end");
+    crate::ports::with_status(
+        ports
+            .operations
+            .maintain_host(&caller, host, duration)
+            .await,
+    )
+}
+
+/// The maintenance windows an operator picks from.
+const WINDOWS: [(&str, &str); 4] = [
+    ("1h", "1 hour"),
+    ("4h", "4 hours"),
+    ("1d", "1 day"),
+    ("7d", "1 week"),
+];
+
 #[component]
 pub fn HostsPage() -> impl IntoView {
     let live = LiveStore::provide();
@@ -150,6 +173,15 @@ fn Fleet() -> impl IntoView {
     let env_filter = RwSignal::new(query.with_untracked(|q| q.get("env")).unwrap_or_default());
     let state_filter = RwSignal::new(query.with_untracked(|q| q.get("state")).unwrap_or_default());
     let sort = RwSignal::new((Column::Host, false));
+    let maintain = ServerAction::<MaintainHost>::new();
+    // Operators (and admins) see the maintenance control; the server checks the role in the host's
+    // environment.
+    let me = Resource::new(|| (), |_| crate::api::get_me());
+    let operator = Signal::derive(move || {
+        me.get()
+            .and_then(Result::ok)
+            .is_some_and(|m| m.role >= shared::Role::Operator)
+    });
     let rows = Memo::new(move |_| {
         live.state
             .with(|s| s.fleet().map(|h| Row::of(s, h)).collect::<Vec<_>>())
@@ -191,7 +223,7 @@ fn Fleet() -> impl IntoView {
             .get()
             .into_iter()
             .map(|env| {
-                let (n, live_n, stale_n, offline_n) = rows.with(|rows| {
+                let (n, live_n, stale_n, offline_n, maintenance_n) = rows.with(|rows| {
                     let of_env: Vec<&Row> =
                         rows.iter().filter(|r| r.host.environment == env).collect();
                     let count = |p| of_env.iter().filter(|r| r.host.presence == p).count();
@@ -200,14 +232,16 @@ fn Fleet() -> impl IntoView {
                         count(Presence::Live),
                         count(Presence::Stale),
                         count(Presence::Offline),
+                        count(Presence::Maintenance),
                     )
                 });
                 view! {
                     <li data-testid="env-total" data-env=env.clone()>
                         <strong>{env.clone()}</strong>
                         {format!(
-                            " · {n} host{} · {live_n} live · {stale_n} stale · {offline_n} offline",
-                            if n == 1 { "" } else { "s" }
+                            " · {n} host{} · {live_n} live · {stale_n} stale · {offline_n} offline{}",
+                            if n == 1 { "" } else { "s" },
+                            if maintenance_n > 0 { format!(" · {maintenance_n} in maintenance") } else { String::new() }
                         )}
                     </li>
                 }
@@ -293,7 +327,7 @@ fn Fleet() -> impl IntoView {
                             key=|r| r.host.host.0.clone()
                             children=move |row| {
                                 let name = row.host.host.0.clone();
-                                view! { <HostRow name hub_version /> }
+                                view! { <HostRow name hub_version operator maintain /> }
                             }
                         />
                     </tbody>
@@ -302,6 +336,13 @@ fn Fleet() -> impl IntoView {
             <Show when=move || rows.with(Vec::is_empty)>
                 <p class="empty">"No hosts yet."</p>
             </Show>
+            {move || {
+                maintain
+                    .value()
+                    .get()
+                    .and_then(Result::err)
+                    .map(|e| view! { <p class="auth-error" role="alert" data-testid="maintain-error">{e.to_string()}</p> })
+            }}
         </section>
     }
     .into_any()
@@ -309,7 +350,12 @@ fn Fleet() -> impl IntoView {
 
 /// One host's row, reading its own values from the store so a reading redraws only its row.
 #[component]
-fn HostRow(name: String, hub_version: Memo<Option<String>>) -> impl IntoView {
+fn HostRow(
+    name: String,
+    hub_version: Memo<Option<String>>,
+    operator: Signal<bool>,
+    maintain: ServerAction<MaintainHost>,
+) -> impl IntoView {
     let live = LiveStore::expect();
     let id = shared::HostId(name.clone());
     let row = Memo::new(move |_| {
@@ -358,7 +404,57 @@ fn HostRow(name: String, hub_version: Memo<Option<String>>) -> impl IntoView {
                 {move || row.with(|r| r.as_ref().is_some_and(|r| r.host.hub)).then(|| view! { <span class="muted">" · hub"</span> })}
             </th>
             <td>{get(|r| r.host.environment.clone())}</td>
-            <td><span class="presence" data-state=presence>{presence}</span></td>
+            <td class="state-cell">
+                <span class="presence" data-state=presence>{presence}</span>
+                {move || {
+                    row.with(|r| {
+                        r.as_ref()
+                            .and_then(|r| r.host.maintenance.as_ref())
+                            .filter(|_| presence() == "maintenance")
+                            .map(|m| {
+                                let text = format!(" until {} UTC", format::clock_utc(m.until_ms));
+                                let title = format!("set by {}", m.by);
+                                view! { <span class="muted" title=title>{text}</span> }
+                            })
+                    })
+                }}
+                {
+                    let host = name.clone();
+                    move || {
+                        let hub = row.with(|r| r.as_ref().is_none_or(|r| r.host.hub));
+                        (operator.get() && !hub).then(|| {
+                            let host = host.clone();
+                            let in_maintenance = presence() == "maintenance";
+                            let menu = NodeRef::<leptos::html::Select>::new();
+                            view! {
+                                <select
+                                    class="maintain"
+                                    data-testid="maintain"
+                                    node_ref=menu
+                                    aria-label=format!("Maintenance of {host}")
+                                    on:change=move |ev| {
+                                        let duration = event_target_value(&ev);
+                                        if !duration.is_empty() {
+                                            maintain.dispatch(MaintainHost { host: host.clone(), duration });
+                                        }
+                                        // A menu, not a setting: it reads "Maintenance…" again.
+                                        if let Some(menu) = menu.get_untracked() {
+                                            menu.set_value("");
+                                        }
+                                    }
+                                >
+                                    <option value="" selected=true>"Maintenance…"</option>
+                                    {WINDOWS
+                                        .into_iter()
+                                        .map(|(value, label)| view! { <option value=value>{format!("for {label}")}</option> })
+                                        .collect_view()}
+                                    {in_maintenance.then(|| view! { <option value="end">"End maintenance"</option> })}
+                                </select>
+                            }
+                        })
+                    }
+                }
+            </td>
             <td>{seen}</td>
             <td class="num" data-testid="host-cpu">
                 {get(|r| pct(r.cpu))}

@@ -7,8 +7,8 @@ use crate::notify::Notifier;
 use crate::outlet::{Interest, Observation, Outlet};
 use crate::tasks::Tasks;
 use shared::{
-    Alert, AlertRule, AlertState, Event, LogRate, Phase, RECENT_ALERTS, RuleMetric, RuleSource,
-    Tracker, Transition, render_message,
+    Alert, AlertRule, AlertState, Event, HostCheck, LogRate, Phase, Presence, RECENT_ALERTS,
+    RuleMetric, RuleSource, Tracker, Transition, render_message,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -25,6 +25,10 @@ const QUEUE: usize = 1024;
 /// The window of the error log's rate.
 const LOG_WINDOW_MS: i64 = 60_000;
 
+/// A series: (rule, subject, environment). A service's error rate in prod and the same service's in
+/// staging are two series.
+type Key = (String, String, String);
+
 /// One rule's series: its state machine and its current alert.
 struct Series {
     tracker: Tracker,
@@ -38,10 +42,14 @@ struct Engine {
     store: Arc<dyn AlertHistory>,
     outlet: Outlet,
     notifier: Notifier,
-    /// By (rule name, subject).
-    series: HashMap<(String, String), Series>,
-    /// Times of error-level log entries in the last minute, per service.
-    log_errors: HashMap<String, VecDeque<i64>>,
+    /// By (rule name, subject, environment).
+    series: HashMap<Key, Series>,
+    /// Times of error-level log entries in the last minute, per (environment, service).
+    log_errors: HashMap<(String, String), VecDeque<i64>>,
+    /// Every host of the fleet as its presence events said: its environment, and how it stands.
+    fleet: HashMap<String, (String, Presence)>,
+    /// The hub's own environment: of its services and databases, and of what names no other.
+    home: String,
 }
 
 /// Starts the engine: reads the rules written on the dashboard, takes up the alerts a previous run left open,
@@ -72,6 +80,8 @@ pub async fn start(
         notifier,
         series: HashMap::new(),
         log_errors: HashMap::new(),
+        fleet: HashMap::new(),
+        home: outlet.hub().environment().to_owned(),
     };
     engine
         .outlet
@@ -111,8 +121,13 @@ pub async fn start(
                 since_ms: alert.started_ms,
             },
         };
+        let environment = alert
+            .labels
+            .get(shared::ENVIRONMENT_FIELD)
+            .cloned()
+            .unwrap_or_else(|| engine.home.clone());
         engine.series.insert(
-            (alert.rule.clone(), alert.subject.clone()),
+            (alert.rule.clone(), alert.subject.clone(), environment),
             Series {
                 tracker: Tracker {
                     phase,
@@ -155,7 +170,11 @@ pub async fn start(
                     }
                     None => return,
                 },
-                _ = tick.tick() => engine.log_rates(now_millis()).await,
+                _ = tick.tick() => {
+                    let now = now_millis();
+                    engine.log_rates(now).await;
+                    engine.presences(now).await;
+                }
             }
         }
     });
@@ -177,23 +196,19 @@ fn publish(outlet: &Outlet, alert: Alert) {
     outlet.emit_in(scope, Event::Alert(alert));
 }
 
-/// A new alert's labels: the rule's, and for a host's series the `host` and its `environment`, so that
-/// notifications name them and only the readers of that environment see it.
+/// A new alert's labels: the rule's, its series' `environment`, and for a host's series the `host`, so
+/// that notifications name them and only the readers of that environment see it.
 fn labels_of(
-    outlet: &Outlet,
     rule: &std::collections::BTreeMap<String, String>,
     metric: RuleMetric,
     subject: &str,
+    environment: &str,
 ) -> std::collections::BTreeMap<String, String> {
     let mut labels = rule.clone();
     if metric.subject_label() == shared::HOST_FIELD {
-        let hub = outlet.hub();
-        let environment = hub
-            .environment_of(subject)
-            .unwrap_or_else(|| hub.environment().to_owned());
         labels.insert(shared::HOST_FIELD.into(), subject.to_owned());
-        labels.insert(shared::ENVIRONMENT_FIELD.into(), environment);
     }
+    labels.insert(shared::ENVIRONMENT_FIELD.into(), environment.to_owned());
     labels
 }
 
@@ -203,9 +218,36 @@ impl Engine {
         match observation {
             Observation::Readings(readings) => {
                 for r in readings {
-                    self.evaluate(RuleMetric::Stored(r.metric), &r.subject, r.t_ms, r.value)
-                        .await;
+                    let environment = if r.metric.subject() == shared::Subject::Host {
+                        match self.fleet.get(&r.subject) {
+                            // A host in maintenance raises no alerts.
+                            Some((_, Presence::Maintenance)) => continue,
+                            Some((environment, _)) => environment.clone(),
+                            None => self.home.clone(),
+                        }
+                    } else {
+                        self.home.clone()
+                    };
+                    self.evaluate(
+                        RuleMetric::Stored(r.metric),
+                        &r.subject,
+                        &environment,
+                        r.t_ms,
+                        r.value,
+                    )
+                    .await;
                 }
+            }
+            Observation::Presence(host) => {
+                if host.removed {
+                    self.fleet.remove(&host.host.0);
+                } else {
+                    self.fleet.insert(
+                        host.host.0.clone(),
+                        (host.environment.clone(), host.presence),
+                    );
+                }
+                self.presences(now_millis()).await;
             }
             // Not evaluated by any rule; never handed to the engine (its interest leaves them out).
             Observation::Bands(_) => {}
@@ -217,9 +259,9 @@ impl Engine {
                 {
                     return;
                 }
-                for (service, t_ms) in entries {
+                for (service, environment, t_ms) in entries {
                     self.log_errors
-                        .entry(service.clone())
+                        .entry((environment.clone(), service.clone()))
                         .or_default()
                         .push_back(*t_ms);
                 }
@@ -280,12 +322,17 @@ impl Engine {
         }
         // Series the rule no longer watches end (all of them when it watches another metric now); the others
         // go on under the new condition.
-        let gone: Vec<(String, String)> = self
+        let gone: Vec<Key> = self
             .series
             .keys()
-            .filter(|(name, subject)| {
+            .filter(|(name, subject, environment)| {
                 *name == rule.name
-                    && (metric_changed || rule.subject.as_deref().is_some_and(|s| s != subject))
+                    && (metric_changed
+                        || rule.subject.as_deref().is_some_and(|s| s != subject)
+                        || rule
+                            .environment
+                            .as_deref()
+                            .is_some_and(|e| e != environment))
             })
             .cloned()
             .collect();
@@ -303,10 +350,10 @@ impl Engine {
         }
         self.store.delete_rule(name).await?;
         self.rules.remove(i);
-        let gone: Vec<(String, String)> = self
+        let gone: Vec<Key> = self
             .series
             .keys()
-            .filter(|(rule, _)| rule == name)
+            .filter(|(rule, _, _)| rule == name)
             .cloned()
             .collect();
         self.end_series(gone).await;
@@ -320,7 +367,7 @@ impl Engine {
     }
 
     /// Resolves the open alerts of series whose rule changed or went, and forgets the series.
-    async fn end_series(&mut self, keys: Vec<(String, String)>) {
+    async fn end_series(&mut self, keys: Vec<Key>) {
         let now = now_millis();
         for key in keys {
             let Some(series) = self.series.remove(&key) else {
@@ -347,39 +394,84 @@ impl Engine {
             self.log_errors.clear();
             return;
         }
-        let mut services: Vec<String> = Vec::new();
-        for (service, times) in &mut self.log_errors {
+        let mut services: Vec<(String, String)> = Vec::new();
+        for (key, times) in &mut self.log_errors {
             while times.front().is_some_and(|t| *t <= now_ms - LOG_WINDOW_MS) {
                 times.pop_front();
             }
-            services.push(service.clone());
+            services.push(key.clone());
         }
-        for ((rule, subject), series) in &self.series {
+        for ((rule, subject, environment), series) in &self.series {
+            let key = (environment.clone(), subject.clone());
             if self
                 .rules
                 .iter()
                 .any(|r| r.name == *rule && r.metric == metric)
                 && series.alert.is_some()
-                && !services.contains(subject)
+                && !services.contains(&key)
             {
-                services.push(subject.clone());
+                services.push(key);
             }
         }
         self.log_errors.retain(|_, times| !times.is_empty());
-        for service in services {
-            let count = self.log_errors.get(&service).map_or(0, VecDeque::len);
-            self.evaluate(metric, &service, now_ms, count as f64).await;
+        for key in services {
+            let count = self.log_errors.get(&key).map_or(0, VecDeque::len);
+            let (environment, service) = key;
+            self.evaluate(metric, &service, &environment, now_ms, count as f64)
+                .await;
         }
     }
 
-    /// Runs every rule that watches this series.
-    async fn evaluate(&mut self, metric: RuleMetric, subject: &str, t_ms: i64, value: f64) {
+    /// Evaluates `host_offline` rules for every host of the fleet: 1 while it is offline, 0 otherwise (in
+    /// maintenance too). Each second, so a rule's `for` runs out while nothing else happens.
+    async fn presences(&mut self, now_ms: i64) {
+        let metric = RuleMetric::Host(HostCheck::HostOffline);
+        if !self.rules.iter().any(|r| r.metric == metric) {
+            return;
+        }
+        let hosts: Vec<(String, String, f64)> = self
+            .fleet
+            .iter()
+            .map(|(host, (environment, presence))| {
+                let offline = *presence == Presence::Offline;
+                (
+                    host.clone(),
+                    environment.clone(),
+                    f64::from(u8::from(offline)),
+                )
+            })
+            .collect();
+        for (host, environment, value) in hosts {
+            self.evaluate(metric, &host, &environment, now_ms, value)
+                .await;
+        }
+    }
+
+    /// Runs every rule that watches this series (of `subject` in `environment`).
+    async fn evaluate(
+        &mut self,
+        metric: RuleMetric,
+        subject: &str,
+        environment: &str,
+        t_ms: i64,
+        value: f64,
+    ) {
         for index in 0..self.rules.len() {
             let rule = &self.rules[index];
-            if rule.metric != metric || rule.subject.as_deref().is_some_and(|s| s != subject) {
+            if rule.metric != metric
+                || rule.subject.as_deref().is_some_and(|s| s != subject)
+                || rule
+                    .environment
+                    .as_deref()
+                    .is_some_and(|e| e != environment)
+            {
                 continue;
             }
-            let key = (rule.name.clone(), subject.to_owned());
+            let key = (
+                rule.name.clone(),
+                subject.to_owned(),
+                environment.to_owned(),
+            );
             let series = self.series.entry(key.clone()).or_insert_with(|| Series {
                 tracker: Tracker::default(),
                 alert: None,
@@ -412,7 +504,7 @@ impl Engine {
                             AlertState::Pending
                         },
                         severity: rule.severity,
-                        labels: labels_of(&self.outlet, &rule.labels, metric, subject),
+                        labels: labels_of(&rule.labels, metric, subject, environment),
                         message: message(),
                         value,
                         peak,

@@ -12,6 +12,8 @@ pub struct AlertRuleFile {
     pub name: String,
     pub metric: String,
     pub subject: Option<String>,
+    /// Only the series of this environment (a host's own; a service's or database's is the hub's).
+    pub environment: Option<String>,
     pub above: Option<f64>,
     pub below: Option<f64>,
     pub resolve: Option<f64>,
@@ -34,16 +36,30 @@ impl AlertRuleFile {
         }
         let metric = RuleMetric::parse(&self.metric).ok_or_else(|| {
             context(format!(
-                "unknown metric '{}'; use one of {}, log_errors_per_minute",
+                "unknown metric '{}'; use one of {}, log_errors_per_minute, host_offline",
                 self.metric,
                 shared::Metric::ALL.map(|m| m.as_str()).join(", ")
             ))
         })?;
+        let offline_check = matches!(metric, RuleMetric::Host(_));
         let (comparison, threshold) = match (self.above, self.below) {
             (Some(t), None) => (Comparison::Above, t),
             (None, Some(t)) => (Comparison::Below, t),
+            // A host's being offline is yes or no: the rule fires while it is.
+            (None, None) if offline_check => (Comparison::Above, 0.0),
             _ => return Err(context("give exactly one of above = … or below = …".into())),
         };
+        if let Some(environment) = self.environment.as_deref().filter(|e| !e.trim().is_empty())
+            && (environment.len() > 64
+                || !environment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return Err(context(format!(
+                "environment '{}' is not an environment name (letters, digits and . _ -)",
+                environment.chars().take(64).collect::<String>()
+            )));
+        }
         let for_ms = match &self.for_ {
             Some(text) => humantime::parse_duration(text)
                 .map_err(|e| context(format!("for '{text}': {e}")))?
@@ -67,17 +83,25 @@ impl AlertRuleFile {
             None => Severity::Warning,
         };
         let message = self.message.unwrap_or_else(|| {
-            format!(
-                "{{subject}}: {} is {{value}} ({} {{threshold}})",
-                metric.as_str(),
-                comparison.symbol()
-            )
+            if offline_check {
+                "{subject} is offline".to_owned()
+            } else {
+                format!(
+                    "{{subject}}: {} is {{value}} ({} {{threshold}})",
+                    metric.as_str(),
+                    comparison.symbol()
+                )
+            }
         });
         Ok(AlertRule {
             name,
             source: RuleSource::Config,
             metric,
             subject: self.subject.filter(|s| !s.trim().is_empty()),
+            environment: self
+                .environment
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty()),
             condition,
             severity,
             labels: self.labels,
@@ -131,12 +155,21 @@ pub fn rule_from_draft(d: RuleDraft) -> Result<AlertRule, String> {
             })
             .transpose()
     };
-    let threshold = number("threshold", &d.threshold)?.ok_or("a threshold is needed")?;
-    let (above, below) = match d.comparison.trim() {
-        "above" | ">" => (Some(threshold), None),
-        "below" | "<" => (None, Some(threshold)),
-        other => return Err(format!("comparison must be above or below, got '{other}'")),
+    let threshold = match number("threshold", &d.threshold)? {
+        Some(t) => Some(t),
+        // A host_offline rule needs none: it fires while the host is offline.
+        None if d.metric.trim() == "host_offline" => None,
+        None => return Err("a threshold is needed".into()),
     };
+    let (above, below) = match (d.comparison.trim(), threshold) {
+        (_, None) => (None, None),
+        ("above" | ">", t) => (t, None),
+        ("below" | "<", t) => (None, t),
+        (other, _) => return Err(format!("comparison must be above or below, got '{other}'")),
+    };
+    if d.environment.chars().count() > 64 {
+        return Err("the environment is over 64 characters".into());
+    }
     let clear_after = text(&d.clear_after)
         .map(|t| {
             t.parse::<u32>()
@@ -172,6 +205,7 @@ pub fn rule_from_draft(d: RuleDraft) -> Result<AlertRule, String> {
         name: d.name,
         metric: d.metric.trim().to_owned(),
         subject: text(&d.subject),
+        environment: text(&d.environment),
         above,
         below,
         resolve: number("resolve", &d.resolve)?,
@@ -241,11 +275,33 @@ mod tests {
     }
 
     #[test]
+    fn a_host_offline_rule_needs_no_threshold_and_may_keep_to_an_environment() {
+        let r = rule(
+            "name = \"host-down\"\nmetric = \"host_offline\"\nenvironment = \"prod\"\nfor = \"1m\"",
+        )
+        .unwrap();
+        assert_eq!(r.metric, RuleMetric::Host(shared::HostCheck::HostOffline));
+        assert_eq!(
+            (r.condition.comparison, r.condition.threshold),
+            (Comparison::Above, 0.0)
+        );
+        assert_eq!(r.environment.as_deref(), Some("prod"));
+        assert_eq!(r.message, "{subject} is offline");
+        assert_eq!(r.metric.subject_label(), "host");
+        let e = rule("name = \"x\"\nmetric = \"cpu\"\nabove = 1.0\nenvironment = \"pr od\"")
+            .unwrap_err();
+        assert!(e.contains("not an environment name"), "{e}");
+        // Other metrics still need one.
+        assert!(rule("name = \"x\"\nmetric = \"cpu\"").is_err());
+    }
+
+    #[test]
     fn a_rule_typed_on_the_page_is_checked_like_the_files() {
         let draft = RuleDraft {
             name: " disk-full ".into(),
             metric: "disk".into(),
             subject: "".into(),
+            environment: "".into(),
             comparison: "above".into(),
             threshold: "90".into(),
             resolve: "85".into(),

@@ -16,9 +16,9 @@ use app::ports::{
 };
 use shared::{
     Access, AccountsView, Alert, AlertFilter, AlertRule, ApiToken, AuditFilter, AuditPage, Caller,
-    CommandRun, Deployment, EnrolledHost, Envelope, HistorySeries, LogCursor, LogFilter, LogPage,
-    Metric, NewHost, NewToken, OutputPage, Refused, Role, RuleDraft, SecurityAlert, TimeRange,
-    User,
+    CommandRun, Deployment, EnrolledHost, Envelope, FleetHost, HistorySeries, LogCursor, LogFilter,
+    LogPage, Metric, NewHost, NewToken, OutputPage, Refused, Role, RuleDraft, SecurityAlert,
+    TimeRange, User,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -382,6 +382,28 @@ impl OperationsPort for ServerPorts {
                 .output(&by, run, first, crate::commands::output::MAX_PAGE_LINES)
                 .await
         })
+    }
+
+    fn maintain_host(
+        &self,
+        by: &Caller,
+        host: String,
+        duration: Option<String>,
+    ) -> BoxFuture<Result<FleetHost, AppError>> {
+        let duration = match duration.as_deref().map(str::trim) {
+            None | Some("" | "end") => None,
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(d) if !d.is_zero() => Some(d),
+                _ => {
+                    let message = format!(
+                        "'{}' is not a length of time: use e.g. 30m, 4h or 1d, or end",
+                        text.chars().take(32).collect::<String>()
+                    );
+                    return Box::pin(async move { Err(AppError::BadRequest(message)) });
+                }
+            },
+        };
+        self.perform(by, actions::MaintainHost { host, duration })
     }
 
     fn deployments(

@@ -245,15 +245,6 @@ impl Hub {
             .and_then(|a| a.labels.get(shared::ENVIRONMENT_FIELD).cloned())
     }
 
-    /// The environment of a host of the fleet, as the state has it.
-    pub fn environment_of(&self, host: &str) -> Option<String> {
-        self.lock()
-            .state
-            .fleet()
-            .find(|h| h.host.0 == host)
-            .map(|h| h.environment.clone())
-    }
-
     /// The newest sequence number issued.
     #[cfg(test)]
     pub fn head(&self) -> u64 {
@@ -606,6 +597,7 @@ pub(crate) mod tests {
             version: "1".into(),
             hub: false,
             removed: false,
+            maintenance: None,
         };
         let in_env = |env: &str, host: &str| Scope {
             environment: env.into(),

@@ -1,0 +1,358 @@
+//! `agents`: N simulated agents pushing to a running hub over real HTTP, as `watchpost-agent` does — one
+//! batch per interval each with a whole health reading of this machine (varied per agent), a few log lines
+//! every tenth batch — while `viewers` dashboards hold the event stream.
+//!
+//! Hosts are added through the hub's own "Add host" server function (`WATCHPOST_TOKEN` must be an admin's),
+//! named `bench-NNN` and split between `prod` and `staging`, and removed again at the end. Reported: the
+//! hub's CPU over the window and its RSS per agent (the growth from before the hosts were added, over their
+//! number, read from `/proc` when `--pid` is given, else from `/healthz`), push latency (p50, p99, max),
+//! pushes per second and refusals; with viewers, the stream's delivery figures as `clients` prints them.
+
+use crate::{TICKS_PER_SECOND, proc_sample};
+use anyhow::{Context, Result, bail};
+use collect::wire::{Batch, Item, PUSH_PATH, Record};
+use hdrhistogram::Histogram;
+use shared::{HostHealth, HostId, Level, NewHost, NewLog};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the bench needs of one added host.
+struct Host {
+    id: i64,
+    name: String,
+    environment: String,
+    token: String,
+}
+
+#[derive(Default)]
+struct Counts {
+    ok: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+    records: AtomicU64,
+}
+
+/// How a run is shaped.
+pub struct AgentsLoad {
+    pub url: String,
+    pub token: Option<String>,
+    pub agents: usize,
+    pub interval: Duration,
+    pub window: Duration,
+    pub viewers: usize,
+    pub pid: Option<u32>,
+}
+
+pub async fn agents_bench(load: AgentsLoad) -> Result<()> {
+    let Some(admin) = load.token.clone() else {
+        bail!("an admin's token is needed to add the hosts: set WATCHPOST_TOKEN or --token");
+    };
+    let url = load.url.trim_end_matches('/').to_owned();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(load.agents + 16)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let rss_before = rss(&client, &url, load.pid).await?;
+    let hosts = add_hosts(&client, &url, &admin, load.agents).await?;
+    println!(
+        "added {} hosts (bench-000 …), half prod, half staging",
+        hosts.len()
+    );
+    let template = reading()?;
+    let counts = Arc::new(Counts::default());
+    let latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let pusher = Pusher {
+            client: client.clone(),
+            url: format!("{url}{PUSH_PATH}"),
+            name: host.name.clone(),
+            environment: host.environment.clone(),
+            token: host.token.clone(),
+            interval: load.interval,
+            template: template.clone(),
+            counts: counts.clone(),
+            latency: latency.clone(),
+            stop: stop.clone(),
+        };
+        // Spread over the interval, as agents started at different times are.
+        let phase = load.interval.mul_f64(i as f64 / hosts.len().max(1) as f64);
+        tasks.push(tokio::spawn(pusher.run(phase, i as u64)));
+    }
+    // A few intervals for every agent to have pushed (and the hub to have made room for each) before the
+    // window opens.
+    tokio::time::sleep(load.interval * 5).await;
+    if let Ok(mut h) = latency.lock() {
+        h.reset();
+    }
+    let pushes_before = counts.ok.load(Ordering::Relaxed);
+    let cpu_before = load.pid.map(proc_sample).transpose()?;
+    let started = Instant::now();
+    if load.viewers > 0 {
+        println!(
+            "{} viewers on the stream while the agents push:",
+            load.viewers
+        );
+        crate::streams::clients_bench(
+            url.clone(),
+            load.token.clone(),
+            load.viewers,
+            load.window,
+            200,
+            None,
+        )
+        .await?;
+    } else {
+        tokio::time::sleep(load.window).await;
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = load.pid.map(proc_sample).transpose()?;
+    let pushes = counts.ok.load(Ordering::Relaxed) - pushes_before;
+    let rss_after = rss(&client, &url, load.pid).await?;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        let _ = task.await;
+    }
+
+    println!(
+        "{} agents, one batch per {:?} each, over {:.0} s{}:",
+        hosts.len(),
+        load.interval,
+        elapsed.as_secs_f64(),
+        if load.viewers > 0 {
+            format!(" with {} viewers", load.viewers)
+        } else {
+            String::new()
+        }
+    );
+    if let (Some((t0, _)), Some((t1, _))) = (cpu_before, cpu_after) {
+        let cpu = (t1 - t0) as f64 / TICKS_PER_SECOND / elapsed.as_secs_f64() * 100.0;
+        println!("hub CPU           {cpu:.1} % of one core");
+    }
+    match (rss_before, rss_after) {
+        (Some(before), Some(after)) => println!(
+            "hub RSS           {:.1} MiB before the hosts were added, {:.1} MiB now: {:.1} KiB per agent",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            after.saturating_sub(before) as f64 / 1024.0 / hosts.len().max(1) as f64
+        ),
+        _ => {
+            println!("hub RSS           not known (give --pid, or a hub whose /healthz reports it)")
+        }
+    }
+    if let Ok(h) = latency.lock() {
+        let ms = |us: u64| us as f64 / 1000.0;
+        println!(
+            "push latency      p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} pushes, {:.0} per second)",
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.max()),
+            pushes,
+            pushes as f64 / elapsed.as_secs_f64()
+        );
+    }
+    println!(
+        "answers           {} recorded, {} refused (4xx), {} failed (5xx or no answer), {} records in all",
+        counts.ok.load(Ordering::Relaxed),
+        counts.refused.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
+        counts.records.load(Ordering::Relaxed)
+    );
+    let removed = remove_hosts(&client, &url, &admin, &hosts).await;
+    println!("removed {removed} of the {} bench hosts", hosts.len());
+    Ok(())
+}
+
+/// One simulated agent.
+struct Pusher {
+    client: reqwest::Client,
+    url: String,
+    name: String,
+    environment: String,
+    token: String,
+    interval: Duration,
+    template: HostHealth,
+    counts: Arc<Counts>,
+    latency: Arc<Mutex<Histogram<u64>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Pusher {
+    async fn run(self, phase: Duration, salt: u64) {
+        tokio::time::sleep(phase).await;
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seq = now_micros();
+        let mut n: u64 = 0;
+        while !self.stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            n += 1;
+            let mut items = vec![Item {
+                seq,
+                record: Record::Health(self.reading(n, salt)),
+            }];
+            seq += 1;
+            if n.is_multiple_of(10) {
+                items.push(Item {
+                    seq,
+                    record: Record::Lines(self.lines(n)),
+                });
+                seq += 1;
+            }
+            let records = items.len() as u64;
+            let batch = Batch {
+                agent: self.name.clone(),
+                environment: self.environment.clone(),
+                version: "bench".into(),
+                interval_ms: self.interval.as_millis() as u64,
+                items,
+                live: None,
+                gaps: Vec::new(),
+            };
+            let sent = Instant::now();
+            let answer = self
+                .client
+                .post(&self.url)
+                .bearer_auth(&self.token)
+                .json(&batch)
+                .send()
+                .await;
+            let took = sent.elapsed();
+            match answer {
+                Ok(r) if r.status().is_success() => {
+                    let _ = r.bytes().await;
+                    self.counts.ok.fetch_add(1, Ordering::Relaxed);
+                    self.counts.records.fetch_add(records, Ordering::Relaxed);
+                    if let Ok(mut h) = self.latency.lock() {
+                        let _ = h.record((took.as_micros() as u64).max(1));
+                    }
+                }
+                Ok(r) if r.status().is_client_error() => {
+                    self.counts.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {
+                    self.counts.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// This machine's reading, renamed and varied so that no two hosts (or seconds) read the same.
+    fn reading(&self, n: u64, salt: u64) -> HostHealth {
+        let mut h = self.template.clone();
+        h.host = HostId(self.name.clone());
+        h.hostname = self.name.clone();
+        h.sampled_at_ms = now_micros() as i64 / 1000;
+        let wobble = ((n * 7 + salt * 13) % 40) as f32;
+        h.cpu_pct = (10.0 + wobble).min(100.0);
+        for (i, core) in h.cores.iter_mut().enumerate() {
+            *core = (5.0 + wobble + i as f32).min(100.0);
+        }
+        h.uptime_s += n;
+        h
+    }
+
+    fn lines(&self, n: u64) -> Vec<NewLog> {
+        let t_ms = now_micros() as i64 / 1000;
+        vec![
+            NewLog {
+                t_ms,
+                level: Level::Warn,
+                service: "shop".into(),
+                message: format!("slow checkout on {} (request {n})", self.name),
+                fields: Default::default(),
+            },
+            NewLog {
+                t_ms,
+                level: Level::Error,
+                service: "shop".into(),
+                message: format!("payment gateway timed out after 30s (request {n})"),
+                fields: Default::default(),
+            },
+        ]
+    }
+}
+
+/// A real reading of this machine, taken twice so its CPU figures are rates over a moment.
+fn reading() -> Result<HostHealth> {
+    let mut sampler = collect::host::HostSampler::new().context("cannot read this host")?;
+    sampler.sample();
+    std::thread::sleep(Duration::from_millis(250));
+    Ok(sampler.sample().0)
+}
+
+async fn add_hosts(
+    client: &reqwest::Client,
+    url: &str,
+    admin: &str,
+    n: usize,
+) -> Result<Vec<Host>> {
+    let mut hosts = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = format!("bench-{i:03}");
+        let environment = if i % 2 == 0 { "prod" } else { "staging" };
+        let r = client
+            .post(format!("{url}/api/add_host"))
+            .bearer_auth(admin)
+            .form(&[("name", name.as_str()), ("environment", environment)])
+            .send()
+            .await?;
+        let status = r.status();
+        let body = r.text().await?;
+        if !status.is_success() {
+            bail!(
+                "adding {name} was answered {status}: {body} (an admin's token, and a hub without bench hosts, are needed)"
+            );
+        }
+        let added: NewHost =
+            serde_json::from_str(&body).with_context(|| format!("the answer to adding {name}"))?;
+        hosts.push(Host {
+            id: added.host.id,
+            name,
+            environment: environment.to_owned(),
+            token: added.token,
+        });
+    }
+    Ok(hosts)
+}
+
+/// Removes the bench's hosts again; how many went.
+async fn remove_hosts(client: &reqwest::Client, url: &str, admin: &str, hosts: &[Host]) -> usize {
+    let mut removed = 0;
+    for host in hosts {
+        let r = client
+            .post(format!("{url}/api/revoke_host"))
+            .bearer_auth(admin)
+            .form(&[("id", host.id.to_string())])
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The hub's RSS: from /proc when its pid is known, else as its `/healthz` reports it.
+async fn rss(client: &reqwest::Client, url: &str, pid: Option<u32>) -> Result<Option<u64>> {
+    if let Some(pid) = pid {
+        return Ok(Some(proc_sample(pid)?.1));
+    }
+    let health: serde_json::Value = client
+        .get(format!("{url}/healthz"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(health["rss_bytes"].as_u64())
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
