@@ -103,23 +103,42 @@ impl LiveStore {
 
     /// Applies an envelope: the only way state enters the store.
     pub fn apply(&self, env: &Envelope) {
-        match &env.event {
-            shared::Event::Accounts(_) => {
-                self.accounts_changed.update(|n| *n += 1);
-                return;
+        self.apply_all(std::slice::from_ref(env));
+    }
+
+    /// Applies envelopes in order, the state's in one update: what arrived on the stream since the last
+    /// flush redraws the page once, not once each (200 hosts reading every second are 200 events a second).
+    pub fn apply_all(&self, envs: &[Envelope]) {
+        let mut state_changed = false;
+        for env in envs {
+            match &env.event {
+                shared::Event::Accounts(_) => {
+                    self.accounts_changed.try_update(|n| *n += 1);
+                }
+                shared::Event::CommandOutput(chunk) => {
+                    self.add_output(chunk.run, chunk.first, &chunk.lines, chunk.capped)
+                }
+                _ => state_changed = true,
             }
-            shared::Event::CommandOutput(chunk) => {
-                self.add_output(chunk.run, chunk.first, &chunk.lines, chunk.capped);
-                return;
-            }
-            _ => {}
         }
-        self.state.update(|s| s.apply(env));
+        if state_changed {
+            // `try_`: a page left while its last envelopes waited has no store any more.
+            self.state.try_update(|s| {
+                for env in envs {
+                    if !matches!(
+                        env.event,
+                        shared::Event::Accounts(_) | shared::Event::CommandOutput(_)
+                    ) {
+                        s.apply(env);
+                    }
+                }
+            });
+        }
     }
 
     /// Adds lines of a run's output at their numbers (each line once).
     pub fn add_output(&self, run: i64, first: u64, lines: &[shared::OutputLine], capped: bool) {
-        self.outputs.update(|outputs| {
+        self.outputs.try_update(|outputs| {
             let output = outputs.entry(run).or_default();
             if !shared::merge_output(&mut output.lines, first, lines) {
                 output.gap = true;
@@ -194,8 +213,15 @@ mod client {
     /// Wait before reopening a stream the server closed, so a refusing server is not hammered.
     const REOPEN_AFTER: Duration = Duration::from_secs(3);
 
+    /// How long envelopes gather before they are applied together: short enough to read as at once, long
+    /// enough that a busy fleet redraws a page a few times a second rather than at every event.
+    const FLUSH_AFTER: Duration = Duration::from_millis(50);
+
     thread_local! {
         static STREAM: RefCell<Option<Stream>> = const { RefCell::new(None) };
+        /// Envelopes received and not yet applied, and the store (the page's) they are for; a flush is due
+        /// while there are any.
+        static PENDING: RefCell<Option<(LiveStore, Vec<Envelope>)>> = const { RefCell::new(None) };
         /// Numbers each page's stream: moving from one page to another mounts the new page (which opens its
         /// stream) before the old one is cleaned up, and the old page must not close the new page's stream.
         static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -331,9 +357,30 @@ mod client {
                 if matches!(env.event, Event::Health(_) | Event::Snapshot(_)) {
                     store.last_reading_at.set(Some(now));
                 }
-                store.apply(&env);
+                // Another page's envelopes still waiting (a page just replaced its stream) go to that
+                // page's store first, so none is lost to the new page or applied to the wrong one.
+                let (earlier, first) = PENDING.with(|p| {
+                    let mut p = p.borrow_mut();
+                    let earlier = p.take_if(|(other, _)| other.state != store.state);
+                    let (_, batch) = p.get_or_insert_with(|| (store, Vec::new()));
+                    batch.push(env);
+                    (earlier, batch.len() == 1)
+                });
+                if let Some((other, batch)) = earlier {
+                    other.apply_all(&batch);
+                }
+                if first {
+                    set_timeout(flush, FLUSH_AFTER);
+                }
             }
             Err(e) => leptos::logging::error!("ignoring a malformed {} event: {e}", kind.as_str()),
+        }
+    }
+
+    /// Applies what gathered since the first envelope of the batch arrived.
+    fn flush() {
+        if let Some((store, batch)) = PENDING.with(|p| p.borrow_mut().take()) {
+            store.apply_all(&batch);
         }
     }
 

@@ -86,17 +86,32 @@ pub async fn agents_bench(load: AgentsLoad) -> Result<()> {
     // A few intervals for every agent to have pushed (and the hub to have made room for each) before the
     // window opens.
     tokio::time::sleep(load.interval * 5).await;
-    if let Ok(mut h) = latency.lock() {
-        h.reset();
+    println!(
+        "{} agents, one batch per {:?} each:",
+        hosts.len(),
+        load.interval
+    );
+    let window = Window::open(&counts, &latency, load.pid)?;
+    tokio::time::sleep(load.window).await;
+    window.report("alone", &counts, &latency, load.pid)?;
+    let rss_agents = rss(&client, &url, load.pid).await?;
+    match (rss_before, rss_agents) {
+        (Some(before), Some(after)) => println!(
+            "  hub RSS         {:.1} MiB before the hosts were added, {:.1} MiB with them pushing: {:.1} KiB per agent",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            after.saturating_sub(before) as f64 / 1024.0 / hosts.len().max(1) as f64
+        ),
+        _ => {
+            println!("  hub RSS         not known (give --pid, or a hub whose /healthz reports it)")
+        }
     }
-    let pushes_before = counts.ok.load(Ordering::Relaxed);
-    let cpu_before = load.pid.map(proc_sample).transpose()?;
-    let started = Instant::now();
     if load.viewers > 0 {
         println!(
-            "{} viewers on the stream while the agents push:",
+            "the same agents with {} viewers on the stream (the viewers' figures first):",
             load.viewers
         );
+        let window = Window::open(&counts, &latency, load.pid)?;
         crate::streams::clients_bench(
             url.clone(),
             load.token.clone(),
@@ -106,57 +121,14 @@ pub async fn agents_bench(load: AgentsLoad) -> Result<()> {
             None,
         )
         .await?;
-    } else {
-        tokio::time::sleep(load.window).await;
+        window.report("with viewers", &counts, &latency, load.pid)?;
     }
-    let elapsed = started.elapsed();
-    let cpu_after = load.pid.map(proc_sample).transpose()?;
-    let pushes = counts.ok.load(Ordering::Relaxed) - pushes_before;
-    let rss_after = rss(&client, &url, load.pid).await?;
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         let _ = task.await;
     }
-
     println!(
-        "{} agents, one batch per {:?} each, over {:.0} s{}:",
-        hosts.len(),
-        load.interval,
-        elapsed.as_secs_f64(),
-        if load.viewers > 0 {
-            format!(" with {} viewers", load.viewers)
-        } else {
-            String::new()
-        }
-    );
-    if let (Some((t0, _)), Some((t1, _))) = (cpu_before, cpu_after) {
-        let cpu = (t1 - t0) as f64 / TICKS_PER_SECOND / elapsed.as_secs_f64() * 100.0;
-        println!("hub CPU           {cpu:.1} % of one core");
-    }
-    match (rss_before, rss_after) {
-        (Some(before), Some(after)) => println!(
-            "hub RSS           {:.1} MiB before the hosts were added, {:.1} MiB now: {:.1} KiB per agent",
-            before as f64 / 1048576.0,
-            after as f64 / 1048576.0,
-            after.saturating_sub(before) as f64 / 1024.0 / hosts.len().max(1) as f64
-        ),
-        _ => {
-            println!("hub RSS           not known (give --pid, or a hub whose /healthz reports it)")
-        }
-    }
-    if let Ok(h) = latency.lock() {
-        let ms = |us: u64| us as f64 / 1000.0;
-        println!(
-            "push latency      p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} pushes, {:.0} per second)",
-            ms(h.value_at_quantile(0.5)),
-            ms(h.value_at_quantile(0.99)),
-            ms(h.max()),
-            pushes,
-            pushes as f64 / elapsed.as_secs_f64()
-        );
-    }
-    println!(
-        "answers           {} recorded, {} refused (4xx), {} failed (5xx or no answer), {} records in all",
+        "  answers         {} recorded, {} refused (4xx), {} failed (5xx or no answer), {} records in all",
         counts.ok.load(Ordering::Relaxed),
         counts.refused.load(Ordering::Relaxed),
         counts.failed.load(Ordering::Relaxed),
@@ -165,6 +137,55 @@ pub async fn agents_bench(load: AgentsLoad) -> Result<()> {
     let removed = remove_hosts(&client, &url, &admin, &hosts).await;
     println!("removed {removed} of the {} bench hosts", hosts.len());
     Ok(())
+}
+
+/// A measuring window: the hub's CPU and the pushes between its opening and its report.
+struct Window {
+    started: Instant,
+    pushes: u64,
+    cpu: Option<(u64, u64)>,
+}
+
+impl Window {
+    fn open(counts: &Counts, latency: &Mutex<Histogram<u64>>, pid: Option<u32>) -> Result<Window> {
+        if let Ok(mut h) = latency.lock() {
+            h.reset();
+        }
+        Ok(Window {
+            started: Instant::now(),
+            pushes: counts.ok.load(Ordering::Relaxed),
+            cpu: pid.map(proc_sample).transpose()?,
+        })
+    }
+
+    fn report(
+        self,
+        what: &str,
+        counts: &Counts,
+        latency: &Mutex<Histogram<u64>>,
+        pid: Option<u32>,
+    ) -> Result<()> {
+        let elapsed = self.started.elapsed();
+        let pushes = counts.ok.load(Ordering::Relaxed) - self.pushes;
+        if let (Some((t0, _)), Some((t1, _))) = (self.cpu, pid.map(proc_sample).transpose()?) {
+            let cpu = (t1 - t0) as f64 / TICKS_PER_SECOND / elapsed.as_secs_f64() * 100.0;
+            println!(
+                "  hub CPU         {cpu:.1} % of one core ({what}, over {:.0} s)",
+                elapsed.as_secs_f64()
+            );
+        }
+        if let Ok(h) = latency.lock() {
+            let ms = |us: u64| us as f64 / 1000.0;
+            println!(
+                "  push latency    p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({what}: {pushes} pushes, {:.0} per second)",
+                ms(h.value_at_quantile(0.5)),
+                ms(h.value_at_quantile(0.99)),
+                ms(h.max()),
+                pushes as f64 / elapsed.as_secs_f64()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// One simulated agent.

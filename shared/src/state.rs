@@ -271,6 +271,11 @@ impl LiveState {
         self.hosts.get(id)
     }
 
+    /// One host of the fleet.
+    pub fn fleet_host(&self, id: &HostId) -> Option<&FleetHost> {
+        self.fleet.get(id)
+    }
+
     /// Every host of the fleet, by name.
     pub fn fleet(&self) -> impl Iterator<Item = &FleetHost> {
         self.fleet.values()
