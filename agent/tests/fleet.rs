@@ -273,10 +273,14 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+async fn wait_for(what: &str, done: impl AsyncFnMut() -> bool) {
+    wait_for_within(what, PATIENCE, done).await;
+}
+
+async fn wait_for_within(what: &str, patience: Duration, mut done: impl AsyncFnMut() -> bool) {
     let start = Instant::now();
     while !done().await {
-        assert!(start.elapsed() < PATIENCE, "waited too long for {what}");
+        assert!(start.elapsed() < patience, "waited too long for {what}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -467,8 +471,9 @@ async fn a_hub_away_for_a_minute_leaves_no_gap_in_the_hosts_per_second_history()
 
     let hub = Hub::start(dir.path(), addr).await;
     let up_at = now_ms();
-    // Everything spooled arrives: points from before the outage to after it.
-    wait_for("the backlog", async || {
+    // Everything spooled arrives: points from before the outage to after it. The agent tries again on its
+    // own schedule (backing off to 30 s, ±25 %), so it may take that long to notice the hub is back.
+    wait_for_within("the backlog", Duration::from_secs(60), async || {
         let s = hub.cpu_history("web-1", t0, now_ms()).await;
         s.points.last().is_some_and(|p| p.t_ms > up_at)
             && s.points

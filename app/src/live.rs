@@ -125,10 +125,17 @@ impl LiveStore {
             // `try_`: a page left while its last envelopes waited has no store any more.
             self.state.try_update(|s| {
                 for env in envs {
-                    if !matches!(
-                        env.event,
-                        shared::Event::Accounts(_) | shared::Event::CommandOutput(_)
-                    ) {
+                    // What a snapshot already holds (the page's own, applied while these waited) is not
+                    // applied again: a chart's point appended twice would show twice.
+                    let held = s.seq > 0
+                        && env.seq <= s.seq
+                        && !matches!(env.event, shared::Event::Snapshot(_));
+                    if !held
+                        && !matches!(
+                            env.event,
+                            shared::Event::Accounts(_) | shared::Event::CommandOutput(_)
+                        )
+                    {
                         s.apply(env);
                     }
                 }

@@ -159,7 +159,10 @@ impl Fleet {
         let mut hosts = BTreeMap::new();
         for agent in store.agents().await? {
             if agent.revoked_ms.is_none() {
-                hosts.insert(agent.name.clone(), tracked(&agent, now));
+                let mut t = tracked(&agent, now);
+                // In maintenance from the start when its window is still open, not offline for a second.
+                t.host.presence = t.judge(now, offline_after);
+                hosts.insert(agent.name.clone(), t);
             }
         }
         hosts.insert(
@@ -288,7 +291,7 @@ impl Fleet {
             .set_maintenance(agent.id, window.as_ref())
             .await?
             .ok_or_else(|| MaintainError::NotFound(host.to_owned()))?;
-        let changed = {
+        let (host, was) = {
             let mut hosts = self.lock_hosts();
             let t = hosts
                 .get_mut(host)
@@ -300,13 +303,15 @@ impl Fleet {
             if is != was {
                 t.host.since_ms = now;
             }
-            (t.host.clone(), (is != was).then_some(was))
+            (t.host.clone(), was)
         };
-        match &changed {
-            (host, Some(was)) => self.announce(host, *was, now, false).await,
-            (host, None) => self.publish(host),
+        // Every change is one line, a window moved while the host is in maintenance too.
+        if host.presence != was || host.presence == Presence::Maintenance {
+            self.announce(&host, was, now, false).await;
+        } else {
+            self.publish(&host);
         }
-        Ok(changed.0)
+        Ok(host)
     }
 
     /// The environment `host` belongs to now, if it is a host of the fleet.

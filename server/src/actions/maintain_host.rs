@@ -36,9 +36,19 @@ impl UserAction for MaintainHost {
     }
 
     async fn apply(self, services: &Services, by: &Caller) -> Result<FleetHost, ActionError> {
-        let until_ms = self
-            .duration
-            .map(|d| crate::clock::now_millis().saturating_add(d.as_millis() as i64));
+        let until_ms = match self.duration {
+            None => None,
+            Some(d) => match i64::try_from(d.as_millis()) {
+                Ok(ms) if ms <= shared::MAX_MAINTENANCE_MS => {
+                    Some(crate::clock::now_millis().saturating_add(ms))
+                }
+                _ => {
+                    return Err(ActionError::Invalid(
+                        "a maintenance window lasts at most 30 days".into(),
+                    ));
+                }
+            },
+        };
         services
             .fleet
             .maintain(&self.host, until_ms, &by.name)

@@ -240,14 +240,23 @@ impl Engine {
             }
             Observation::Presence(host) => {
                 if host.removed {
+                    // A removed host's series end: its open alerts resolve, and a host added again later
+                    // starts afresh.
                     self.fleet.remove(&host.host.0);
+                    let gone: Vec<Key> = self
+                        .series
+                        .keys()
+                        .filter(|(_, subject, _)| *subject == host.host.0)
+                        .cloned()
+                        .collect();
+                    self.end_series(gone).await;
                 } else {
                     self.fleet.insert(
                         host.host.0.clone(),
                         (host.environment.clone(), host.presence),
                     );
+                    self.presences(now_millis()).await;
                 }
-                self.presences(now_millis()).await;
             }
             // Not evaluated by any rule; never handed to the engine (its interest leaves them out).
             Observation::Bands(_) => {}
@@ -422,9 +431,40 @@ impl Engine {
         }
     }
 
-    /// Evaluates `host_offline` rules for every host of the fleet: 1 while it is offline, 0 otherwise (in
-    /// maintenance too). Each second, so a rule's `for` runs out while nothing else happens.
+    /// Takes every host's presence from the hub's state (so nothing depends on a presence change having
+    /// reached the engine: a host that was already down when the hub started, or a change dropped while
+    /// the engine was behind), ends the series of hosts in maintenance (their open alerts resolve: they
+    /// are expected offline), and evaluates `host_offline` rules for every host: 1 while it is offline, 0
+    /// otherwise. Each second, so a rule's `for` runs out while nothing else happens.
     async fn presences(&mut self, now_ms: i64) {
+        self.fleet = self
+            .outlet
+            .hub()
+            .fleet_presences()
+            .into_iter()
+            .map(|(host, environment, presence)| (host, (environment, presence)))
+            .collect();
+        let host_rules: Vec<&str> = self
+            .rules
+            .iter()
+            .filter(|r| r.metric.subject_label() == shared::HOST_FIELD)
+            .map(|r| r.name.as_str())
+            .collect();
+        let resting: Vec<Key> = self
+            .series
+            .keys()
+            .filter(|(rule, subject, _)| {
+                host_rules.contains(&rule.as_str())
+                    && self
+                        .fleet
+                        .get(subject)
+                        .is_some_and(|(_, p)| *p == Presence::Maintenance)
+            })
+            .cloned()
+            .collect();
+        if !resting.is_empty() {
+            self.end_series(resting).await;
+        }
         let metric = RuleMetric::Host(HostCheck::HostOffline);
         if !self.rules.iter().any(|r| r.metric == metric) {
             return;

@@ -43,10 +43,16 @@ impl AlertRuleFile {
         })?;
         let offline_check = matches!(metric, RuleMetric::Host(_));
         let (comparison, threshold) = match (self.above, self.below) {
-            (Some(t), None) => (Comparison::Above, t),
-            (None, Some(t)) => (Comparison::Below, t),
             // A host's being offline is yes or no: the rule fires while it is.
             (None, None) if offline_check => (Comparison::Above, 0.0),
+            _ if offline_check => {
+                return Err(context(
+                    "host_offline takes no threshold: it fires while the host is offline (leave out above and below)"
+                        .into(),
+                ));
+            }
+            (Some(t), None) => (Comparison::Above, t),
+            (None, Some(t)) => (Comparison::Below, t),
             _ => return Err(context("give exactly one of above = … or below = …".into())),
         };
         if let Some(environment) = self.environment.as_deref().filter(|e| !e.trim().is_empty())
@@ -291,8 +297,10 @@ mod tests {
         let e = rule("name = \"x\"\nmetric = \"cpu\"\nabove = 1.0\nenvironment = \"pr od\"")
             .unwrap_err();
         assert!(e.contains("not an environment name"), "{e}");
-        // Other metrics still need one.
+        // Other metrics still need one, and host_offline takes none.
         assert!(rule("name = \"x\"\nmetric = \"cpu\"").is_err());
+        let e = rule("name = \"x\"\nmetric = \"host_offline\"\nbelow = 1.0").unwrap_err();
+        assert!(e.contains("takes no threshold"), "{e}");
     }
 
     #[test]

@@ -235,6 +235,15 @@ impl Hub {
         &self.environment
     }
 
+    /// Every host of the fleet as the state has it: (name, environment, presence).
+    pub fn fleet_presences(&self) -> Vec<(String, String, shared::Presence)> {
+        self.lock()
+            .state
+            .fleet()
+            .map(|h| (h.host.0.clone(), h.environment.clone(), h.presence))
+            .collect()
+    }
+
     /// The environment of an alert the state holds (its `environment` label), when it names one.
     pub fn alert_environment(&self, id: i64) -> Option<String> {
         self.lock()
