@@ -55,18 +55,7 @@ impl Hub {
         let base = format!("http://{addr}");
         let shutdown = app.shutdown_token();
         let task = tokio::spawn(app.run());
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .timeout(PATIENCE)
-            .build()
-            .unwrap();
-        let r = client
-            .post(format!("{base}/api/login"))
-            .json(&serde_json::json!({ "name": ADMIN, "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        let client = sign_in(&base, ADMIN).await;
         Hub {
             base,
             addr,
@@ -715,15 +704,15 @@ async fn a_host_added_on_the_admin_page_pushes_and_is_disconnected_when_removed(
     hub.stop().await;
 }
 
-/// A reader signed in as `name` on `hub`: a client of its own.
-async fn sign_in(hub: &Hub, name: &str) -> reqwest::Client {
+/// A reader signed in as `name` on the hub at `base`: a client of its own (the admin's, in `Hub`, too).
+async fn sign_in(base: &str, name: &str) -> reqwest::Client {
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .timeout(PATIENCE)
         .build()
         .unwrap();
     let r = client
-        .post(format!("{}/api/login", hub.base))
+        .post(format!("{base}/api/login"))
         .json(&serde_json::json!({ "name": name, "password": PASSWORD }))
         .send()
         .await
@@ -787,7 +776,7 @@ async fn a_viewer_limited_to_staging_never_receives_a_prod_host() {
     })
     .await;
 
-    let sam = sign_in(&hub, "sam").await;
+    let sam = sign_in(&hub.base, "sam").await;
     let get = |path: &str| {
         let (sam, url) = (sam.clone(), format!("{}{path}", hub.base));
         async move {
@@ -1037,7 +1026,7 @@ async fn a_host_offline_rule_fires_per_host_in_its_environment_and_maintenance_s
         .unwrap();
     store.add_user("vic", Role::Viewer, &hash, 0).await.unwrap();
     drop(store);
-    let vic = sign_in(&hub, "vic").await;
+    let vic = sign_in(&hub.base, "vic").await;
     let (status, body) = maintain(vic, "4h").await;
     assert_eq!(status, 403, "{body}");
     let (status, body) = maintain(hub.client.clone(), "soon").await;
