@@ -4,6 +4,7 @@
 use bytesize::ByteSize;
 use clap::Parser;
 use collect::tail::TailedFile;
+use runner::spec::{CommandFile, CommandSpec, check_all};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,6 +54,10 @@ struct Flags {
     /// usual public ones.
     #[arg(long, env = "WATCHPOST_AGENT_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// TOML file of `[[commands]]` this host lets operators run from the dashboard (the format the hub's
+    /// configuration takes); none: nothing may run here.
+    #[arg(long, env = "WATCHPOST_AGENT_COMMANDS")]
+    commands: Option<PathBuf>,
 }
 
 /// The configuration file: the same settings.
@@ -69,6 +74,15 @@ struct FileSettings {
     spool_dir: Option<PathBuf>,
     spool_max: Option<String>,
     ca_file: Option<PathBuf>,
+    commands: Option<PathBuf>,
+}
+
+/// The file of `--commands`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandsFile {
+    #[serde(default)]
+    commands: Vec<CommandFile>,
 }
 
 /// The settings the agent runs with.
@@ -83,6 +97,8 @@ pub struct Config {
     pub spool_dir: PathBuf,
     pub spool_max: u64,
     pub ca_file: Option<PathBuf>,
+    /// The commands this host declares, checked.
+    pub commands: Vec<CommandSpec>,
 }
 
 /// Why the agent does not start: a message for stderr, or help/version already shown.
@@ -192,7 +208,12 @@ impl Config {
         if spool_max < 1 << 20 {
             return Err("--spool-max must be at least 1MiB".into());
         }
+        let commands = match flags.commands.or(file.commands) {
+            Some(path) => read_commands(&path)?,
+            None => Vec::new(),
+        };
         Ok(Config {
+            commands,
             hub,
             token,
             name,
@@ -204,6 +225,24 @@ impl Config {
             ca_file: flags.ca_file.or(file.ca_file),
         })
     }
+}
+
+/// The `[[commands]]` of `path`, each checked as the hub checks its own.
+fn read_commands(path: &std::path::Path) -> Result<Vec<CommandSpec>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the commands file {}: {e}", path.display()))?;
+    let file: CommandsFile =
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message().trim()))?;
+    let specs = check_all(file.commands).map_err(|e| format!("{}: {e}", path.display()))?;
+    if specs.len() > collect::wire::MAX_DECLARED_COMMANDS {
+        return Err(format!(
+            "{}: at most {} commands, not {}",
+            path.display(),
+            collect::wire::MAX_DECLARED_COMMANDS,
+            specs.len()
+        ));
+    }
+    Ok(specs)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -249,6 +288,44 @@ mod tests {
     }
 
     #[test]
+    fn commands_are_read_and_checked_as_the_hub_checks_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = token_file(&dir);
+        let file = dir.path().join("commands.toml");
+        let args = |file: &std::path::Path| {
+            vec![
+                "watchpost-agent".to_owned(),
+                "--hub".into(),
+                "http://x".into(),
+                "--token-file".into(),
+                token.clone(),
+                "--commands".into(),
+                file.display().to_string(),
+            ]
+        };
+        std::fs::write(
+            &file,
+            "[[commands]]\nname = \"restart\"\nprogram = \"systemctl\"\nargs = [\"restart\", \"{target}\"]\ntargets = [\"nginx\"]\n",
+        )
+        .unwrap();
+        let c = Config::from_args(args(&file)).unwrap();
+        assert_eq!(c.commands.len(), 1);
+        assert_eq!(c.commands[0].info.title, "Restart");
+        std::fs::write(
+            &file,
+            "[[commands]]\nname = \"restart\"\nprogram = \"systemctl\"\ntargets = [\"nginx\"]\nrole = \"viewer\"\n",
+        )
+        .unwrap();
+        match Config::from_args(args(&file)) {
+            Err(Exit::Message(m)) => {
+                assert!(m.contains("role must be operator or admin"), "{m}");
+                assert!(!m.contains('\n'), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn bad_settings_are_one_line_each() {
         let dir = tempfile::tempdir().unwrap();
         let token = token_file(&dir);
@@ -285,6 +362,17 @@ mod tests {
                 "at least",
             ),
             (vec!["--bogus"], "--bogus"),
+            (
+                vec![
+                    "--hub",
+                    "http://x",
+                    "--token-file",
+                    token.as_str(),
+                    "--commands",
+                    "/nonexistent",
+                ],
+                "cannot read the commands file",
+            ),
         ] {
             let mut all = vec!["watchpost-agent"];
             all.extend(args);

@@ -1,8 +1,10 @@
 //! `watchpost-agent`: runs the hub's host and file-tail sources on another host and pushes what they read to
 //! the hub. It only connects out (no port is opened here), and keeps what it read in a bounded spool on disk
 //! until the hub has acknowledged it, so an outage of the hub or the network loses nothing the spool holds.
+//! It also holds the hub's stream of orders, on which it runs the commands its host declares.
 
 mod config;
+mod orders;
 mod push;
 mod spool;
 
@@ -76,6 +78,7 @@ async fn run(config: Config) -> Result<(), RunError> {
         ready: ready.clone(),
     });
     let pusher = push::Pusher::new(&config, spool.clone(), ready.clone())?;
+    let orders = orders::Orders::new(&config)?;
     let shutdown = CancellationToken::new();
     let sampler = HostSampler::new()?.named(HostId(config.name.clone()));
     let mut collector = Collector::spawn(
@@ -93,14 +96,18 @@ async fn run(config: Config) -> Result<(), RunError> {
         environment = %config.environment,
         interval = %humantime::format_duration(config.interval),
         spool = %config.spool_dir.display(),
+        commands = config.commands.len(),
         "watchpost-agent {} started",
         env!("CARGO_PKG_VERSION")
     );
+    let listening = tokio::spawn(orders.run(shutdown.clone()));
     tokio::select! {
         () = pusher.run(shutdown.clone()) => {}
         () = stop_signal() => {}
     }
+    // Commands under way stop with the stream of orders, which the hub then ends as Interrupted.
     shutdown.cancel();
+    let _ = listening.await;
     collector.stop();
     tracing::info!(
         "stopped; what the hub has not acknowledged stays in the spool for the next start"

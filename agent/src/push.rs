@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The longest wait between attempts while the hub is away, and after the hub refused the token.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-const REFUSED_BACKOFF: Duration = Duration::from_secs(60);
+pub const REFUSED_BACKOFF: Duration = Duration::from_secs(60);
 /// One push may take this long before it counts as failed.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -27,6 +27,38 @@ pub enum PushSetupError {
     Client(reqwest::Error),
     #[error("--hub {0} cannot take a path: {1}")]
     Url(String, String),
+}
+
+/// How long a request to the hub may take.
+pub enum Timeout {
+    /// The whole request, answer included.
+    Whole(Duration),
+    /// Between two reads of the answer: a stream that stays open, on which the hub sends a comment at
+    /// least every 15 s.
+    BetweenReads(Duration),
+}
+
+/// An HTTP client for the hub: rustls with the webpki roots, or only the `--ca-file`'s authority.
+pub fn client(config: &Config, timeout: Timeout) -> Result<reqwest::Client, PushSetupError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("watchpost-agent/", env!("CARGO_PKG_VERSION")));
+    builder = match timeout {
+        Timeout::Whole(t) => builder.timeout(t),
+        Timeout::BetweenReads(t) => builder.read_timeout(t),
+    };
+    if let Some(ca) = &config.ca_file {
+        let pem =
+            std::fs::read(ca).map_err(|e| PushSetupError::CaFile(ca.display().to_string(), e))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| PushSetupError::Certificate(ca.display().to_string(), e))?;
+        // The given authority only: a hub with a private CA is not also trusted under public ones.
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(PushSetupError::Client)
 }
 
 /// How the link to the hub stands, so each change is logged once.
@@ -59,22 +91,7 @@ impl Pusher {
         spool: Arc<Mutex<Spool>>,
         ready: Arc<Notify>,
     ) -> Result<Pusher, PushSetupError> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(PUSH_TIMEOUT)
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("watchpost-agent/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &config.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| PushSetupError::CaFile(ca.display().to_string(), e))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| PushSetupError::Certificate(ca.display().to_string(), e))?;
-            // The given authority only: a hub with a private CA is not also trusted under public ones.
-            builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(PushSetupError::Client)?;
+        let client = client(config, Timeout::Whole(PUSH_TIMEOUT))?;
         let url = config
             .hub
             .join(PUSH_PATH)
@@ -195,13 +212,7 @@ impl Pusher {
             return Err(Link::Refused(status));
         }
         if !status.is_success() {
-            let text = sent.text().await.unwrap_or_default();
-            // The hub's JSON errors say `{"error": "…"}`; anything else is shown as it came, cut short.
-            let said = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or(text);
-            let said: String = said.chars().take(300).collect();
+            let said = error_text(sent).await;
             // The status alone for a 5xx: its text may change with every attempt, and each change of the
             // reason would be logged again.
             return Err(if status.is_client_error() {
@@ -226,8 +237,19 @@ impl Pusher {
     }
 }
 
+/// What the hub said of a refused request: its JSON error's `{"error": "…"}`, else the text as it came,
+/// cut short.
+pub async fn error_text(answer: reqwest::Response) -> String {
+    let text = answer.text().await.unwrap_or_default();
+    let said = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or(text);
+    said.chars().take(300).collect()
+}
+
 /// What kind of failure: connection refused, timed out, … (the same words each attempt).
-fn reason(e: &reqwest::Error) -> String {
+pub fn reason(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
@@ -245,7 +267,7 @@ fn reason(e: &reqwest::Error) -> String {
 
 /// 1 s, 2 s, 4 s … up to [`MAX_BACKOFF`], each with ±25 % jitter so agents cut off together do not return
 /// together.
-fn backoff(failures: u32) -> Duration {
+pub fn backoff(failures: u32) -> Duration {
     let base = Duration::from_secs(1u64 << failures.saturating_sub(1).min(5)).min(MAX_BACKOFF);
     base.mul_f64(0.75 + fastrand::f64() * 0.5)
 }

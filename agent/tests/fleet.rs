@@ -74,19 +74,8 @@ impl Hub {
     }
 
     /// The admin's stream: envelopes as they come.
-    async fn stream(&self) -> std::pin::Pin<Box<dyn futures::Stream<Item = Envelope> + Send>> {
-        let r = self
-            .client
-            .get(format!("{}/api/events", self.base))
-            .timeout(Duration::from_secs(3600))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        Box::pin(r.bytes_stream().eventsource().filter_map(|e| async move {
-            let e = e.ok()?;
-            serde_json::from_str::<Envelope>(&e.data).ok()
-        }))
+    async fn stream(&self) -> Envelopes {
+        stream_of(&self.client, &self.base).await
     }
 
     /// `GET path` as the admin: the `field` of every entry of the listing (`{"entries": [...]}`) it answers.
@@ -135,10 +124,39 @@ impl Hub {
     }
 }
 
+type Envelopes = std::pin::Pin<Box<dyn futures::Stream<Item = Envelope> + Send>>;
+
+/// The stream of the reader signed in on `client`: envelopes as they come.
+async fn stream_of(client: &reqwest::Client, base: &str) -> Envelopes {
+    let r = client
+        .get(format!("{base}/api/events"))
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    Box::pin(r.bytes_stream().eventsource().filter_map(|e| async move {
+        let e = e.ok()?;
+        serde_json::from_str::<Envelope>(&e.data).ok()
+    }))
+}
+
 async fn open(data_dir: &Path) -> SqliteStore {
     SqliteStore::open(&data_dir.join(DATABASE_FILE), &OpenOptions::default())
         .await
         .expect("the store opens")
+}
+
+/// Adds `name` (of `role`, with the tests' password) to the store under `data_dir`.
+async fn add_user(data_dir: &Path, name: &str, role: Role) -> shared::User {
+    let hash = server::testing::hash_password(PASSWORD.to_owned())
+        .await
+        .unwrap();
+    open(data_dir)
+        .await
+        .add_user(name, role, &hash, 0)
+        .await
+        .unwrap()
 }
 
 /// Enrols `name` in `environment` and writes its token to a file; the file's path.
@@ -185,6 +203,8 @@ impl Agent {
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // What a command run by the agent must not see.
+            .env("WATCHPOST_SECRET", "hush")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -238,7 +258,7 @@ fn web_and_db(hub: &Hub, dir: &Path, tokens: (&Path, &Path), web_extra: &[&str])
 
 /// The next `Host` event on `stream` that `wanted` accepts.
 async fn host_event(
-    stream: &mut std::pin::Pin<Box<dyn futures::Stream<Item = Envelope> + Send>>,
+    stream: &mut Envelopes,
     what: &str,
     wanted: impl Fn(&shared::FleetHost) -> bool,
 ) -> shared::FleetHost {
@@ -357,12 +377,24 @@ async fn a_token_pushing_for_another_host_is_refused_and_raises_an_alert() {
     );
 
     // The refusal is one clear line in the agent's log however often it retries.
-    wait_for("the agent's log line", async || {
-        agent.lines_with("refused this agent") > 0
+    wait_for("the agent's log lines", async || {
+        agent.lines_with("refused this agent (") > 0
+            && agent.lines_with("refused this agent's stream of orders (403") > 0
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(agent.lines_with("refused this agent"), 1, "{}", agent.log());
+    assert_eq!(
+        agent.lines_with("refused this agent ("),
+        1,
+        "{}",
+        agent.log()
+    );
+    assert_eq!(
+        agent.lines_with("refused this agent's stream of orders"),
+        1,
+        "{}",
+        agent.log()
+    );
     assert!(agent.lines_with("403") > 0, "{}", agent.log());
 
     // Nothing of db-9 was recorded.
@@ -506,33 +538,30 @@ async fn a_killed_agent_turns_its_host_offline_and_a_restarted_one_live_again() 
     })
     .await;
     let mut stream = hub.stream().await;
-    let presence =
-        async |stream: &mut std::pin::Pin<Box<dyn futures::Stream<Item = Envelope> + Send>>,
-               host: &str,
-               want: shared::Presence| {
-            tokio::time::timeout(PATIENCE, async {
-                loop {
-                    let env = stream.next().await.expect("the stream goes on");
-                    let hosts = match env.event {
-                        Event::Snapshot(s) => s.fleet,
-                        Event::Host(h) => {
-                            // A host's event is of its own environment.
-                            assert_eq!(env.scope.environment, h.environment);
-                            vec![h]
-                        }
-                        _ => continue,
-                    };
-                    if let Some(h) = hosts
-                        .into_iter()
-                        .find(|h| h.host.0 == host && h.presence == want)
-                    {
-                        return h;
+    let presence = async |stream: &mut Envelopes, host: &str, want: shared::Presence| {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let env = stream.next().await.expect("the stream goes on");
+                let hosts = match env.event {
+                    Event::Snapshot(s) => s.fleet,
+                    Event::Host(h) => {
+                        // A host's event is of its own environment.
+                        assert_eq!(env.scope.environment, h.environment);
+                        vec![h]
                     }
+                    _ => continue,
+                };
+                if let Some(h) = hosts
+                    .into_iter()
+                    .find(|h| h.host.0 == host && h.presence == want)
+                {
+                    return h;
                 }
-            })
-            .await
-            .unwrap_or_else(|_| panic!("{host} never became {want:?}"))
-        };
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{host} never became {want:?}"))
+    };
     // A host added but never heard from is listed, offline; the hub's own is live.
     let first = tokio::time::timeout(PATIENCE, stream.next())
         .await
@@ -695,6 +724,11 @@ async fn a_host_added_on_the_admin_page_pushes_and_is_disconnected_when_removed(
         agent.lines_with("refused this agent (401 Unauthorized)") > 0
     })
     .await;
+    // Its stream of orders was closed by the removal, and is refused from then on.
+    wait_for("the agent's stream of orders to be refused", async || {
+        agent.lines_with("refused this agent's stream of orders (401 Unauthorized)") > 0
+    })
+    .await;
     // And the audit trail names both actions.
     let actions = hub.entry_fields("/api/audit?action=host.", "action").await;
     assert!(
@@ -727,16 +761,12 @@ async fn a_viewer_limited_to_staging_never_receives_a_prod_host() {
     let web_token = enrol(dir.path(), "web-1", "prod").await;
     let db_token = enrol(dir.path(), "db-1", "staging").await;
     // Sam: a viewer everywhere but prod, where Sam has no role at all.
-    let store = open(dir.path()).await;
-    let hash = server::testing::hash_password(PASSWORD.to_owned())
+    let sam = add_user(dir.path(), "sam", Role::Viewer).await;
+    open(dir.path())
         .await
-        .unwrap();
-    let sam = store.add_user("sam", Role::Viewer, &hash, 0).await.unwrap();
-    store
         .set_environment_role(sam.id, "prod", Some(None))
         .await
         .unwrap();
-    drop(store);
     let hub = Hub::start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
     let app_log = dir.path().join("app.log");
     std::fs::write(&app_log, "").unwrap();
@@ -916,7 +946,7 @@ async fn a_viewer_limited_to_staging_never_receives_a_prod_host() {
 
 /// The next `Alert` event on `stream` that `wanted` accepts.
 async fn alert_event(
-    stream: &mut std::pin::Pin<Box<dyn futures::Stream<Item = Envelope> + Send>>,
+    stream: &mut Envelopes,
     what: &str,
     wanted: impl Fn(&shared::Alert) -> bool,
 ) -> (shared::Alert, String) {
@@ -1020,12 +1050,7 @@ async fn a_host_offline_rule_fires_per_host_in_its_environment_and_maintenance_s
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
-    let store = open(dir.path()).await;
-    let hash = server::testing::hash_password(PASSWORD.to_owned())
-        .await
-        .unwrap();
-    store.add_user("vic", Role::Viewer, &hash, 0).await.unwrap();
-    drop(store);
+    add_user(dir.path(), "vic", Role::Viewer).await;
     let vic = sign_in(&hub.base, "vic").await;
     let (status, body) = maintain(vic, "4h").await;
     assert_eq!(status, 403, "{body}");
@@ -1075,5 +1100,209 @@ async fn a_host_offline_rule_fires_per_host_in_its_environment_and_maintenance_s
     assert_ne!(again.id, fired.id);
     db.child.wait().ok();
     web.child.wait().ok();
+    hub.stop().await;
+}
+
+/// The output lines of run `id` on `stream` until the run ends, and its end; every event of the run must be
+/// of `environment`.
+async fn run_on_stream(
+    stream: &mut Envelopes,
+    id: i64,
+    environment: &str,
+) -> (Vec<shared::OutputLine>, shared::CommandRun) {
+    let mut lines = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let env = stream.next().await.expect("the stream goes on");
+            match env.event {
+                Event::CommandOutput(chunk) if chunk.run == id => {
+                    assert_eq!(env.scope.environment, environment);
+                    assert_eq!(chunk.first, lines.len() as u64, "chunks come in order");
+                    lines.extend(chunk.lines);
+                }
+                Event::Command(run) if run.id == id => {
+                    assert_eq!(env.scope.environment, environment);
+                    if run.state.finished() {
+                        return (lines, run);
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("waited too long for run {id} to end"))
+}
+
+/// `POST /api/run_command` on `client`: the status and the answer's text.
+async fn run_command(
+    client: &reqwest::Client,
+    base: &str,
+    body: serde_json::Value,
+) -> (reqwest::StatusCode, String) {
+    let r = client
+        .post(format!("{base}/api/run_command"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_an_agent_declares_runs_on_its_host_and_streams_back_to_every_tab() {
+    let dir = tempfile::tempdir().unwrap();
+    let web_token = enrol(dir.path(), "web-1", "prod").await;
+    let db_token = enrol(dir.path(), "db-1", "staging").await;
+    add_user(dir.path(), "olive", Role::Operator).await;
+    // The host's own commands: a script that prints, and a program that hangs.
+    let script = dir.path().join("greet.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ni=1\nwhile [ $i -le $2 ]; do echo \"line $i for $1\"; i=$((i+1)); done\n\
+         echo \"to stderr\" >&2\necho \"secret=${WATCHPOST_SECRET:-none}\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let commands = dir.path().join("commands.toml");
+    std::fs::write(
+        &commands,
+        format!(
+            "[[commands]]\nname = \"greet\"\nprogram = \"{}\"\nargs = [\"{{target}}\", \"{{count}}\"]\n\
+             targets = [\"nginx\"]\nparams = {{ count = {{ pattern = \"[0-9]{{1,3}}\" }} }}\n\n\
+             [[commands]]\nname = \"hang\"\nprogram = \"/bin/sleep\"\nargs = [\"{{target}}\"]\n\
+             targets = [\"600\"]\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let hub = Hub::start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let olive = sign_in(&hub.base, "olive").await;
+    let mut admin_stream = hub.stream().await;
+    let mut olive_stream = stream_of(&olive, &hub.base).await;
+    let commands_flag = commands.display().to_string();
+    // Every agent has WATCHPOST_SECRET in its environment (see `Agent::start`): the programs it runs must
+    // not.
+    let (mut web, _db) = web_and_db(
+        &hub,
+        dir.path(),
+        (&web_token, &db_token),
+        &["--commands", &commands_flag],
+    );
+    // The host lists what it declared once its agent listens.
+    let web_host = host_event(
+        &mut admin_stream,
+        "web-1 to listen with its commands",
+        |h| h.host.0 == "web-1" && h.listening,
+    )
+    .await;
+    let names: Vec<&str> = web_host.commands.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["greet", "hang"]);
+
+    // A bad parameter is a 400 before anything goes to the agent; a command the host does not declare, 404.
+    let (status, text) = run_command(
+        &olive,
+        &hub.base,
+        serde_json::json!({"name": "greet", "target": "nginx", "params": {"count": "many"}, "host": "web-1"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("does not match"), "{text}");
+    wait_for("db-1 to listen", async || {
+        let (status, _) = run_command(
+            &olive,
+            &hub.base,
+            serde_json::json!({"name": "greet", "target": "nginx", "params": {"count": "1"}, "host": "db-1"}),
+        )
+        .await;
+        status == 404
+    })
+    .await;
+
+    // The run: on web-1, by its agent, output to both tabs in order, in web-1's environment.
+    let (status, text) = run_command(
+        &olive,
+        &hub.base,
+        serde_json::json!({"name": "greet", "target": "nginx", "params": {"count": "300"}, "host": "web-1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let started: shared::CommandRun = serde_json::from_str(&text).unwrap();
+    assert_eq!(started.host.as_ref().map(|h| h.0.as_str()), Some("web-1"));
+    assert_eq!(started.environment.as_deref(), Some("prod"));
+    for stream in [&mut admin_stream, &mut olive_stream] {
+        let (lines, end) = run_on_stream(stream, started.id, "prod").await;
+        assert_eq!(end.state, shared::RunState::Succeeded, "{}", end.detail);
+        let out: Vec<&str> = lines
+            .iter()
+            .filter(|l| !l.stderr)
+            .map(|l| l.text.as_str())
+            .collect();
+        let expected: Vec<String> = (1..=300).map(|i| format!("line {i} for nginx")).collect();
+        assert_eq!(&out[..300], expected.as_slice());
+        assert_eq!(
+            out[300], "secret=none",
+            "the agent's environment is not passed on"
+        );
+        assert!(lines.iter().any(|l| l.stderr && l.text == "to stderr"));
+        assert_eq!(end.output_lines, 302);
+    }
+    // Its whole output is in the hub's log of the run too.
+    let page: shared::OutputPage = olive
+        .post(format!("{}/api/command_output", hub.base))
+        .form(&[("run", started.id.to_string()), ("first", "0".into())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page.lines.len(), 302);
+    // The audit entry names who, from where, on which host and environment, and how it ended.
+    let audit: serde_json::Value = hub
+        .client
+        .get(format!("{}/api/audit?action=command.greet", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["actor"], "olive");
+    assert_eq!(entry["ip"], "127.0.0.1");
+    assert_eq!(entry["host"], "web-1");
+    assert_eq!(entry["environment"], "prod");
+    assert_eq!(entry["target"], "nginx");
+    assert_eq!(entry["outcome"], "succeeded");
+
+    // One run per target of an exclusive command, on a remote host too.
+    let hang = serde_json::json!({"name": "hang", "target": "600", "host": "web-1"});
+    let (status, text) = run_command(&olive, &hub.base, hang.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    let hanging: shared::CommandRun = serde_json::from_str(&text).unwrap();
+    let (status, text) = run_command(&olive, &hub.base, hang.clone()).await;
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("600 on web-1 is busy"), "{text}");
+
+    // The agent dies mid-run: the run ends Interrupted, and the next request is a 409 at once.
+    web.child.kill().unwrap();
+    let _ = web.child.wait();
+    let (_, end) = run_on_stream(&mut admin_stream, hanging.id, "prod").await;
+    assert_eq!(end.state, shared::RunState::Interrupted);
+    assert!(end.detail.contains("went away"), "{}", end.detail);
+    let asked = Instant::now();
+    let (status, text) = run_command(
+        &olive,
+        &hub.base,
+        serde_json::json!({"name": "greet", "target": "nginx", "params": {"count": "1"}, "host": "web-1"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("web-1's agent is not connected"), "{text}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "a 409 at once, not a hang"
+    );
     hub.stop().await;
 }

@@ -153,11 +153,13 @@ pub trait AlertsPort: Send + Sync + 'static {
 
 /// Commands and deployments.
 pub trait OperationsPort: Send + Sync + 'static {
-    /// Starts a configured command; its progress follows as events. The server checks the permission
-    /// table for the command and target (and reports a refusal).
+    /// Starts a configured command — on the hub's own host, or on `host` by the command its agent
+    /// declared; its progress follows as events. The server checks the permission table for the command,
+    /// target and the host's environment (and reports a refusal).
     fn run_command(
         &self,
         by: &Caller,
+        host: Option<String>,
         name: String,
         target: String,
         params: BTreeMap<String, String>,

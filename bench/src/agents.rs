@@ -10,7 +10,7 @@
 
 use crate::{TICKS_PER_SECOND, proc_sample};
 use anyhow::{Context, Result, bail};
-use collect::wire::{Batch, Item, PUSH_PATH, Record};
+use collect::wire::{Batch, Hello, Item, ORDERS_PATH, PUSH_PATH, Record};
 use hdrhistogram::Histogram;
 use shared::{HostHealth, HostId, Level, NewHost, NewLog};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +53,10 @@ pub async fn agents_bench(load: AgentsLoad) -> Result<()> {
         .pool_max_idle_per_host(load.agents + 16)
         .timeout(Duration::from_secs(30))
         .build()?;
+    // Each agent also holds its stream of orders open, as a real one does: a connection without a deadline.
+    let stream_client = reqwest::Client::builder()
+        .pool_max_idle_per_host(load.agents + 16)
+        .build()?;
     let rss_before = rss(&client, &url, load.pid).await?;
     let hosts = add_hosts(&client, &url, &admin, load.agents).await?;
     println!(
@@ -67,6 +71,13 @@ pub async fn agents_bench(load: AgentsLoad) -> Result<()> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
+        tasks.push(tokio::spawn(listen(
+            stream_client.clone(),
+            format!("{url}{ORDERS_PATH}"),
+            host.name.clone(),
+            host.token.clone(),
+            stop.clone(),
+        )));
         let pusher = Pusher {
             client: client.clone(),
             url: format!("{url}{PUSH_PATH}"),
@@ -137,6 +148,45 @@ pub async fn agents_bench(load: AgentsLoad) -> Result<()> {
     let removed = remove_hosts(&client, &url, &admin, &hosts).await;
     println!("removed {removed} of the {} bench hosts", hosts.len());
     Ok(())
+}
+
+/// Holds an agent's stream of orders open (declaring no commands), reading what comes, until `stop`; opened
+/// again if the hub closes it.
+async fn listen(
+    client: reqwest::Client,
+    url: String,
+    name: String,
+    token: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let hello = Hello {
+        agent: name,
+        version: "bench".into(),
+        commands: Vec::new(),
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let opened = client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&hello)
+            .send()
+            .await;
+        if let Ok(mut answer) = opened
+            && answer.status().is_success()
+        {
+            loop {
+                let chunk = tokio::time::timeout(Duration::from_millis(500), answer.chunk()).await;
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                match chunk {
+                    Ok(Ok(Some(_))) | Err(_) => {}
+                    Ok(Ok(None) | Err(_)) => break,
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// A measuring window: the hub's CPU and the pushes between its opening and its report.

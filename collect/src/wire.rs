@@ -7,10 +7,28 @@
 //! dashboard shows now, not the past, and is recorded later in its turn.
 
 use serde::{Deserialize, Serialize};
-use shared::{HostHealth, NewLog};
+use shared::{CommandInfo, HostHealth, NewLog, OutputLine, RunState};
+use std::collections::BTreeMap;
 
 /// Where agents push.
 pub const PUSH_PATH: &str = "/api/agent/push";
+
+/// Where an agent opens the stream of orders (a `POST` of its [`Hello`], answered with server-sent events,
+/// each an [`Order`]), and where it reports a run (`POST {RUN_PATH}/{run}` with a [`Report`]).
+pub const ORDERS_PATH: &str = "/api/agent/orders";
+pub const RUN_PATH: &str = "/api/agent/runs";
+/// Whether `path` is one of the agent's routes, which its token (not a user's credential) speaks for.
+pub fn is_agent_path(path: &str) -> bool {
+    path == PUSH_PATH
+        || path == ORDERS_PATH
+        || path
+            .strip_prefix(RUN_PATH)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The most commands an agent may declare, and the most output lines one report carries.
+pub const MAX_DECLARED_COMMANDS: usize = 64;
+pub const MAX_REPORT_LINES: usize = 500;
 
 /// The most records in one batch, and the most bytes an agent puts in one (the hub's body limit is above).
 pub const MAX_BATCH_RECORDS: usize = 256;
@@ -76,4 +94,51 @@ pub struct Gap {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     pub acked: u64,
+}
+
+/// What an agent says when it opens its stream of orders: who it is and what may run on its host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The host; must be the name its token was enrolled with.
+    pub agent: String,
+    pub version: String,
+    /// The commands of its `--commands` file, as the browser may see them (never their programs).
+    #[serde(default)]
+    pub commands: Vec<CommandInfo>,
+}
+
+/// What the hub asks of an agent, one per event on its stream of orders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "order", rename_all = "snake_case")]
+pub enum Order {
+    /// Run a declared command; the agent checks the parameters against its own declaration again.
+    Run {
+        run: i64,
+        command: String,
+        target: String,
+        #[serde(default)]
+        params: BTreeMap<String, String>,
+    },
+    /// Stop a run (its process group): `by` cancelled it.
+    Cancel { run: i64, by: String },
+}
+
+/// A run's progress from the agent, in order: its next output lines and, last, how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The number of the first line in `lines` (counted from 0 over the whole run), so a report sent again
+    /// after a lost answer is taken once.
+    pub first: u64,
+    #[serde(default)]
+    pub lines: Vec<OutputLine>,
+    #[serde(default)]
+    pub end: Option<RunEnd>,
+}
+
+/// How a run ended on the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEnd {
+    pub state: RunState,
+    pub exit_code: Option<i32>,
+    pub detail: String,
 }

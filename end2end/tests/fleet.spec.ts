@@ -3,7 +3,7 @@
 import { test, expect } from './fixtures/dashboard';
 import { addUser, freePort, signIn, startServer, Server } from './fixtures/server';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -25,13 +25,23 @@ function addHost(data: string, name: string, environment: string): string {
   return file;
 }
 
-function startAgent(server: Server, name: string, environment: string, token: string): ChildProcess {
+function startAgent(server: Server, name: string, environment: string, token: string, extra: string[] = []): ChildProcess {
   return spawn(
     agentBin,
     ['--hub', server.url, '--token-file', token, '--name', name, '--environment', environment, '--interval', '1s',
-      '--spool-dir', mkdtempSync(path.join(tmpdir(), `spool-${name}-`))],
+      '--spool-dir', mkdtempSync(path.join(tmpdir(), `spool-${name}-`)), ...extra],
     { stdio: 'ignore', env: { ...process.env, RUST_LOG: 'info' } },
   );
+}
+
+/** web-1's own commands: a check that prints a line, waits, and prints another, so the output is seen live. */
+function webCommands(data: string): string[] {
+  const script = path.join(data, 'check.sh');
+  writeFileSync(script, '#!/bin/sh\necho "checking $1"\nsleep 2\necho "$1 is active"\n');
+  chmodSync(script, 0o755);
+  const file = path.join(data, 'web-1-commands.toml');
+  writeFileSync(file, `[[commands]]\nname = "check"\ntitle = "Check"\nprogram = "${script}"\nargs = ["{target}"]\ntargets = ["nginx"]\n`);
+  return ['--commands', file];
 }
 
 test.describe('the fleet', () => {
@@ -47,7 +57,7 @@ test.describe('the fleet', () => {
       WATCHPOST_ENVIRONMENT: 'ops',
       WATCHPOST_OFFLINE_AFTER: '4s',
     });
-    agents.web = startAgent(server, 'web-1', 'prod', web);
+    agents.web = startAgent(server, 'web-1', 'prod', web, webCommands(data));
     agents.db = startAgent(server, 'db-1', 'staging', db);
   });
 
@@ -201,6 +211,34 @@ test.describe('the fleet', () => {
     await expect(cache).toHaveAttribute('data-state', 'offline');
   });
 
+  test('a command web-1 declares runs there from the Controls panel, its output live', async ({ page, dashboard }) => {
+    await signIn(page.context(), server.url);
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.goto(`${server.url}/?env=prod&host=web-1`);
+    await expect(dashboard.connection).toHaveAttribute('data-state', 'live');
+    const panel = page.getByTestId('panel-controls');
+    await expect(panel.getByTestId('controls-host')).toContainText('on web-1');
+    const row = panel.locator('[data-testid=control-row][data-target=nginx]');
+    const button = row.getByTestId('run-check');
+    await expect(button).toBeEnabled({ timeout: 15_000 });
+    await button.click();
+    await expect(button).toHaveText('Checking…');
+    await expect(panel.getByTestId('run-output')).toContainText('checking nginx');
+    await expect(panel.getByTestId('run-output')).not.toContainText('nginx is active');
+    await panel.screenshot({ path: path.join(artifacts, 'fleet-controls-running.png') });
+    await expect(row.getByTestId('run-status')).toHaveAttribute('data-state', 'succeeded', { timeout: 15_000 });
+    await expect(panel.getByTestId('run-output')).toContainText('nginx is active');
+    await expect(panel.getByTestId('run-output-title')).toContainText('check on nginx (web-1) — Succeeded');
+    await expect(button).toHaveText('Check');
+    await panel.screenshot({ path: path.join(artifacts, 'fleet-controls-1440.png') });
+    await page.setViewportSize({ width: 360, height: 800 });
+    await panel.screenshot({ path: path.join(artifacts, 'fleet-controls-360.png') });
+
+    // db-1 declares nothing; the hub's own host has its own (here: none) — the panel follows the choice.
+    await page.goto(`${server.url}/?env=staging&host=db-1`);
+    await expect(page.getByTestId('controls-empty')).toContainText('db-1 declares no commands.');
+  });
+
   test('the error log follows the chosen host', async ({ page, dashboard }) => {
     await signIn(page.context(), server.url);
     await page.goto(`${server.url}/?env=staging&host=db-1`);
@@ -218,7 +256,7 @@ test.describe('the fleet', () => {
     agents.web.kill();
     await expect(web).toHaveAttribute('data-state', 'offline', { timeout: 15_000 });
     const token = path.join(server.data, 'web-1.token');
-    agents.web = startAgent(server, 'web-1', 'prod', token);
+    agents.web = startAgent(server, 'web-1', 'prod', token, webCommands(server.data));
     await expect(web).toHaveAttribute('data-state', 'live', { timeout: 15_000 });
   });
 });

@@ -10,7 +10,7 @@ use shared::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use store::{AuditTrail, NewAudit, StoreError};
+use store::{AuditTrail, NewAudit, Place, StoreError};
 
 /// The audit trail as the server writes it. Cheap to clone.
 #[derive(Clone)]
@@ -41,6 +41,18 @@ impl AuditLog {
         target: &str,
         params: BTreeMap<String, String>,
     ) -> Result<Begun, StoreError> {
+        self.begin_at(caller, None, action, target, params).await
+    }
+
+    /// As [`AuditLog::begin`], for an action on an agent's host (`place`), which the entry names.
+    pub async fn begin_at(
+        &self,
+        caller: &Caller,
+        place: Option<Place>,
+        action: &str,
+        target: &str,
+        params: BTreeMap<String, String>,
+    ) -> Result<Begun, StoreError> {
         let entry = self
             .store
             .begin_audit(NewAudit {
@@ -51,6 +63,7 @@ impl AuditLog {
                 action: action.to_owned(),
                 target: target.to_owned(),
                 params,
+                place,
             })
             .await
             .inspect_err(|e| tracing::error!("cannot write the audit trail: {e}"))?;
@@ -169,6 +182,8 @@ pub fn csv(entries: &[AuditEntry]) -> String {
             e.outcome.as_str().to_owned(),
             e.detail.clone(),
             duration,
+            e.host.clone().unwrap_or_default(),
+            e.environment.clone().unwrap_or_default(),
         ];
         for (i, value) in fields.iter().enumerate() {
             if i > 0 {
@@ -200,6 +215,8 @@ mod tests {
             outcome: Outcome::Succeeded,
             detail: "said \"hi\"\nthen left".into(),
             finished_ms: Some(12),
+            host: None,
+            environment: None,
         };
         let text = csv(&[entry]);
         let mut lines = text.split("\r\n");
@@ -207,7 +224,7 @@ mod tests {
         assert_eq!(
             lines.next().unwrap(),
             "1,1970-01-01T00:00:00Z,'=cmd|' /C calc'!A0,admin,127.0.0.1,user.add,\"a,b\",\
-             \"{\"\"role\"\":\"\"viewer\"\"}\",succeeded,\"said \"\"hi\"\"\nthen left\",12"
+             \"{\"\"role\"\":\"\"viewer\"\"}\",succeeded,\"said \"\"hi\"\"\nthen left\",12,,"
         );
     }
 }

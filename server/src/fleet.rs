@@ -18,9 +18,11 @@ use shared::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::{Agent, Enrolments, StoreError};
+use tokio_util::sync::CancellationToken;
 
 /// How often every host's presence is judged.
 const JUDGE_EVERY: Duration = Duration::from_secs(1);
@@ -90,6 +92,9 @@ struct Tracked {
     /// Whether its agent has pushed since this hub started: until then the host is offline whatever its last
     /// contact before the restart was, and nothing is announced about it.
     heard: bool,
+    /// Its agent's stream of orders, while one is open: which one, and how to close it (a newer stream of
+    /// the same agent, or the host's removal, closes it).
+    listener: Option<(u64, CancellationToken)>,
 }
 
 impl Tracked {
@@ -179,9 +184,12 @@ impl Fleet {
                     hub: true,
                     removed: false,
                     maintenance: None,
+                    commands: Vec::new(),
+                    listening: false,
                 },
                 reading_ms: Some(now),
                 heard: true,
+                listener: None,
             },
         );
         let fleet = Fleet {
@@ -246,6 +254,10 @@ impl Fleet {
         if agent.revoked_ms == Some(now) {
             let gone = self.lock_hosts().remove(&agent.name);
             if let Some(mut gone) = gone {
+                // Its stream of orders closes now, not at its next request.
+                if let Some((_, token)) = gone.listener.take() {
+                    token.cancel();
+                }
                 gone.host.removed = true;
                 self.publish(&gone.host);
             }
@@ -315,6 +327,47 @@ impl Fleet {
     }
 
     /// The environment `host` belongs to now, if it is a host of the fleet.
+    /// `agent`'s stream of orders is open, declaring `commands`: the host's entry says so (what the Controls
+    /// panel offers for it) until the returned guard is dropped. The guard's token is cancelled when a newer
+    /// stream of the same agent opens or the host is removed: the stream then ends.
+    pub fn listen(&self, agent: &Agent, commands: Vec<shared::CommandInfo>) -> Listening {
+        static STREAMS: AtomicU64 = AtomicU64::new(0);
+        let epoch = STREAMS.fetch_add(1, Ordering::Relaxed) + 1;
+        let token = CancellationToken::new();
+        let published = {
+            let mut hosts = self.lock_hosts();
+            match hosts.get_mut(&agent.name) {
+                Some(tracked) => {
+                    if let Some((_, older)) = tracked.listener.replace((epoch, token.clone())) {
+                        older.cancel();
+                    }
+                    tracked.host.commands = commands;
+                    tracked.host.listening = true;
+                    Some(tracked.host.clone())
+                }
+                // Removed in the meantime: nothing listens.
+                None => {
+                    token.cancel();
+                    None
+                }
+            }
+        };
+        if let Some(host) = published {
+            self.publish(&host);
+        }
+        Listening {
+            fleet: self.clone(),
+            host: agent.name.clone(),
+            epoch,
+            token,
+        }
+    }
+
+    /// The host the hub itself runs on.
+    pub fn own(&self) -> &HostId {
+        &self.own
+    }
+
     pub fn environment_now(&self, host: &str) -> Option<String> {
         self.lock_hosts()
             .get(host)
@@ -501,7 +554,12 @@ impl Fleet {
     /// The enrolment the token `secret` stands for: checked before a push's body is read, so a request
     /// without a valid token costs the hub no more than the lookup. 401 (and, once a minute per address,
     /// the invalid-token alert) otherwise.
-    pub async fn authenticate(&self, secret: &str, ip: IpAddr) -> Result<Agent, PushError> {
+    pub async fn authenticate(
+        &self,
+        secret: &str,
+        ip: IpAddr,
+        path: &str,
+    ) -> Result<Agent, PushError> {
         let found = if secret.starts_with(secrets::AGENT_TOKEN_PREFIX) {
             self.store.agent_by_token(&secrets::digest(secret)).await?
         } else {
@@ -510,34 +568,15 @@ impl Fleet {
         match found {
             Some(agent) => Ok(agent),
             None => {
-                self.auth.invalid_token(ip, collect::wire::PUSH_PATH).await;
+                self.auth.invalid_token(ip, path).await;
                 Err(PushError::Unauthorized)
             }
         }
     }
 
     /// Takes one push of `agent` (see [`Fleet::authenticate`]) from `ip`.
-    pub async fn push(&self, agent: Agent, ip: IpAddr, mut batch: Batch) -> Result<Ack, PushError> {
-        if batch.agent != agent.name {
-            let claimed: String = batch.agent.chars().take(64).collect();
-            tracing::info!(agent = %agent.name, claimed = %claimed, "forbidden: an agent pushed for another host");
-            self.auth
-                .raise(
-                    SecurityKind::Forbidden,
-                    Severity::Critical,
-                    Some(format!("agent:{}", agent.name)),
-                    Some(ip),
-                    format!(
-                        "the agent enrolled as '{}' tried to push readings for the host '{claimed}'",
-                        agent.name
-                    ),
-                )
-                .await;
-            return Err(PushError::Forbidden {
-                enrolled: agent.name,
-                claimed,
-            });
-        }
+    pub async fn push(&self, agent: Agent, ip: IpAddr, batch: Batch) -> Result<Ack, PushError> {
+        self.check_claim(&agent, &batch.agent, ip).await?;
         check_order(&batch)?;
         if agent.name == self.own.0 {
             return Err(PushError::BadBatch(format!(
@@ -545,6 +584,41 @@ impl Fleet {
                 agent.name
             )));
         }
+        self.take(agent, batch).await
+    }
+
+    /// An agent speaks only for the host it was enrolled as: anything else is a 403 and a security alert.
+    pub async fn check_claim(
+        &self,
+        agent: &Agent,
+        claimed: &str,
+        ip: IpAddr,
+    ) -> Result<(), PushError> {
+        if claimed != agent.name {
+            let claimed: String = claimed.chars().take(64).collect();
+            tracing::info!(agent = %agent.name, claimed = %claimed, "forbidden: an agent spoke for another host");
+            self.auth
+                .raise(
+                    SecurityKind::Forbidden,
+                    Severity::Critical,
+                    Some(format!("agent:{}", agent.name)),
+                    Some(ip),
+                    format!(
+                        "the agent enrolled as '{}' tried to speak for the host '{claimed}'",
+                        agent.name
+                    ),
+                )
+                .await;
+            return Err(PushError::Forbidden {
+                enrolled: agent.name.clone(),
+                claimed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a checked push.
+    async fn take(&self, agent: Agent, mut batch: Batch) -> Result<Ack, PushError> {
         bound(&mut batch, now_millis())?;
         if batch.environment != agent.environment {
             return Err(PushError::BadBatch(format!(
@@ -667,9 +741,12 @@ fn tracked(agent: &Agent, now_ms: i64) -> Tracked {
             hub: false,
             removed: false,
             maintenance: agent.maintenance.clone(),
+            commands: Vec::new(),
+            listening: false,
         },
         reading_ms: None,
         heard: false,
+        listener: None,
     }
 }
 
@@ -813,6 +890,45 @@ fn gap_message(host: &str, gap: Gap) -> String {
         crate::clock::rfc3339(gap.from_ms),
         crate::clock::rfc3339(gap.to_ms),
     )
+}
+
+/// While held, a host's agent holds its stream of orders open (see [`Fleet::listen`]).
+pub struct Listening {
+    fleet: Fleet,
+    host: String,
+    epoch: u64,
+    token: CancellationToken,
+}
+
+impl Listening {
+    /// Cancelled when the stream must close: a newer one of the same agent, or the host removed.
+    pub fn closed(&self) -> CancellationToken {
+        self.token.clone()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let published = {
+            let mut hosts = self.fleet.lock_hosts();
+            match hosts.get_mut(&self.host) {
+                Some(tracked)
+                    if tracked
+                        .listener
+                        .as_ref()
+                        .is_some_and(|(e, _)| *e == self.epoch) =>
+                {
+                    tracked.listener = None;
+                    tracked.host.listening = false;
+                    Some(tracked.host.clone())
+                }
+                _ => None,
+            }
+        };
+        if let Some(host) = published {
+            self.fleet.publish(&host);
+        }
+    }
 }
 
 #[cfg(test)]

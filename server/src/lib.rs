@@ -41,12 +41,12 @@ pub use startup::{Application, DATABASE_FILE, StartupError};
 pub mod testing {
     pub use crate::alerts::{AlertRuleFile, check_rules};
     pub use crate::auth::secrets::{digest, hash_password, new_token};
-    pub use crate::commands::spec::{CommandFile, CommandSpec, check_all};
     pub use crate::fleet::enrol as enrol_agent;
     pub use crate::notify::NotifyConfig;
     pub use crate::notify::channel::{Channel, ChannelFile, check_channels};
     pub use crate::notify::group::Timing;
     pub use crate::sources::scrape::{ScrapeTarget, TargetOptions, attach as attach_to_targets};
+    pub use runner::spec::{CommandFile, CommandSpec, check_all};
 
     /// Every server function the app registers, as (path, method): what the bad-input suite sends to.
     pub fn server_fn_paths() -> Vec<(String, String)> {

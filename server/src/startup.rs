@@ -265,6 +265,7 @@ impl Application {
             audit: audit.clone(),
             deploys: deploys.clone(),
             fleet: fleet.clone(),
+            commands: commands.clone(),
             alert_history: alert_history.clone(),
             http_metrics,
             collector: status,

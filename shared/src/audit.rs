@@ -61,6 +61,12 @@ pub struct AuditEntry {
     pub detail: String,
     /// When it ended, once it has.
     pub finished_ms: Option<i64>,
+    /// The host it was done on when that is not the hub's own (a command run by a host's agent), and that
+    /// host's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 impl AuditEntry {
@@ -93,7 +99,7 @@ pub struct AuditPage {
 pub const MAX_AUDIT_PAGE: usize = 500;
 
 /// Column order of the CSV export.
-pub const AUDIT_CSV_HEADER: [&str; 11] = [
+pub const AUDIT_CSV_HEADER: [&str; 13] = [
     "id",
     "time",
     "actor",
@@ -105,4 +111,6 @@ pub const AUDIT_CSV_HEADER: [&str; 11] = [
     "outcome",
     "detail",
     "duration_ms",
+    "host",
+    "environment",
 ];

@@ -363,7 +363,21 @@ pub struct NewToken {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Me {
     pub name: String,
+    /// The role in the hub's own environment.
     pub role: Role,
+    /// The role in every environment, where it differs (see [`Access`]); `None`: `role` everywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Access>,
+}
+
+impl Me {
+    /// The role in `environment` (`None`: no access there).
+    pub fn role_in(&self, environment: &str) -> Option<Role> {
+        match &self.access {
+            Some(access) if !access.environments.is_empty() => access.role_in(environment),
+            _ => Some(self.role),
+        }
+    }
 }
 
 /// The rules a user name must follow: what a person can type and a log line can show unambiguously.

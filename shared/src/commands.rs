@@ -6,7 +6,7 @@
 //! its output travels separately in numbered chunks (`CommandOutput`), and the whole output stays in a log
 //! file on the server.
 
-use crate::Role;
+use crate::{HostId, Role};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -163,6 +163,19 @@ pub struct CommandRun {
     /// The least role that sees this run (see [`CommandInfo::run_audience`], of its target).
     #[serde(default)]
     pub audience: Role,
+    /// The host it runs on when that is an agent's (`None`: the hub's own), and that host's environment:
+    /// the host declared the command, and a reader sees the run by the role it has there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+}
+
+impl CommandRun {
+    /// Whether this is a run on `host` (`None`: the hub's own host).
+    pub fn runs_on(&self, host: Option<&HostId>) -> bool {
+        self.host.as_ref() == host
+    }
 }
 
 /// Runs kept in the live state, newest first.
@@ -279,6 +292,8 @@ mod tests {
             output_lines: 0,
             cancelling: false,
             audience: Role::Viewer,
+            host: None,
+            environment: None,
         }
     }
 

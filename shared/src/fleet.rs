@@ -1,7 +1,7 @@
 //! The fleet: every host the hub hears from (its own included), the environment each belongs to, and how it
 //! stands — what the fleet page lists and the host selector offers.
 
-use crate::HostId;
+use crate::{CommandInfo, HostId};
 use serde::{Deserialize, Serialize};
 
 /// How a host stands, from its agent's contact and readings.
@@ -64,6 +64,12 @@ pub struct FleetHost {
     /// contact again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<Maintenance>,
+    /// The commands its agent declares (its `--commands` file): the host decides what may run on it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandInfo>,
+    /// Whether its agent holds open the stream the hub sends runs down: only then can a command run there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub listening: bool,
 }
 
 /// A host's maintenance window: expected offline until `until_ms`, set by `by`.

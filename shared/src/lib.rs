@@ -340,6 +340,13 @@ impl Snapshot {
         // A deployment is of the environment it went to, by the reader's role there.
         let mut deployments = std::mem::take(&mut self.deployments);
         deployments.retain(|d| d.visible_to(access));
+        // A run is of its host's environment (the hub's own when it ran there), by the reader's role there.
+        let mut runs = std::mem::take(&mut self.runs);
+        runs.retain(|r| {
+            access
+                .role_in(r.environment.as_deref().unwrap_or(home))
+                .is_some_and(|role| r.audience <= role)
+        });
         let mut snapshot = match access.role_in(home) {
             Some(role) => self.for_role(role),
             None => {
@@ -349,13 +356,13 @@ impl Snapshot {
                 self.api.clear();
                 self.db.clear();
                 self.commands.clear();
-                self.runs.clear();
                 self.alert_rules.clear();
                 self.channels.clear();
                 self
             }
         };
         snapshot.deployments = deployments;
+        snapshot.runs = runs;
         snapshot
     }
 
@@ -504,6 +511,8 @@ mod tests {
                 hub: false,
                 removed: false,
                 maintenance: None,
+                commands: Vec::new(),
+                listening: false,
             }),
             Event::Logs(vec![LogEntry {
                 id: 3,

@@ -22,6 +22,15 @@ pub struct NewAudit {
     pub action: String,
     pub target: String,
     pub params: BTreeMap<String, String>,
+    /// The host acted on when it is not the hub's own, and its environment.
+    pub place: Option<Place>,
+}
+
+/// An agent's host and its environment: where a remote action happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub host: String,
+    pub environment: String,
 }
 
 /// A run before the store has given it an id; it is running.
@@ -33,6 +42,8 @@ pub struct NewRun {
     pub actor: String,
     pub audit_id: i64,
     pub started_ms: i64,
+    /// The agent's host it runs on (`None`: the hub's own).
+    pub place: Option<Place>,
 }
 
 /// How a run ended.
@@ -84,10 +95,10 @@ pub trait AuditTrail: Send + Sync + 'static {
     async fn run(&self, id: i64) -> Result<Option<CommandRun>, StoreError>;
 }
 
-const AUDIT_COLUMNS: &str =
-    "id, at_ms, actor, role, ip, action, target, params, outcome, detail, finished_ms";
+const AUDIT_COLUMNS: &str = "id, at_ms, actor, role, ip, action, target, params, outcome, detail, \
+                             finished_ms, host, environment";
 const RUN_COLUMNS: &str = "id, command, target, params, actor, state, started_ms, finished_ms, \
-                           exit_code, detail, output_lines";
+                           exit_code, detail, output_lines, host, environment";
 
 fn params_json(params: &BTreeMap<String, String>) -> Result<String, StoreError> {
     serde_json::to_string(params).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -115,6 +126,8 @@ fn audit_of(row: &sqlx::sqlite::SqliteRow) -> Result<AuditEntry, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("outcome '{outcome}'")))?,
         detail: row.try_get("detail")?,
         finished_ms: row.try_get("finished_ms")?,
+        host: row.try_get("host")?,
+        environment: row.try_get("environment")?,
     })
 }
 
@@ -137,6 +150,10 @@ fn run_of(row: &sqlx::sqlite::SqliteRow) -> Result<CommandRun, StoreError> {
         cancelling: false,
         // The server sets who sees a run from its command's configuration.
         audience: Role::Viewer,
+        host: row
+            .try_get::<Option<String>, _>("host")?
+            .map(shared::HostId),
+        environment: row.try_get("environment")?,
     })
 }
 
@@ -155,8 +172,8 @@ impl AuditTrail for SqliteStore {
     async fn begin_audit(&self, entry: NewAudit) -> Result<AuditEntry, StoreError> {
         let _timed = self.timed("audit");
         let row = sqlx::query(&format!(
-            "INSERT INTO audit (at_ms, actor, role, ip, action, target, params, outcome) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING {AUDIT_COLUMNS}"
+            "INSERT INTO audit (at_ms, actor, role, ip, action, target, params, outcome, host, \
+             environment) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING {AUDIT_COLUMNS}"
         ))
         .bind(entry.at_ms)
         .bind(&entry.actor)
@@ -165,6 +182,8 @@ impl AuditTrail for SqliteStore {
         .bind(&entry.action)
         .bind(&entry.target)
         .bind(params_json(&entry.params)?)
+        .bind(entry.place.as_ref().map(|p| p.host.clone()))
+        .bind(entry.place.map(|p| p.environment))
         .fetch_one(&self.writer)
         .await?;
         audit_of(&row)
@@ -249,8 +268,8 @@ impl AuditTrail for SqliteStore {
     async fn add_run(&self, run: NewRun) -> Result<CommandRun, StoreError> {
         let _timed = self.timed("commands");
         let row = sqlx::query(&format!(
-            "INSERT INTO command_runs (command, target, params, actor, audit_id, state, started_ms) \
-             VALUES (?, ?, ?, ?, ?, 'running', ?) RETURNING {RUN_COLUMNS}"
+            "INSERT INTO command_runs (command, target, params, actor, audit_id, state, started_ms, \
+             host, environment) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?) RETURNING {RUN_COLUMNS}"
         ))
         .bind(&run.command)
         .bind(&run.target)
@@ -258,6 +277,8 @@ impl AuditTrail for SqliteStore {
         .bind(&run.actor)
         .bind(run.audit_id)
         .bind(run.started_ms)
+        .bind(run.place.as_ref().map(|p| p.host.clone()))
+        .bind(run.place.map(|p| p.environment))
         .fetch_one(&self.writer)
         .await?;
         run_of(&row)
@@ -365,6 +386,7 @@ mod tests {
             action: action.into(),
             target: target.into(),
             params: BTreeMap::from([("version".into(), "1.2.3".into())]),
+            place: None,
         }
     }
 
@@ -482,6 +504,7 @@ mod tests {
                     actor: "ana".into(),
                     audit_id: audit.id,
                     started_ms: 10,
+                    place: None,
                 })
                 .await
                 .unwrap();

@@ -17,7 +17,7 @@ mod sqlite;
 
 pub use accounts::{Accounts, Credentials, SessionUser};
 pub use alerts::{AlertFilter, AlertHistory};
-pub use audit::{AuditTrail, NewAudit, NewRun, RunEnd};
+pub use audit::{AuditTrail, NewAudit, NewRun, Place, RunEnd};
 pub use deploy::{Deployments, NewDeployment};
 pub use fleet::{Agent, Enrolments};
 pub use plan::{Retention, bucket, plan};

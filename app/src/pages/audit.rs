@@ -93,7 +93,16 @@ pub fn AuditPage() -> impl IntoView {
                         <td>{e.actor.clone()} <span class="muted">{format!(" {}", e.role)}</span></td>
                         <td class="muted">{e.ip.clone()}</td>
                         <td>{e.action.clone()}</td>
-                        <td>{e.target.clone()}</td>
+                        <td data-testid="audit-target">
+                            {e.target.clone()}
+                            {e.host.clone().map(|host| {
+                                let place = match &e.environment {
+                                    Some(env) => format!(" on {host} ({env})"),
+                                    None => format!(" on {host}"),
+                                };
+                                view! { <span class="muted">{place}</span> }
+                            })}
+                        </td>
                         <td class="muted">{params}</td>
                         <td><span class=format!("state outcome-{}", e.outcome.as_str())>{e.outcome.as_str()}</span> " " {e.detail.clone()}</td>
                         <td class="num">{took}</td>

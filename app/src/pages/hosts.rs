@@ -175,14 +175,10 @@ fn Fleet() -> impl IntoView {
     let state_filter = RwSignal::new(query.with_untracked(|q| q.get("state")).unwrap_or_default());
     let sort = RwSignal::new((Column::Host, false));
     let maintain = ServerAction::<MaintainHost>::new();
-    // Operators (and admins) see the maintenance control; the server checks the role in the host's
-    // environment.
+    // Operators (and admins) of a host's environment see its maintenance control; the server checks the
+    // same.
     let me = Resource::new(|| (), |_| crate::api::get_me());
-    let operator = Signal::derive(move || {
-        me.get()
-            .and_then(Result::ok)
-            .is_some_and(|m| m.role >= shared::Role::Operator)
-    });
+    let operator = Signal::derive(move || me.get().and_then(Result::ok));
     let rows = Memo::new(move |_| {
         live.state
             .with(|s| s.fleet().map(|h| Row::of(s, h)).collect::<Vec<_>>())
@@ -354,7 +350,7 @@ fn Fleet() -> impl IntoView {
 fn HostRow(
     name: String,
     hub_version: Memo<Option<String>>,
-    operator: Signal<bool>,
+    operator: Signal<Option<shared::Me>>,
     maintain: ServerAction<MaintainHost>,
 ) -> impl IntoView {
     let live = LiveStore::expect();
@@ -435,7 +431,13 @@ fn HostRow(
                     let host = name.clone();
                     move || {
                         let hub = row.with(|r| r.as_ref().is_none_or(|r| r.host.hub));
-                        (operator.get() && !hub).then(|| {
+                        let environment = row.with(|r| r.as_ref().map(|r| r.host.environment.clone()));
+                        let may = operator.with(|me| {
+                            me.as_ref().zip(environment).is_some_and(|(me, env)| {
+                                me.role_in(&env).is_some_and(|r| r >= shared::Role::Operator)
+                            })
+                        });
+                        (may && !hub).then(|| {
                             let host = host.clone();
                             let in_maintenance = presence() == "maintenance";
                             let menu = NodeRef::<leptos::html::Select>::new();

@@ -1,6 +1,9 @@
 //! Controls: the configured commands per service (Restart, Logs, a Deploy form), the runs under way and
 //! the recent ones, and a run's output as it streams.
 //!
+//! The panel follows the host chosen in the top bar: the hub's own commands for the hub's host, the
+//! commands an agent declared for its host (run there, by that agent) for any other.
+//!
 //! A button never decides by itself when a run is over: it shows "Restarting…" while the server's state has
 //! a run of that command on that target, and is enabled again by the event that ends the run. Every tab
 //! sees the same, since every tab applies the same events.
@@ -20,12 +23,15 @@ pub async fn run_command(
     name: String,
     target: String,
     #[server(default)] params: BTreeMap<String, String>,
+    /// An agent's host, to run the command that host declared; none: the hub's own.
+    #[server(default)]
+    host: Option<String>,
 ) -> Result<CommandRun, AppError> {
     let (caller, ports) = crate::ports::caller()?;
     crate::ports::with_status(
         ports
             .operations
-            .run_command(&caller, name, target, params)
+            .run_command(&caller, host, name, target, params)
             .await,
     )
 }
@@ -62,8 +68,29 @@ fn targets(commands: &[CommandInfo]) -> Vec<String> {
 pub fn ControlsPanel() -> impl IntoView {
     let live = LiveStore::expect();
     let me = Resource::new_blocking(|| (), |_| get_me());
-    let commands = Memo::new(move |_| live.state.with(|s| s.commands().to_vec()));
-    let runs = Memo::new(move |_| live.state.with(|s| s.runs().to_vec()));
+    let selected = crate::selection::use_selected_host();
+    // The agent's host the panel follows, when the chosen host is not the hub's own.
+    let remote = Memo::new(move |_| {
+        let chosen = selected.get()?;
+        live.state
+            .with(|s| s.fleet_host(&chosen).filter(|h| !h.hub).cloned())
+    });
+    let remote_name = Memo::new(move |_| remote.with(|r| r.as_ref().map(|h| h.host.clone())));
+    let listening = Memo::new(move |_| remote.with(|r| r.as_ref().is_none_or(|h| h.listening)));
+    let commands = Memo::new(move |_| match remote.get() {
+        Some(host) => host.commands,
+        None => live.state.with(|s| s.commands().to_vec()),
+    });
+    let runs = Memo::new(move |_| {
+        let on = remote_name.get();
+        live.state.with(|s| {
+            s.runs()
+                .iter()
+                .filter(|r| r.runs_on(on.as_ref()))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    });
     let start = ServerAction::<RunCommand>::new();
     let cancel = ServerAction::<CancelCommand>::new();
     // The run whose output is open.
@@ -83,38 +110,70 @@ pub fn ControlsPanel() -> impl IntoView {
         <section class="panel wide controls" data-testid="panel-controls" aria-labelledby="controls-title">
             <div class="panel-head">
                 <h2 id="controls-title">"Controls"</h2>
-                <span class="panel-meta">
+                <span class="panel-meta" data-testid="controls-host">
                     {move || {
                         let running = runs.with(|r| r.iter().filter(|r| r.state == RunState::Running).count());
-                        if running == 0 { "nothing running".to_string() } else { format!("{running} running") }
+                        let state = if running == 0 { "nothing running".to_string() } else { format!("{running} running") };
+                        match remote_name.get() {
+                            Some(host) => format!("on {host} · {state}"),
+                            None => state,
+                        }
                     }}
                 </span>
             </div>
             {error}
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
-                    let role = me.await.map(|m| m.role).unwrap_or_default();
+                    let me = me.await.ok();
+                    // The role where the commands run: the host's environment for an agent's host.
+                    let role = Memo::new(move |_| {
+                        let environment = remote.with(|r| r.as_ref().map(|h| h.environment.clone()));
+                        match (&me, environment) {
+                            (Some(me), Some(environment)) => me.role_in(&environment).unwrap_or_default(),
+                            (Some(me), None) => me.role,
+                            (None, _) => Role::default(),
+                        }
+                    });
                     view! {
                         <Show
                             when=move || commands.with(|c| !c.is_empty())
-                            fallback=|| view! {
-                                <p class="empty" data-testid="controls-empty">
-                                    <strong>"No commands are configured."</strong>
-                                    " Declare them as [[commands]] in the configuration file (see the README)."
-                                </p>
+                            fallback=move || match remote_name.get() {
+                                Some(host) => view! {
+                                    <p class="empty" data-testid="controls-empty">
+                                        <strong>{format!("{host} declares no commands.")}</strong>
+                                        " Its agent offers commands with --commands FILE (see the README)."
+                                    </p>
+                                }
+                                .into_any(),
+                                None => view! {
+                                    <p class="empty" data-testid="controls-empty">
+                                        <strong>"No commands are configured."</strong>
+                                        " Declare them as [[commands]] in the configuration file (see the README)."
+                                    </p>
+                                }
+                                .into_any(),
                             }
                         >
-                            <Show when=move || { role < Role::Operator }>
+                            <Show when=move || !listening.get()>
+                                <p class="muted" data-testid="controls-offline">
+                                    {move || format!(
+                                        "{}'s agent is not connected: its commands cannot run until it is back.",
+                                        remote_name.get().map(|h| h.0).unwrap_or_default()
+                                    )}
+                                </p>
+                            </Show>
+                            <Show when=move || { role.get() < Role::Operator }>
                                 <p class="muted" data-testid="controls-viewer">
-                                    "You are a viewer: you see the controls and their runs, an operator runs them."
+                                    "You are a viewer here: you see the controls and their runs, an operator runs them."
                                 </p>
                             </Show>
                             <ul class="control-list">
                                 {move || {
                                     let all = commands.get();
+                                    let (role, host) = (role.get(), remote_name.get().map(|h| h.0));
                                     targets(&all)
                                         .into_iter()
-                                        .map(|target| view! { <TargetRow target role commands=all.clone() runs start cancel /> })
+                                        .map(|target| view! { <TargetRow target role host=host.clone() listening commands=all.clone() runs start cancel /> })
                                         .collect_view()
                                 }}
                             </ul>
@@ -136,6 +195,10 @@ pub fn ControlsPanel() -> impl IntoView {
 fn TargetRow(
     target: String,
     role: Role,
+    /// The agent's host the commands run on (`None`: the hub's own).
+    host: Option<String>,
+    /// Whether that host's agent is connected (always, for the hub's own).
+    listening: Memo<bool>,
     commands: Vec<CommandInfo>,
     runs: Memo<Vec<CommandRun>>,
     start: ServerAction<RunCommand>,
@@ -201,17 +264,22 @@ fn TargetRow(
                 let (this_running, exclusive_busy) = (this_running.clone(), exclusive_busy.clone());
                 move || this_running() || (exclusive && exclusive_busy())
             };
-            let (target, testid) = (target.clone(), format!("run-{name}"));
+            let (target, testid, host) = (target.clone(), format!("run-{name}"), host.clone());
             let busy_attr = busy.clone();
             view! {
                 <button
                     class="control"
                     data-testid=testid
                     data-busy=move || busy_attr().to_string()
-                    disabled=move || !allowed || busy() || start.pending().get()
+                    disabled=move || !allowed || !listening.get() || busy() || start.pending().get()
                     title=if allowed { String::new() } else { format!("needs an {needed}") }
                     on:click=move |_| {
-                        start.dispatch(RunCommand { name: name.clone(), target: target.clone(), params: BTreeMap::new() });
+                        start.dispatch(RunCommand {
+                            name: name.clone(),
+                            target: target.clone(),
+                            params: BTreeMap::new(),
+                            host: host.clone(),
+                        });
                     }
                 >
                     {move || if this_running() { running_title.clone() } else { title.clone() }}
@@ -252,7 +320,7 @@ fn TargetRow(
         .filter(|c| c.kind == CommandKind::Deploy)
         .map(|info| {
             let allowed = Action::RunCommand.allowed_on(role, Target::Command(info, &target));
-            view! { <DeployForm info=info.clone() target=target.clone() allowed running start /> }
+            view! { <DeployForm info=info.clone() target=target.clone() host=host.clone() allowed=allowed running listening start /> }
         })
         .collect_view();
     let testid_target = target.clone();
@@ -274,8 +342,10 @@ fn TargetRow(
 fn DeployForm(
     info: CommandInfo,
     target: String,
+    host: Option<String>,
     allowed: bool,
     running: Memo<Vec<CommandRun>>,
+    listening: Memo<bool>,
     start: ServerAction<RunCommand>,
 ) -> impl IntoView {
     let values = RwSignal::new(
@@ -354,7 +424,12 @@ fn DeployForm(
             data-testid=format!("form-{name}")
             on:submit=move |ev| {
                 ev.prevent_default();
-                start.dispatch(RunCommand { name: name.clone(), target: target.clone(), params: values.get_untracked() });
+                start.dispatch(RunCommand {
+                    name: name.clone(),
+                    target: target.clone(),
+                    params: values.get_untracked(),
+                    host: host.clone(),
+                });
             }
         >
             {fields}
@@ -362,7 +437,7 @@ fn DeployForm(
                 type="submit"
                 class="control primary"
                 data-testid=format!("submit-{}", info.name)
-                disabled=move || !allowed || busy() || start.pending().get()
+                disabled=move || !allowed || !listening.get() || busy() || start.pending().get()
             >
                 {move || if this_running() { running_title.clone() } else { title.clone() }}
             </button>
@@ -481,9 +556,13 @@ pub(crate) fn RunOutputView(id: i64, runs: Memo<Vec<CommandRun>>) -> impl IntoVi
     let heading = move || {
         run.get().map(|r| {
             format!(
-                "{} on {} — {}{}",
+                "{} on {}{} — {}{}",
                 r.command,
                 r.target,
+                r.host
+                    .as_ref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default(),
                 r.state.label(),
                 if r.detail.is_empty() {
                     String::new()

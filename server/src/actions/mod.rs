@@ -183,6 +183,7 @@ fn me(caller: &Caller) -> Me {
     Me {
         name: caller.name.clone(),
         role: caller.role,
+        access: caller.access.clone(),
     }
 }
 

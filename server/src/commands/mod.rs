@@ -8,8 +8,7 @@
 //! killed), Cancelled (by an operator) or, found at the next start after Watchpost died, Interrupted.
 
 pub mod output;
-pub mod process;
-pub mod spec;
+pub mod remote;
 
 use crate::audit::AuditLog;
 use crate::clock::now_millis;
@@ -17,22 +16,26 @@ use crate::deploy::DeployBook;
 use crate::lease::{Holder, Lease, Leases};
 use crate::outlet::Outlet;
 use crate::tasks::Tasks;
+use collect::wire::{Order, Report};
 use output::{LogFile, STREAM_MAX_BYTES, STREAM_MAX_LINES, log_path};
-use process::{Ending, Exit, Progress};
+use runner::process::{self, Progress};
+use runner::spec::{CommandSpec, ParamError};
 use shared::{
-    Action, Caller, CommandRun, Event, OutputChunk, OutputLine, OutputPage, RECENT_RUNS, Refused,
-    Role, RunState, Target,
+    Action, Caller, CommandInfo, CommandRun, Event, HostId, OutputChunk, OutputLine, OutputPage,
+    RECENT_RUNS, Refused, Role, RunState, Scope, Target,
 };
-use spec::{CommandSpec, ParamError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::{NewRun, RunEnd, StoreError};
+use store::{NewRun, Place, RunEnd, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// How often buffered output lines go out as one chunk.
 const CHUNK_EVERY: Duration = Duration::from_millis(100);
+/// How long past its timeout a run on an agent's host may go unreported before the hub ends it: the agent
+/// kills it at the timeout and reports at once, unless it is gone.
+const REMOTE_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -59,10 +62,21 @@ pub enum CommandError {
     Output(std::io::Error),
     #[error("{0}")]
     Internal(String),
+    #[error(
+        "{0}'s agent is not connected, so nothing ran: a command runs on a host while its agent holds its \
+         stream to the hub"
+    )]
+    NotConnected(String),
+    /// An agent's report that cannot be taken.
+    #[error("{0}")]
+    Report(String),
 }
 
 struct Live {
     run: CommandRun,
+    /// The command as declared when the run started (the hub's own, or the agent's).
+    info: CommandInfo,
+    place: Option<Place>,
     cancel: CancellationToken,
     cancelled_by: Option<String>,
     /// The exclusive target's lease, given back when the run ends.
@@ -87,6 +101,19 @@ struct Inner {
     leases: Arc<dyn Leases>,
     /// Runs are tasks of the server: shutdown stops their programs and waits for their ends to be recorded.
     tasks: Tasks,
+    /// Agents holding their stream of orders open, and runs under way on their hosts.
+    remote: Mutex<remote::Remote>,
+}
+
+/// What a run executes: a program here, or an order to an agent.
+enum Program {
+    Local(Vec<String>),
+    Remote {
+        host: String,
+        orders: tokio::sync::mpsc::UnboundedSender<Order>,
+        epoch: u64,
+        params: BTreeMap<String, String>,
+    },
 }
 
 /// A run checked and about to be recorded and started.
@@ -95,7 +122,8 @@ struct Starting {
     caller: Caller,
     target: String,
     params: BTreeMap<String, String>,
-    argv: Vec<String>,
+    place: Option<Place>,
+    program: Program,
     started_ms: i64,
     /// The exclusive target's lease, when the command has one.
     lease: Option<Lease>,
@@ -141,6 +169,7 @@ impl Commands {
                 running: Mutex::default(),
                 leases,
                 tasks,
+                remote: Mutex::default(),
             }),
         };
         let store = commands.inner.audit.store().clone();
@@ -160,8 +189,14 @@ impl Commands {
         let mut recent = store.recent_runs(RECENT_RUNS).await?;
         recent.reverse();
         for mut run in recent {
-            run.audience = commands.run_audience(&run.command, &run.target);
-            inner.outlet.emit(None, Event::Command(run));
+            // An agent's declaration is not known until it attaches again: its runs stay among admins.
+            run.audience = if run.host.is_some() {
+                Role::Admin
+            } else {
+                commands.run_audience(&run.command, &run.target)
+            };
+            let place = place_of(&run);
+            commands.publish(place.as_ref(), Event::Command(run));
         }
         Ok(commands)
     }
@@ -185,7 +220,9 @@ impl Commands {
             .map_or(Role::Admin, |s| s.info.output_audience(target))
     }
 
-    /// Starts `name` on `target`; returns the run as it starts. The program's progress follows as events.
+    /// Starts `name` on `target` — on the hub's own host, or with `place` on an agent's host, by the
+    /// command that host declared — and returns the run as it starts. The program's progress follows as
+    /// events.
     ///
     /// Once the checks pass and the target is reserved, the rest (audit entry, run, deployment, the program)
     /// happens in a task of its own: a request that goes away half-way (a closed tab, a shutdown) cannot leave
@@ -193,29 +230,63 @@ impl Commands {
     pub async fn run(
         &self,
         caller: &Caller,
+        place: Option<Place>,
         name: &str,
         target: &str,
         params: BTreeMap<String, String>,
     ) -> Result<CommandRun, CommandError> {
-        let spec = self.spec(name)?.clone();
+        let (info, role) = match &place {
+            None => (self.spec(name)?.info.clone(), Some(caller.role)),
+            Some(place) => (
+                self.declared_remotely(&place.host, name)?,
+                caller.role_in(&place.environment),
+            ),
+        };
+        let on = place
+            .as_ref()
+            .map(|p| format!(" on {}", p.host))
+            .unwrap_or_default();
         // The role first: a refusal is a 403 (and a security alert) whatever the parameters were.
-        let needed = Action::RunCommand.least_role_on(Target::Command(&spec.info, target));
-        if caller.role < needed {
+        let needed = Action::RunCommand.least_role_on(Target::Command(&info, target));
+        if role.is_none_or(|role| role < needed) {
             return Err(CommandError::Forbidden(Refused {
                 needed,
                 what: format!(
-                    "run {name} on {}",
+                    "run {name} on {}{on}",
                     target.chars().take(64).collect::<String>()
                 ),
                 who: caller.name.clone(),
-                role: caller.role,
-                outside: None,
+                role: role.unwrap_or(Role::Viewer),
+                outside: match (&place, role) {
+                    (Some(place), None) => Some(place.environment.clone()),
+                    _ => None,
+                },
             }));
         }
-        let argv = spec.argv(target, &params)?;
+        let (spec, program) = match &place {
+            None => {
+                let spec = self.spec(name)?.clone();
+                let argv = spec.argv(target, &params)?;
+                (spec, Program::Local(argv))
+            }
+            Some(place) => {
+                let dispatch =
+                    self.lock_remote()?
+                        .dispatch(&place.host, &place.environment, name)?;
+                // Checked here for a clear 400; the agent checks again against its own file.
+                dispatch.spec.argv(target, &params)?;
+                let program = Program::Remote {
+                    host: place.host.clone(),
+                    orders: dispatch.orders,
+                    epoch: dispatch.epoch,
+                    params: params.clone(),
+                };
+                (dispatch.spec, program)
+            }
+        };
         let started_ms = now_millis();
         let lease = if spec.info.exclusive {
-            Some(self.reserve(target, caller, name, started_ms)?)
+            Some(self.reserve(place.as_ref(), target, caller, name, started_ms)?)
         } else {
             None
         };
@@ -228,7 +299,8 @@ impl Commands {
                     caller,
                     target,
                     params,
-                    argv,
+                    place,
+                    program,
                     started_ms,
                     lease,
                 })
@@ -240,6 +312,84 @@ impl Commands {
             .map_err(|_| CommandError::Internal("the run's task ended early".into()))?
     }
 
+    fn lock_remote(&self) -> Result<std::sync::MutexGuard<'_, remote::Remote>, CommandError> {
+        self.inner
+            .remote
+            .lock()
+            .map_err(|_| CommandError::Internal("the agents' registry is poisoned".into()))
+    }
+
+    /// `name` as `host` declared it: the attached agent's declaration, or its last one; a host that never
+    /// declared it is not connected (its agent has not said what may run there) or has no such command.
+    fn declared_remotely(&self, host: &str, name: &str) -> Result<CommandInfo, CommandError> {
+        let remote = self.lock_remote()?;
+        match remote.declared(host, name) {
+            Some(info) => Ok(info.clone()),
+            None if remote.is_attached(host) => Err(CommandError::UnknownCommand(format!(
+                "{} on {host}",
+                name.chars().take(64).collect::<String>()
+            ))),
+            None => Err(CommandError::NotConnected(host.to_owned())),
+        }
+    }
+
+    /// Attaches `host`'s agent, which declares `declared`: until the attachment is dropped (its stream
+    /// closed), runs of those commands on `host` go out of the receiver as orders. A declaration the hub's
+    /// own configuration would refuse is refused (the text says why).
+    pub fn attach(
+        &self,
+        host: &str,
+        environment: &str,
+        declared: Vec<CommandInfo>,
+    ) -> Result<
+        (
+            remote::Attachment,
+            tokio::sync::mpsc::UnboundedReceiver<Order>,
+        ),
+        CommandError,
+    > {
+        let specs = remote::check_declared(declared).map_err(CommandError::Report)?;
+        let (epoch, orders) = self.lock_remote()?.attach(host, environment, specs);
+        tracing::info!(host, environment, "an agent's stream of orders opened");
+        Ok((
+            remote::Attachment {
+                commands: self.clone(),
+                host: host.to_owned(),
+                epoch,
+            },
+            orders,
+        ))
+    }
+
+    /// Takes `host`'s agent's report about run `id`: its next lines, and maybe its end.
+    pub async fn report(&self, host: &str, id: i64, report: Report) -> Result<(), CommandError> {
+        let taken = self.lock_remote()?.take(host, id, report);
+        match taken {
+            Ok(taken) => {
+                taken.hand_over().await;
+                Ok(())
+            }
+            // A run already over (the hub ended it, or took its end before): the agent stops reporting.
+            Err(CommandError::NoRun(_)) => match self.inner.audit.store().run(id).await? {
+                Some(run)
+                    if run.state.finished() && run.host.as_ref().is_some_and(|h| h.0 == host) =>
+                {
+                    Err(CommandError::Ended(id))
+                }
+                _ => Err(CommandError::NoRun(id)),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes a run's event in the environment of the host it runs on.
+    fn publish(&self, place: Option<&Place>, event: Event) {
+        match place {
+            None => self.inner.outlet.emit(None, event),
+            Some(place) => self.inner.outlet.emit_in(scope_of(place), event),
+        }
+    }
+
     /// Records the run (audit entry first), registers it and starts the program; the reservation is given
     /// back if recording fails.
     async fn begin(self, starting: Starting) -> Result<CommandRun, CommandError> {
@@ -248,12 +398,13 @@ impl Commands {
             caller,
             target,
             params,
-            argv,
+            place,
+            program,
             started_ms,
             lease,
         } = starting;
         let run = match self
-            .record(&caller, &spec, &target, params, started_ms)
+            .record(&caller, &spec, place.as_ref(), &target, params, started_ms)
             .await
         {
             Ok(run) => run,
@@ -264,8 +415,8 @@ impl Commands {
                 return Err(e);
             }
         };
-        // A deploy command's run moves its target's deployment indicator.
-        let deployment = if spec.info.kind == shared::CommandKind::Deploy {
+        // A deploy command's run moves its target's deployment indicator (of the hub's own services).
+        let deployment = if spec.info.kind == shared::CommandKind::Deploy && place.is_none() {
             match self
                 .inner
                 .deploys
@@ -287,6 +438,8 @@ impl Commands {
                 run.id,
                 Live {
                     run: run.clone(),
+                    info: spec.info.clone(),
+                    place: place.clone(),
                     cancel: cancel.clone(),
                     cancelled_by: None,
                     lease,
@@ -298,19 +451,22 @@ impl Commands {
             by = %caller.name,
             command = %spec.info.name,
             target,
+            host = place.as_ref().map_or("", |p| p.host.as_str()),
             "command started"
         );
-        self.inner.outlet.emit(None, Event::Command(run.clone()));
+        self.publish(place.as_ref(), Event::Command(run.clone()));
         let this = self.clone();
         let started = run.clone();
-        self.inner
-            .tasks
-            .spawn(async move { this.execute(spec, started, argv, cancel, deployment).await });
+        self.inner.tasks.spawn(async move {
+            this.execute(spec, started, place, program, cancel, deployment)
+                .await
+        });
         Ok(run)
     }
 
     fn reserve(
         &self,
+        place: Option<&Place>,
         target: &str,
         caller: &Caller,
         command: &str,
@@ -321,11 +477,19 @@ impl Commands {
             what: command.to_owned(),
             since_ms: now_ms,
         };
+        // The hub's own targets keep their key; an agent's are its host's.
+        let (key, shown) = match place {
+            None => (format!("command-target:{target}"), target.to_owned()),
+            Some(place) => (
+                format!("command-target:{}/{target}", place.host),
+                format!("{target} on {}", place.host),
+            ),
+        };
         self.inner
             .leases
-            .acquire(&format!("command-target:{target}"), holder)
+            .acquire(&key, holder)
             .map_err(|holder| CommandError::Busy {
-                target: target.to_owned(),
+                target: shown,
                 actor: holder.who,
                 command: holder.what,
                 started: crate::clock::rfc3339(holder.since_ms),
@@ -337,13 +501,16 @@ impl Commands {
         &self,
         caller: &Caller,
         spec: &CommandSpec,
+        place: Option<&Place>,
         target: &str,
         params: BTreeMap<String, String>,
         started_ms: i64,
     ) -> Result<CommandRun, CommandError> {
         let audit = &self.inner.audit;
         let action = format!("command.{}", spec.info.name);
-        let begun = audit.begin(caller, &action, target, params.clone()).await?;
+        let begun = audit
+            .begin_at(caller, place.cloned(), &action, target, params.clone())
+            .await?;
         let stored = audit
             .store()
             .add_run(NewRun {
@@ -353,6 +520,7 @@ impl Commands {
                 actor: caller.name.clone(),
                 audit_id: begun.id,
                 started_ms,
+                place: place.cloned(),
             })
             .await;
         match stored {
@@ -377,29 +545,46 @@ impl Commands {
             .map_err(|_| CommandError::NoRun(id))?
             .runs
             .get(&id)
-            .map(|live| (live.run.command.clone(), live.run.target.clone()));
-        let Some((command, target)) = found else {
+            .map(|live| {
+                (
+                    live.run.command.clone(),
+                    live.run.target.clone(),
+                    live.info.clone(),
+                    live.place.clone(),
+                )
+            });
+        let Some((command, target, info, place)) = found else {
             return match self.inner.audit.store().run(id).await? {
                 Some(_) => Err(CommandError::Ended(id)),
                 None => Err(CommandError::NoRun(id)),
             };
         };
-        let spec = self.spec(&command)?;
-        let needed = Action::RunCommand.least_role_on(Target::Command(&spec.info, &target));
-        if caller.role < needed {
+        let role = match &place {
+            None => Some(caller.role),
+            Some(place) => caller.role_in(&place.environment),
+        };
+        let needed = Action::RunCommand.least_role_on(Target::Command(&info, &target));
+        if role.is_none_or(|role| role < needed) {
+            let on = place
+                .as_ref()
+                .map(|p| format!(" on {}", p.host))
+                .unwrap_or_default();
             return Err(CommandError::Forbidden(Refused {
                 needed,
-                what: format!("cancel {command} on {target}"),
+                what: format!("cancel {command} on {target}{on}"),
                 who: caller.name.clone(),
-                role: caller.role,
-                outside: None,
+                role: role.unwrap_or(Role::Viewer),
+                outside: match (&place, role) {
+                    (Some(place), None) => Some(place.environment.clone()),
+                    _ => None,
+                },
             }));
         }
         let params = BTreeMap::from([("run".to_owned(), id.to_string())]);
         let begun = self
             .inner
             .audit
-            .begin(caller, "command.cancel", &target, params)
+            .begin_at(caller, place.clone(), "command.cancel", &target, params)
             .await?;
         let result = {
             let mut running = self
@@ -425,7 +610,7 @@ impl Commands {
             .await;
         let run = result?;
         tracing::info!(run = id, by = %caller.name, "command cancelled");
-        self.inner.outlet.emit(None, Event::Command(run.clone()));
+        self.publish(place.as_ref(), Event::Command(run.clone()));
         Ok(run)
     }
 
@@ -444,14 +629,29 @@ impl Commands {
             .run(id)
             .await?
             .ok_or(CommandError::NoRun(id))?;
-        let needed = self.output_audience(&run.command, &run.target);
-        if caller.role < needed {
+        let (needed, role) = match (&run.host, &run.environment) {
+            (Some(host), Some(environment)) => (
+                // What the host declared (admins only when the hub has not heard it since it started).
+                self.lock_remote()?
+                    .declared(&host.0, &run.command)
+                    .map_or(Role::Admin, |info| info.output_audience(&run.target)),
+                caller.role_in(environment),
+            ),
+            _ => (
+                self.output_audience(&run.command, &run.target),
+                Some(caller.role),
+            ),
+        };
+        if role.is_none_or(|role| role < needed) {
             return Err(CommandError::Forbidden(Refused {
                 needed,
                 what: format!("read the output of {}", run.command),
                 who: caller.name.clone(),
-                role: caller.role,
-                outside: None,
+                role: role.unwrap_or(Role::Viewer),
+                outside: match (&run.environment, role) {
+                    (Some(environment), None) => Some(environment.clone()),
+                    _ => None,
+                },
             }));
         }
         match output::read_page(&self.inner.dir, id, first, limit).await {
@@ -467,29 +667,70 @@ impl Commands {
         }
     }
 
-    /// Runs the program to its end and records how it ended.
+    /// Runs the program (here, or by the host's agent) to its end and records how it ended.
     async fn execute(
         self,
         spec: CommandSpec,
         run: CommandRun,
-        argv: Vec<String>,
+        place: Option<Place>,
+        program: Program,
         cancel: CancellationToken,
         mut deployment: Option<shared::Deployment>,
     ) {
         let audience = spec.info.output_audience(&run.target);
-        let mut relay = Relay::new(&self.inner.outlet, run.id, audience);
-        let exit = match LogFile::create(&log_path(&self.inner.dir, run.id)).await {
-            Err(e) => Exit::NotStarted(format!("cannot write the run's log file: {e}")),
+        let mut relay = Relay::new(
+            &self.inner.outlet,
+            place.as_ref().map(scope_of),
+            run.id,
+            audience,
+        );
+        let (state, exit_code, detail) = match LogFile::create(&log_path(&self.inner.dir, run.id))
+            .await
+        {
+            Err(e) => (
+                RunState::Failed,
+                None,
+                format!("cannot write the run's log file: {e}"),
+            ),
             Ok(mut log) => {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<Progress>(1024);
-                let program = process::run(
-                    &spec.program,
-                    &argv,
-                    spec.timeout,
-                    &cancel,
-                    self.inner.tasks.token(),
-                    tx,
-                );
+                let program = async {
+                    match &program {
+                        Program::Local(argv) => {
+                            let exit = process::run(
+                                &spec.program,
+                                argv,
+                                spec.timeout,
+                                &cancel,
+                                self.inner.tasks.token(),
+                                tx,
+                            )
+                            .await;
+                            process::describe(
+                                exit,
+                                spec.timeout,
+                                self.cancelled_by(run.id),
+                                "Watchpost was stopped while it ran",
+                            )
+                        }
+                        Program::Remote {
+                            host,
+                            orders,
+                            epoch,
+                            params,
+                        } => {
+                            let remote = RemoteRun {
+                                run: &run,
+                                host,
+                                orders,
+                                epoch: *epoch,
+                                params,
+                                timeout: spec.timeout,
+                            };
+                            self.run_remotely(remote, &cancel, tx).await
+                        }
+                    }
+                };
                 // Every line to the file, the first ones onto the stream, in chunks at most
                 // CHUNK_EVERY apart.
                 let consume = async {
@@ -526,18 +767,11 @@ impl Commands {
                         tracing::warn!(run = run.id, "cannot finish the run's log file: {e}");
                     }
                 };
-                let (exit, ()) = tokio::join!(program, consume);
-                exit
+                let (ended, ()) = tokio::join!(program, consume);
+                ended
             }
         };
         relay.flush();
-        let cancelled_by = self
-            .inner
-            .running
-            .lock()
-            .ok()
-            .and_then(|r| r.runs.get(&run.id).and_then(|l| l.cancelled_by.clone()));
-        let (state, exit_code, detail) = describe(&spec, exit, cancelled_by);
         let end = RunEnd {
             state,
             finished_ms: now_millis(),
@@ -584,10 +818,124 @@ impl Commands {
             detail,
             "command ended"
         );
-        self.inner.outlet.emit(None, Event::Command(finished));
+        self.publish(place.as_ref(), Event::Command(finished));
         if let Some(d) = deployment {
             self.inner.deploys.run_ended(d, state, &detail).await;
         }
+    }
+}
+
+/// A run on an agent's host, as [`Commands::run_remotely`] follows it.
+struct RemoteRun<'a> {
+    run: &'a CommandRun,
+    host: &'a str,
+    orders: &'a tokio::sync::mpsc::UnboundedSender<Order>,
+    epoch: u64,
+    params: &'a BTreeMap<String, String>,
+    timeout: Duration,
+}
+
+impl Commands {
+    /// Who cancelled run `id`, once someone has.
+    fn cancelled_by(&self, id: i64) -> Option<String> {
+        self.inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|r| r.runs.get(&id).and_then(|l| l.cancelled_by.clone()))
+    }
+
+    /// Sends the run to the host's agent and follows it to its end: the agent's reported lines go to
+    /// `progress` (through [`Commands::report`]), a cancel goes down as an order, and a run whose agent
+    /// goes away, or reports no end well past its timeout, ends Interrupted.
+    async fn run_remotely(
+        &self,
+        remote: RemoteRun<'_>,
+        cancel: &CancellationToken,
+        progress: tokio::sync::mpsc::Sender<Progress>,
+    ) -> (RunState, Option<i32>, String) {
+        let RemoteRun {
+            run,
+            host,
+            orders,
+            epoch,
+            params,
+            timeout,
+        } = remote;
+        let ended = match self.lock_remote() {
+            Ok(mut registry) => registry.expect(run.id, host, epoch, progress),
+            Err(e) => return (RunState::Failed, None, e.to_string()),
+        };
+        let gone = || {
+            (
+                RunState::Interrupted,
+                None,
+                format!("the agent of {host} went away while it ran"),
+            )
+        };
+        let order = Order::Run {
+            run: run.id,
+            command: run.command.clone(),
+            target: run.target.clone(),
+            params: params.clone(),
+        };
+        let result = if orders.send(order).is_err() {
+            gone()
+        } else {
+            let mut ended = ended;
+            let deadline = tokio::time::sleep(timeout + REMOTE_GRACE);
+            tokio::pin!(deadline);
+            let mut asked = false;
+            loop {
+                tokio::select! {
+                    end = &mut ended => break match end {
+                        Ok(end) => (end.state, end.exit_code, end.detail),
+                        Err(_) => gone(),
+                    },
+                    () = cancel.cancelled(), if !asked => {
+                        asked = true;
+                        let by = self.cancelled_by(run.id).unwrap_or_else(|| "an operator".into());
+                        let _ = orders.send(Order::Cancel { run: run.id, by });
+                    }
+                    () = &mut deadline => break (
+                        RunState::Interrupted,
+                        None,
+                        format!(
+                            "the agent of {host} reported no end within the command's timeout and {} more",
+                            humantime::format_duration(REMOTE_GRACE)
+                        ),
+                    ),
+                    () = self.inner.tasks.token().cancelled() => break (
+                        RunState::Interrupted,
+                        None,
+                        format!("Watchpost was stopped while it ran on {host}"),
+                    ),
+                }
+            }
+        };
+        if let Ok(mut registry) = self.lock_remote() {
+            registry.forget(run.id);
+        }
+        result
+    }
+}
+
+/// Where a stored run ran, when that was an agent's host.
+fn place_of(run: &CommandRun) -> Option<Place> {
+    match (&run.host, &run.environment) {
+        (Some(host), Some(environment)) => Some(Place {
+            host: host.0.clone(),
+            environment: environment.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The scope of events about an agent's host.
+fn scope_of(place: &Place) -> Scope {
+    Scope {
+        environment: place.environment.clone(),
+        host: Some(HostId(place.host.clone())),
     }
 }
 
@@ -603,55 +951,11 @@ fn ended(run: CommandRun, end: &RunEnd) -> CommandRun {
     }
 }
 
-/// The state, exit code and detail a process's end makes.
-fn describe(
-    spec: &CommandSpec,
-    exit: Exit,
-    cancelled_by: Option<String>,
-) -> (RunState, Option<i32>, String) {
-    match exit {
-        Exit::NotStarted(reason) => (RunState::Failed, None, reason),
-        Exit::Ended {
-            code,
-            signal,
-            ending,
-        } => match ending {
-            Ending::TimedOut => (
-                RunState::TimedOut,
-                code,
-                format!(
-                    "no result after {}; killed with its children",
-                    humantime::format_duration(spec.timeout)
-                ),
-            ),
-            Ending::Cancelled => (
-                RunState::Cancelled,
-                code,
-                format!(
-                    "cancelled by {}",
-                    cancelled_by.unwrap_or_else(|| "an operator".into())
-                ),
-            ),
-            Ending::Shutdown => (
-                RunState::Interrupted,
-                code,
-                "Watchpost was stopped while it ran; killed with its children".into(),
-            ),
-            Ending::Exited => match (code, signal) {
-                (Some(0), _) => (RunState::Succeeded, Some(0), "exit status 0".into()),
-                (Some(code), _) => (RunState::Failed, Some(code), format!("exit status {code}")),
-                (None, Some(signal)) => {
-                    (RunState::Failed, None, format!("killed by signal {signal}"))
-                }
-                (None, None) => (RunState::Failed, None, "ended without a status".into()),
-            },
-        },
-    }
-}
-
 /// Collects a run's lines into numbered chunks on the stream, up to the stream's cap.
 struct Relay<'a> {
     outlet: &'a Outlet,
+    /// The environment and host of the run's host, when that is an agent's.
+    scope: Option<Scope>,
     run: i64,
     audience: Role,
     /// Lines seen so far (every one goes to the file).
@@ -669,9 +973,10 @@ struct Relay<'a> {
 const CHUNK_LINES: usize = 500;
 
 impl<'a> Relay<'a> {
-    fn new(outlet: &'a Outlet, run: i64, audience: Role) -> Self {
+    fn new(outlet: &'a Outlet, scope: Option<Scope>, run: i64, audience: Role) -> Self {
         Relay {
             outlet,
+            scope,
             run,
             audience,
             lines: 0,
@@ -709,16 +1014,17 @@ impl<'a> Relay<'a> {
         }
         let lines = std::mem::take(&mut self.pending);
         let count = lines.len() as u64;
-        self.outlet.emit(
-            None,
-            Event::CommandOutput(OutputChunk {
-                run: self.run,
-                first: self.first,
-                lines,
-                capped: self.capped,
-                audience: self.audience,
-            }),
-        );
+        let event = Event::CommandOutput(OutputChunk {
+            run: self.run,
+            first: self.first,
+            lines,
+            capped: self.capped,
+            audience: self.audience,
+        });
+        match &self.scope {
+            None => self.outlet.emit(None, event),
+            Some(scope) => self.outlet.emit_in(scope.clone(), event),
+        }
         self.first += count;
         self.done = self.capped;
     }

@@ -97,9 +97,9 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
     if is_public(path) && !probation {
         return next.run(req).await;
     }
-    // An agent's push carries the agent's token, which its route checks (and answers 401 or 403 for) before
-    // it reads the body. A connection on probation must show one.
-    if path == collect::wire::PUSH_PATH {
+    // An agent's requests carry the agent's token, which their routes check (and answer 401 or 403 for)
+    // before they read the body. A connection on probation must show one.
+    if collect::wire::is_agent_path(path) {
         if probation && bearer(req.headers()).is_none() {
             return too_many_unsigned();
         }
@@ -121,6 +121,7 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
             req.extensions_mut().insert(Me {
                 name: principal.name.clone(),
                 role: principal.role,
+                access: Some(principal.access.clone()),
             });
             req.extensions_mut().insert(Caller {
                 name: principal.name.clone(),

@@ -73,6 +73,7 @@ pub struct AppState {
     pub audit: AuditLog,
     pub deploys: DeployBook,
     pub fleet: crate::fleet::Fleet,
+    pub commands: crate::commands::Commands,
     pub alert_history: Arc<dyn store::AlertHistory>,
     pub http_metrics: Arc<HttpMetrics>,
     pub collector: Arc<CollectorStatus>,
@@ -89,6 +90,16 @@ pub fn router(state: AppState, demo: bool, leptos_options: LeptosOptions, ports:
     // as it happens) and no per-chunk tracing around its body.
     let live = Router::new()
         .route("/api/events", get(sse::events))
+        .route(
+            collect::wire::ORDERS_PATH,
+            post(routes::agent::orders)
+                .layer(DefaultBodyLimit::max(routes::agent::MAX_HELLO_BYTES)),
+        )
+        .route(
+            &format!("{}/{{id}}", collect::wire::RUN_PATH),
+            post(routes::agent::report)
+                .layer(DefaultBodyLimit::max(routes::agent::MAX_REPORT_BYTES)),
+        )
         .route("/healthz", get(routes::healthz::get))
         .route("/metrics", get(routes::metrics::get));
     let api = Router::new()

@@ -117,7 +117,10 @@ fn command_error(auth: &Auth, e: CommandError) -> AppError {
             AppError::NotFound(e.to_string())
         }
         CommandError::Param(_) => AppError::BadRequest(e.to_string()),
-        CommandError::Busy { .. } | CommandError::Ended(_) => AppError::Conflict(e.to_string()),
+        CommandError::Busy { .. } | CommandError::Ended(_) | CommandError::NotConnected(_) => {
+            AppError::Conflict(e.to_string())
+        }
+        CommandError::Report(_) => AppError::BadRequest(e.to_string()),
         CommandError::Store(_) | CommandError::Output(_) | CommandError::Internal(_) => {
             AppError::Unavailable(e.to_string())
         }
@@ -356,12 +359,30 @@ impl OperationsPort for ServerPorts {
     fn run_command(
         &self,
         by: &Caller,
+        host: Option<String>,
         name: String,
         target: String,
         params: BTreeMap<String, String>,
     ) -> BoxFuture<Result<CommandRun, AppError>> {
+        let fleet = &self.services.fleet;
+        let place = match host.filter(|h| !h.is_empty() && *h != fleet.own().0) {
+            None => None,
+            // A host the caller may not see is answered as one that does not exist.
+            Some(host) => match fleet.environment_now(&host) {
+                Some(environment) if by.role_in(&environment).is_some() => {
+                    Some(store::Place { host, environment })
+                }
+                _ => {
+                    let message = format!(
+                        "there is no host '{}'",
+                        host.chars().take(64).collect::<String>()
+                    );
+                    return Box::pin(async move { Err(AppError::NotFound(message)) });
+                }
+            },
+        };
         self.command(by, move |commands, by| async move {
-            commands.run(&by, &name, &target, params).await
+            commands.run(&by, place, &name, &target, params).await
         })
     }
 

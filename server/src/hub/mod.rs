@@ -607,6 +607,8 @@ pub(crate) mod tests {
             hub: false,
             removed: false,
             maintenance: None,
+            commands: Vec::new(),
+            listening: false,
         };
         let in_env = |env: &str, host: &str| Scope {
             environment: env.into(),

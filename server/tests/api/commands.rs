@@ -531,9 +531,9 @@ async fn admin_actions_are_audited_without_secrets() {
     );
     let csv = r.text().await.unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
-    assert!(
-        csv.starts_with("id,time,actor,role,ip,action,target,params,outcome,detail,duration_ms")
-    );
+    assert!(csv.starts_with(
+        "id,time,actor,role,ip,action,target,params,outcome,detail,duration_ms,host,environment"
+    ));
     let r = app
         .client
         .get(format!("{}/api/audit?format=xml", app.base))

@@ -135,6 +135,7 @@ impl Auth {
             axum::Json(Me {
                 name: user.name,
                 role: user.role,
+                access: None,
             })
             .into_response()
         } else {

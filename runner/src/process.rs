@@ -1,10 +1,10 @@
 //! Running one program: argv only (no shell), no input, its own process group so that a timeout or a cancel
 //! stops its children too, and both output streams read line by line.
 
-use super::output::Splitter;
+use crate::lines::Splitter;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use shared::OutputLine;
+use shared::{OutputLine, RunState};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -196,5 +196,54 @@ async fn read(mut from: impl AsyncRead + Unpin, stderr: bool, to: mpsc::Sender<P
         {
             return;
         }
+    }
+}
+
+/// How a run ended, worded for a person: its state, exit code and detail ("exit status 1", "no result after
+/// 1m; killed with its children"). `cancelled_by` names who cancelled it; `stopped` says why a run cut
+/// short by [`Ending::Shutdown`] was (whose process went away).
+pub fn describe(
+    exit: Exit,
+    timeout: Duration,
+    cancelled_by: Option<String>,
+    stopped: &str,
+) -> (RunState, Option<i32>, String) {
+    match exit {
+        Exit::NotStarted(reason) => (RunState::Failed, None, reason),
+        Exit::Ended {
+            code,
+            signal,
+            ending,
+        } => match ending {
+            Ending::TimedOut => (
+                RunState::TimedOut,
+                code,
+                format!(
+                    "no result after {}; killed with its children",
+                    humantime::format_duration(timeout)
+                ),
+            ),
+            Ending::Cancelled => (
+                RunState::Cancelled,
+                code,
+                format!(
+                    "cancelled by {}",
+                    cancelled_by.unwrap_or_else(|| "an operator".into())
+                ),
+            ),
+            Ending::Shutdown => (
+                RunState::Interrupted,
+                code,
+                format!("{stopped}; killed with its children"),
+            ),
+            Ending::Exited => match (code, signal) {
+                (Some(0), _) => (RunState::Succeeded, Some(0), "exit status 0".into()),
+                (Some(code), _) => (RunState::Failed, Some(code), format!("exit status {code}")),
+                (None, Some(signal)) => {
+                    (RunState::Failed, None, format!("killed by signal {signal}"))
+                }
+                (None, None) => (RunState::Failed, None, "ended without a status".into()),
+            },
+        },
     }
 }

@@ -346,6 +346,48 @@ pub fn check_all(files: Vec<CommandFile>) -> Result<Vec<CommandSpec>, String> {
 }
 
 impl CommandSpec {
+    /// A command an agent declares, as the hub checks it: by the rules the hub's own configuration is
+    /// checked by (names, targets, roles, patterns, timeout), so a request for it is validated on the hub
+    /// before it goes down to the agent, which validates it again against its own file and runs it. The
+    /// program stays on the agent: this spec's argument vector only lists the slots.
+    pub fn declared(info: CommandInfo) -> Result<CommandSpec, String> {
+        let mut args = vec![format!("{{{TARGET_SLOT}}}")];
+        let mut params = BTreeMap::new();
+        for p in &info.params {
+            args.push(format!("{{{}}}", p.name));
+            params.insert(
+                p.name.clone(),
+                ParamFile {
+                    pattern: p.pattern.clone(),
+                    values: p.values.clone(),
+                    example: p.example.clone(),
+                },
+            );
+        }
+        let file = CommandFile {
+            name: info.name.clone(),
+            title: Some(info.title.clone()),
+            running_title: Some(info.running_title.clone()),
+            kind: info.kind,
+            program: "(on the agent)".into(),
+            args,
+            targets: info.targets.clone(),
+            params,
+            role: Some(info.role),
+            target_roles: info.target_roles.clone(),
+            timeout: Some(format!("{}ms", info.timeout_ms)),
+            exclusive: Some(info.exclusive),
+        };
+        let spec = file.check()?;
+        if spec.info != info {
+            return Err(format!(
+                "command '{}': its declaration is not in its checked form (one parameter listed twice?)",
+                info.name
+            ));
+        }
+        Ok(spec)
+    }
+
     /// The argument vector for a run on `target` with `params`, every value checked first.
     pub fn argv(
         &self,
@@ -507,6 +549,43 @@ mod tests {
         let mut missing = params(&base);
         missing.remove("version");
         assert_eq!(err("shop", missing), "deploy needs the parameter 'version'");
+    }
+
+    #[test]
+    fn an_agents_declaration_is_checked_as_the_hubs_own_would_be() {
+        let spec = deploy();
+        let declared = CommandSpec::declared(spec.info.clone()).unwrap();
+        assert_eq!(declared.info, spec.info);
+        assert!(
+            declared
+                .argv(
+                    "shop",
+                    &params(&[
+                        ("version", "v1.2"),
+                        ("environment", "staging"),
+                        ("literal", "a")
+                    ])
+                )
+                .is_ok()
+        );
+        assert!(matches!(
+            declared.argv(
+                "shop",
+                &params(&[
+                    ("version", "1.2; rm"),
+                    ("environment", "staging"),
+                    ("literal", "a")
+                ])
+            ),
+            Err(ParamError::Invalid { .. })
+        ));
+        let mut viewer = spec.info.clone();
+        viewer.role = Role::Viewer;
+        assert!(CommandSpec::declared(viewer).unwrap_err().contains("role"));
+        let mut bad = spec.info.clone();
+        bad.params[0].pattern = Some("(".into());
+        bad.params[0].values = None;
+        assert!(CommandSpec::declared(bad).is_err());
     }
 
     #[test]
