@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The hub sends a comment at least every 15 s: this long without a byte, the stream is dead.
 const STREAM_SILENCE: Duration = Duration::from_secs(45);
@@ -30,6 +31,11 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(20);
 const REPORT_EVERY: Duration = Duration::from_millis(100);
 /// How long a report is retried before the run is given up (the hub has ended it by then).
 const REPORT_PATIENCE: Duration = Duration::from_secs(60);
+/// The most output text one report carries: escaped as JSON (a control character takes six bytes) it stays
+/// well under the hub's limit for a report.
+const REPORT_TEXT_BYTES: usize = 512 * 1024;
+/// How long the agent, stopping, waits for its runs to be stopped and their ends reported.
+const STOP_PATIENCE: Duration = Duration::from_secs(5);
 
 /// How the stream stands, so that each change is logged once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +53,8 @@ struct Running {
 }
 
 pub struct Orders {
+    /// Every run under way, so that the agent stopping waits for them to stop.
+    jobs: TaskTracker,
     stream_client: reqwest::Client,
     client: reqwest::Client,
     orders_url: reqwest::Url,
@@ -65,6 +73,7 @@ impl Orders {
                 .map_err(|e| PushSetupError::Url(config.hub.to_string(), e.to_string()))
         };
         Ok(Orders {
+            jobs: TaskTracker::new(),
             stream_client: push::client(config, Timeout::BetweenReads(STREAM_SILENCE))?,
             client: push::client(config, Timeout::Whole(REPORT_TIMEOUT))?,
             orders_url: url(ORDERS_PATH)?,
@@ -85,6 +94,9 @@ impl Orders {
             let outcome = self.listen(&lost, &mut link, &mut failures).await;
             lost.cancel();
             if shutdown.is_cancelled() {
+                // The runs stop with the stream; their ends are reported while the hub may still listen.
+                self.jobs.close();
+                let _ = tokio::time::timeout(STOP_PATIENCE, self.jobs.wait()).await;
                 return;
             }
             if outcome != link {
@@ -229,7 +241,7 @@ impl Orders {
                     lost: lost.clone(),
                 };
                 let running = running.clone();
-                tokio::spawn(async move {
+                self.jobs.spawn(async move {
                     job.run().await;
                     running
                         .lock()
@@ -272,6 +284,10 @@ impl Job {
             }
         };
         tracing::info!(run = self.reporter.run, command = %spec.info.name, target = %self.target, "running a command the hub ordered");
+        // The first report tells the hub the order arrived (a hub that hears nothing ends the run).
+        if !self.reporter.send(Vec::new(), None).await {
+            return;
+        }
         let (tx, mut rx) = mpsc::channel::<Progress>(1024);
         let program = process::run(
             &spec.program,
@@ -285,16 +301,21 @@ impl Job {
         let cancel = &self.cancel;
         let report = async move {
             let mut pending: Vec<OutputLine> = Vec::new();
+            let mut pending_bytes = 0usize;
             let mut tick = tokio::time::interval(REPORT_EVERY);
             loop {
                 tokio::select! {
                     progress = rx.recv() => match progress {
                         Some(Progress::Line(line)) => {
+                            pending_bytes += line.text.len();
                             pending.push(line);
-                            if pending.len() >= MAX_REPORT_LINES
+                            if (pending.len() >= MAX_REPORT_LINES || pending_bytes >= REPORT_TEXT_BYTES)
                                 && !reporter.lines(std::mem::take(&mut pending)).await
                             {
                                 cancel.cancel();
+                            }
+                            if pending.is_empty() {
+                                pending_bytes = 0;
                             }
                         }
                         Some(Progress::Started) => {}
@@ -305,6 +326,7 @@ impl Job {
                             // The hub no longer takes this run: it is over there, so it stops here.
                             cancel.cancel();
                         }
+                        pending_bytes = 0;
                     }
                 }
             }
@@ -337,6 +359,26 @@ impl Job {
     }
 }
 
+/// `lines` cut into reports of at most [`MAX_REPORT_LINES`] lines and about [`REPORT_TEXT_BYTES`] of text.
+fn reports(lines: Vec<OutputLine>) -> Vec<Vec<OutputLine>> {
+    let mut out = Vec::new();
+    let (mut current, mut bytes) = (Vec::new(), 0usize);
+    for line in lines {
+        if !current.is_empty()
+            && (current.len() >= MAX_REPORT_LINES || bytes + line.text.len() > REPORT_TEXT_BYTES)
+        {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += line.text.len();
+        current.push(line);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
 fn failed(detail: String) -> RunEnd {
     RunEnd {
         state: RunState::Failed,
@@ -358,25 +400,28 @@ struct Reporter {
 impl Reporter {
     /// Reports `lines`; false when the hub no longer takes reports of this run.
     async fn lines(&mut self, lines: Vec<OutputLine>) -> bool {
-        for chunk in lines.chunks(MAX_REPORT_LINES) {
-            if !self.send(chunk.to_vec(), None).await {
+        for chunk in reports(lines) {
+            if !self.send(chunk, None).await {
                 return false;
             }
         }
         true
     }
 
-    /// Reports the last lines and the end.
+    /// Reports the last lines and the end; the end alone when some lines could not be sent (the hub takes
+    /// an end however many lines it missed).
     async fn end(&mut self, lines: Vec<OutputLine>, end: RunEnd) {
-        let mut chunks: Vec<Vec<OutputLine>> =
-            lines.chunks(MAX_REPORT_LINES).map(<[_]>::to_vec).collect();
+        let mut chunks = reports(lines);
         let last = chunks.pop().unwrap_or_default();
         for chunk in chunks {
             if !self.send(chunk, None).await {
+                self.send(Vec::new(), Some(end)).await;
                 return;
             }
         }
-        self.send(last, Some(end)).await;
+        if !self.send(last, Some(end.clone())).await {
+            self.send(Vec::new(), Some(end)).await;
+        }
     }
 
     /// One report, retried with backoff for [`REPORT_PATIENCE`]; false when the hub refuses it for good.
@@ -427,5 +472,33 @@ impl Reporter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_cut_into_reports_by_lines_and_by_bytes() {
+        let line = |n: usize| OutputLine {
+            stderr: false,
+            text: "x".repeat(n),
+        };
+        let many: Vec<OutputLine> = (0..1_200).map(|_| line(1)).collect();
+        let cut = reports(many);
+        assert_eq!(
+            cut.iter().map(Vec::len).collect::<Vec<_>>(),
+            [500, 500, 200]
+        );
+        // 16 KiB lines: a report holds 32 of them, not 500.
+        let long: Vec<OutputLine> = (0..100).map(|_| line(16 * 1024)).collect();
+        let cut = reports(long);
+        assert!(
+            cut.iter()
+                .all(|r| r.iter().map(|l| l.text.len()).sum::<usize>() <= REPORT_TEXT_BYTES)
+        );
+        assert_eq!(cut.iter().map(Vec::len).sum::<usize>(), 100);
+        assert!(reports(Vec::new()).is_empty());
     }
 }

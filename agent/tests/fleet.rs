@@ -1304,5 +1304,29 @@ async fn a_command_an_agent_declares_runs_on_its_host_and_streams_back_to_every_
         asked.elapsed() < Duration::from_secs(5),
         "a 409 at once, not a hang"
     );
+
+    // A peer that holds the stream open but never answers (what a cut cable looks like from the hub): the
+    // run ends Interrupted rather than hold its target until its timeout.
+    let silent = reqwest::Client::new()
+        .post(format!("{}/api/agent/orders", hub.base))
+        .bearer_auth(std::fs::read_to_string(&web_token).unwrap().trim())
+        .json(&serde_json::json!({"agent": "web-1", "version": "test", "commands": web_host.commands}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(silent.status(), 200);
+    let (status, text) = run_command(&olive, &hub.base, hang.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    let unanswered: shared::CommandRun = serde_json::from_str(&text).unwrap();
+    let (_, end) = run_on_stream(&mut admin_stream, unanswered.id, "prod").await;
+    assert_eq!(end.state, shared::RunState::Interrupted);
+    assert!(
+        end.detail.contains("did not take the run"),
+        "{}",
+        end.detail
+    );
+    let (status, text) = run_command(&olive, &hub.base, hang).await;
+    assert_eq!(status, 200, "the target is free again: {text}");
+    drop(silent);
     hub.stop().await;
 }

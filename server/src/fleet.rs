@@ -18,7 +18,6 @@ use shared::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::{Agent, Enrolments, StoreError};
@@ -327,16 +326,25 @@ impl Fleet {
     }
 
     /// The environment `host` belongs to now, if it is a host of the fleet.
-    /// `agent`'s stream of orders is open, declaring `commands`: the host's entry says so (what the Controls
-    /// panel offers for it) until the returned guard is dropped. The guard's token is cancelled when a newer
-    /// stream of the same agent opens or the host is removed: the stream then ends.
-    pub fn listen(&self, agent: &Agent, commands: Vec<shared::CommandInfo>) -> Listening {
-        static STREAMS: AtomicU64 = AtomicU64::new(0);
-        let epoch = STREAMS.fetch_add(1, Ordering::Relaxed) + 1;
+    /// `agent`'s stream of orders number `epoch` (its attachment's: newer streams have greater numbers) is
+    /// open, declaring `commands`: the host's entry says so (what the Controls panel offers for it) until
+    /// the returned guard is dropped. The guard's token is cancelled when a newer stream of the same agent
+    /// opens or the host is removed: the stream then ends. A stream older than the one listening ends at
+    /// once.
+    pub fn listen(
+        &self,
+        agent: &Agent,
+        commands: Vec<shared::CommandInfo>,
+        epoch: u64,
+    ) -> Listening {
         let token = CancellationToken::new();
         let published = {
             let mut hosts = self.lock_hosts();
             match hosts.get_mut(&agent.name) {
+                Some(tracked) if tracked.listener.as_ref().is_some_and(|(e, _)| *e > epoch) => {
+                    token.cancel();
+                    None
+                }
                 Some(tracked) => {
                     if let Some((_, older)) = tracked.listener.replace((epoch, token.clone())) {
                         older.cancel();

@@ -76,10 +76,19 @@ pub fn ControlsPanel() -> impl IntoView {
             .with(|s| s.fleet_host(&chosen).filter(|h| !h.hub).cloned())
     });
     let remote_name = Memo::new(move |_| remote.with(|r| r.as_ref().map(|h| h.host.clone())));
+    // A host chosen that the fleet does not hold (removed, or not the reader's to see): nothing to run,
+    // rather than the hub's own commands under its name.
+    let unknown = Memo::new(move |_| {
+        selected.get().filter(|chosen| {
+            live.state
+                .with(|s| s.fleet().next().is_some() && s.fleet_host(chosen).is_none())
+        })
+    });
     let listening = Memo::new(move |_| remote.with(|r| r.as_ref().is_none_or(|h| h.listening)));
-    let commands = Memo::new(move |_| match remote.get() {
-        Some(host) => host.commands,
-        None => live.state.with(|s| s.commands().to_vec()),
+    let commands = Memo::new(move |_| match (remote.get(), unknown.get()) {
+        (Some(host), _) => host.commands,
+        (None, Some(_)) => Vec::new(),
+        (None, None) => live.state.with(|s| s.commands().to_vec()),
     });
     let runs = Memo::new(move |_| {
         let on = remote_name.get();
@@ -137,15 +146,22 @@ pub fn ControlsPanel() -> impl IntoView {
                     view! {
                         <Show
                             when=move || commands.with(|c| !c.is_empty())
-                            fallback=move || match remote_name.get() {
-                                Some(host) => view! {
+                            fallback=move || match (remote_name.get(), unknown.get()) {
+                                (None, Some(host)) => view! {
+                                    <p class="empty" data-testid="controls-empty">
+                                        <strong>{format!("There is no host {host}.")}</strong>
+                                        " Choose one in the top bar."
+                                    </p>
+                                }
+                                .into_any(),
+                                (Some(host), _) => view! {
                                     <p class="empty" data-testid="controls-empty">
                                         <strong>{format!("{host} declares no commands.")}</strong>
                                         " Its agent offers commands with --commands FILE (see the README)."
                                     </p>
                                 }
                                 .into_any(),
-                                None => view! {
+                                (None, None) => view! {
                                     <p class="empty" data-testid="controls-empty">
                                         <strong>"No commands are configured."</strong>
                                         " Declare them as [[commands]] in the configuration file (see the README)."

@@ -36,6 +36,8 @@ const CHUNK_EVERY: Duration = Duration::from_millis(100);
 /// How long past its timeout a run on an agent's host may go unreported before the hub ends it: the agent
 /// kills it at the timeout and reports at once, unless it is gone.
 const REMOTE_GRACE: Duration = Duration::from_secs(30);
+/// How soon an agent says it has an order (its first report, sent as the run starts).
+const ORDER_TAKEN_WITHIN: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -235,12 +237,14 @@ impl Commands {
         target: &str,
         params: BTreeMap<String, String>,
     ) -> Result<CommandRun, CommandError> {
-        let (info, role) = match &place {
-            None => (self.spec(name)?.info.clone(), Some(caller.role)),
-            Some(place) => (
-                self.declared_remotely(&place.host, name)?,
-                caller.role_in(&place.environment),
-            ),
+        // For an agent's host, the declaration the role is checked against is the one the run goes out
+        // with (taken under one lock: the agent may declare again meanwhile).
+        let (info, role, dispatch) = match &place {
+            None => (self.spec(name)?.info.clone(), Some(caller.role), None),
+            Some(place) => {
+                let (info, dispatch) = self.declared_remotely(place, name)?;
+                (info, caller.role_in(&place.environment), dispatch)
+            }
         };
         let on = place
             .as_ref()
@@ -263,16 +267,14 @@ impl Commands {
                 },
             }));
         }
-        let (spec, program) = match &place {
-            None => {
+        let (spec, program) = match (&place, dispatch) {
+            (None, _) => {
                 let spec = self.spec(name)?.clone();
                 let argv = spec.argv(target, &params)?;
                 (spec, Program::Local(argv))
             }
-            Some(place) => {
-                let dispatch =
-                    self.lock_remote()?
-                        .dispatch(&place.host, &place.environment, name)?;
+            (Some(place), None) => return Err(CommandError::NotConnected(place.host.clone())),
+            (Some(place), Some(dispatch)) => {
                 // Checked here for a clear 400; the agent checks again against its own file.
                 dispatch.spec.argv(target, &params)?;
                 let program = Program::Remote {
@@ -319,17 +321,27 @@ impl Commands {
             .map_err(|_| CommandError::Internal("the agents' registry is poisoned".into()))
     }
 
-    /// `name` as `host` declared it: the attached agent's declaration, or its last one; a host that never
-    /// declared it is not connected (its agent has not said what may run there) or has no such command.
-    fn declared_remotely(&self, host: &str, name: &str) -> Result<CommandInfo, CommandError> {
+    /// `name` as `place`'s host declared it, and where a run of it goes: the attached agent's declaration;
+    /// with no agent attached, its last one (so that a refusal by role comes before "not connected") and
+    /// nowhere to go. A host that never declared it: not connected, or no such command.
+    fn declared_remotely(
+        &self,
+        place: &Place,
+        name: &str,
+    ) -> Result<(CommandInfo, Option<remote::Dispatch>), CommandError> {
         let remote = self.lock_remote()?;
-        match remote.declared(host, name) {
-            Some(info) => Ok(info.clone()),
-            None if remote.is_attached(host) => Err(CommandError::UnknownCommand(format!(
-                "{} on {host}",
-                name.chars().take(64).collect::<String>()
+        match remote.dispatch(&place.host, &place.environment, name) {
+            Ok(dispatch) => Ok((dispatch.spec.info.clone(), Some(dispatch))),
+            Err(CommandError::NotConnected(host)) => match remote.declared(&host, name) {
+                Some(info) => Ok((info.clone(), None)),
+                None => Err(CommandError::NotConnected(host)),
+            },
+            Err(CommandError::UnknownCommand(_)) => Err(CommandError::UnknownCommand(format!(
+                "{} on {}",
+                name.chars().take(64).collect::<String>(),
+                place.host
             ))),
-            None => Err(CommandError::NotConnected(host.to_owned())),
+            Err(e) => Err(e),
         }
     }
 
@@ -351,6 +363,30 @@ impl Commands {
         let specs = remote::check_declared(declared).map_err(CommandError::Report)?;
         let (epoch, orders) = self.lock_remote()?.attach(host, environment, specs);
         tracing::info!(host, environment, "an agent's stream of orders opened");
+        // The host's recent runs were published for admins only while its declaration was not known (after
+        // the hub's start): now it is.
+        let this = self.clone();
+        let host_id = HostId(host.to_owned());
+        self.inner.tasks.spawn(async move {
+            let recent = match this.inner.audit.store().recent_runs(RECENT_RUNS).await {
+                Ok(recent) => recent,
+                Err(e) => return tracing::warn!("cannot read the recent runs: {e}"),
+            };
+            for mut run in recent.into_iter().rev() {
+                if run.host.as_ref() != Some(&host_id) || !run.state.finished() {
+                    continue;
+                }
+                let audience = this.lock_remote().ok().and_then(|r| {
+                    r.declared(&host_id.0, &run.command)
+                        .map(|i| i.run_audience(&run.target))
+                });
+                if let Some(audience) = audience.filter(|a| *a != Role::Admin) {
+                    run.audience = audience;
+                    let place = place_of(&run);
+                    this.publish(place.as_ref(), Event::Command(run));
+                }
+            }
+        });
         Ok((
             remote::Attachment {
                 commands: self.clone(),
@@ -363,12 +399,9 @@ impl Commands {
 
     /// Takes `host`'s agent's report about run `id`: its next lines, and maybe its end.
     pub async fn report(&self, host: &str, id: i64, report: Report) -> Result<(), CommandError> {
-        let taken = self.lock_remote()?.take(host, id, report);
-        match taken {
-            Ok(taken) => {
-                taken.hand_over().await;
-                Ok(())
-            }
+        let feed = self.lock_remote()?.feed(host, id);
+        match feed {
+            Ok(feed) => feed.lock().await.take(id, report).await,
             // A run already over (the hub ended it, or took its end before): the agent stops reporting.
             Err(CommandError::NoRun(_)) => match self.inner.audit.store().run(id).await? {
                 Some(run)
@@ -862,7 +895,7 @@ impl Commands {
             params,
             timeout,
         } = remote;
-        let ended = match self.lock_remote() {
+        let expected = match self.lock_remote() {
             Ok(mut registry) => registry.expect(run.id, host, epoch, progress),
             Err(e) => return (RunState::Failed, None, e.to_string()),
         };
@@ -882,16 +915,36 @@ impl Commands {
         let result = if orders.send(order).is_err() {
             gone()
         } else {
-            let mut ended = ended;
+            let remote::Expected {
+                mut taken,
+                mut reported,
+                mut lost,
+            } = expected;
             let deadline = tokio::time::sleep(timeout + REMOTE_GRACE);
-            tokio::pin!(deadline);
-            let mut asked = false;
+            let unanswered = tokio::time::sleep(ORDER_TAKEN_WITHIN);
+            tokio::pin!(deadline, unanswered);
+            let (mut asked, mut answered) = (false, false);
             loop {
                 tokio::select! {
-                    end = &mut ended => break match end {
+                    end = &mut reported => break match end {
                         Ok(end) => (end.state, end.exit_code, end.detail),
                         Err(_) => gone(),
                     },
+                    end = &mut lost => break match end {
+                        Ok(end) => (end.state, end.exit_code, end.detail),
+                        Err(_) => gone(),
+                    },
+                    _ = &mut taken, if !answered => answered = true,
+                    // A stream whose peer is gone without a word (a cut cable) still looks open: the order
+                    // is not taken, and the run ends rather than hold its target until its timeout.
+                    () = &mut unanswered, if !answered => break (
+                        RunState::Interrupted,
+                        None,
+                        format!(
+                            "the agent of {host} did not take the run within {}: it may be unreachable",
+                            humantime::format_duration(ORDER_TAKEN_WITHIN)
+                        ),
+                    ),
                     () = cancel.cancelled(), if !asked => {
                         asked = true;
                         let by = self.cancelled_by(run.id).unwrap_or_else(|| "an operator".into());

@@ -17,6 +17,7 @@ use runner::process::Progress;
 use runner::spec::CommandSpec;
 use shared::{CommandInfo, RunState};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// An agent holding its stream of orders open.
@@ -28,13 +29,25 @@ struct Attached {
     epoch: u64,
 }
 
-/// A run under way on an agent's host: where its reported lines go, and its end.
+/// A run under way on an agent's host.
 struct RemoteRun {
     host: String,
     epoch: u64,
+    feed: Arc<tokio::sync::Mutex<Feed>>,
+    /// Fired by the run's end when its stream is lost (the feed may be busy with a report then).
+    end: Option<oneshot::Sender<RunEnd>>,
+}
+
+/// Where a run's reported lines go. One report at a time holds it (a report sent again waits for the
+/// first), and it moves on line by line as each is handed over, so a report whose request is dropped half
+/// way leaves it where the next one continues.
+pub(super) struct Feed {
     progress: mpsc::Sender<Progress>,
     /// The number of the next line the run expects: a report sent again is taken once.
     next_line: u64,
+    /// Fired by the agent's first report: it has the order.
+    taken: Option<oneshot::Sender<()>>,
+    /// Fired by the report that ends the run.
     end: Option<oneshot::Sender<RunEnd>>,
 }
 
@@ -154,6 +167,7 @@ impl Remote {
         })
     }
 
+    #[cfg(test)]
     pub(super) fn is_attached(&self, host: &str) -> bool {
         self.attached.contains_key(host)
     }
@@ -166,26 +180,37 @@ impl Remote {
             .find(|info| info.name == command)
     }
 
-    /// Registers run `id` before its order goes out, so no report can come before it is expected.
+    /// Registers run `id` before its order goes out, so no report can come before it is expected: the
+    /// first report says the agent took it; the end comes from a report, or from the stream's loss.
     pub(super) fn expect(
         &mut self,
         id: i64,
         host: &str,
         epoch: u64,
         progress: mpsc::Sender<Progress>,
-    ) -> oneshot::Receiver<RunEnd> {
-        let (end, ended) = oneshot::channel();
+    ) -> Expected {
+        let (taken, taken_rx) = oneshot::channel();
+        let (reported, reported_rx) = oneshot::channel();
+        let (lost, lost_rx) = oneshot::channel();
         self.runs.insert(
             id,
             RemoteRun {
                 host: host.to_owned(),
                 epoch,
-                progress,
-                next_line: 0,
-                end: Some(end),
+                feed: Arc::new(tokio::sync::Mutex::new(Feed {
+                    progress,
+                    next_line: 0,
+                    taken: Some(taken),
+                    end: Some(reported),
+                })),
+                end: Some(lost),
             },
         );
-        ended
+        Expected {
+            taken: taken_rx,
+            reported: reported_rx,
+            lost: lost_rx,
+        }
     }
 
     /// The run is over: its lines stop being taken.
@@ -193,66 +218,74 @@ impl Remote {
         self.runs.remove(&id);
     }
 
-    /// Takes a report of `host`'s agent about run `id`: the lines it has not taken yet, in order, and what
-    /// to send them to; the end is passed on once the lines are.
-    pub(super) fn take(
-        &mut self,
+    /// The feed of run `id` if it is `host`'s and under way.
+    pub(super) fn feed(
+        &self,
         host: &str,
         id: i64,
-        report: Report,
-    ) -> Result<Taken, CommandError> {
-        let run = self
-            .runs
-            .get_mut(&id)
+    ) -> Result<Arc<tokio::sync::Mutex<Feed>>, CommandError> {
+        self.runs
+            .get(&id)
             .filter(|r| r.host == host)
-            .ok_or(CommandError::NoRun(id))?;
+            .map(|r| r.feed.clone())
+            .ok_or(CommandError::NoRun(id))
+    }
+}
+
+/// What a run on an agent's host waits for.
+pub(super) struct Expected {
+    pub taken: oneshot::Receiver<()>,
+    pub reported: oneshot::Receiver<RunEnd>,
+    pub lost: oneshot::Receiver<RunEnd>,
+}
+
+impl Feed {
+    /// Takes a report: the lines not taken yet, in order, each handed over before the next line counts as
+    /// taken; then the end. An end is taken even when lines before it are missing (they were refused or
+    /// lost on the way): the run must end.
+    pub(super) async fn take(&mut self, id: i64, report: Report) -> Result<(), CommandError> {
         if report.lines.len() > MAX_REPORT_LINES {
             return Err(CommandError::Report(format!(
                 "a report carries at most {MAX_REPORT_LINES} lines, not {}",
                 report.lines.len()
             )));
         }
-        if report.first > run.next_line {
+        if let Some(taken) = self.taken.take() {
+            let _ = taken.send(());
+        }
+        if report.first > self.next_line {
+            if let Some(end) = report.end
+                && let Some(tx) = self.end.take()
+            {
+                tracing::warn!(
+                    run = id,
+                    missing = report.first - self.next_line,
+                    "an agent's run ended with some of its output lines missing"
+                );
+                let _ = tx.send(end);
+                return Ok(());
+            }
             return Err(CommandError::Report(format!(
                 "lines {} to {} of run {id} are missing: send from line {}",
-                run.next_line,
+                self.next_line,
                 report.first - 1,
-                run.next_line
+                self.next_line
             )));
         }
-        let skip = usize::try_from(run.next_line - report.first).unwrap_or(usize::MAX);
-        let lines: Vec<_> = report.lines.into_iter().skip(skip).collect();
-        run.next_line += lines.len() as u64;
-        let end = match report.end {
-            Some(end) => run.end.take().map(|tx| (tx, end)),
-            None => None,
-        };
-        Ok(Taken {
-            progress: run.progress.clone(),
-            lines,
-            end,
-        })
-    }
-}
-
-/// A report's new lines and end, to hand over outside the lock.
-pub(super) struct Taken {
-    progress: mpsc::Sender<Progress>,
-    lines: Vec<shared::OutputLine>,
-    end: Option<(oneshot::Sender<RunEnd>, RunEnd)>,
-}
-
-impl Taken {
-    /// The lines to the run's output, in order, then its end.
-    pub(super) async fn hand_over(self) {
-        for line in self.lines {
+        let skip = usize::try_from(self.next_line - report.first).unwrap_or(usize::MAX);
+        for line in report.lines.into_iter().skip(skip) {
             if self.progress.send(Progress::Line(line)).await.is_err() {
-                return;
+                // The run is over on the hub already.
+                return Err(CommandError::Ended(id));
             }
+            self.next_line += 1;
         }
-        if let Some((tx, end)) = self.end {
+        if let Some(end) = report.end
+            && let Some(tx) = self.end.take()
+        {
             let _ = tx.send(end);
         }
+        Ok(())
     }
 }
 
@@ -263,11 +296,105 @@ pub struct Attachment {
     pub(super) epoch: u64,
 }
 
+impl Attachment {
+    /// Which of the host's streams this is: newer streams have greater numbers.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
 impl Drop for Attachment {
     fn drop(&mut self) {
         if let Ok(mut remote) = self.commands.inner.remote.lock() {
             remote.detach(&self.host, self.epoch);
         }
         tracing::info!(host = %self.host, "the agent's stream of orders closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(text: &str) -> shared::OutputLine {
+        shared::OutputLine {
+            stderr: false,
+            text: text.into(),
+        }
+    }
+
+    fn report(first: u64, lines: &[&str], end: Option<RunState>) -> Report {
+        Report {
+            first,
+            lines: lines.iter().map(|t| line(t)).collect(),
+            end: end.map(|state| RunEnd {
+                state,
+                exit_code: Some(0),
+                detail: String::new(),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_report_sent_again_is_taken_once_and_an_end_is_taken_past_missing_lines() {
+        let mut remote = Remote::default();
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut expected = remote.expect(7, "web-1", 1, tx);
+        assert!(
+            matches!(remote.feed("db-1", 7), Err(CommandError::NoRun(7))),
+            "another host's run"
+        );
+        let feed = remote.feed("web-1", 7).unwrap();
+        feed.lock()
+            .await
+            .take(7, report(0, &["a", "b"], None))
+            .await
+            .unwrap();
+        assert!(
+            expected.taken.try_recv().is_ok(),
+            "the first report says the order arrived"
+        );
+        // Sent again with one more line: only the new one is taken.
+        feed.lock()
+            .await
+            .take(7, report(0, &["a", "b", "c"], None))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while let Ok(Progress::Line(l)) = rx.try_recv() {
+            got.push(l.text);
+        }
+        assert_eq!(got, ["a", "b", "c"]);
+        // Lines missing and no end: refused, so the agent sends from where the hub is.
+        assert!(
+            feed.lock()
+                .await
+                .take(7, report(9, &["j"], None))
+                .await
+                .is_err()
+        );
+        // An end past missing lines still ends the run.
+        feed.lock()
+            .await
+            .take(7, report(9, &[], Some(RunState::Succeeded)))
+            .await
+            .unwrap();
+        assert_eq!(
+            expected.reported.try_recv().unwrap().state,
+            RunState::Succeeded
+        );
+    }
+
+    #[test]
+    fn a_lost_stream_interrupts_its_runs_only() {
+        let mut remote = Remote::default();
+        let (tx, _rx) = mpsc::channel(16);
+        let (epoch, _orders) = remote.attach("web-1", "prod", Vec::new());
+        let mut run = remote.expect(1, "web-1", epoch, tx.clone());
+        let mut other = remote.expect(2, "db-1", epoch, tx);
+        remote.detach("web-1", epoch);
+        assert_eq!(run.lost.try_recv().unwrap().state, RunState::Interrupted);
+        assert!(other.lost.try_recv().is_err());
+        assert!(!remote.is_attached("web-1"));
     }
 }

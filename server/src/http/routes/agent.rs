@@ -124,7 +124,7 @@ pub async fn orders(
     let (attachment, orders) = commands
         .attach(&agent.name, &agent.environment, hello.commands.clone())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let listening = fleet.listen(&agent, hello.commands);
+    let listening = fleet.listen(&agent, hello.commands, attachment.epoch());
     if let Some(slot) = slot {
         slot.signed_in();
     }
