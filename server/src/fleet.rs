@@ -7,7 +7,7 @@
 //! batch sent again — the answer was lost, or the hub restarted — is recorded once.
 
 use crate::auth::Auth;
-use crate::auth::secrets::{self, SecretError};
+use crate::auth::secrets::{self, SecretDigest, SecretError};
 use crate::clock::now_millis;
 use crate::logs::LogBook;
 use crate::outlet::Outlet;
@@ -27,6 +27,9 @@ use tokio_util::sync::CancellationToken;
 const JUDGE_EVERY: Duration = Duration::from_secs(1);
 /// A host is stale after this many intervals without a reading.
 const STALE_INTERVALS: u64 = 3;
+/// How long a token found in the store is taken as valid without asking the store again: a revocation made
+/// by this process counts at once; one made elsewhere (another instance, the CLI) within this.
+const TOKEN_TRUST: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -144,6 +147,13 @@ pub struct Fleet {
     /// push sent again while the first is still being recorded waits, then finds its records acknowledged),
     /// and agents never wait for each other.
     standings: Arc<Mutex<HashMap<i64, AgentSlot>>>,
+    /// Agents by their token's digest, as the store last had them (see [`TOKEN_TRUST`]): an agent's push
+    /// costs no read of the store.
+    tokens: Arc<Mutex<HashMap<SecretDigest, (Agent, std::time::Instant)>>>,
+    /// Marks taken but not yet in the store, by enrolment id: the acknowledged sequence number and when
+    /// the agent was heard. A push of readings only is written with the others once a second (a reading
+    /// recorded twice after a crash is one point of history); one with log lines, at once.
+    marks: Arc<Mutex<HashMap<i64, (u64, i64)>>>,
 }
 
 impl Fleet {
@@ -200,6 +210,8 @@ impl Fleet {
             own: own_host,
             offline_after,
             standings: Arc::default(),
+            tokens: Arc::default(),
+            marks: Arc::default(),
         };
         let all: Vec<FleetHost> = fleet
             .lock_hosts()
@@ -216,8 +228,14 @@ impl Fleet {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = tick.tick() => judge.judge_all().await,
+                    () = stop.cancelled() => {
+                        judge.write_marks().await;
+                        return;
+                    }
+                    _ = tick.tick() => {
+                        judge.write_marks().await;
+                        judge.judge_all().await;
+                    }
                 }
             }
         });
@@ -251,6 +269,10 @@ impl Fleet {
         };
         // Revoked just now, not earlier: the name may since belong to a new enrolment, which stays.
         if agent.revoked_ms == Some(now) {
+            self.tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, (a, _)| a.id != agent.id);
             let gone = self.lock_hosts().remove(&agent.name);
             if let Some(mut gone) = gone {
                 // Its stream of orders closes now, not at its next request.
@@ -568,13 +590,29 @@ impl Fleet {
         ip: IpAddr,
         path: &str,
     ) -> Result<Agent, PushError> {
-        let found = if secret.starts_with(secrets::AGENT_TOKEN_PREFIX) {
-            self.store.agent_by_token(&secrets::digest(secret)).await?
-        } else {
-            None
-        };
-        match found {
-            Some(agent) => Ok(agent),
+        if !secret.starts_with(secrets::AGENT_TOKEN_PREFIX) {
+            self.auth.invalid_token(ip, path).await;
+            return Err(PushError::Unauthorized);
+        }
+        let digest = secrets::digest(secret);
+        let cached = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&digest)
+            .filter(|(_, at)| at.elapsed() < TOKEN_TRUST)
+            .map(|(agent, _)| agent.clone());
+        if let Some(agent) = cached {
+            return Ok(agent);
+        }
+        match self.store.agent_by_token(&digest).await? {
+            Some(agent) => {
+                self.tokens
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(digest, (agent.clone(), std::time::Instant::now()));
+                Ok(agent)
+            }
             None => {
                 self.auth.invalid_token(ip, path).await;
                 Err(PushError::Unauthorized)
@@ -663,6 +701,9 @@ impl Fleet {
             self.outlet.show_in(scope.clone(), Event::Health(health));
         }
         // Of the readings this push holds, only the newest is the host's present.
+        // Whether what this push records would be recorded twice if it came again after a crash (log lines,
+        // and the lines about its gaps): its mark goes to the store at once.
+        let mut durable = !batch.gaps.is_empty();
         let newest = batch
             .items
             .iter()
@@ -694,9 +735,10 @@ impl Fleet {
                         host: agent.name.clone(),
                         environment: agent.environment.clone(),
                     };
+                    durable = true;
                     if let Err(e) = self.logs.append_from(&origin, lines).await {
                         // What was recorded so far stays acknowledged; the rest comes again.
-                        self.acknowledge(&agent, standing.acked).await;
+                        self.acknowledge(&agent, standing.acked, true).await;
                         return Err(e.into());
                     }
                 }
@@ -714,18 +756,48 @@ impl Fleet {
         }
         self.heard(&agent, &batch.version, batch.interval_ms, reading)
             .await;
-        self.acknowledge(&agent, standing.acked).await;
+        self.acknowledge(&agent, standing.acked, durable).await;
         Ok(Ack {
             acked: standing.acked,
         })
     }
 
-    /// Keeps the agent's mark (and when it was last heard from) in the store.
-    async fn acknowledge(&self, agent: &Agent, acked: u64) {
-        if let Err(e) = self.store.agent_pushed(agent.id, acked, now_millis()).await {
+    /// Keeps the agent's mark (and when it was last heard from) in the store: at once when `durable`, else
+    /// with the others at the next second.
+    async fn acknowledge(&self, agent: &Agent, acked: u64, durable: bool) {
+        let now = now_millis();
+        {
+            let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+            if !durable {
+                marks.insert(agent.id, (acked, now));
+                return;
+            }
+            marks.remove(&agent.id);
+        }
+        if let Err(e) = self.store.agent_pushed(agent.id, acked, now).await {
             // The mark in memory stands for this run; a restart may then record a resent batch twice, which
             // history merges (a second's point is stored once).
             tracing::warn!(agent = %agent.name, "cannot keep an agent's position: {e}");
+        }
+    }
+
+    /// Writes the marks waiting since the last second, in one transaction.
+    async fn write_marks(&self) {
+        let marks: Vec<(i64, u64, i64)> = {
+            let mut waiting = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+            waiting
+                .drain()
+                .map(|(id, (acked, seen))| (id, acked, seen))
+                .collect()
+        };
+        if marks.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.agents_pushed(&marks).await {
+            tracing::warn!(
+                agents = marks.len(),
+                "cannot keep the agents' positions: {e}"
+            );
         }
     }
 

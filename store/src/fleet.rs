@@ -47,6 +47,10 @@ pub trait Enrolments: Send + Sync + 'static {
     /// Records that the hub has taken the agent's items up to `acked_seq` (never moving it back) at `now_ms`.
     async fn agent_pushed(&self, id: i64, acked_seq: u64, now_ms: i64) -> Result<(), StoreError>;
 
+    /// [`Enrolments::agent_pushed`] for many agents at once, `(id, acked_seq, now_ms)` each, in one
+    /// transaction: what the hub writes once a second for agents that pushed readings only.
+    async fn agents_pushed(&self, marks: &[(i64, u64, i64)]) -> Result<(), StoreError>;
+
     /// Sets (or with `None` ends) a live enrolment's maintenance window; `None` when there is no such one.
     async fn set_maintenance(
         &self,
@@ -154,6 +158,25 @@ impl Enrolments for SqliteStore {
         Ok(())
     }
 
+    async fn agents_pushed(&self, marks: &[(i64, u64, i64)]) -> Result<(), StoreError> {
+        let _timed = self.timed("accounts");
+        let mut tx = self.writer.begin().await?;
+        for &(id, acked_seq, now_ms) in marks {
+            let acked = i64::try_from(acked_seq).unwrap_or(i64::MAX);
+            sqlx::query(
+                "UPDATE agents SET acked_seq = MAX(acked_seq, ?), seen_ms = MAX(COALESCE(seen_ms, 0), ?) \
+                 WHERE id = ?",
+            )
+            .bind(acked)
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn set_maintenance(
         &self,
         id: i64,
@@ -205,6 +228,13 @@ mod tests {
             (500, Some(21)),
             "the mark never moves back"
         );
+        // Many at once, as the hub writes them each second: never back either.
+        store
+            .agents_pushed(&[(web.id, 450, 19), (web.id, 700, 25)])
+            .await
+            .unwrap();
+        let seen = store.agent_by_token(b"h1").await.unwrap().unwrap();
+        assert_eq!((seen.acked_seq, seen.seen_ms), (700, Some(25)));
         // A maintenance window is kept, and ended.
         let window = shared::Maintenance {
             until_ms: 99,
