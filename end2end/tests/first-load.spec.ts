@@ -18,6 +18,8 @@ import { gzipSync, constants } from 'node:zlib';
 //   host filter: WASM 596,575 → 607,515 B served, first load 804,154 B) and maintenance with host_offline
 //   rules (the Hosts page's maintenance menu, a rule's environment: WASM → 616,950 B served): 813,792 B
 //   served, 1,106,093 B gzip -9 → 830,000 / 1,125,000.
+// - 2026-12-07, the Controls panel following the chosen host (an agent's commands) and the audit page naming
+//   host and environment: 821,892 B served, 1,120,699 B gzip -9 (WASM 622,332 B served); the ceilings stay.
 const TARGET_SERVED = 400_000;
 const TARGET_GZIP9 = 450_000;
 const CEILING_SERVED = 830_000;
