@@ -78,17 +78,21 @@ impl Hub {
         stream_of(&self.client, &self.base).await
     }
 
-    /// `GET path` as the admin: the `field` of every entry of the listing (`{"entries": [...]}`) it answers.
-    async fn entry_fields(&self, path: &str, field: &str) -> Vec<String> {
-        let page: serde_json::Value = self
-            .client
+    /// `GET path` as the admin: the JSON it answers.
+    async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.client
             .get(format!("{}{path}", self.base))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `GET path` as the admin: the `field` of every entry of the listing (`{"entries": [...]}`) it answers.
+    async fn entry_fields(&self, path: &str, field: &str) -> Vec<String> {
+        let page = self.get_json(path).await;
         page["entries"]
             .as_array()
             .expect("a listing")
@@ -1259,15 +1263,7 @@ async fn a_command_an_agent_declares_runs_on_its_host_and_streams_back_to_every_
         .unwrap();
     assert_eq!(page.lines.len(), 302);
     // The audit entry names who, from where, on which host and environment, and how it ended.
-    let audit: serde_json::Value = hub
-        .client
-        .get(format!("{}/api/audit?action=command.greet", hub.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit = hub.get_json("/api/audit?action=command.greet").await;
     let entry = &audit["entries"][0];
     assert_eq!(entry["actor"], "olive");
     assert_eq!(entry["ip"], "127.0.0.1");
