@@ -161,17 +161,22 @@ impl Enrolments for SqliteStore {
     async fn agents_pushed(&self, marks: &[(i64, u64, i64)]) -> Result<(), StoreError> {
         let _timed = self.timed("accounts");
         let mut tx = self.writer.begin().await?;
-        for &(id, acked_seq, now_ms) in marks {
-            let acked = i64::try_from(acked_seq).unwrap_or(i64::MAX);
-            sqlx::query(
-                "UPDATE agents SET acked_seq = MAX(acked_seq, ?), seen_ms = MAX(COALESCE(seen_ms, 0), ?) \
-                 WHERE id = ?",
-            )
-            .bind(acked)
-            .bind(now_ms)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // A statement per group of agents, not per agent: each statement is a round trip to sqlx's worker
+        // thread, and a second of a fleet's pushes is hundreds of marks.
+        for group in crate::sqlite::row_groups(marks) {
+            let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "UPDATE agents SET acked_seq = MAX(agents.acked_seq, m.acked), \
+                 seen_ms = MAX(COALESCE(agents.seen_ms, 0), m.seen) \
+                 FROM (SELECT column1 AS id, MAX(column2) AS acked, MAX(column3) AS seen FROM (",
+            );
+            update.push_values(group, |mut row, &(id, acked_seq, now_ms)| {
+                row.push_bind(id)
+                    .push_bind(i64::try_from(acked_seq).unwrap_or(i64::MAX))
+                    .push_bind(now_ms);
+            });
+            // An agent named twice keeps the greater of each (as one update after the other would).
+            update.push(") GROUP BY column1) AS m WHERE agents.id = m.id");
+            update.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -200,6 +205,49 @@ impl Enrolments for SqliteStore {
 mod tests {
     use super::*;
     use crate::sqlite::OpenOptions;
+    use std::collections::BTreeMap;
+
+    #[tokio::test]
+    async fn a_fleets_marks_are_kept_in_groups_each_agent_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &OpenOptions::default())
+            .await
+            .unwrap();
+        // More than one statement's group, and a rest that is not a power of two.
+        let mut agents = Vec::new();
+        for i in 0..203 {
+            let token = format!("h{i}");
+            agents.push(
+                store
+                    .add_agent(&format!("host-{i:03}"), "prod", token.as_bytes(), 1)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let marks: Vec<(i64, u64, i64)> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id, 1000 + i as u64, 2000 + i as i64))
+            .collect();
+        store.agents_pushed(&marks).await.unwrap();
+        // Behind what is kept: nothing moves back.
+        store.agents_pushed(&[(agents[7].id, 3, 4)]).await.unwrap();
+        let kept: BTreeMap<String, (u64, Option<i64>)> = store
+            .agents()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.name, (a.acked_seq, a.seen_ms)))
+            .collect();
+        assert_eq!(kept.len(), 203);
+        for i in 0..203 {
+            assert_eq!(
+                kept[&format!("host-{i:03}")],
+                (1000 + i as u64, Some(2000 + i as i64)),
+                "host-{i:03}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn an_enrolment_is_found_by_its_token_until_revoked_and_its_name_is_one_of_a_kind() {

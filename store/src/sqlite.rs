@@ -30,12 +30,34 @@ const HOUR: i64 = 3_600_000;
 /// A minute is rolled up this long after it ends: points reach the store up to a second late (they are
 /// batched once a second), and this leaves room for a slow batch.
 const ROLLUP_DELAY_MS: i64 = 5_000;
-/// Rows in one INSERT statement: 6 parameters each, well under SQLite's limit of 32,766.
-const ROWS_PER_INSERT: usize = 500;
+/// Rows in one multi-row statement (a power of two, see [`row_groups`]): 6 parameters each, well under
+/// SQLite's limit of 32,766.
+const ROWS_PER_INSERT: usize = 128;
 /// Address space SQLite may map of the database file (not memory it takes: pages are the OS page cache).
 const MMAP_BYTES: u64 = 256 << 20;
 /// SQLite's page size, which the quota is counted in.
 const PAGE_SIZE: u64 = 4096;
+
+/// `rows` cut into the groups of one multi-row statement each: whole groups of [`ROWS_PER_INSERT`], then
+/// the rest in powers of two, largest first. So every such statement has one of eight shapes, which sqlx
+/// prepares once and keeps. Cut any other way, the last group's size differs from one batch to the next:
+/// each is new SQL text, parsed again, and kept in sqlx's statement cache (up to 100 per connection) with
+/// a program sized by its rows — with 200 agents pushing, that cache held over 2 MB of such programs.
+pub(crate) fn row_groups<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let n = if rows.len() >= ROWS_PER_INSERT {
+            ROWS_PER_INSERT
+        } else {
+            1 << rows.len().ilog2()
+        };
+        let (group, rest) = rows.split_at(n);
+        rows = rest;
+        Some(group)
+    })
+}
 
 /// How the database is opened.
 #[derive(Debug, Clone, Default)]
@@ -443,7 +465,7 @@ impl Store for SqliteStore {
         }
         // Many rows per statement: each statement is a round trip to sqlx's SQLite worker thread, which costs
         // far more than SQLite's own work for a row.
-        for group in rows.chunks(ROWS_PER_INSERT) {
+        for group in row_groups(&rows) {
             let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO second_open (series_id, t_ms, min, max, avg, count) ",
             );
@@ -596,7 +618,7 @@ impl Store for SqliteStore {
                 fields: e.fields,
             })
             .collect();
-        for group in stored.chunks(ROWS_PER_INSERT) {
+        for group in row_groups(&stored) {
             let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO logs (id, t_ms, level, service, message, fields) ",
             );
@@ -734,6 +756,29 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rows_go_in_groups_of_a_few_shapes_only() {
+        let sizes = |n: usize| {
+            let rows: Vec<usize> = (0..n).collect();
+            let groups: Vec<&[usize]> = row_groups(&rows).collect();
+            // Every row once, in order.
+            assert_eq!(groups.concat(), rows);
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(128), [128]);
+        assert_eq!(sizes(300), [128, 128, 32, 8, 4]);
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 0..2000 {
+            shapes.extend(sizes(n));
+        }
+        assert_eq!(
+            shapes.into_iter().collect::<Vec<_>>(),
+            [1, 2, 4, 8, 16, 32, 64, 128]
+        );
+    }
+
     use super::*;
 
     const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR;
