@@ -5,7 +5,9 @@
 //! Hosts are added through the hub's own "Add host" server function (`WATCHPOST_TOKEN` must be an admin's),
 //! named `bench-NNN` and split between `prod` and `staging`, and removed again at the end. Reported: the
 //! hub's CPU over the window and its RSS per agent (the growth from before the hosts were added, over their
-//! number, read from `/proc` when `--pid` is given, else from `/healthz`), push latency (p50, p99, max),
+//! number, read from `/proc` when `--pid` is given, else from `/healthz`; and the marginal cost: half the
+//! agents push for a window first, and the growth the other half brings is divided by their number), push
+//! latency (p50, p99, max),
 //! pushes per second and refusals; with viewers, the stream's delivery figures as `clients` prints them.
 
 use crate::{TICKS_PER_SECOND, proc_sample};
@@ -58,6 +60,7 @@ pub async fn agents_bench(load: AgentsLoad) -> Result<()> {
         .pool_max_idle_per_host(load.agents + 16)
         .build()?;
     let rss_before = rss(&client, &url, load.pid).await?;
+    let mut rss_half = None;
     let hosts = add_hosts(&client, &url, &admin, load.agents).await?;
     println!(
         "added {} hosts (bench-000 …), half prod, half staging",
@@ -70,7 +73,15 @@ pub async fn agents_bench(load: AgentsLoad) -> Result<()> {
     )?));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
+    // Half the agents first, then the rest: what the hub holds for the second half over its number is the
+    // cost of one more agent, without what the hub's bounded buffers (its replay ring of 4,096 events, the
+    // store's caches) take once as they fill, which the growth from before any host counts in.
+    let half = hosts.len() / 2;
     for (i, host) in hosts.iter().enumerate() {
+        if i == half && half > 0 {
+            tokio::time::sleep(load.interval * 5 + load.window).await;
+            rss_half = rss(&client, &url, load.pid).await?;
+        }
         tasks.push(tokio::spawn(listen(
             stream_client.clone(),
             format!("{url}{ORDERS_PATH}"),
@@ -106,16 +117,32 @@ pub async fn agents_bench(load: AgentsLoad) -> Result<()> {
     tokio::time::sleep(load.window).await;
     window.report("alone", &counts, &latency, load.pid)?;
     let rss_agents = rss(&client, &url, load.pid).await?;
+    let kib = |bytes: u64, agents: usize| bytes as f64 / 1024.0 / agents.max(1) as f64;
     match (rss_before, rss_agents) {
         (Some(before), Some(after)) => println!(
             "  hub RSS         {:.1} MiB before the hosts were added, {:.1} MiB with them pushing: {:.1} KiB per agent",
             before as f64 / 1048576.0,
             after as f64 / 1048576.0,
-            after.saturating_sub(before) as f64 / 1024.0 / hosts.len().max(1) as f64
+            kib(after.saturating_sub(before), hosts.len())
         ),
         _ => {
             println!("  hub RSS         not known (give --pid, or a hub whose /healthz reports it)")
         }
+    }
+    if let (Some(mid), Some(after)) = (rss_half, rss_agents) {
+        let added = hosts.len() - half;
+        println!(
+            "  hub RSS         {:.1} MiB with {half} agents, {:.1} MiB with {}: {:.1} KiB for each agent added ({})",
+            mid as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            hosts.len(),
+            kib(after.saturating_sub(mid), added),
+            if after >= mid {
+                "the marginal cost"
+            } else {
+                "the hub gave memory back"
+            }
+        );
     }
     if load.viewers > 0 {
         println!(
