@@ -109,6 +109,14 @@ test('a deploy from the form moves the indicator Queued → In progress → Succ
   await expect(page.getByTestId('deploy-history-list').locator('[data-testid="deploy-history-row"]').first())
     .toHaveAttribute('data-state', 'success');
   await page.getByTestId('panel-deployments').screenshot({ path: path.join(artifacts, 'deployments.png') });
+  // The open history follows the service's deployments: the next one shows in it, then how it ended.
+  const newest = page.getByTestId('deploy-history-list').locator('[data-testid="deploy-history-row"]').first();
+  await expect(newest).toContainText('2.4.1');
+  await form.getByTestId('param-version').fill('2.4.2');
+  await form.getByTestId('param-environment').selectOption('production');
+  await form.getByTestId('submit-deploy').click();
+  await expect(newest).toContainText('2.4.2');
+  await expect(newest).toHaveAttribute('data-state', 'success', { timeout: 15_000 });
   await other.close();
 });
 

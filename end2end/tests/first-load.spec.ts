@@ -20,6 +20,8 @@ import { gzipSync, constants } from 'node:zlib';
 //   served, 1,106,093 B gzip -9 → 830,000 / 1,125,000.
 // - 2026-12-07, the Controls panel following the chosen host (an agent's commands) and the audit page naming
 //   host and environment: 821,892 B served, 1,120,699 B gzip -9 (WASM 622,332 B served); the ceilings stay.
+// - 2026-12-07, memos read instead of only tracked (the Hosts page's sparklines, an open deployment history,
+//   the stored trend following the host): 819,864 B served, 1,118,084 B gzip -9 (WASM 622,984 B); they stay.
 const TARGET_SERVED = 400_000;
 const TARGET_GZIP9 = 450_000;
 const CEILING_SERVED = 830_000;

@@ -83,6 +83,8 @@ test.describe('the fleet', () => {
     await expect(page.locator('[data-testid=host-row]', { hasText: '· hub' }).locator('td').nth(2)).toHaveText(/^\d+[smh] ago$/);
     await expect(page.locator('[data-testid=host-row][data-host=web-1] td').nth(2)).toHaveText(/^\d+[smh] ago$/);
     await expect(page.locator('[data-testid=env-total][data-env=prod]')).toContainText('2 hosts · 1 live · 0 stale · 1 offline');
+    // The five-minute sparkline draws once a host has two readings: a line, not a dot.
+    await expect(page.locator('[data-host=web-1] .sparkline polyline')).toHaveAttribute('points', /^[\d.]+,[\d.]+( [\d.]+,[\d.]+)+$/, { timeout: 10_000 });
     await page.screenshot({ path: path.join(artifacts, 'fleet-1440.png'), fullPage: true });
 
     await page.getByTestId('fleet-env').selectOption('staging');

@@ -197,7 +197,8 @@ fn DeploymentHistory(service: String) -> impl IntoView {
     {
         let service = service.clone();
         Effect::new(move |_| {
-            changes.track();
+            // Read, not only tracked: a memo that never runs never notices its sources change.
+            changes.with(|_| ());
             let service = service.clone();
             leptos::task::spawn_local(async move {
                 let result = deployment_history(Some(service), HISTORY).await;

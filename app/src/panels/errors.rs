@@ -118,7 +118,8 @@ pub fn ErrorLogPanel() -> impl IntoView {
     {
         // A new filter starts over from the newest entries.
         Effect::new(move |_| {
-            filter.track();
+            // Read, not only tracked: a memo that never runs never notices its sources change.
+            filter.with(|_| ());
             held_at.set(None);
             next.set(None);
             exhausted.set(false);
