@@ -35,10 +35,13 @@ for _ in $(seq 100); do grep -q 'listening on http://' "$data/server.log" && bre
 grep -q 'listening on http://' "$data/server.log" || { echo "fleet bench: the server did not start:" >&2; cat "$data/server.log" >&2; exit 1; }
 url="http://127.0.0.1:$port"
 
-# The page is opened once the agents have been pushing for a while, and timed inside the window of the agents
-# alone (before the viewers connect).
+# The page is opened once every agent has been pushing for a while, and timed inside the window of the agents
+# alone (before the viewers connect). The bench starts half the agents for a warm-up of five intervals and a
+# window first, then the rest for another warm-up and window: the page opens two seconds into that window.
+interval_s=1
+case "$interval" in *ms) ;; *s) interval_s=${interval%s} ;; esac
 (
-  sleep 12
+  sleep $((10 * interval_s + seconds + 2))
   CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium} node bench/fleet/hosts-page.mjs "$url" bench 'a fleet bench password' 10 "$agents"
 ) &
 page=$!
