@@ -19,6 +19,7 @@ mod panels;
 #[cfg(feature = "ssr")]
 pub mod ports;
 mod range;
+mod reactive;
 mod selection;
 mod series;
 mod stored;

@@ -21,7 +21,7 @@ import { gzipSync, constants } from 'node:zlib';
 // - 2026-12-07, the Controls panel following the chosen host (an agent's commands) and the audit page naming
 //   host and environment: 821,892 B served, 1,120,699 B gzip -9 (WASM 622,332 B served); the ceilings stay.
 // - 2026-12-07, memos read instead of only tracked (the Hosts page's sparklines, an open deployment history,
-//   the stored trend following the host): 819,864 B served, 1,118,084 B gzip -9 (WASM 622,984 B); they stay.
+//   the stored trend following the host): 822,225 B served, 1,121,269 B gzip -9 (WASM 622,413 B); they stay.
 const TARGET_SERVED = 400_000;
 const TARGET_GZIP9 = 450_000;
 const CEILING_SERVED = 830_000;

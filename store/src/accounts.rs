@@ -639,14 +639,9 @@ impl Accounts for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::OpenOptions;
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db"), &OpenOptions::default())
-            .await
-            .unwrap();
-        (dir, store)
+        crate::sqlite::scratch().await
     }
 
     #[tokio::test]

@@ -257,7 +257,6 @@ impl AlertHistory for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::OpenOptions;
 
     fn alert(rule: &str, subject: &str, state: AlertState, started_ms: i64) -> Alert {
         Alert {
@@ -285,10 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn alerts_are_stored_moved_and_listed() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
-            .await
-            .unwrap();
+        let (_dir, s) = crate::sqlite::scratch().await;
         let a = s
             .add_alert(&alert("cpu-high", "web-1", AlertState::Pending, 10))
             .await
@@ -364,10 +360,7 @@ mod tests {
 
     #[tokio::test]
     async fn rules_written_on_the_page_are_kept_by_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
-            .await
-            .unwrap();
+        let (_dir, s) = crate::sqlite::scratch().await;
         let mut rule = AlertRule {
             name: "cpu".into(),
             source: RuleSource::Config,

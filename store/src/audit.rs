@@ -367,14 +367,9 @@ impl AuditTrail for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::OpenOptions;
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
-            .await
-            .unwrap();
-        (dir, s)
+        crate::sqlite::scratch().await
     }
 
     fn entry(at_ms: i64, actor: &str, action: &str, target: &str) -> NewAudit {

@@ -177,14 +177,10 @@ impl Deployments for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::OpenOptions;
 
     #[tokio::test]
     async fn deployments_are_stored_updated_and_listed_per_service() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
-            .await
-            .unwrap();
+        let (_dir, s) = crate::sqlite::scratch().await;
         let new = |service: &str, version: &str| NewDeployment {
             service: service.into(),
             environment: "production".into(),

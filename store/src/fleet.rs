@@ -204,15 +204,11 @@ impl Enrolments for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::OpenOptions;
     use std::collections::BTreeMap;
 
     #[tokio::test]
     async fn a_fleets_marks_are_kept_in_groups_each_agent_its_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db"), &OpenOptions::default())
-            .await
-            .unwrap();
+        let (_dir, store) = crate::sqlite::scratch().await;
         // More than one statement's group, and a rest that is not a power of two.
         let mut agents = Vec::new();
         for i in 0..203 {
@@ -251,10 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_enrolment_is_found_by_its_token_until_revoked_and_its_name_is_one_of_a_kind() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db"), &OpenOptions::default())
-            .await
-            .unwrap();
+        let (_dir, store) = crate::sqlite::scratch().await;
         let web = store.add_agent("web-1", "prod", b"h1", 10).await.unwrap();
         assert_eq!(
             (web.name.as_str(), web.environment.as_str()),

@@ -59,6 +59,16 @@ pub(crate) fn row_groups<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// A store in a directory of its own, for tests: the directory goes when the first value is dropped.
+#[cfg(test)]
+pub(crate) async fn scratch() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
+        .await
+        .unwrap();
+    (dir, store)
+}
+
 /// How the database is opened.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -756,6 +766,16 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR;
+
+    async fn store(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
+            .await
+            .unwrap()
+    }
+
     #[test]
     fn rows_go_in_groups_of_a_few_shapes_only() {
         let sizes = |n: usize| {
@@ -777,16 +797,6 @@ mod tests {
             shapes.into_iter().collect::<Vec<_>>(),
             [1, 2, 4, 8, 16, 32, 64, 128]
         );
-    }
-
-    use super::*;
-
-    const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR;
-
-    async fn store(dir: &tempfile::TempDir) -> SqliteStore {
-        SqliteStore::open(&dir.path().join("w.db"), &OpenOptions::default())
-            .await
-            .unwrap()
     }
 
     #[tokio::test]

@@ -399,10 +399,7 @@ fn HostRow(
     };
     let version = Memo::new(move |_| row.with(|r| r.as_ref().map_or(0, |r| r.version)));
     let sparkline = Memo::new(move |_| {
-        // Read, not only tracked: reactive_graph's `track` subscribes without running the memo, and a memo
-        // that never runs never subscribes to its own sources, so it would never change (the sparklines
-        // stayed as the browser first drew them: empty).
-        version.with(|_| ());
+        crate::reactive::depend_on(version);
         live.state.with_untracked(|s| {
             s.host(&id)
                 .map(|h| sparkline(&h.recent))

@@ -197,8 +197,7 @@ fn DeploymentHistory(service: String) -> impl IntoView {
     {
         let service = service.clone();
         Effect::new(move |_| {
-            // Read, not only tracked: a memo that never runs never notices its sources change.
-            changes.with(|_| ());
+            crate::reactive::depend_on(changes);
             let service = service.clone();
             leptos::task::spawn_local(async move {
                 let result = deployment_history(Some(service), HISTORY).await;

@@ -118,8 +118,7 @@ pub fn ErrorLogPanel() -> impl IntoView {
     {
         // A new filter starts over from the newest entries.
         Effect::new(move |_| {
-            // Read, not only tracked: a memo that never runs never notices its sources change.
-            filter.with(|_| ());
+            crate::reactive::depend_on(filter);
             held_at.set(None);
             next.set(None);
             exhausted.set(false);

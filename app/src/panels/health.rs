@@ -203,10 +203,13 @@ fn Trend() -> impl IntoView {
     let range = use_time_range();
     let chosen = Memo::new(move |_| range.get().unwrap_or_default());
     let host = use_selected_host();
-    // The host is read, not only tracked: a memo that never runs never notices its sources change.
-    move || match (host.with(|_| ()), chosen.get()).1 {
-        TimeRange::Live => view! { <LiveTrend /> }.into_any(),
-        range => view! { <HistoryTrend range /> }.into_any(),
+    move || {
+        // Drawn again for another host: the stored trend reads its host once.
+        crate::reactive::depend_on(host);
+        match chosen.get() {
+            TimeRange::Live => view! { <LiveTrend /> }.into_any(),
+            range => view! { <HistoryTrend range /> }.into_any(),
+        }
     }
 }
 
