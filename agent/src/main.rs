@@ -5,6 +5,7 @@
 
 mod config;
 mod orders;
+mod pace;
 mod push;
 mod spool;
 
@@ -77,8 +78,6 @@ async fn run(config: Config) -> Result<(), RunError> {
         spool: spool.clone(),
         ready: ready.clone(),
     });
-    let pusher = push::Pusher::new(&config, spool.clone(), ready.clone())?;
-    let orders = orders::Orders::new(&config)?;
     let shutdown = CancellationToken::new();
     let sampler = HostSampler::new()?.named(HostId(config.name.clone()));
     let mut collector = Collector::spawn(
@@ -87,6 +86,9 @@ async fn run(config: Config) -> Result<(), RunError> {
         config.interval,
         Arc::new(CollectorStatus::default()),
     )?;
+    let pace = pace::Pace::new(config.interval, collector.pacer());
+    let pusher = push::Pusher::new(&config, spool.clone(), ready.clone(), pace.clone())?;
+    let orders = orders::Orders::new(&config, pace)?;
     if let Some(tailers) = collect::tail::spawn_tailers(&config.tail_logs, sink, &shutdown) {
         tokio::spawn(tailers);
     }

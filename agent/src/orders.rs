@@ -8,6 +8,7 @@
 //! programs running that nobody sees.
 
 use crate::config::Config;
+use crate::pace::Pace;
 use crate::push::{self, PushSetupError, Timeout, backoff, error_text, reason};
 use collect::wire::{Hello, MAX_REPORT_LINES, ORDERS_PATH, Order, RUN_PATH, Report, RunEnd};
 use eventsource_stream::Eventsource;
@@ -62,10 +63,12 @@ pub struct Orders {
     token: String,
     name: String,
     commands: Arc<Vec<CommandSpec>>,
+    /// The sampling interval, which the hub may set.
+    pace: Pace,
 }
 
 impl Orders {
-    pub fn new(config: &Config) -> Result<Orders, PushSetupError> {
+    pub fn new(config: &Config, pace: Pace) -> Result<Orders, PushSetupError> {
         let url = |path: &str| {
             config
                 .hub
@@ -81,6 +84,7 @@ impl Orders {
             token: config.token.clone(),
             name: config.name.clone(),
             commands: Arc::new(config.commands.clone()),
+            pace,
         })
     }
 
@@ -199,6 +203,20 @@ impl Orders {
         lost: &CancellationToken,
     ) {
         match order {
+            Order::Configure { interval_ms } => match self.pace.configure(interval_ms) {
+                Ok(Some((was, is))) => tracing::info!(
+                    was = %humantime::format_duration(was),
+                    "sampling every {} from now on{}",
+                    humantime::format_duration(is),
+                    if interval_ms.is_some() {
+                        ", as the hub set"
+                    } else {
+                        " (this agent's own --interval)"
+                    }
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("{e}; sampling on as before"),
+            },
             Order::Cancel { run, by } => {
                 if let Some(r) = running.lock().unwrap_or_else(|p| p.into_inner()).get(&run) {
                     *r.by.lock().unwrap_or_else(|p| p.into_inner()) = Some(by);

@@ -3,6 +3,7 @@
 //! change of state (the hub away, the token refused, back again), not once per attempt.
 
 use crate::config::Config;
+use crate::pace::Pace;
 use crate::spool::Spool;
 use collect::wire::{Ack, Batch, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, PUSH_PATH};
 use reqwest::StatusCode;
@@ -80,7 +81,7 @@ pub struct Pusher {
     token: String,
     name: String,
     environment: String,
-    interval: Duration,
+    pace: Pace,
     spool: Arc<Mutex<Spool>>,
     ready: Arc<Notify>,
 }
@@ -90,6 +91,7 @@ impl Pusher {
         config: &Config,
         spool: Arc<Mutex<Spool>>,
         ready: Arc<Notify>,
+        pace: Pace,
     ) -> Result<Pusher, PushSetupError> {
         let client = client(config, Timeout::Whole(PUSH_TIMEOUT))?;
         let url = config
@@ -102,7 +104,7 @@ impl Pusher {
             token: config.token.clone(),
             name: config.name.clone(),
             environment: config.environment.clone(),
-            interval: config.interval,
+            pace,
             spool,
             ready,
         })
@@ -161,7 +163,7 @@ impl Pusher {
                     })
                 }
             };
-            let sleep = wait.unwrap_or(self.interval * 5);
+            let sleep = wait.unwrap_or(self.pace.get() * 5);
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(sleep) => {}
@@ -193,7 +195,7 @@ impl Pusher {
                 agent: self.name.clone(),
                 environment: self.environment.clone(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                interval_ms: self.interval.as_millis() as u64,
+                interval_ms: self.pace.get().as_millis() as u64,
                 items,
                 live,
                 gaps,

@@ -1326,3 +1326,126 @@ async fn a_command_an_agent_declares_runs_on_its_host_and_streams_back_to_every_
     drop(silent);
     hub.stop().await;
 }
+
+/// Readings of `host` on `stream` until `n` have come: their sample times.
+async fn sample_times(stream: &mut Envelopes, host: &str, n: usize) -> Vec<i64> {
+    let mut times = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while times.len() < n {
+            if let Event::Health(h) = stream.next().await.expect("the stream goes on").event
+                && h.host.0 == host
+            {
+                times.push(h.sampled_at_ms);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("waited too long for {n} readings of {host}"));
+    times
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interval_set_on_the_hub_reaches_the_agent_without_a_restart_and_after_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = enrol(dir.path(), "web-1", "prod").await;
+    let hub = Hub::start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let mut stream = hub.stream().await;
+    let spool = dir.path().join("s1");
+    let agent = Agent::start(&hub.base, &token, "web-1", "prod", &spool, &[]);
+    host_event(&mut stream, "web-1 live at 1s", |h| {
+        h.host.0 == "web-1" && h.presence == shared::Presence::Live && h.interval_ms == 1000
+    })
+    .await;
+    let configure = |client: reqwest::Client, host: &str, interval: &str| {
+        let url = format!("{}/api/configure_host", hub.base);
+        let form = [("host", host.to_owned()), ("interval", interval.to_owned())];
+        async move {
+            let r = client.post(url).form(&form).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+
+    // Refused: a viewer; an interval that is not one, or out of range; the hub's own host; no such host.
+    add_user(dir.path(), "vic", Role::Viewer).await;
+    let vic = sign_in(&hub.base, "vic").await;
+    let (status, body) = configure(vic, "web-1", "5s").await;
+    assert_eq!(status, 403, "{body}");
+    for (interval, says) in [
+        ("often", "not an interval"),
+        ("100ms", "between 1s and 1h"),
+        ("2h", "between 1s and 1h"),
+    ] {
+        let (status, body) = configure(hub.client.clone(), "web-1", interval).await;
+        assert_eq!(status, 400, "{interval}: {body}");
+        assert!(body.contains(says), "{interval}: {body}");
+    }
+    let (status, body) = configure(hub.client.clone(), &hub_host(), "5s").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("hub's own host"), "{body}");
+    let (status, body) = configure(hub.client.clone(), "nowhere", "5s").await;
+    assert_eq!(status, 404, "{body}");
+
+    // Set to 3 s: the host's entry says so at once, the agent takes it down its stream of orders without a
+    // restart, and its readings come 3 s apart from then on.
+    let (status, body) = configure(hub.client.clone(), "web-1", "3s").await;
+    assert_eq!(status, 200, "{body}");
+    let set: shared::FleetHost = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        set.interval_set,
+        Some(shared::IntervalSetting {
+            interval_ms: 3000,
+            by: ADMIN.into()
+        })
+    );
+    host_event(&mut stream, "web-1 sampling every 3s", |h| {
+        h.host.0 == "web-1" && h.interval_ms == 3000
+    })
+    .await;
+    let times = sample_times(&mut stream, "web-1", 3).await;
+    for pair in times.windows(2) {
+        assert!(pair[1] - pair[0] >= 2_500, "readings 3 s apart: {times:?}");
+    }
+    assert_eq!(
+        agent.lines_with("sampling every 3s from now on, as the hub set"),
+        1,
+        "{}",
+        agent.log()
+    );
+    assert!(
+        hub.entry_fields("/api/audit", "action")
+            .await
+            .iter()
+            .any(|a| a == "host.interval")
+    );
+
+    // The agent restarts with its own --interval 1s: the hub's setting holds, sent as its stream opens.
+    drop(agent);
+    let agent = Agent::start(&hub.base, &token, "web-1", "prod", &spool, &[]);
+    wait_for(
+        "the restarted agent to take the hub's interval",
+        async || agent.lines_with("sampling every 3s from now on, as the hub set") == 1,
+    )
+    .await;
+    // After its first reading (which may be at its own pace), 3 s apart again.
+    let times = sample_times(&mut stream, "web-1", 4).await;
+    for pair in times[1..].windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 2_500,
+            "readings 3 s apart after a restart: {times:?}"
+        );
+    }
+
+    // Cleared: the agent samples at its own interval again.
+    let (status, body) = configure(hub.client.clone(), "web-1", "own").await;
+    assert_eq!(status, 200, "{body}");
+    host_event(&mut stream, "web-1 at its own 1s", |h| {
+        h.host.0 == "web-1" && h.interval_ms == 1000 && h.interval_set.is_none()
+    })
+    .await;
+    wait_for("the agent back at its own interval", async || {
+        agent.lines_with("sampling every 1s from now on (this agent's own --interval)") == 1
+    })
+    .await;
+    drop(agent);
+    hub.stop().await;
+}

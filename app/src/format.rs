@@ -53,6 +53,17 @@ pub fn span(ms: i64) -> String {
     }
 }
 
+/// A sampling interval as a person writes it: "500ms", "1.5s", "5s", "1m", "1h".
+pub fn interval(ms: u64) -> String {
+    match (ms, ms / 1000) {
+        (ms, _) if ms < 1000 => format!("{ms}ms"),
+        (ms, s) if ms % 1000 != 0 => format!("{s}.{}s", ms % 1000 / 100),
+        (_, s) if s % 3600 == 0 => format!("{}h", s / 3600),
+        (_, s) if s % 60 == 0 => format!("{}m", s / 60),
+        (_, s) => format!("{s}s"),
+    }
+}
+
 /// Calendar date and time of day (UTC) of a Unix-ms instant.
 fn utc_parts(t_ms: i64) -> (i64, u32, u32, i64, i64, i64, i64) {
     let secs = t_ms.div_euclid(1000);
@@ -127,6 +138,10 @@ mod tests {
 
     #[test]
     fn formats_read_like_the_tools_people_know() {
+        assert_eq!(
+            [500, 1_500, 5_000, 90_000, 60_000, 300_000, 3_600_000].map(interval),
+            ["500ms", "1.5s", "5s", "90s", "1m", "5m", "1h"]
+        );
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(8 << 30), "8.0 GiB");

@@ -183,6 +183,14 @@ pub trait OperationsPort: Send + Sync + 'static {
         duration: Option<String>,
     ) -> BoxFuture<Result<FleetHost, AppError>>;
 
+    /// Sets `host`'s sampling interval (`"5s"`, `"1m"`), or with `None` gives it back its agent's own.
+    fn configure_host(
+        &self,
+        by: &Caller,
+        host: String,
+        interval: Option<String>,
+    ) -> BoxFuture<Result<FleetHost, AppError>>;
+
     /// The newest deployments of `service` (every service's when `None`) that `by` may see, newest first.
     fn deployments(
         &self,

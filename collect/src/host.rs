@@ -171,30 +171,57 @@ impl HostSampler {
     }
 }
 
-/// The running collector thread; dropping the stop sender (or calling [`Collector::stop`]) ends it.
+/// What the collector thread is told.
+enum Control {
+    /// Sample every this long from now on.
+    Pace(Duration),
+    Stop,
+}
+
+/// The running collector thread; dropping it (or calling [`Collector::stop`]) ends it.
 pub struct Collector {
-    stop: Option<mpsc::Sender<()>>,
+    control: Option<mpsc::Sender<Control>>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// Changes a running collector's interval (an agent's, when the hub sets it). Cheap to clone.
+#[derive(Clone)]
+pub struct Pacer(mpsc::Sender<Control>);
+
+impl Pacer {
+    /// Samples at once, then every `interval`; false when the collector has stopped.
+    pub fn set(&self, interval: Duration) -> bool {
+        self.0.send(Control::Pace(interval)).is_ok()
+    }
+}
+
 impl Collector {
-    /// Starts sampling every `interval` with `sampler`, handing each reading to `sink`. The first reading is published one interval after start, once CPU usage has a
-    /// baseline to compare with.
+    /// Starts sampling every `interval` with `sampler`, handing each reading to `sink`. The first reading
+    /// is published one interval after start, once CPU usage has a baseline to compare with.
     pub fn spawn(
         mut sampler: HostSampler,
         sink: Arc<dyn Sink>,
         interval: Duration,
         status: Arc<CollectorStatus>,
     ) -> Result<Self, CollectorError> {
-        let (stop, stopped) = mpsc::channel::<()>();
+        let (control, told) = mpsc::channel::<Control>();
         let thread = std::thread::Builder::new()
             .name("collector".into())
             .spawn(move || {
+                let mut interval = interval;
                 let mut next = Instant::now() + interval;
                 loop {
-                    match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                    match told.recv_timeout(next.saturating_duration_since(Instant::now())) {
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        Ok(Control::Pace(pace)) => {
+                            // A reading at once, then one every new interval: the reading says the new
+                            // interval (an agent's push carries it), so the hub judges the host by it from
+                            // now, not after an old interval, or a new one, has passed.
+                            interval = pace;
+                            next = Instant::now();
+                            continue;
+                        }
+                        Ok(Control::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                     let (health, rss) = sampler.sample();
                     status
@@ -212,14 +239,22 @@ impl Collector {
                 }
             })?;
         Ok(Collector {
-            stop: Some(stop),
+            control: Some(control),
             thread: Some(thread),
         })
     }
 
+    /// A handle that changes this collector's interval.
+    pub fn pacer(&self) -> Option<Pacer> {
+        self.control.clone().map(Pacer)
+    }
+
     /// Stops the thread and waits for its current sample to finish.
     pub fn stop(&mut self) {
-        self.stop.take();
+        if let Some(control) = self.control.take() {
+            // Pacers may outlive the collector: the thread is told, not left waiting for them to go.
+            let _ = control.send(Control::Stop);
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -235,6 +270,56 @@ impl Drop for Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts readings.
+    #[derive(Default)]
+    struct Count(std::sync::Mutex<Vec<Instant>>);
+
+    impl Sink for Count {
+        fn emit(&self, _host: Option<HostId>, _event: Event) {
+            self.0.lock().unwrap().push(Instant::now());
+        }
+
+        fn lines(
+            &self,
+            _entries: Vec<shared::NewLog>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>
+        {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[test]
+    fn a_collectors_pace_changes_while_it_runs() {
+        let count = Arc::new(Count::default());
+        let mut collector = Collector::spawn(
+            HostSampler::new().unwrap(),
+            count.clone(),
+            Duration::from_secs(3600),
+            Arc::default(),
+        )
+        .unwrap();
+        let pacer = collector.pacer().unwrap();
+        // An hour's interval shortened to 200 ms: readings come without waiting out the hour.
+        assert!(pacer.set(Duration::from_millis(200)));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count.0.lock().unwrap().len() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            count.0.lock().unwrap().len() >= 3,
+            "readings at the new pace"
+        );
+        // Lengthened again: one reading at once, then none for the next hour.
+        assert!(pacer.set(Duration::from_secs(3600)));
+        std::thread::sleep(Duration::from_millis(300));
+        let settled = count.0.lock().unwrap().len();
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(count.0.lock().unwrap().len(), settled);
+        // The pacer outlives the collector, which stops anyway.
+        collector.stop();
+        assert!(!pacer.set(Duration::from_secs(1)));
+    }
 
     #[test]
     fn a_reading_of_this_machine_is_plausible() {

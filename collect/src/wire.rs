@@ -121,6 +121,13 @@ pub enum Order {
     },
     /// Stop a run (its process group): `by` cancelled it.
     Cancel { run: i64, by: String },
+    /// Sample every `interval_ms` from now on, without a restart; `None`: at the agent's own `--interval`.
+    /// Sent first on every stream the agent opens and again whenever an operator changes it, so an agent
+    /// that restarts, or reconnects after the setting changed, samples as the hub says.
+    Configure {
+        #[serde(default)]
+        interval_ms: Option<u64>,
+    },
 }
 
 /// A run's progress from the agent, in order: its next output lines and, last, how it ended.

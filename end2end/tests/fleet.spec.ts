@@ -213,6 +213,30 @@ test.describe('the fleet', () => {
     await expect(cache).toHaveAttribute('data-state', 'offline');
   });
 
+  test('an operator sets a host\'s sampling interval from its row; its agent takes it without a restart', async ({ page }) => {
+    await signIn(page.context(), server.url);
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.goto(`${server.url}/hosts`);
+    const db = page.locator('[data-testid=host-row][data-host=db-1]');
+    await expect(db).toHaveAttribute('data-state', 'live');
+    const cell = db.getByTestId('host-interval');
+    await expect(cell).toContainText('1s');
+    await cell.getByTestId('configure-interval').selectOption('5000ms');
+    // The agent reports the new interval with the reading it takes at once: the cell reads 5s, not "1s → 5s".
+    await expect(cell.locator('span')).toHaveText('5s');
+    await expect(cell.locator('span')).toHaveAttribute('title', 'set on the hub by admin');
+    await expect(db).toHaveAttribute('data-state', 'live');
+    // The hub's own interval is its flag: no menu in its row.
+    await expect(page.locator('[data-testid=host-row]', { hasText: '· hub' }).getByTestId('configure-interval')).toHaveCount(0);
+    await page.screenshot({ path: path.join(artifacts, 'fleet-interval-1440.png'), fullPage: true });
+    // A reload shows the setting chosen in the menu, from the server.
+    await page.reload();
+    await expect(db.getByTestId('configure-interval')).toHaveValue('5000ms');
+    await db.getByTestId('configure-interval').selectOption('own');
+    await expect(cell.locator('span')).toHaveText('1s');
+    await expect(cell.locator('span')).not.toHaveAttribute('title', /.+/);
+  });
+
   test('a command web-1 declares runs there from the Controls panel, its output live', async ({ page, dashboard }) => {
     await signIn(page.context(), server.url);
     await page.setViewportSize({ width: 1440, height: 900 });

@@ -12,7 +12,7 @@ use crate::clock::now_millis;
 use crate::logs::LogBook;
 use crate::outlet::Outlet;
 use crate::tasks::Tasks;
-use collect::wire::{Ack, Batch, Gap, Record};
+use collect::wire::{Ack, Batch, Gap, Order, Record};
 use shared::{
     EnrolledHost, Event, FleetHost, HostId, Level, NewHost, Presence, Scope, SecurityKind, Severity,
 };
@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::{Agent, Enrolments, StoreError};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How often every host's presence is judged.
@@ -46,7 +47,7 @@ pub enum PushError {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum MaintainError {
+pub enum HostChangeError {
     #[error("there is no host '{0}'")]
     NotFound(String),
     #[error("{0}")]
@@ -94,9 +95,17 @@ struct Tracked {
     /// Whether its agent has pushed since this hub started: until then the host is offline whatever its last
     /// contact before the restart was, and nothing is announced about it.
     heard: bool,
-    /// Its agent's stream of orders, while one is open: which one, and how to close it (a newer stream of
-    /// the same agent, or the host's removal, closes it).
-    listener: Option<(u64, CancellationToken)>,
+    /// Its agent's stream of orders, while one is open.
+    listener: Option<Listener>,
+}
+
+/// An agent's open stream of orders: which one, how to close it (a newer stream of the same agent, or the
+/// host's removal, closes it), and where the host's settings go down it.
+#[derive(Debug, Clone)]
+struct Listener {
+    epoch: u64,
+    token: CancellationToken,
+    settings: mpsc::UnboundedSender<Order>,
 }
 
 impl Tracked {
@@ -116,7 +125,9 @@ impl Tracked {
         if !self.heard {
             return Presence::Offline;
         }
-        let offline_ms = offline_after.as_millis() as i64;
+        // A host that samples slower than `--offline-after` calls less often than that: it is offline
+        // after two of its intervals without contact.
+        let offline_ms = (offline_after.as_millis() as i64).max(2 * self.host.interval_ms as i64);
         match self.host.seen_ms {
             Some(seen) if now_ms - seen <= offline_ms => {
                 let stale_ms = (STALE_INTERVALS * self.host.interval_ms.max(1)) as i64;
@@ -195,6 +206,7 @@ impl Fleet {
                     maintenance: None,
                     commands: Vec::new(),
                     listening: false,
+                    interval_set: None,
                 },
                 reading_ms: Some(now),
                 heard: true,
@@ -276,8 +288,8 @@ impl Fleet {
             let gone = self.lock_hosts().remove(&agent.name);
             if let Some(mut gone) = gone {
                 // Its stream of orders closes now, not at its next request.
-                if let Some((_, token)) = gone.listener.take() {
-                    token.cancel();
+                if let Some(listener) = gone.listener.take() {
+                    listener.token.cancel();
                 }
                 gone.host.removed = true;
                 self.publish(&gone.host);
@@ -295,27 +307,21 @@ impl Fleet {
         host: &str,
         until_ms: Option<i64>,
         by: &str,
-    ) -> Result<FleetHost, MaintainError> {
+    ) -> Result<FleetHost, HostChangeError> {
         let now = now_millis();
         if host == self.own.0 {
-            return Err(MaintainError::Invalid(format!(
+            return Err(HostChangeError::Invalid(format!(
                 "'{host}' is the hub's own host: it is never expected offline"
             )));
         }
         if let Some(until) = until_ms
             && !(now < until && until <= now + shared::MAX_MAINTENANCE_MS)
         {
-            return Err(MaintainError::Invalid(
+            return Err(HostChangeError::Invalid(
                 "a maintenance window ends in the future, at most 30 days from now".into(),
             ));
         }
-        let agent = self
-            .store
-            .agents()
-            .await?
-            .into_iter()
-            .find(|a| a.name == host && a.revoked_ms.is_none())
-            .ok_or_else(|| MaintainError::NotFound(host.chars().take(64).collect()))?;
+        let agent = self.live_enrolment(host).await?;
         let window = until_ms.map(|until_ms| shared::Maintenance {
             until_ms,
             by: by.to_owned(),
@@ -323,12 +329,12 @@ impl Fleet {
         self.store
             .set_maintenance(agent.id, window.as_ref())
             .await?
-            .ok_or_else(|| MaintainError::NotFound(host.to_owned()))?;
+            .ok_or_else(|| HostChangeError::NotFound(host.to_owned()))?;
         let (host, was) = {
             let mut hosts = self.lock_hosts();
             let t = hosts
                 .get_mut(host)
-                .ok_or_else(|| MaintainError::NotFound(host.to_owned()))?;
+                .ok_or_else(|| HostChangeError::NotFound(host.to_owned()))?;
             t.host.maintenance = window;
             let was = t.host.presence;
             let is = t.judge(now, self.offline_after);
@@ -347,29 +353,106 @@ impl Fleet {
         Ok(host)
     }
 
+    /// Sets `host`'s sampling interval (back to its agent's own `--interval` with `None`), as `by`: kept in
+    /// the store, and sent down its agent's stream of orders now if one is open, else when it opens. The
+    /// agent applies it without a restart; the host's entry shows the setting at once and the interval the
+    /// agent samples at from its next push.
+    pub async fn configure(
+        &self,
+        host: &str,
+        interval: Option<Duration>,
+        by: &str,
+    ) -> Result<FleetHost, HostChangeError> {
+        if host == self.own.0 {
+            return Err(HostChangeError::Invalid(format!(
+                "'{host}' is the hub's own host: its interval is the hub's --interval"
+            )));
+        }
+        let setting = match interval {
+            None => None,
+            Some(d) => {
+                let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                if !(shared::MIN_SET_INTERVAL_MS..=shared::MAX_SET_INTERVAL_MS).contains(&ms) {
+                    return Err(HostChangeError::Invalid(
+                        "a host's interval is between 1s and 1h".into(),
+                    ));
+                }
+                Some(shared::IntervalSetting {
+                    interval_ms: ms,
+                    by: by.to_owned(),
+                })
+            }
+        };
+        let agent = self.live_enrolment(host).await?;
+        self.store
+            .set_interval(agent.id, setting.as_ref())
+            .await?
+            .ok_or_else(|| HostChangeError::NotFound(host.to_owned()))?;
+        let changed = {
+            let mut hosts = self.lock_hosts();
+            let t = hosts
+                .get_mut(host)
+                .ok_or_else(|| HostChangeError::NotFound(host.to_owned()))?;
+            t.host.interval_set = setting;
+            if let Some(listener) = &t.listener {
+                let _ = listener.settings.send(configure(&t.host));
+            }
+            t.host.clone()
+        };
+        tracing::info!(
+            host,
+            by,
+            interval = changed.interval_set.as_ref().map_or_else(
+                || "the agent's own".to_owned(),
+                |i| format!("{} ms", i.interval_ms)
+            ),
+            "a host's sampling interval was set"
+        );
+        self.publish(&changed);
+        Ok(changed)
+    }
+
+    /// `host`'s live enrolment, as the store has it (not the cache of tokens: a change is made on what the
+    /// store holds now).
+    async fn live_enrolment(&self, host: &str) -> Result<Agent, HostChangeError> {
+        self.store
+            .agents()
+            .await?
+            .into_iter()
+            .find(|a| a.name == host && a.revoked_ms.is_none())
+            .ok_or_else(|| HostChangeError::NotFound(host.chars().take(64).collect()))
+    }
+
     /// The environment `host` belongs to now, if it is a host of the fleet.
     /// `agent`'s stream of orders number `epoch` (its attachment's: newer streams have greater numbers) is
     /// open, declaring `commands`: the host's entry says so (what the Controls panel offers for it) until
     /// the returned guard is dropped. The guard's token is cancelled when a newer stream of the same agent
     /// opens or the host is removed: the stream then ends. A stream older than the one listening ends at
-    /// once.
+    /// once. The host's settings go to `settings` now and whenever they change while the stream is open.
     pub fn listen(
         &self,
         agent: &Agent,
         commands: Vec<shared::CommandInfo>,
         epoch: u64,
+        settings: mpsc::UnboundedSender<Order>,
     ) -> Listening {
         let token = CancellationToken::new();
         let published = {
             let mut hosts = self.lock_hosts();
             match hosts.get_mut(&agent.name) {
-                Some(tracked) if tracked.listener.as_ref().is_some_and(|(e, _)| *e > epoch) => {
+                Some(tracked) if tracked.listener.as_ref().is_some_and(|l| l.epoch > epoch) => {
                     token.cancel();
                     None
                 }
                 Some(tracked) => {
-                    if let Some((_, older)) = tracked.listener.replace((epoch, token.clone())) {
-                        older.cancel();
+                    let _ = settings.send(configure(&tracked.host));
+                    let listener = Listener {
+                        epoch,
+                        token: token.clone(),
+                        settings,
+                    };
+                    if let Some(older) = tracked.listener.replace(listener) {
+                        older.token.cancel();
                     }
                     tracked.host.commands = commands;
                     tracked.host.listening = true;
@@ -807,6 +890,13 @@ impl Fleet {
     }
 }
 
+/// The order that gives `host`'s agent its settings.
+fn configure(host: &FleetHost) -> Order {
+    Order::Configure {
+        interval_ms: host.interval_set.as_ref().map(|i| i.interval_ms),
+    }
+}
+
 /// A host enrolled in the store, before the hub has heard from it since it started.
 fn tracked(agent: &Agent, now_ms: i64) -> Tracked {
     Tracked {
@@ -816,13 +906,14 @@ fn tracked(agent: &Agent, now_ms: i64) -> Tracked {
             presence: Presence::Offline,
             since_ms: now_ms,
             seen_ms: agent.seen_ms,
-            interval_ms: 1000,
+            interval_ms: agent.interval_set.as_ref().map_or(1000, |i| i.interval_ms),
             version: String::new(),
             hub: false,
             removed: false,
             maintenance: agent.maintenance.clone(),
             commands: Vec::new(),
             listening: false,
+            interval_set: agent.interval_set.clone(),
         },
         reading_ms: None,
         heard: false,
@@ -996,7 +1087,7 @@ impl Drop for Listening {
                     if tracked
                         .listener
                         .as_ref()
-                        .is_some_and(|(e, _)| *e == self.epoch) =>
+                        .is_some_and(|l| l.epoch == self.epoch) =>
                 {
                     tracked.listener = None;
                     tracked.host.listening = false;

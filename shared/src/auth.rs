@@ -158,10 +158,12 @@ pub enum Action {
     ManageAlerts,
     /// Put a host in maintenance (expected offline, no alerts) or end it.
     Maintain,
+    /// Set a host's sampling interval from the hub (its agent applies it without a restart).
+    ConfigureHost,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::View,
         Action::IngestLogs,
         Action::Acknowledge,
@@ -172,6 +174,7 @@ impl Action {
         Action::ReportDeployment,
         Action::ManageAlerts,
         Action::Maintain,
+        Action::ConfigureHost,
     ];
 
     /// The least role that may take this action: the permission table.
@@ -183,7 +186,8 @@ impl Action {
             | Action::RunCommand
             | Action::ViewAudit
             | Action::ReportDeployment
-            | Action::Maintain => Role::Operator,
+            | Action::Maintain
+            | Action::ConfigureHost => Role::Operator,
             Action::ManageUsers | Action::ManageTokens | Action::ManageAlerts => Role::Admin,
         }
     }
@@ -205,6 +209,7 @@ impl Action {
             Action::ReportDeployment => "report deployments",
             Action::ManageAlerts => "manage alert rules and notification channels",
             Action::Maintain => "put hosts in maintenance",
+            Action::ConfigureHost => "set hosts' sampling intervals",
         }
     }
 }
@@ -450,6 +455,7 @@ mod tests {
                 (ReportDeployment, [false, true, true]),
                 (ManageAlerts, [false, false, true]),
                 (Maintain, [false, true, true]),
+                (ConfigureHost, [false, true, true]),
             ]
         );
     }

@@ -70,7 +70,23 @@ pub struct FleetHost {
     /// Whether its agent holds open the stream the hub sends runs down: only then can a command run there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub listening: bool,
+    /// The sampling interval an operator set for its agent from the hub, which overrides the agent's own
+    /// `--interval` until it is cleared; `interval_ms` above is what the agent reports it samples at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_set: Option<IntervalSetting>,
 }
+
+/// A sampling interval set from the hub for a host's agent, and who set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalSetting {
+    pub interval_ms: u64,
+    pub by: String,
+}
+
+/// The intervals the hub may set for an agent: no faster than the hub's own default, no slower than a
+/// host that is still watched.
+pub const MIN_SET_INTERVAL_MS: u64 = 1_000;
+pub const MAX_SET_INTERVAL_MS: u64 = 3_600_000;
 
 /// A host's maintenance window: expected offline until `until_ms`, set by `by`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -42,7 +42,10 @@ pub use deploy::{
     DeployState, Deployment, DeploymentReport, RECENT_DEPLOYMENTS, current_deployments,
     merge_deployment, parse_step,
 };
-pub use fleet::{EnrolledHost, FleetHost, MAX_MAINTENANCE_MS, Maintenance, NewHost, Presence};
+pub use fleet::{
+    EnrolledHost, FleetHost, IntervalSetting, MAX_MAINTENANCE_MS, MAX_SET_INTERVAL_MS,
+    MIN_SET_INTERVAL_MS, Maintenance, NewHost, Presence,
+};
 pub use health::{DiskUsage, HealthPoint, HostHealth, LoadAvg, NetRates, Usage};
 pub use history::{
     HistoryPoint, HistorySeries, MAX_POINTS, Metric, RangeError, Subject, Tier, TimeRange, Unit,
@@ -513,6 +516,7 @@ mod tests {
                 maintenance: None,
                 commands: Vec::new(),
                 listening: false,
+                interval_set: None,
             }),
             Event::Logs(vec![LogEntry {
                 id: 3,

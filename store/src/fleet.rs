@@ -21,6 +21,8 @@ pub struct Agent {
     pub seen_ms: Option<i64>,
     /// The host's maintenance window, if an operator set one (it may have passed).
     pub maintenance: Option<shared::Maintenance>,
+    /// The sampling interval set from the hub for its agent, if one is.
+    pub interval_set: Option<shared::IntervalSetting>,
 }
 
 /// Enrolled agents, as every implementation of the store keeps them.
@@ -57,10 +59,18 @@ pub trait Enrolments: Send + Sync + 'static {
         id: i64,
         maintenance: Option<&shared::Maintenance>,
     ) -> Result<Option<Agent>, StoreError>;
+
+    /// Sets (or with `None` clears) the sampling interval of a live enrolment's agent; `None` when there is
+    /// no such one.
+    async fn set_interval(
+        &self,
+        id: i64,
+        interval: Option<&shared::IntervalSetting>,
+    ) -> Result<Option<Agent>, StoreError>;
 }
 
 const AGENT_COLUMNS: &str = "id, name, environment, created_ms, revoked_ms, acked_seq, seen_ms, \
-     maintenance_until_ms, maintenance_by";
+     maintenance_until_ms, maintenance_by, interval_ms, interval_by";
 
 fn agent_of(row: &sqlx::sqlite::SqliteRow) -> Result<Agent, StoreError> {
     let acked: i64 = row.try_get("acked_seq")?;
@@ -82,6 +92,16 @@ fn agent_of(row: &sqlx::sqlite::SqliteRow) -> Result<Agent, StoreError> {
                 by: by.unwrap_or_default(),
             }),
             (None, _) => None,
+        },
+        interval_set: match row.try_get::<Option<i64>, _>("interval_ms")? {
+            Some(ms) => Some(shared::IntervalSetting {
+                interval_ms: u64::try_from(ms)
+                    .map_err(|_| StoreError::Corrupt(format!("negative agent interval {ms}")))?,
+                by: row
+                    .try_get::<Option<String>, _>("interval_by")?
+                    .unwrap_or_default(),
+            }),
+            None => None,
         },
     })
 }
@@ -199,6 +219,28 @@ impl Enrolments for SqliteStore {
         .await?;
         row.as_ref().map(agent_of).transpose()
     }
+
+    async fn set_interval(
+        &self,
+        id: i64,
+        interval: Option<&shared::IntervalSetting>,
+    ) -> Result<Option<Agent>, StoreError> {
+        let _timed = self.timed("accounts");
+        let ms = interval
+            .map(|i| i64::try_from(i.interval_ms))
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("an interval beyond i64 ms".into()))?;
+        let row = sqlx::query(&format!(
+            "UPDATE agents SET interval_ms = ?, interval_by = ? \
+             WHERE id = ? AND revoked_ms IS NULL RETURNING {AGENT_COLUMNS}"
+        ))
+        .bind(ms)
+        .bind(interval.map(|i| i.by.as_str()))
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(agent_of).transpose()
+    }
 }
 
 #[cfg(test)]
@@ -285,6 +327,15 @@ mod tests {
         assert_eq!(kept.unwrap().maintenance, Some(window));
         let ended = store.set_maintenance(web.id, None).await.unwrap();
         assert_eq!(ended.unwrap().maintenance, None);
+        // An interval set from the hub is kept, and cleared.
+        let five = shared::IntervalSetting {
+            interval_ms: 5_000,
+            by: "olga".into(),
+        };
+        let set = store.set_interval(web.id, Some(&five)).await.unwrap();
+        assert_eq!(set.unwrap().interval_set, Some(five));
+        let cleared = store.set_interval(web.id, None).await.unwrap();
+        assert_eq!(cleared.unwrap().interval_set, None);
         store.revoke_agent(web.id, 30).await.unwrap();
         assert!(
             store.set_maintenance(web.id, None).await.unwrap().is_none(),

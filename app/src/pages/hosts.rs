@@ -61,6 +61,7 @@ enum Column {
     Environment,
     State,
     Seen,
+    Interval,
     Cpu,
     Memory,
     Disk,
@@ -77,6 +78,7 @@ impl Column {
             Column::Environment => "Environment",
             Column::State => "State",
             Column::Seen => "Last seen",
+            Column::Interval => "Interval",
             Column::Cpu => "CPU",
             Column::Memory => "Memory",
             Column::Disk => "Disk",
@@ -94,6 +96,7 @@ impl Column {
             Column::Environment => a.host.environment.cmp(&b.host.environment),
             Column::State => a.host.presence.cmp(&b.host.presence),
             Column::Seen => a.seen_ms.cmp(&b.seen_ms),
+            Column::Interval => a.host.interval_ms.cmp(&b.host.interval_ms),
             Column::Cpu => num(a.cpu.map(f64::from)).total_cmp(&num(b.cpu.map(f64::from))),
             Column::Memory => num(a.memory.map(f64::from)).total_cmp(&num(b.memory.map(f64::from))),
             Column::Disk => num(a.disk.map(f64::from)).total_cmp(&num(b.disk.map(f64::from))),
@@ -104,11 +107,12 @@ impl Column {
         }
     }
 
-    const ALL: [Column; 11] = [
+    const ALL: [Column; 12] = [
         Column::Host,
         Column::Environment,
         Column::State,
         Column::Seen,
+        Column::Interval,
         Column::Cpu,
         Column::Memory,
         Column::Disk,
@@ -132,6 +136,30 @@ pub async fn maintain_host(host: String, duration: String) -> Result<FleetHost, 
             .await,
     )
 }
+
+/// Sets a host's sampling interval (`5s`, `1m`: its agent applies it without a restart), or with `own`
+/// gives it back its agent's own `--interval`. Checked against the caller's role in the host's environment.
+#[server(prefix = "/api", endpoint = "configure_host", output = crate::codec::JsonText)]
+pub async fn configure_host(host: String, interval: String) -> Result<FleetHost, AppError> {
+    let (caller, ports) = crate::ports::caller()?;
+    let interval = Some(interval).filter(|i| i.trim() != "own");
+    crate::ports::with_status(
+        ports
+            .operations
+            .configure_host(&caller, host, interval)
+            .await,
+    )
+}
+
+/// The intervals an operator picks from: ms, the menu's value, its label. `own` is the agent's `--interval`.
+const INTERVALS: [(u64, &str, &str); 6] = [
+    (1_000, "1000ms", "every 1s"),
+    (5_000, "5000ms", "every 5s"),
+    (10_000, "10000ms", "every 10s"),
+    (30_000, "30000ms", "every 30s"),
+    (60_000, "60000ms", "every 1m"),
+    (300_000, "300000ms", "every 5m"),
+];
 
 /// The maintenance windows an operator picks from.
 const WINDOWS: [(&str, &str); 4] = [
@@ -175,6 +203,7 @@ fn Fleet() -> impl IntoView {
     let state_filter = RwSignal::new(query.with_untracked(|q| q.get("state")).unwrap_or_default());
     let sort = RwSignal::new((Column::Host, false));
     let maintain = ServerAction::<MaintainHost>::new();
+    let configure = ServerAction::<ConfigureHost>::new();
     // Operators (and admins) of a host's environment see its maintenance control; the server checks the
     // same.
     let me = Resource::new(|| (), |_| crate::api::get_me());
@@ -324,7 +353,7 @@ fn Fleet() -> impl IntoView {
                             key=|r| r.host.host.0.clone()
                             children=move |row| {
                                 let name = row.host.host.0.clone();
-                                view! { <HostRow name hub_version operator maintain /> }
+                                view! { <HostRow name hub_version operator maintain configure /> }
                             }
                         />
                     </tbody>
@@ -340,6 +369,13 @@ fn Fleet() -> impl IntoView {
                     .and_then(Result::err)
                     .map(|e| view! { <p class="auth-error" role="alert" data-testid="maintain-error">{e.to_string()}</p> })
             }}
+            {move || {
+                configure
+                    .value()
+                    .get()
+                    .and_then(Result::err)
+                    .map(|e| view! { <p class="auth-error" role="alert" data-testid="configure-error">{e.to_string()}</p> })
+            }}
         </section>
     }
     .into_any()
@@ -352,6 +388,7 @@ fn HostRow(
     hub_version: Memo<Option<String>>,
     operator: Signal<Option<shared::Me>>,
     maintain: ServerAction<MaintainHost>,
+    configure: ServerAction<ConfigureHost>,
 ) -> impl IntoView {
     let live = LiveStore::expect();
     let id = shared::HostId(name.clone());
@@ -397,6 +434,56 @@ fn HostRow(
             })
         })
     };
+    // Whether the caller may change this host's settings (an operator of its environment; never the hub's
+    // own host, whose settings are the hub's flags). The server checks the same.
+    // Memos, so the menus below are drawn again only when these change, not at every reading (a menu drawn
+    // again while open would close under the person's hand).
+    let may_change = Memo::new(move |_| {
+        let hub = row.with(|r| r.as_ref().is_none_or(|r| r.host.hub));
+        let environment = row.with(|r| r.as_ref().map(|r| r.host.environment.clone()));
+        let may = operator.with(|me| {
+            me.as_ref().zip(environment).is_some_and(|(me, env)| {
+                me.role_in(&env)
+                    .is_some_and(|r| r >= shared::Role::Operator)
+            })
+        });
+        may && !hub
+    });
+    let in_maintenance = Memo::new(move |_| presence() == "maintenance");
+    let interval_set = Memo::new(move |_| {
+        row.with(|r| {
+            r.as_ref()
+                .and_then(|r| r.host.interval_set.as_ref())
+                .map(|s| s.interval_ms)
+        })
+    });
+    let interval = move || {
+        row.with(|r| {
+            r.as_ref().map_or_else(String::new, |r| {
+                // Not heard from since the hub started: what it samples at is not known yet.
+                let now = if r.host.version.is_empty() {
+                    "—".to_owned()
+                } else {
+                    format::interval(r.host.interval_ms)
+                };
+                match &r.host.interval_set {
+                    // Set on the hub, not yet what the agent says it samples at (it is offline, or its
+                    // next push has not come).
+                    Some(set) if set.interval_ms != r.host.interval_ms => {
+                        format!("{now} → {}", format::interval(set.interval_ms))
+                    }
+                    _ => now,
+                }
+            })
+        })
+    };
+    let interval_title = move || {
+        row.with(|r| {
+            r.as_ref()
+                .and_then(|r| r.host.interval_set.as_ref())
+                .map(|set| format!("set on the hub by {}", set.by))
+        })
+    };
     let version = Memo::new(move |_| row.with(|r| r.as_ref().map_or(0, |r| r.version)));
     let sparkline = Memo::new(move |_| {
         crate::reactive::depend_on(version);
@@ -430,16 +517,9 @@ fn HostRow(
                 {
                     let host = name.clone();
                     move || {
-                        let hub = row.with(|r| r.as_ref().is_none_or(|r| r.host.hub));
-                        let environment = row.with(|r| r.as_ref().map(|r| r.host.environment.clone()));
-                        let may = operator.with(|me| {
-                            me.as_ref().zip(environment).is_some_and(|(me, env)| {
-                                me.role_in(&env).is_some_and(|r| r >= shared::Role::Operator)
-                            })
-                        });
-                        (may && !hub).then(|| {
+                        may_change.get().then(|| {
                             let host = host.clone();
-                            let in_maintenance = presence() == "maintenance";
+                            let in_maintenance = in_maintenance.get();
                             let menu = NodeRef::<leptos::html::Select>::new();
                             view! {
                                 <select
@@ -471,6 +551,42 @@ fn HostRow(
                 }
             </td>
             <td>{seen}</td>
+            <td class="interval-cell" data-testid="host-interval">
+                <span title=interval_title>{interval}</span>
+                {
+                    let host = name.clone();
+                    move || {
+                        may_change.get().then(|| {
+                            let host = host.clone();
+                            let set = interval_set.get();
+                            // One set over HTTP to a value the menu does not list is shown as it is.
+                            let other = set.filter(|ms| INTERVALS.iter().all(|(i, _, _)| i != ms));
+                            view! {
+                                <select
+                                    class="configure"
+                                    data-testid="configure-interval"
+                                    aria-label=format!("Sampling interval of {host}")
+                                    on:change=move |ev| {
+                                        configure.dispatch(ConfigureHost {
+                                            host: host.clone(),
+                                            interval: event_target_value(&ev),
+                                        });
+                                    }
+                                >
+                                    <option value="own" selected=set.is_none()>"agent's own"</option>
+                                    {other.map(|ms| view! {
+                                        <option value=format!("{ms}ms") selected=true>{format!("every {}", format::interval(ms))}</option>
+                                    })}
+                                    {INTERVALS
+                                        .into_iter()
+                                        .map(|(ms, value, label)| view! { <option value=value selected=set == Some(ms)>{label}</option> })
+                                        .collect_view()}
+                                </select>
+                            }
+                        })
+                    }
+                }
+            </td>
             <td class="num" data-testid="host-cpu">
                 {get(|r| pct(r.cpu))}
                 <svg class="sparkline" viewBox="0 0 100 20" preserveAspectRatio="none" aria-hidden="true">

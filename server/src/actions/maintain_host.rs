@@ -2,7 +2,6 @@
 //! it.
 
 use super::{ActionError, Services, UserAction};
-use crate::fleet::MaintainError;
 use shared::{Action, Caller, FleetHost};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -53,11 +52,7 @@ impl UserAction for MaintainHost {
             .fleet
             .maintain(&self.host, until_ms, &by.name)
             .await
-            .map_err(|e| match e {
-                MaintainError::NotFound(_) => ActionError::NotFound(e.to_string()),
-                MaintainError::Invalid(m) => ActionError::Invalid(m),
-                MaintainError::Store(_) => ActionError::Unavailable(e.to_string()),
-            })
+            .map_err(ActionError::from)
     }
 
     fn detail(h: &FleetHost) -> String {

@@ -10,6 +10,7 @@ mod acknowledge_alert;
 mod acknowledge_security;
 mod add_host;
 mod add_user;
+mod configure_host;
 mod create_token;
 mod delete_alert_rule;
 mod maintain_host;
@@ -26,6 +27,7 @@ pub use acknowledge_alert::AcknowledgeAlert;
 pub use acknowledge_security::AcknowledgeSecurity;
 pub use add_host::AddHost;
 pub use add_user::AddUser;
+pub use configure_host::ConfigureHost;
 pub use create_token::CreateToken;
 pub use delete_alert_rule::DeleteAlertRule;
 pub use maintain_host::MaintainHost;
@@ -135,6 +137,17 @@ pub enum ActionError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl From<crate::fleet::HostChangeError> for ActionError {
+    fn from(e: crate::fleet::HostChangeError) -> Self {
+        use crate::fleet::HostChangeError;
+        match e {
+            HostChangeError::NotFound(_) => ActionError::NotFound(e.to_string()),
+            HostChangeError::Invalid(m) => ActionError::Invalid(m),
+            HostChangeError::Store(_) => ActionError::Unavailable(e.to_string()),
+        }
+    }
 }
 
 impl From<StoreError> for ActionError {

@@ -427,6 +427,28 @@ impl OperationsPort for ServerPorts {
         self.perform(by, actions::MaintainHost { host, duration })
     }
 
+    fn configure_host(
+        &self,
+        by: &Caller,
+        host: String,
+        interval: Option<String>,
+    ) -> BoxFuture<Result<FleetHost, AppError>> {
+        let interval = match interval.as_deref().map(str::trim) {
+            None | Some("" | "own") => None,
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    let message = format!(
+                        "'{}' is not an interval: use e.g. 5s, 30s or 1m, or own",
+                        text.chars().take(32).collect::<String>()
+                    );
+                    return Box::pin(async move { Err(AppError::BadRequest(message)) });
+                }
+            },
+        };
+        self.perform(by, actions::ConfigureHost { host, interval })
+    }
+
     fn deployments(
         &self,
         by: &Caller,

@@ -609,6 +609,7 @@ pub(crate) mod tests {
             maintenance: None,
             commands: Vec::new(),
             listening: false,
+            interval_set: None,
         };
         let in_env = |env: &str, host: &str| Scope {
             environment: env.into(),

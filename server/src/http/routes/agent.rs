@@ -1,5 +1,5 @@
 //! The agent's routes: `POST /api/agent/push` (what an agent on another host sends), `POST
-//! /api/agent/orders` (its stream of orders: it declares its commands, the hub sends runs and cancels as
+//! /api/agent/orders` (its stream of orders: it declares its commands, the hub sends runs, cancels and the host's settings as
 //! server-sent events) and `POST /api/agent/runs/{id}` (a run's output and end). The agent's token, not a
 //! user's, speaks for it, so each route checks it itself (see [`crate::fleet::Fleet::authenticate`])
 //! before it reads the body; the middleware lets them through.
@@ -95,8 +95,8 @@ pub async fn push(
     Ok(Json(ack))
 }
 
-/// `POST /api/agent/orders`: the agent declares its commands and holds this stream open; each run or
-/// cancel the hub asks of it is one `order` event. The stream ends when the hub shuts down, the host is
+/// `POST /api/agent/orders`: the agent declares its commands and holds this stream open; each run,
+/// cancel or change of the host's settings the hub asks of it is one `order` event. The stream ends when the hub shuts down, the host is
 /// removed (its token revoked) or the agent opens a newer one; the agent then reconnects (or stops, once
 /// its token is refused).
 pub async fn orders(
@@ -124,29 +124,34 @@ pub async fn orders(
     let (attachment, orders) = commands
         .attach(&agent.name, &agent.environment, hello.commands.clone())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let listening = fleet.listen(&agent, hello.commands, attachment.epoch());
+    // The host's settings come down the same stream as its runs: first as they stand, then each change.
+    let (settings, settings_rx) = tokio::sync::mpsc::unbounded_channel();
+    let listening = fleet.listen(&agent, hello.commands, attachment.epoch(), settings);
     if let Some(slot) = slot {
         slot.signed_in();
     }
     tracing::debug!(host = %agent.name, version = %hello.version, "agent listening for orders");
     let (closed, shutdown) = (listening.closed(), stream.shutdown.clone());
-    let events = tokio_stream::wrappers::UnboundedReceiverStream::new(orders)
-        .map(move |order| {
-            // The stream owns the host's attachment and its listening mark: both end with it.
-            let _held = (&attachment, &listening);
-            Ok::<_, std::convert::Infallible>(
-                SseEvent::default()
-                    .event("order")
-                    .json_data(&order)
-                    .unwrap_or_else(|_| SseEvent::default().comment("an order that is not JSON")),
-            )
-        })
-        .take_until(async move {
-            tokio::select! {
-                () = closed.cancelled() => {}
-                () = shutdown.cancelled() => {}
-            }
-        });
+    let events = futures::stream::select(
+        tokio_stream::wrappers::UnboundedReceiverStream::new(settings_rx),
+        tokio_stream::wrappers::UnboundedReceiverStream::new(orders),
+    )
+    .map(move |order| {
+        // The stream owns the host's attachment and its listening mark: both end with it.
+        let _held = (&attachment, &listening);
+        Ok::<_, std::convert::Infallible>(
+            SseEvent::default()
+                .event("order")
+                .json_data(&order)
+                .unwrap_or_else(|_| SseEvent::default().comment("an order that is not JSON")),
+        )
+    })
+    .take_until(async move {
+        tokio::select! {
+            () = closed.cancelled() => {}
+            () = shutdown.cancelled() => {}
+        }
+    });
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(ORDERS_KEEPALIVE))
         .into_response();
