@@ -2,6 +2,7 @@
 //! hash only), and how far the hub has taken each agent's batches.
 
 use crate::StoreError;
+use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use async_trait::async_trait;
 use sqlx::Row;
@@ -72,7 +73,13 @@ pub trait Enrolments: Send + Sync + 'static {
 const AGENT_COLUMNS: &str = "id, name, environment, created_ms, revoked_ms, acked_seq, seen_ms, \
      maintenance_until_ms, maintenance_by, interval_ms, interval_by";
 
-fn agent_of(row: &sqlx::sqlite::SqliteRow) -> Result<Agent, StoreError> {
+/// An agent as either engine's row has it.
+fn agent_of<'r, R: Row>(row: &'r R) -> Result<Agent, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let acked: i64 = row.try_get("acked_seq")?;
     Ok(Agent {
         id: row.try_get("id")?,
@@ -243,6 +250,143 @@ impl Enrolments for SqliteStore {
     }
 }
 
+/// The same, on PostgreSQL: the statements differ only where the dialects do (`GREATEST`, arrays).
+#[async_trait]
+impl Enrolments for PgStore {
+    async fn add_agent(
+        &self,
+        name: &str,
+        environment: &str,
+        token_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Agent, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO agents (name, environment, token_hash, created_ms) VALUES ($1, $2, $3, $4) \
+             RETURNING {AGENT_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(environment)
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Exists(format!("a host named '{name}'"))
+            }
+            _ => e.into(),
+        })?;
+        agent_of(&row)
+    }
+
+    async fn agent_by_token(&self, token_hash: &[u8]) -> Result<Option<Agent>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE token_hash = $1 AND revoked_ms IS NULL"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(agent_of).transpose()
+    }
+
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(agent_of).collect()
+    }
+
+    async fn revoke_agent(&self, id: i64, now_ms: i64) -> Result<Option<Agent>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE agents SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2 RETURNING {AGENT_COLUMNS}"
+        ))
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(agent_of).transpose()
+    }
+
+    async fn agent_pushed(&self, id: i64, acked_seq: u64, now_ms: i64) -> Result<(), StoreError> {
+        let acked = i64::try_from(acked_seq).unwrap_or(i64::MAX);
+        sqlx::query(
+            "UPDATE agents SET acked_seq = GREATEST(acked_seq, $1), seen_ms = $2 WHERE id = $3",
+        )
+        .bind(acked)
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn agents_pushed(&self, marks: &[(i64, u64, i64)]) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        // One statement of three arrays, whatever the number of agents: one shape, one round trip.
+        let ids: Vec<i64> = marks.iter().map(|m| m.0).collect();
+        let acked: Vec<i64> = marks
+            .iter()
+            .map(|m| i64::try_from(m.1).unwrap_or(i64::MAX))
+            .collect();
+        let seen: Vec<i64> = marks.iter().map(|m| m.2).collect();
+        // An agent named twice keeps the greater of each (as one update after the other would).
+        sqlx::query(
+            "UPDATE agents SET acked_seq = GREATEST(agents.acked_seq, m.acked), \
+             seen_ms = GREATEST(COALESCE(agents.seen_ms, 0), m.seen) \
+             FROM (SELECT id, MAX(acked) AS acked, MAX(seen) AS seen \
+                   FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) AS t(id, acked, seen) \
+                   GROUP BY id) AS m \
+             WHERE agents.id = m.id",
+        )
+        .bind(ids)
+        .bind(acked)
+        .bind(seen)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_maintenance(
+        &self,
+        id: i64,
+        maintenance: Option<&shared::Maintenance>,
+    ) -> Result<Option<Agent>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE agents SET maintenance_until_ms = $1, maintenance_by = $2 \
+             WHERE id = $3 AND revoked_ms IS NULL RETURNING {AGENT_COLUMNS}"
+        ))
+        .bind(maintenance.map(|m| m.until_ms))
+        .bind(maintenance.map(|m| m.by.as_str()))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(agent_of).transpose()
+    }
+
+    async fn set_interval(
+        &self,
+        id: i64,
+        interval: Option<&shared::IntervalSetting>,
+    ) -> Result<Option<Agent>, StoreError> {
+        let ms = interval
+            .map(|i| i64::try_from(i.interval_ms))
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("an interval beyond i64 ms".into()))?;
+        let row = sqlx::query(&format!(
+            "UPDATE agents SET interval_ms = $1, interval_by = $2 \
+             WHERE id = $3 AND revoked_ms IS NULL RETURNING {AGENT_COLUMNS}"
+        ))
+        .bind(ms)
+        .bind(interval.map(|i| i.by.as_str()))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(agent_of).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +395,23 @@ mod tests {
     #[tokio::test]
     async fn a_fleets_marks_are_kept_in_groups_each_agent_its_own() {
         let (_dir, store) = crate::sqlite::scratch().await;
+        marks_are_kept_each_agent_its_own(&store).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres_a_fleets_marks_are_kept_each_agent_its_own() {
+        let scratch = crate::postgres::scratch().await;
+        marks_are_kept_each_agent_its_own(&scratch.store).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres_an_enrolment_is_found_by_its_token_until_revoked() {
+        let scratch = crate::postgres::scratch().await;
+        enrolments_are_kept(&scratch.store).await;
+    }
+
+    /// One test body for both engines, so they stay equal.
+    async fn marks_are_kept_each_agent_its_own(store: &dyn Enrolments) {
         // More than one statement's group, and a rest that is not a power of two.
         let mut agents = Vec::new();
         for i in 0..203 {
@@ -290,6 +451,10 @@ mod tests {
     #[tokio::test]
     async fn an_enrolment_is_found_by_its_token_until_revoked_and_its_name_is_one_of_a_kind() {
         let (_dir, store) = crate::sqlite::scratch().await;
+        enrolments_are_kept(&store).await;
+    }
+
+    async fn enrolments_are_kept(store: &dyn Enrolments) {
         let web = store.add_agent("web-1", "prod", b"h1", 10).await.unwrap();
         assert_eq!(
             (web.name.as_str(), web.environment.as_str()),

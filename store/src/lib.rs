@@ -1,6 +1,6 @@
 //! Watchpost's store: one [`Store`] interface, with SQLite (WAL, under the data directory) as the embedded
-//! implementation. The PostgreSQL implementation for scale-out uses the same schema
-//! (`migrations/postgres`) and arrives with that mode.
+//! implementation. The PostgreSQL implementation for scale-out ([`PgStore`]) uses the same schema
+//! (`migrations/postgres`) and arrives one store trait at a time, each tested against both engines.
 //!
 //! Metric history is kept in tiers, as Netdata's dbengine does: per-second points (recent ones as rows,
 //! finished hours sealed into compressed chunks, see [`chunk`]), per-minute and per-hour rollups. Every point
@@ -13,6 +13,7 @@ pub mod chunk;
 mod deploy;
 mod fleet;
 pub mod plan;
+mod postgres;
 mod sqlite;
 
 pub use accounts::{Accounts, Credentials, SessionUser};
@@ -21,6 +22,7 @@ pub use audit::{AuditTrail, NewAudit, NewRun, Place, RunEnd};
 pub use deploy::{Deployments, NewDeployment};
 pub use fleet::{Agent, Enrolments};
 pub use plan::{Retention, bucket, plan};
+pub use postgres::PgStore;
 pub use sqlite::{OpenOptions, SqliteStore};
 
 use async_trait::async_trait;
@@ -54,7 +56,7 @@ pub enum StoreError {
     Open { path: PathBuf, source: sqlx::Error },
     #[error(
         "the database {path} was written by a newer Watchpost (schema version {version} is unknown to this \
-         one); run the newer version, or start with another --data-dir"
+         one); run the newer version, or start with another --data-dir (or database)"
     )]
     Newer { path: PathBuf, version: i64 },
     #[error("cannot update the database schema of {path}: {message}")]
