@@ -1,6 +1,7 @@
 //! Deployments in the store: one row per deployment, rewritten whole as its status moves.
 
 use crate::StoreError;
+use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use async_trait::async_trait;
 use shared::{DeployState, Deployment, Role};
@@ -49,7 +50,19 @@ pub trait Deployments: Send + Sync + 'static {
 const COLUMNS: &str = "id, service, environment, version, state, step, progress, actor, run_id, url, \
                        description, created_ms, updated_ms, finished_ms, audience";
 
-fn deployment_of(row: &sqlx::sqlite::SqliteRow) -> Result<Deployment, StoreError> {
+/// [`COLUMNS`] on PostgreSQL, where `progress` is a `REAL` read as the `f64` SQLite gives.
+const PG_COLUMNS: &str = "id, service, environment, version, state, step, \
+                          progress::DOUBLE PRECISION AS progress, actor, run_id, url, description, \
+                          created_ms, updated_ms, finished_ms, audience";
+
+/// A deployment as either engine's row has it.
+fn deployment_of<'r, R: Row>(row: &'r R) -> Result<Deployment, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let state: String = row.try_get("state")?;
     let progress: Option<f64> = row.try_get("progress")?;
     Ok(Deployment {
@@ -174,6 +187,99 @@ impl Deployments for SqliteStore {
     }
 }
 
+/// The same, on PostgreSQL.
+#[async_trait]
+impl Deployments for PgStore {
+    async fn add_deployment(&self, d: NewDeployment) -> Result<Deployment, StoreError> {
+        let finished = d.state.finished().then_some(d.at_ms);
+        let row = sqlx::query(&format!(
+            "INSERT INTO deployments (service, environment, version, state, actor, run_id, url, description, \
+             created_ms, updated_ms, finished_ms, audience) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {PG_COLUMNS}"
+        ))
+        .bind(&d.service)
+        .bind(&d.environment)
+        .bind(&d.version)
+        .bind(d.state.as_str())
+        .bind(&d.actor)
+        .bind(d.run)
+        .bind(&d.url)
+        .bind(&d.description)
+        .bind(d.at_ms)
+        .bind(d.at_ms)
+        .bind(finished)
+        .bind(d.audience.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        deployment_of(&row)
+    }
+
+    async fn update_deployment(&self, d: &Deployment) -> Result<Option<Deployment>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE deployments SET state = $1, step = $2, progress = $3, url = $4, description = $5, \
+             updated_ms = $6, finished_ms = $7 WHERE id = $8 RETURNING {PG_COLUMNS}"
+        ))
+        .bind(d.state.as_str())
+        .bind(&d.step)
+        .bind(d.progress.map(f64::from))
+        .bind(&d.url)
+        .bind(&d.description)
+        .bind(d.updated_ms)
+        .bind(d.finished_ms)
+        .bind(d.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(deployment_of).transpose()
+    }
+
+    async fn deployment(&self, id: i64) -> Result<Option<Deployment>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PG_COLUMNS} FROM deployments WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(deployment_of).transpose()
+    }
+
+    async fn deployments(
+        &self,
+        service: Option<&str>,
+        limit: usize,
+        role: Role,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let seen: Vec<String> = Role::ALL
+            .iter()
+            .filter(|r| **r <= role)
+            .map(|r| r.as_str().to_owned())
+            .collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {PG_COLUMNS} FROM deployments WHERE ($1::TEXT IS NULL OR service = $1) \
+             AND audience = ANY($2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(service)
+        .bind(seen)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(deployment_of).collect()
+    }
+
+    async fn end_orphaned_deployments(&self, now_ms: i64) -> Result<Vec<Deployment>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE deployments SET state = 'error', step = NULL, \
+             description = 'Watchpost stopped while the deploy command ran', updated_ms = $1, \
+             finished_ms = $1 WHERE run_id IS NOT NULL AND state IN ('queued', 'in_progress') \
+             RETURNING {PG_COLUMNS}"
+        ))
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(deployment_of).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +287,17 @@ mod tests {
     #[tokio::test]
     async fn deployments_are_stored_updated_and_listed_per_service() {
         let (_dir, s) = crate::sqlite::scratch().await;
+        deployments_are_kept(&s).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres_deployments_are_stored_updated_and_listed_per_service() {
+        let scratch = crate::postgres::scratch().await;
+        deployments_are_kept(&scratch.store).await;
+    }
+
+    /// One test body for both engines, so they stay equal.
+    async fn deployments_are_kept(s: &dyn Deployments) {
         let new = |service: &str, version: &str| NewDeployment {
             service: service.into(),
             environment: "production".into(),
