@@ -55,6 +55,15 @@ const PG_COLUMNS: &str = "id, service, environment, version, state, step, \
                           progress::DOUBLE PRECISION AS progress, actor, run_id, url, description, \
                           created_ms, updated_ms, finished_ms, audience";
 
+/// The audiences `role` sees: its own and every role below it.
+fn audiences_seen_by(role: Role) -> Vec<&'static str> {
+    Role::ALL
+        .iter()
+        .filter(|r| **r <= role)
+        .map(|r| r.as_str())
+        .collect()
+}
+
 /// A deployment as either engine's row has it.
 fn deployment_of<'r, R: Row>(row: &'r R) -> Result<Deployment, StoreError>
 where
@@ -152,12 +161,7 @@ impl Deployments for SqliteStore {
         let _timed = self.timed("deployments");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // The roles at or below `role`, as a JSON array for `json_each`: one statement for any role.
-        let seen: Vec<&str> = Role::ALL
-            .iter()
-            .filter(|r| **r <= role)
-            .map(|r| r.as_str())
-            .collect();
-        let seen = serde_json::to_string(&seen).unwrap_or_else(|_| "[]".into());
+        let seen = serde_json::to_string(&audiences_seen_by(role)).unwrap_or_else(|_| "[]".into());
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM deployments WHERE (? IS NULL OR service = ?) \
              AND audience IN (SELECT value FROM json_each(?)) ORDER BY id DESC LIMIT ?"
@@ -249,11 +253,7 @@ impl Deployments for PgStore {
         role: Role,
     ) -> Result<Vec<Deployment>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let seen: Vec<String> = Role::ALL
-            .iter()
-            .filter(|r| **r <= role)
-            .map(|r| r.as_str().to_owned())
-            .collect();
+        let seen = audiences_seen_by(role);
         let rows = sqlx::query(&format!(
             "SELECT {PG_COLUMNS} FROM deployments WHERE ($1::TEXT IS NULL OR service = $1) \
              AND audience = ANY($2) ORDER BY id DESC LIMIT $3"

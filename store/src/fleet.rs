@@ -73,6 +73,11 @@ pub trait Enrolments: Send + Sync + 'static {
 const AGENT_COLUMNS: &str = "id, name, environment, created_ms, revoked_ms, acked_seq, seen_ms, \
      maintenance_until_ms, maintenance_by, interval_ms, interval_by";
 
+/// The `interval_ms` column's value for a setting (the hub allows at most an hour, far inside `i64`).
+fn interval_column(interval: Option<&shared::IntervalSetting>) -> Option<i64> {
+    interval.map(|i| i64::try_from(i.interval_ms).unwrap_or(i64::MAX))
+}
+
 /// An agent as either engine's row has it.
 fn agent_of<'r, R: Row>(row: &'r R) -> Result<Agent, StoreError>
 where
@@ -233,10 +238,7 @@ impl Enrolments for SqliteStore {
         interval: Option<&shared::IntervalSetting>,
     ) -> Result<Option<Agent>, StoreError> {
         let _timed = self.timed("accounts");
-        let ms = interval
-            .map(|i| i64::try_from(i.interval_ms))
-            .transpose()
-            .map_err(|_| StoreError::Corrupt("an interval beyond i64 ms".into()))?;
+        let ms = interval_column(interval);
         let row = sqlx::query(&format!(
             "UPDATE agents SET interval_ms = ?, interval_by = ? \
              WHERE id = ? AND revoked_ms IS NULL RETURNING {AGENT_COLUMNS}"
@@ -370,10 +372,7 @@ impl Enrolments for PgStore {
         id: i64,
         interval: Option<&shared::IntervalSetting>,
     ) -> Result<Option<Agent>, StoreError> {
-        let ms = interval
-            .map(|i| i64::try_from(i.interval_ms))
-            .transpose()
-            .map_err(|_| StoreError::Corrupt("an interval beyond i64 ms".into()))?;
+        let ms = interval_column(interval);
         let row = sqlx::query(&format!(
             "UPDATE agents SET interval_ms = $1, interval_by = $2 \
              WHERE id = $3 AND revoked_ms IS NULL RETURNING {AGENT_COLUMNS}"

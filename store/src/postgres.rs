@@ -22,7 +22,7 @@ pub struct PgStore {
 }
 
 /// The database a URL names, without its password: what messages and logs may say of it.
-pub fn describe(options: &PgConnectOptions) -> String {
+pub(crate) fn describe(options: &PgConnectOptions) -> String {
     format!(
         "postgres://{}@{}:{}/{}",
         options.get_username(),
@@ -68,11 +68,6 @@ impl PgStore {
             },
         })?;
         Ok(PgStore { pool })
-    }
-
-    /// Closes every connection.
-    pub async fn close(&self) {
-        self.pool.close().await;
     }
 }
 
