@@ -3,6 +3,7 @@
 //! reaches this crate in the clear.
 
 use crate::StoreError;
+use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use async_trait::async_trait;
 use shared::{ApiToken, Role, SecurityAlert, SecurityKind, Severity, User};
@@ -146,7 +147,12 @@ pub trait Accounts: Send + Sync + 'static {
 const ALERT_COLUMNS: &str =
     "id, t_ms, kind, severity, user_name, ip, message, acknowledged_by, acknowledged_ms";
 
-fn alert_of(row: &sqlx::sqlite::SqliteRow) -> Result<SecurityAlert, StoreError> {
+fn alert_of<'r, R: Row>(row: &'r R) -> Result<SecurityAlert, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let kind: String = row.try_get("kind")?;
     let severity: String = row.try_get("severity")?;
     Ok(SecurityAlert {
@@ -172,28 +178,52 @@ fn role_of(text: &str) -> Result<Role, StoreError> {
         .map_err(|e: shared::UnknownRole| StoreError::Corrupt(e.to_string()))
 }
 
-fn user_of(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
+fn user_of<'r, R: Row>(row: &'r R) -> Result<User, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     Ok(User {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        role: role_of(row.try_get("role")?)?,
+        role: role_of(&row.try_get::<String, _>("role")?)?,
         disabled: row.try_get("disabled")?,
         created_ms: row.try_get("created_ms")?,
         environments: Vec::new(),
     })
 }
 
-fn token_of(row: &sqlx::sqlite::SqliteRow) -> Result<ApiToken, StoreError> {
+fn token_of<'r, R: Row>(row: &'r R) -> Result<ApiToken, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     Ok(ApiToken {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        role: role_of(row.try_get("role")?)?,
+        role: role_of(&row.try_get::<String, _>("role")?)?,
         created_ms: row.try_get("created_ms")?,
         revoked_ms: row.try_get("revoked_ms")?,
     })
 }
 
-impl SqliteStore {
+/// A unique constraint turned into the error a caller can name.
+fn exists(e: sqlx::Error, what: String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Exists(what),
+        _ => e.into(),
+    }
+}
+
+/// The accounts on each engine, from one text: the statements are written in the SQL both dialects share
+/// (`$n` placeholders, which sqlx's SQLite driver binds by number too), so the engines cannot drift apart.
+/// `$reader` and `$writer` name the store's pools for reads and writes (one pool on PostgreSQL).
+macro_rules! accounts_on {
+    ($store:ty, $reader:ident, $writer:ident) => {
+impl $store {
     /// `users` with their roles per environment filled in.
     async fn with_environments(&self, mut users: Vec<User>) -> Result<Vec<User>, StoreError> {
         if users.is_empty() {
@@ -201,17 +231,17 @@ impl SqliteStore {
         }
         let rows: Vec<(i64, String, Option<String>)> = if let [one] = users.as_slice() {
             sqlx::query_as(
-                "SELECT user_id, environment, role FROM user_environments WHERE user_id = ? \
+                "SELECT user_id, environment, role FROM user_environments WHERE user_id = $1 \
                  ORDER BY environment",
             )
             .bind(one.id)
-            .fetch_all(&self.reader)
+            .fetch_all(&self.$reader)
             .await?
         } else {
             sqlx::query_as(
                 "SELECT user_id, environment, role FROM user_environments ORDER BY environment",
             )
-            .fetch_all(&self.reader)
+            .fetch_all(&self.$reader)
             .await?
         };
         for (user_id, environment, role) in rows {
@@ -234,20 +264,12 @@ impl SqliteStore {
     }
 }
 
-/// A unique constraint turned into the error a caller can name.
-fn exists(e: sqlx::Error, what: String) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Exists(what),
-        _ => e.into(),
-    }
-}
-
 #[async_trait]
-impl Accounts for SqliteStore {
+        impl Accounts for $store {
     async fn user_count(&self) -> Result<u64, StoreError> {
         let _timed = self.timed("accounts");
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.reader)
+            .fetch_one(&self.$reader)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -261,14 +283,14 @@ impl Accounts for SqliteStore {
     ) -> Result<User, StoreError> {
         let _timed = self.timed("accounts");
         let row = sqlx::query(&format!(
-            "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?, ?, ?, ?) \
+            "INSERT INTO users (name, role, password_hash, created_ms) VALUES ($1, $2, $3, $4) \
              RETURNING {USER_COLUMNS}"
         ))
         .bind(name)
         .bind(role.as_str())
         .bind(password_hash)
         .bind(now_ms)
-        .fetch_one(&self.writer)
+        .fetch_one(&self.$writer)
         .await
         .map_err(|e| exists(e, format!("a user named '{name}'")))?;
         user_of(&row)
@@ -277,10 +299,10 @@ impl Accounts for SqliteStore {
     async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError> {
         let _timed = self.timed("accounts");
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE name = ?"
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE name = $1"
         ))
         .bind(name)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.$reader)
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(Credentials {
@@ -292,7 +314,7 @@ impl Accounts for SqliteStore {
     async fn users(&self) -> Result<Vec<User>, StoreError> {
         let _timed = self.timed("accounts");
         let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))
-            .fetch_all(&self.reader)
+            .fetch_all(&self.$reader)
             .await?;
         let users = rows.iter().map(user_of).collect::<Result<Vec<_>, _>>()?;
         self.with_environments(users).await
@@ -306,10 +328,10 @@ impl Accounts for SqliteStore {
         password_hash: Option<&str>,
     ) -> Result<Option<User>, StoreError> {
         let _timed = self.timed("accounts");
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.$writer.begin().await?;
         let row = sqlx::query(&format!(
-            "UPDATE users SET role = COALESCE(?, role), disabled = COALESCE(?, disabled), \
-             password_hash = COALESCE(?, password_hash) WHERE id = ? RETURNING {USER_COLUMNS}"
+            "UPDATE users SET role = COALESCE($1, role), disabled = COALESCE($2, disabled), \
+             password_hash = COALESCE($3, password_hash) WHERE id = $4 RETURNING {USER_COLUMNS}"
         ))
         .bind(role.map(Role::as_str))
         .bind(disabled)
@@ -318,7 +340,7 @@ impl Accounts for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         if row.is_some() && (disabled == Some(true) || password_hash.is_some()) {
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -337,8 +359,8 @@ impl Accounts for SqliteStore {
         role: Option<Option<Role>>,
     ) -> Result<Option<User>, StoreError> {
         let _timed = self.timed("accounts");
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+        let mut tx = self.$writer.begin().await?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -347,7 +369,7 @@ impl Accounts for SqliteStore {
         match role {
             Some(role) => {
                 sqlx::query(
-                    "INSERT INTO user_environments (user_id, environment, role) VALUES (?, ?, ?) \
+                    "INSERT INTO user_environments (user_id, environment, role) VALUES ($1, $2, $3) \
                      ON CONFLICT (user_id, environment) DO UPDATE SET role = excluded.role",
                 )
                 .bind(id)
@@ -357,7 +379,7 @@ impl Accounts for SqliteStore {
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM user_environments WHERE user_id = ? AND environment = ?")
+                sqlx::query("DELETE FROM user_environments WHERE user_id = $1 AND environment = $2")
                     .bind(id)
                     .bind(environment)
                     .execute(&mut *tx)
@@ -370,9 +392,9 @@ impl Accounts for SqliteStore {
 
     async fn remove_user(&self, id: i64) -> Result<bool, StoreError> {
         let _timed = self.timed("accounts");
-        let done = sqlx::query("DELETE FROM users WHERE id = ?")
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
-            .execute(&self.writer)
+            .execute(&self.$writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -387,14 +409,14 @@ impl Accounts for SqliteStore {
     ) -> Result<(), StoreError> {
         let _timed = self.timed("accounts");
         sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, created_ms, expires_ms, ip) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (token_hash, user_id, created_ms, expires_ms, ip) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(token_hash)
         .bind(user_id)
         .bind(now_ms)
         .bind(expires_ms)
         .bind(ip)
-        .execute(&self.writer)
+        .execute(&self.$writer)
         .await?;
         Ok(())
     }
@@ -408,11 +430,11 @@ impl Accounts for SqliteStore {
         let row = sqlx::query(
             "SELECT u.id, u.name, u.role, u.disabled, u.created_ms, s.expires_ms FROM sessions s \
              JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = ? AND s.expires_ms > ? AND u.disabled = 0",
+             WHERE s.token_hash = $1 AND s.expires_ms > $2 AND NOT u.disabled",
         )
         .bind(token_hash)
         .bind(now_ms)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.$reader)
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(SessionUser {
@@ -423,27 +445,27 @@ impl Accounts for SqliteStore {
 
     async fn remove_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
         let _timed = self.timed("accounts");
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.writer)
+            .execute(&self.$writer)
             .await?;
         Ok(())
     }
 
     async fn prune_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
         let _timed = self.timed("accounts");
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_ms <= ?")
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_ms <= $1")
             .bind(now_ms)
-            .execute(&self.writer)
+            .execute(&self.$writer)
             .await?;
         Ok(done.rows_affected())
     }
 
     async fn address_count(&self, user_id: i64) -> Result<u64, StoreError> {
         let _timed = self.timed("accounts");
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_addresses WHERE user_id = ?")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_addresses WHERE user_id = $1")
             .bind(user_id)
-            .fetch_one(&self.reader)
+            .fetch_one(&self.$reader)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -451,21 +473,23 @@ impl Accounts for SqliteStore {
     async fn known_address(&self, user_id: i64, ip: &str) -> Result<bool, StoreError> {
         let _timed = self.timed("accounts");
         let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM login_addresses WHERE user_id = ? AND ip = ?")
+            sqlx::query_scalar("SELECT user_id FROM login_addresses WHERE user_id = $1 AND ip = $2")
                 .bind(user_id)
                 .bind(ip)
-                .fetch_optional(&self.reader)
+                .fetch_optional(&self.$reader)
                 .await?;
         Ok(found.is_some())
     }
 
     async fn lock_logins(&self, keys: &[String], until_ms: i64) -> Result<(), StoreError> {
         let _timed = self.timed("accounts");
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.$writer.begin().await?;
         for key in keys {
             sqlx::query(
-                "INSERT INTO login_locks (lock_key, until_ms) VALUES (?, ?) \
-                 ON CONFLICT (lock_key) DO UPDATE SET until_ms = MAX(until_ms, excluded.until_ms)",
+                "INSERT INTO login_locks (lock_key, until_ms) VALUES ($1, $2) \
+                 ON CONFLICT (lock_key) DO UPDATE SET until_ms = \
+                 CASE WHEN excluded.until_ms > login_locks.until_ms THEN excluded.until_ms \
+                 ELSE login_locks.until_ms END",
             )
             .bind(key)
             .bind(until_ms)
@@ -485,11 +509,11 @@ impl Accounts for SqliteStore {
         let mut latest: Option<i64> = None;
         for key in keys {
             let until: Option<i64> = sqlx::query_scalar(
-                "SELECT until_ms FROM login_locks WHERE lock_key = ? AND until_ms > ?",
+                "SELECT until_ms FROM login_locks WHERE lock_key = $1 AND until_ms > $2",
             )
             .bind(key)
             .bind(now_ms)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&self.$reader)
             .await?;
             latest = latest.max(until);
         }
@@ -500,17 +524,17 @@ impl Accounts for SqliteStore {
         let _timed = self.timed("accounts");
         let name = name.to_lowercase();
         let done = sqlx::query(
-            "DELETE FROM login_locks WHERE (lock_key = ? OR substr(lock_key, 1, ?) = ?) AND until_ms > ?",
+            "DELETE FROM login_locks \
+             WHERE (lock_key = $1 OR substr(lock_key, 1, length($2)) = $2) AND until_ms > $3",
         )
         .bind(format!("name:{name}"))
-        .bind(i64::try_from(format!("pair:{name}|").chars().count()).unwrap_or(i64::MAX))
         .bind(format!("pair:{name}|"))
         .bind(now_ms)
-        .execute(&self.writer)
+        .execute(&self.$writer)
         .await?;
-        sqlx::query("DELETE FROM login_locks WHERE until_ms <= ?")
+        sqlx::query("DELETE FROM login_locks WHERE until_ms <= $1")
             .bind(now_ms)
-            .execute(&self.writer)
+            .execute(&self.$writer)
             .await?;
         Ok(done.rows_affected())
     }
@@ -523,12 +547,12 @@ impl Accounts for SqliteStore {
     ) -> Result<bool, StoreError> {
         let _timed = self.timed("accounts");
         let done = sqlx::query(
-            "INSERT INTO login_addresses (user_id, ip, first_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO login_addresses (user_id, ip, first_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(user_id)
         .bind(ip)
         .bind(now_ms)
-        .execute(&self.writer)
+        .execute(&self.$writer)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -542,14 +566,14 @@ impl Accounts for SqliteStore {
     ) -> Result<ApiToken, StoreError> {
         let _timed = self.timed("accounts");
         let row = sqlx::query(&format!(
-            "INSERT INTO api_tokens (name, role, token_hash, created_ms) VALUES (?, ?, ?, ?) \
+            "INSERT INTO api_tokens (name, role, token_hash, created_ms) VALUES ($1, $2, $3, $4) \
              RETURNING {TOKEN_COLUMNS}"
         ))
         .bind(name)
         .bind(role.as_str())
         .bind(token_hash)
         .bind(now_ms)
-        .fetch_one(&self.writer)
+        .fetch_one(&self.$writer)
         .await?;
         token_of(&row)
     }
@@ -557,10 +581,10 @@ impl Accounts for SqliteStore {
     async fn token(&self, token_hash: &[u8]) -> Result<Option<ApiToken>, StoreError> {
         let _timed = self.timed("sessions");
         let row = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ? AND revoked_ms IS NULL"
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_ms IS NULL"
         ))
         .bind(token_hash)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.$reader)
         .await?;
         row.as_ref().map(token_of).transpose()
     }
@@ -570,7 +594,7 @@ impl Accounts for SqliteStore {
         let rows = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id"
         ))
-        .fetch_all(&self.reader)
+        .fetch_all(&self.$reader)
         .await?;
         rows.iter().map(token_of).collect()
     }
@@ -578,12 +602,12 @@ impl Accounts for SqliteStore {
     async fn revoke_token(&self, id: i64, now_ms: i64) -> Result<Option<ApiToken>, StoreError> {
         let _timed = self.timed("accounts");
         let row = sqlx::query(&format!(
-            "UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ? \
+            "UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2 \
              RETURNING {TOKEN_COLUMNS}"
         ))
         .bind(now_ms)
         .bind(id)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&self.$writer)
         .await?;
         row.as_ref().map(token_of).transpose()
     }
@@ -592,7 +616,7 @@ impl Accounts for SqliteStore {
         let _timed = self.timed("security alerts");
         let row = sqlx::query(&format!(
             "INSERT INTO security_alerts (t_ms, kind, severity, user_name, ip, message) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING {ALERT_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ALERT_COLUMNS}"
         ))
         .bind(alert.t_ms)
         .bind(alert.kind.as_str())
@@ -600,7 +624,7 @@ impl Accounts for SqliteStore {
         .bind(alert.user.as_deref())
         .bind(alert.ip.as_deref())
         .bind(alert.message.as_str())
-        .fetch_one(&self.writer)
+        .fetch_one(&self.$writer)
         .await?;
         alert_of(&row)
     }
@@ -613,13 +637,13 @@ impl Accounts for SqliteStore {
     ) -> Result<Option<SecurityAlert>, StoreError> {
         let _timed = self.timed("security alerts");
         let row = sqlx::query(&format!(
-            "UPDATE security_alerts SET acknowledged_by = COALESCE(acknowledged_by, ?), \
-             acknowledged_ms = COALESCE(acknowledged_ms, ?) WHERE id = ? RETURNING {ALERT_COLUMNS}"
+            "UPDATE security_alerts SET acknowledged_by = COALESCE(acknowledged_by, $1), \
+             acknowledged_ms = COALESCE(acknowledged_ms, $2) WHERE id = $3 RETURNING {ALERT_COLUMNS}"
         ))
         .bind(by)
         .bind(now_ms)
         .bind(id)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&self.$writer)
         .await?;
         row.as_ref().map(alert_of).transpose()
     }
@@ -627,26 +651,26 @@ impl Accounts for SqliteStore {
     async fn security_alerts(&self, limit: usize) -> Result<Vec<SecurityAlert>, StoreError> {
         let _timed = self.timed("security alerts");
         let rows = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM security_alerts ORDER BY id DESC LIMIT ?"
+            "SELECT {ALERT_COLUMNS} FROM security_alerts ORDER BY id DESC LIMIT $1"
         ))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.reader)
+        .fetch_all(&self.$reader)
         .await?;
         rows.iter().map(alert_of).collect()
     }
 }
 
+    };
+}
+
+accounts_on!(SqliteStore, reader, writer);
+accounts_on!(PgStore, pool, pool);
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn store() -> (tempfile::TempDir, SqliteStore) {
-        crate::sqlite::scratch().await
-    }
-
-    #[tokio::test]
-    async fn sign_in_locks_are_kept_lifted_by_name_and_expire() {
-        let (_dir, s) = store().await;
+    async fn sign_in_locks_are_kept_lifted_by_name_and_expire(s: &impl Accounts) {
         let keys = |v: &[&str]| v.iter().map(|k| k.to_string()).collect::<Vec<_>>();
         s.lock_logins(&keys(&["pair:ana|10.0.0.9", "ip:10.0.0.9"]), 1_000)
             .await
@@ -677,9 +701,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn users_sessions_and_tokens_round_trip() {
-        let (_dir, s) = store().await;
+    async fn users_sessions_and_tokens_round_trip(s: &impl Accounts) {
         assert_eq!(s.user_count().await.unwrap(), 0);
         let ana = s
             .add_user("ana", Role::Admin, "$argon2id$x", 1)
@@ -806,5 +828,29 @@ mod tests {
         assert!(s.remove_user(ana.id).await.unwrap());
         assert!(!s.remove_user(ana.id).await.unwrap());
         assert_eq!(s.user_count().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn sign_in_locks_on_sqlite() {
+        let (_dir, s) = crate::sqlite::scratch().await;
+        sign_in_locks_are_kept_lifted_by_name_and_expire(&s).await;
+    }
+
+    #[tokio::test]
+    async fn sign_in_locks_on_postgres() {
+        let scratch = crate::postgres::scratch().await;
+        sign_in_locks_are_kept_lifted_by_name_and_expire(&scratch.store).await;
+    }
+
+    #[tokio::test]
+    async fn accounts_on_sqlite() {
+        let (_dir, s) = crate::sqlite::scratch().await;
+        users_sessions_and_tokens_round_trip(&s).await;
+    }
+
+    #[tokio::test]
+    async fn accounts_on_postgres() {
+        let scratch = crate::postgres::scratch().await;
+        users_sessions_and_tokens_round_trip(&scratch.store).await;
     }
 }

@@ -1,6 +1,7 @@
 //! Alert history in the store: one row per episode of a rule's series, rewritten whole as it moves.
 
 use crate::StoreError;
+use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use async_trait::async_trait;
 use shared::{Alert, AlertRule, AlertState, RuleMetric, RuleSource, Severity};
@@ -53,7 +54,14 @@ fn state_of(s: &str) -> Result<AlertState, StoreError> {
     }
 }
 
-fn alert_of(row: &sqlx::sqlite::SqliteRow) -> Result<Alert, StoreError> {
+/// An alert as either engine's row has it.
+fn alert_of<'r, R: Row>(row: &'r R) -> Result<Alert, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let metric: String = row.try_get("metric")?;
     let severity: String = row.try_get("severity")?;
     let labels: String = row.try_get("labels")?;
@@ -87,15 +95,21 @@ fn labels_json(alert: &Alert) -> Result<String, StoreError> {
     serde_json::to_string(&alert.labels).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The alerts and rules on each engine, from one text: the statements are written in the SQL both dialects
+/// share (`$n` placeholders, which sqlx's SQLite driver binds by number too). `$db` is the engine's sqlx
+/// database, `$reader` and `$writer` the store's pools for reads and writes (one pool on PostgreSQL), and
+/// `$environment_label` the expression for an alert's `environment` label, where the dialects' JSON differ.
+macro_rules! alerts_on {
+    ($store:ty, $db:ty, $reader:ident, $writer:ident, $environment_label:expr) => {
 #[async_trait]
-impl AlertHistory for SqliteStore {
+        impl AlertHistory for $store {
     async fn add_alert(&self, a: &Alert) -> Result<Alert, StoreError> {
         let _timed = self.timed("alerts");
         let row = sqlx::query(&format!(
             "INSERT INTO alerts (rule, subject, metric, state, severity, labels, message, value, peak, \
              threshold, started_ms, fired_ms, resolved_ms, acknowledged_by, acknowledged_ms, \
              silenced_until_ms, silenced_by, updated_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING {COLUMNS}"
         ))
         .bind(&a.rule)
         .bind(&a.subject)
@@ -115,7 +129,7 @@ impl AlertHistory for SqliteStore {
         .bind(a.silenced_until_ms)
         .bind(&a.silenced_by)
         .bind(a.updated_ms)
-        .fetch_one(&self.writer)
+        .fetch_one(&self.$writer)
         .await?;
         alert_of(&row)
     }
@@ -123,9 +137,9 @@ impl AlertHistory for SqliteStore {
     async fn save_alert(&self, a: &Alert) -> Result<Option<Alert>, StoreError> {
         let _timed = self.timed("alerts");
         let row = sqlx::query(&format!(
-            "UPDATE alerts SET state = ?, message = ?, value = ?, peak = ?, fired_ms = ?, resolved_ms = ?, \
-             acknowledged_by = ?, acknowledged_ms = ?, silenced_until_ms = ?, silenced_by = ?, \
-             updated_ms = ? WHERE id = ? RETURNING {COLUMNS}"
+            "UPDATE alerts SET state = $1, message = $2, value = $3, peak = $4, fired_ms = $5, resolved_ms = $6, \
+             acknowledged_by = $7, acknowledged_ms = $8, silenced_until_ms = $9, silenced_by = $10, \
+             updated_ms = $11 WHERE id = $12 RETURNING {COLUMNS}"
         ))
         .bind(a.state.as_str())
         .bind(&a.message)
@@ -139,16 +153,16 @@ impl AlertHistory for SqliteStore {
         .bind(&a.silenced_by)
         .bind(a.updated_ms)
         .bind(a.id)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&self.$writer)
         .await?;
         row.as_ref().map(alert_of).transpose()
     }
 
     async fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError> {
         let _timed = self.timed("alerts");
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM alerts WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&self.$reader)
             .await?;
         row.as_ref().map(alert_of).transpose()
     }
@@ -158,7 +172,7 @@ impl AlertHistory for SqliteStore {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM alerts WHERE state <> 'resolved' ORDER BY id"
         ))
-        .fetch_all(&self.reader)
+        .fetch_all(&self.$reader)
         .await?;
         rows.iter().map(alert_of).collect()
     }
@@ -171,12 +185,14 @@ impl AlertHistory for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Alert>, StoreError> {
         let _timed = self.timed("alerts");
-        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+        let mut query = sqlx::QueryBuilder::<$db>::new(format!(
             "SELECT {COLUMNS} FROM alerts WHERE 1 = 1"
         ));
         if !scope.hidden.is_empty() {
             query
-                .push(" AND COALESCE(json_extract(labels, '$.environment'), ")
+                .push(" AND COALESCE(")
+                .push($environment_label)
+                .push(", ")
                 .push_bind(scope.home_environment.clone())
                 .push(") NOT IN (");
             let mut list = query.separated(", ");
@@ -206,14 +222,14 @@ impl AlertHistory for SqliteStore {
         query
             .push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::try_from(limit.clamp(1, 1000)).unwrap_or(1000));
-        let rows = query.build().fetch_all(&self.reader).await?;
+        let rows = query.build().fetch_all(&self.$reader).await?;
         rows.iter().map(alert_of).collect()
     }
 
     async fn saved_rules(&self) -> Result<Vec<AlertRule>, StoreError> {
         let _timed = self.timed("alerts");
         let rows = sqlx::query("SELECT name, rule FROM alert_rules ORDER BY name")
-            .fetch_all(&self.reader)
+            .fetch_all(&self.$reader)
             .await?;
         rows.iter()
             .map(|row| {
@@ -231,7 +247,7 @@ impl AlertHistory for SqliteStore {
         let _timed = self.timed("alerts");
         let text = serde_json::to_string(rule).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO alert_rules (name, rule, updated_by, updated_ms) VALUES (?, ?, ?, ?) \
+            "INSERT INTO alert_rules (name, rule, updated_by, updated_ms) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, updated_by = excluded.updated_by, \
              updated_ms = excluded.updated_ms",
         )
@@ -239,20 +255,38 @@ impl AlertHistory for SqliteStore {
         .bind(text)
         .bind(by)
         .bind(at_ms)
-        .execute(&self.writer)
+        .execute(&self.$writer)
         .await?;
         Ok(())
     }
 
     async fn delete_rule(&self, name: &str) -> Result<bool, StoreError> {
         let _timed = self.timed("alerts");
-        let done = sqlx::query("DELETE FROM alert_rules WHERE name = ?")
+        let done = sqlx::query("DELETE FROM alert_rules WHERE name = $1")
             .bind(name)
-            .execute(&self.writer)
+            .execute(&self.$writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 }
+
+    };
+}
+
+alerts_on!(
+    SqliteStore,
+    sqlx::Sqlite,
+    reader,
+    writer,
+    "json_extract(labels, '$.environment')"
+);
+alerts_on!(
+    PgStore,
+    sqlx::Postgres,
+    pool,
+    pool,
+    "(labels::jsonb ->> 'environment')"
+);
 
 #[cfg(test)]
 mod tests {
@@ -282,9 +316,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn alerts_are_stored_moved_and_listed() {
-        let (_dir, s) = crate::sqlite::scratch().await;
+    async fn alerts_are_stored_moved_and_listed(s: &impl AlertHistory) {
         let a = s
             .add_alert(&alert("cpu-high", "web-1", AlertState::Pending, 10))
             .await
@@ -305,7 +337,7 @@ mod tests {
         resolved.resolved_ms = Some(30);
         s.save_alert(&resolved).await.unwrap();
         assert_eq!(s.open_alerts().await.unwrap().len(), 1);
-        let st = &s;
+        let st = s;
         let only = |f: AlertFilter| async move {
             st.alerts(&f, &crate::ReaderScope::default(), None, 10)
                 .await
@@ -358,9 +390,7 @@ mod tests {
         assert_eq!(seen_by(hidden_home).await, ["db-9"]);
     }
 
-    #[tokio::test]
-    async fn rules_written_on_the_page_are_kept_by_name() {
-        let (_dir, s) = crate::sqlite::scratch().await;
+    async fn rules_written_on_the_page_are_kept_by_name(s: &impl AlertHistory) {
         let mut rule = AlertRule {
             name: "cpu".into(),
             source: RuleSource::Config,
@@ -388,5 +418,29 @@ mod tests {
         assert!(s.delete_rule("cpu").await.unwrap());
         assert!(!s.delete_rule("cpu").await.unwrap());
         assert!(s.saved_rules().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn alerts_on_sqlite() {
+        let (_dir, s) = crate::sqlite::scratch().await;
+        alerts_are_stored_moved_and_listed(&s).await;
+    }
+
+    #[tokio::test]
+    async fn alerts_on_postgres() {
+        let scratch = crate::postgres::scratch().await;
+        alerts_are_stored_moved_and_listed(&scratch.store).await;
+    }
+
+    #[tokio::test]
+    async fn rules_on_sqlite() {
+        let (_dir, s) = crate::sqlite::scratch().await;
+        rules_written_on_the_page_are_kept_by_name(&s).await;
+    }
+
+    #[tokio::test]
+    async fn rules_on_postgres() {
+        let scratch = crate::postgres::scratch().await;
+        rules_written_on_the_page_are_kept_by_name(&scratch.store).await;
     }
 }

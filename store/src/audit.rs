@@ -4,6 +4,7 @@
 //! before its action takes effect, completed once after, and never changed again or deleted.
 
 use crate::StoreError;
+use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use async_trait::async_trait;
 use shared::{
@@ -108,7 +109,14 @@ fn params_of(text: &str) -> Result<BTreeMap<String, String>, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("parameters {text}: {e}")))
 }
 
-fn audit_of(row: &sqlx::sqlite::SqliteRow) -> Result<AuditEntry, StoreError> {
+/// An audit entry as either engine's row has it.
+fn audit_of<'r, R: Row>(row: &'r R) -> Result<AuditEntry, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let role: String = row.try_get("role")?;
     let outcome: String = row.try_get("outcome")?;
     Ok(AuditEntry {
@@ -131,7 +139,14 @@ fn audit_of(row: &sqlx::sqlite::SqliteRow) -> Result<AuditEntry, StoreError> {
     })
 }
 
-fn run_of(row: &sqlx::sqlite::SqliteRow) -> Result<CommandRun, StoreError> {
+/// A run as either engine's row has it.
+fn run_of<'r, R: Row>(row: &'r R) -> Result<CommandRun, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let state: String = row.try_get("state")?;
     let lines: i64 = row.try_get("output_lines")?;
     Ok(CommandRun {
@@ -167,13 +182,18 @@ fn outcome_of(state: RunState) -> Outcome {
     }
 }
 
+/// The audit trail on each engine, from one text: the statements are written in the SQL both dialects share
+/// (`$n` placeholders, which sqlx's SQLite driver binds by number too). `$db` is the engine's sqlx database,
+/// `$reader` and `$writer` the store's pools for reads and writes (one pool on PostgreSQL).
+macro_rules! audit_on {
+    ($store:ty, $db:ty, $reader:ident, $writer:ident) => {
 #[async_trait]
-impl AuditTrail for SqliteStore {
+        impl AuditTrail for $store {
     async fn begin_audit(&self, entry: NewAudit) -> Result<AuditEntry, StoreError> {
         let _timed = self.timed("audit");
         let row = sqlx::query(&format!(
             "INSERT INTO audit (at_ms, actor, role, ip, action, target, params, outcome, host, \
-             environment) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING {AUDIT_COLUMNS}"
+             environment) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) RETURNING {AUDIT_COLUMNS}"
         ))
         .bind(entry.at_ms)
         .bind(&entry.actor)
@@ -184,7 +204,7 @@ impl AuditTrail for SqliteStore {
         .bind(params_json(&entry.params)?)
         .bind(entry.place.as_ref().map(|p| p.host.clone()))
         .bind(entry.place.map(|p| p.environment))
-        .fetch_one(&self.writer)
+        .fetch_one(&self.$writer)
         .await?;
         audit_of(&row)
     }
@@ -198,14 +218,14 @@ impl AuditTrail for SqliteStore {
     ) -> Result<Option<AuditEntry>, StoreError> {
         let _timed = self.timed("audit");
         let row = sqlx::query(&format!(
-            "UPDATE audit SET outcome = ?, detail = ?, finished_ms = ? \
-             WHERE id = ? AND outcome = 'pending' RETURNING {AUDIT_COLUMNS}"
+            "UPDATE audit SET outcome = $1, detail = $2, finished_ms = $3 \
+             WHERE id = $4 AND outcome = 'pending' RETURNING {AUDIT_COLUMNS}"
         ))
         .bind(outcome.as_str())
         .bind(detail)
         .bind(finished_ms)
         .bind(id)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&self.$writer)
         .await?;
         row.as_ref().map(audit_of).transpose()
     }
@@ -218,7 +238,7 @@ impl AuditTrail for SqliteStore {
     ) -> Result<AuditPage, StoreError> {
         let _timed = self.timed("audit");
         let limit = limit.clamp(1, MAX_AUDIT_PAGE);
-        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+        let mut query = sqlx::QueryBuilder::<$db>::new(format!(
             "SELECT {AUDIT_COLUMNS} FROM audit WHERE 1 = 1"
         ));
         if let Some(before) = before {
@@ -254,7 +274,7 @@ impl AuditTrail for SqliteStore {
         query
             .push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
-        let rows = query.build().fetch_all(&self.reader).await?;
+        let rows = query.build().fetch_all(&self.$reader).await?;
         let mut entries = rows.iter().map(audit_of).collect::<Result<Vec<_>, _>>()?;
         let next = if entries.len() > limit {
             entries.truncate(limit);
@@ -269,7 +289,7 @@ impl AuditTrail for SqliteStore {
         let _timed = self.timed("commands");
         let row = sqlx::query(&format!(
             "INSERT INTO command_runs (command, target, params, actor, audit_id, state, started_ms, \
-             host, environment) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?) RETURNING {RUN_COLUMNS}"
+             host, environment) VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8) RETURNING {RUN_COLUMNS}"
         ))
         .bind(&run.command)
         .bind(&run.target)
@@ -279,17 +299,17 @@ impl AuditTrail for SqliteStore {
         .bind(run.started_ms)
         .bind(run.place.as_ref().map(|p| p.host.clone()))
         .bind(run.place.map(|p| p.environment))
-        .fetch_one(&self.writer)
+        .fetch_one(&self.$writer)
         .await?;
         run_of(&row)
     }
 
     async fn finish_run(&self, id: i64, end: RunEnd) -> Result<Option<CommandRun>, StoreError> {
         let _timed = self.timed("commands");
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.$writer.begin().await?;
         let row = sqlx::query(&format!(
-            "UPDATE command_runs SET state = ?, finished_ms = ?, exit_code = ?, detail = ?, \
-             output_lines = ? WHERE id = ? AND state = 'running' RETURNING {RUN_COLUMNS}, audit_id"
+            "UPDATE command_runs SET state = $1, finished_ms = $2, exit_code = $3, detail = $4, \
+             output_lines = $5 WHERE id = $6 AND state = 'running' RETURNING {RUN_COLUMNS}, audit_id"
         ))
         .bind(end.state.as_str())
         .bind(end.finished_ms)
@@ -304,8 +324,8 @@ impl AuditTrail for SqliteStore {
         };
         let audit_id: i64 = row.try_get("audit_id")?;
         sqlx::query(
-            "UPDATE audit SET outcome = ?, detail = ?, finished_ms = ? \
-             WHERE id = ? AND outcome = 'pending'",
+            "UPDATE audit SET outcome = $1, detail = $2, finished_ms = $3 \
+             WHERE id = $4 AND outcome = 'pending'",
         )
         .bind(outcome_of(end.state).as_str())
         .bind(format!("{}: {}", end.state.label(), end.detail))
@@ -320,9 +340,9 @@ impl AuditTrail for SqliteStore {
     async fn interrupt_runs(&self, now_ms: i64) -> Result<Vec<CommandRun>, StoreError> {
         let _timed = self.timed("commands");
         let detail = "Watchpost stopped while it ran";
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.$writer.begin().await?;
         let rows = sqlx::query(&format!(
-            "UPDATE command_runs SET state = 'interrupted', finished_ms = ?, detail = ? \
+            "UPDATE command_runs SET state = 'interrupted', finished_ms = $1, detail = $2 \
              WHERE state = 'running' RETURNING {RUN_COLUMNS}"
         ))
         .bind(now_ms)
@@ -330,7 +350,7 @@ impl AuditTrail for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE audit SET outcome = 'interrupted', detail = ?, finished_ms = ? \
+            "UPDATE audit SET outcome = 'interrupted', detail = $1, finished_ms = $2 \
              WHERE outcome = 'pending'",
         )
         .bind(format!("Interrupted: {detail}"))
@@ -344,10 +364,10 @@ impl AuditTrail for SqliteStore {
     async fn recent_runs(&self, limit: usize) -> Result<Vec<CommandRun>, StoreError> {
         let _timed = self.timed("commands");
         let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM command_runs ORDER BY id DESC LIMIT ?"
+            "SELECT {RUN_COLUMNS} FROM command_runs ORDER BY id DESC LIMIT $1"
         ))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.reader)
+        .fetch_all(&self.$reader)
         .await?;
         rows.iter().map(run_of).collect()
     }
@@ -355,22 +375,24 @@ impl AuditTrail for SqliteStore {
     async fn run(&self, id: i64) -> Result<Option<CommandRun>, StoreError> {
         let _timed = self.timed("commands");
         let row = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM command_runs WHERE id = ?"
+            "SELECT {RUN_COLUMNS} FROM command_runs WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.$reader)
         .await?;
         row.as_ref().map(run_of).transpose()
     }
 }
 
+    };
+}
+
+audit_on!(SqliteStore, sqlx::Sqlite, reader, writer);
+audit_on!(PgStore, sqlx::Postgres, pool, pool);
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn store() -> (tempfile::TempDir, SqliteStore) {
-        crate::sqlite::scratch().await
-    }
 
     fn entry(at_ms: i64, actor: &str, action: &str, target: &str) -> NewAudit {
         NewAudit {
@@ -385,9 +407,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn entries_are_completed_once_and_never_changed_or_deleted() {
-        let (_dir, s) = store().await;
+    async fn entries_are_completed_once_and_never_changed_or_deleted(
+        s: &(impl AuditTrail + crate::RawSql),
+    ) {
         let e = s
             .begin_audit(entry(10, "ana", "command.restart", "shop"))
             .await
@@ -419,16 +441,14 @@ mod tests {
             "UPDATE audit SET outcome = 'failed'",
             "DELETE FROM audit",
         ] {
-            let e = sqlx::query(sql).execute(&s.writer).await.unwrap_err();
+            let e = s.raw_sql(sql).await.unwrap_err();
             assert!(e.to_string().contains("audit"), "{sql}: {e}");
         }
         let page = s.audit(&AuditFilter::default(), None, 10).await.unwrap();
         assert_eq!(page.entries, vec![done]);
     }
 
-    #[tokio::test]
-    async fn filters_narrow_and_pages_continue_below() {
-        let (_dir, s) = store().await;
+    async fn filters_narrow_and_pages_continue_below(s: &impl AuditTrail) {
         for (i, (actor, action, target)) in [
             ("ana", "command.restart", "shop"),
             ("bob", "command.deploy", "shop"),
@@ -451,7 +471,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((ids(&rest), rest.next), (vec![3, 2, 1], None));
-        let s = &s;
         let filter = |f: AuditFilter| async move { ids(&s.audit(&f, None, 10).await.unwrap()) };
         let commands = AuditFilter {
             action: Some("command.".into()),
@@ -482,9 +501,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_run_ends_once_with_its_audit_entry_and_a_crash_leaves_it_interrupted() {
-        let (_dir, s) = store().await;
+    async fn a_run_ends_once_with_its_audit_entry_and_a_crash_leaves_it_interrupted(
+        s: &impl AuditTrail,
+    ) {
         let mut ids = Vec::new();
         for target in ["shop", "blog"] {
             let audit = s
@@ -551,5 +570,42 @@ mod tests {
             s.run(ids[0]).await.unwrap().unwrap().state,
             RunState::Failed
         );
+    }
+
+    #[tokio::test]
+    async fn the_trail_is_append_only_on_sqlite() {
+        let (_dir, s) = crate::sqlite::scratch().await;
+        entries_are_completed_once_and_never_changed_or_deleted(&s).await;
+    }
+
+    #[tokio::test]
+    async fn the_trail_is_append_only_on_postgres() {
+        let scratch = crate::postgres::scratch().await;
+        entries_are_completed_once_and_never_changed_or_deleted(&scratch.store).await;
+    }
+
+    #[tokio::test]
+    async fn audit_filters_on_sqlite() {
+        let (_dir, s) = crate::sqlite::scratch().await;
+        filters_narrow_and_pages_continue_below(&s).await;
+    }
+
+    #[tokio::test]
+    async fn audit_filters_on_postgres() {
+        let scratch = crate::postgres::scratch().await;
+        filters_narrow_and_pages_continue_below(&scratch.store).await;
+    }
+
+    #[tokio::test]
+    async fn runs_on_sqlite() {
+        let (_dir, s) = crate::sqlite::scratch().await;
+        a_run_ends_once_with_its_audit_entry_and_a_crash_leaves_it_interrupted(&s).await;
+    }
+
+    #[tokio::test]
+    async fn runs_on_postgres() {
+        let scratch = crate::postgres::scratch().await;
+        a_run_ends_once_with_its_audit_entry_and_a_crash_leaves_it_interrupted(&scratch.store)
+            .await;
     }
 }

@@ -12,9 +12,12 @@ mod audit;
 pub mod chunk;
 mod deploy;
 mod fleet;
+#[cfg(test)]
+mod history_tests;
 pub mod plan;
 mod postgres;
 mod sqlite;
+mod timing;
 
 pub use accounts::{Accounts, Credentials, SessionUser};
 pub use alerts::{AlertFilter, AlertHistory};
@@ -22,12 +25,18 @@ pub use audit::{AuditTrail, NewAudit, NewRun, Place, RunEnd};
 pub use deploy::{Deployments, NewDeployment};
 pub use fleet::{Agent, Enrolments};
 pub use plan::{Retention, bucket, plan};
-pub use postgres::PgStore;
+pub use postgres::{PgStore, describe as describe_postgres};
 pub use sqlite::{OpenOptions, SqliteStore};
 
 use async_trait::async_trait;
 use shared::{HistoryPoint, LogCursor, LogEntry, LogFilter, LogPage, Tier};
 use std::path::PathBuf;
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+/// A minute is rolled up this long after it ends: points reach the store up to a second late (they are
+/// batched once a second), and this leaves room for a slow batch.
+const ROLLUP_DELAY_MS: i64 = 5_000;
 
 /// The most entries one log page holds.
 pub const MAX_LOG_PAGE: usize = 500;
@@ -78,9 +87,9 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        // SQLITE_FULL (13): out of disk, or past max_page_count.
+        // SQLITE_FULL (13): out of disk, or past max_page_count; PostgreSQL's disk_full (53100).
         if let sqlx::Error::Database(db) = &e
-            && db.code().as_deref() == Some("13")
+            && matches!(db.code().as_deref(), Some("13" | "53100"))
         {
             return StoreError::Full;
         }
@@ -131,6 +140,15 @@ pub struct ReaderScope {
     pub home_host: String,
     pub home_environment: String,
 }
+
+/// Every store trait at once: what a server opens, whichever engine it runs on, and hands to each part as
+/// the one trait that part needs.
+pub trait Database:
+    Store + Accounts + AuditTrail + AlertHistory + Deployments + Enrolments
+{
+}
+
+impl<T: Store + Accounts + AuditTrail + AlertHistory + Deployments + Enrolments> Database for T {}
 
 /// The store every part of Watchpost writes to and reads from.
 #[async_trait]
@@ -184,4 +202,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the store occupies on disk.
     async fn size_bytes(&self) -> Result<u64, StoreError>;
+}
+
+/// SQL run as it is, for tests that check what the database itself refuses (the audit trail's triggers).
+#[cfg(test)]
+#[async_trait]
+pub(crate) trait RawSql {
+    async fn raw_sql(&self, sql: &str) -> Result<u64, sqlx::Error>;
+}
+
+#[cfg(test)]
+#[async_trait]
+impl RawSql for SqliteStore {
+    async fn raw_sql(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query(sql)
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
+}
+
+#[cfg(test)]
+#[async_trait]
+impl RawSql for PgStore {
+    async fn raw_sql(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
+    }
 }

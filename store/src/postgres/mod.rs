@@ -4,11 +4,16 @@
 //! SQLite). Its parts arrive one store trait at a time, each tested against both engines with the same
 //! test body.
 
+mod history;
+
 use crate::StoreError;
+use crate::timing::{Timed, Timings};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -19,10 +24,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// Series name → id, filled as series are first written or read (an id never changes once given).
+    ids: Mutex<HashMap<String, i64>>,
+    /// Calls and total time per operation since start, for the database panel.
+    timings: Timings,
 }
 
 /// The database a URL names, without its password: what messages and logs may say of it.
-pub(crate) fn describe(options: &PgConnectOptions) -> String {
+pub fn describe(options: &PgConnectOptions) -> String {
     format!(
         "postgres://{}@{}:{}/{}",
         options.get_username(),
@@ -67,7 +76,15 @@ impl PgStore {
                 message: other.to_string(),
             },
         })?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            ids: Mutex::default(),
+            timings: Timings::default(),
+        })
+    }
+
+    pub(crate) fn timed(&self, kind: &'static str) -> Timed<'_> {
+        self.timings.start(kind)
     }
 }
 
@@ -111,6 +128,16 @@ pub(crate) async fn scratch() -> Scratch {
         .await
         .expect("the scratch database opens and migrates");
     Scratch { store, name, admin }
+}
+
+#[cfg(test)]
+impl Scratch {
+    /// Another store on the same database: a second Watchpost instance.
+    pub async fn another(&self) -> PgStore {
+        PgStore::connect_with(self.admin.clone().database(&self.name), 4)
+            .await
+            .expect("the scratch database opens again")
+    }
 }
 
 #[cfg(test)]
