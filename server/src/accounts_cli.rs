@@ -1,23 +1,21 @@
-//! `watchpost user …` and `watchpost token …`: account management from the command line, on the data
-//! directory's store (safe while the server runs: SQLite serialises the writes).
+//! `watchpost user …` and `watchpost token …`: account management from the command line, on the store the
+//! configuration names (safe while servers run: SQLite serialises the writes, PostgreSQL's transactions
+//! keep them apart).
 
 use crate::auth::secrets;
 use crate::clock::now_millis;
 use crate::config::{Config, TokenCommand, TokenRole, UserCommand};
-use crate::startup::DATABASE_FILE;
 use anyhow::{Context, bail};
 use shared::{check_password, check_user_name};
 use std::io::{BufRead, IsTerminal};
-use store::{Accounts, OpenOptions, SqliteStore};
 
-async fn open(config: &Config) -> anyhow::Result<SqliteStore> {
-    crate::data_dir::prepare(&config.server.data_dir)
-        .with_context(|| format!("cannot create {}", config.server.data_dir.display()))?;
-    Ok(SqliteStore::open(
-        &config.server.data_dir.join(DATABASE_FILE),
-        &OpenOptions::default(),
-    )
-    .await?)
+async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<dyn store::Database>> {
+    if config.storage.engine == crate::storage::StoreChoice::Embedded {
+        crate::data_dir::prepare(&config.server.data_dir)
+            .with_context(|| format!("cannot create {}", config.server.data_dir.display()))?;
+    }
+    // No quota here: an account change is small, and refusing it on a full store would lock people out.
+    Ok(crate::storage::open(&config.storage.engine, &config.server.data_dir, None).await?)
 }
 
 /// The new password: asked twice without echo on a terminal, else the first line of stdin.
@@ -131,7 +129,7 @@ pub async fn token(config: &Config, command: &TokenCommand) -> anyhow::Result<()
                     "an agent's host belongs to an environment: add --environment ENV (prod, staging, …)"
                 );
             };
-            let (agent, secret) = crate::fleet::enrol(&store, name, environment).await?;
+            let (agent, secret) = crate::fleet::enrol(&*store, name, environment).await?;
             eprintln!(
                 "host '{}' ({}) enrolled; its agent token is shown only now — start the agent on that host with:",
                 agent.name, agent.environment

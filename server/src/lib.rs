@@ -28,13 +28,15 @@ mod notify;
 mod outlet;
 mod sources;
 mod startup;
+mod storage;
 mod tasks;
 mod tls;
 
 pub use accounts_cli::{token as token_command, user as user_command};
 pub use config::{Cli, Command, Config};
 pub use sources::own_logs::{CaptureLayer, OwnLogs, capture_layer};
-pub use startup::{Application, DATABASE_FILE, StartupError};
+pub use startup::{Application, StartupError};
+pub use storage::DATABASE_FILE;
 
 /// What the integration tests reach below the facade: parsing and checking configuration sections, and
 /// writing accounts straight into a store, as the CLI does.

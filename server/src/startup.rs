@@ -28,7 +28,7 @@ use leptos::prelude::*;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use store::{OpenOptions, SqliteStore, StoreError};
+use store::StoreError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -59,9 +59,6 @@ pub enum StartupError {
     #[error("cannot prepare accounts: {0}")]
     Accounts(String),
 }
-
-/// The database file under the data directory.
-pub const DATABASE_FILE: &str = "watchpost.db";
 
 pub struct Application {
     listener: TcpListener,
@@ -113,15 +110,13 @@ impl Application {
             config.stream.client_queue,
         ));
         let outlet = Outlet::local(hub.clone());
-        let store = SqliteStore::open(
-            &config.server.data_dir.join(DATABASE_FILE),
-            &OpenOptions {
-                quota_bytes: config.storage.quota,
-            },
+        let store = crate::storage::open(
+            &config.storage.engine,
+            &config.server.data_dir,
+            config.storage.quota,
         )
         .await?;
         let sampler = HostSampler::new()?;
-        let store = Arc::new(store);
         let tasks = Tasks::new();
         let logs = LogBook::new(
             store.clone(),

@@ -16,6 +16,7 @@ use crate::notify::{NotifyConfig, NotifyFile};
 use crate::sources::postgres::PostgresTarget;
 use crate::sources::scrape::{ScrapeTarget, TargetOptions, attach};
 use crate::sources::tail::TailedFile;
+use crate::storage::{StoreChoice, StoreUrl};
 use runner::spec::{CommandFile, CommandSpec, check_all};
 use serde::de::DeserializeOwned;
 use settings::{SetError, Settings};
@@ -123,7 +124,9 @@ impl Default for StreamSection {
 #[derive(Debug, Clone, Default)]
 pub struct Storage {
     pub retention: Retention,
+    /// The embedded store's limit (a PostgreSQL store's size is its administrator's to limit).
     pub quota: Option<u64>,
+    pub engine: StoreChoice,
 }
 
 /// Sources beyond the host: log files, scrape targets, PostgreSQL databases.
@@ -204,6 +207,20 @@ impl Config {
         attach(&mut scrape, options(&[], &s.scrape_ca_file, &[]))
             .map_err(invalid("scrape-ca-file"))?;
         attach(&mut scrape, options(&[], &[], &s.scrape_label)).map_err(invalid("scrape-label"))?;
+        let engine = match (s.store, &s.store_url_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "store-url-file",
+                    message: "give the store's URL once: --store or --store-url-file, not both"
+                        .into(),
+                });
+            }
+            (Some(url), None) => StoreChoice::Postgres(Box::new(url)),
+            (None, Some(path)) => StoreChoice::Postgres(Box::new(
+                StoreUrl::from_file(path).map_err(invalid("store-url-file"))?,
+            )),
+            (None, None) => StoreChoice::Embedded,
+        };
         let mut postgres = s.postgres;
         for file in &s.postgres_url_file {
             postgres.push(
@@ -257,6 +274,7 @@ impl Config {
                         .unwrap_or(d.storage.retention.security_max),
                 },
                 quota: s.store_quota,
+                engine,
             },
             sources: Sources {
                 tail_logs: s.tail_log,

@@ -8,6 +8,7 @@
 use crate::sources::postgres::{PostgresTarget, PostgresUrlFile};
 use crate::sources::scrape::{ScrapeCaFile, ScrapeLabel, ScrapeTarget, ScrapeTokenFile};
 use crate::sources::tail::TailedFile;
+use crate::storage::StoreUrl;
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -129,6 +130,14 @@ settings! {
         value_delimiter = ','
     )]
     postgres_url_file: Vec<PostgresUrlFile> = from_str,
+    /// Keep the state in a PostgreSQL database, postgres://user@host:port/database, which several
+    /// instances can share (scale-out) [default: the embedded SQLite file in the data directory].
+    #[arg(long, env = "WATCHPOST_STORE")]
+    store: Option<StoreUrl> = from_str,
+    /// As `--store`, with the URL (and its password) in a file: `--store` is visible to every local user in
+    /// `ps`.
+    #[arg(long, env = "WATCHPOST_STORE_URL_FILE")]
+    store_url_file: Option<PathBuf> = from_str,
     /// The most disk space the database may take, e.g. `2GiB`; past it history stops being saved, as on a
     /// full disk [default: no limit].
     #[arg(long, env = "WATCHPOST_STORE_QUOTA", value_parser = parse_size)]

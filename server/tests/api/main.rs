@@ -20,6 +20,7 @@ mod limits;
 mod logs;
 mod notify;
 mod pages;
+mod postgres_store;
 mod scrape;
 mod security;
 mod stream;
