@@ -33,7 +33,7 @@ mod tasks;
 mod tls;
 
 pub use accounts_cli::{token as token_command, user as user_command};
-pub use config::{Cli, Command, Config};
+pub use config::{BusSection, Cli, Command, Config};
 pub use sources::own_logs::{CaptureLayer, OwnLogs, capture_layer};
 pub use startup::{Application, StartupError};
 pub use storage::DATABASE_FILE;

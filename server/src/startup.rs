@@ -58,6 +58,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("cannot prepare accounts: {0}")]
     Accounts(String),
+    #[error(transparent)]
+    Bus(#[from] crate::hub::jetstream::BusError),
 }
 
 pub struct Application {
@@ -103,13 +105,35 @@ impl Application {
         // Built in dependency order: the hub and the outlet first, then the consumers that subscribe to the
         // outlet (alert engine, history recorder), then the sources that feed it.
         let interval_ms = config.sampling.interval.as_millis() as u64;
-        let hub = Arc::new(Hub::new(
-            config.server.environment.clone(),
-            interval_ms,
-            config.stream.replay_buffer,
-            config.stream.client_queue,
-        ));
-        let outlet = Outlet::local(hub.clone());
+        let (hub, outlet, bus_health) = match &config.stream.bus {
+            None => {
+                let hub = Arc::new(Hub::new(
+                    config.server.environment.clone(),
+                    interval_ms,
+                    config.stream.replay_buffer,
+                    config.stream.client_queue,
+                ));
+                (hub.clone(), Outlet::local(hub), None)
+            }
+            Some(bus) => {
+                let connected = crate::hub::jetstream::connect(crate::hub::jetstream::BusConfig {
+                    url: bus.url.clone(),
+                    stream: bus.stream.clone(),
+                    max_messages: config.stream.replay_buffer,
+                })
+                .await?;
+                let hub = Arc::new(Hub::with_seed(
+                    config.server.environment.clone(),
+                    interval_ms,
+                    config.stream.replay_buffer,
+                    config.stream.client_queue,
+                    connected.seed(),
+                ));
+                let bus = connected.start(hub.clone()).await;
+                let health = bus.health.clone();
+                (hub.clone(), Outlet::new(Arc::new(bus), hub), Some(health))
+            }
+        };
         let store = crate::storage::open(
             &config.storage.engine,
             &config.server.data_dir,
@@ -272,6 +296,7 @@ impl Application {
             },
             started: Instant::now(),
             trusted: trusted.clone(),
+            bus: crate::http::BusStatus(bus_health),
         };
         let ports = ServerPorts {
             hub,

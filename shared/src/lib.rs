@@ -415,6 +415,10 @@ pub struct HealthzReport {
     /// Resident set size of the server process in bytes, as of the last sample.
     pub rss_bytes: Option<u64>,
     pub storage: StorageHealth,
+    /// The NATS event bus (scale-out): `ok`, or `unreachable` while this instance cannot publish to or
+    /// consume from it; absent in one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
 }
 
 /// The store as `/healthz` reports it.
@@ -572,6 +576,7 @@ mod tests {
                 last_write_ms: Some(4),
                 db_bytes: Some(4096),
             },
+            bus: Some("unreachable".into()),
         };
         let back: HealthzReport =
             serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();

@@ -102,6 +102,8 @@ impl Default for Sampling {
 /// The live streams.
 #[derive(Debug, Clone)]
 pub struct StreamSection {
+    /// NATS JetStream, when events go over it (scale-out); `None`: in-process.
+    pub bus: Option<BusSection>,
     pub replay_buffer: usize,
     pub client_queue: usize,
     pub keepalive: Duration,
@@ -112,12 +114,20 @@ pub struct StreamSection {
 impl Default for StreamSection {
     fn default() -> Self {
         StreamSection {
+            bus: None,
             replay_buffer: 4096,
             client_queue: 256,
             keepalive: Duration::from_secs(15),
             max_streams_per_user: 8,
         }
     }
+}
+
+/// Where the event bus is: NATS (`nats://host:port`) and the JetStream stream's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusSection {
+    pub url: String,
+    pub stream: String,
 }
 
 /// What the store keeps, and how much room it may take.
@@ -221,6 +231,31 @@ impl Config {
             )),
             (None, None) => StoreChoice::Embedded,
         };
+        let bus = match s.bus {
+            Some(url) => {
+                if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+                    return Err(ConfigError::Invalid {
+                        name: "bus",
+                        message: format!("'{url}' is not a NATS URL like nats://127.0.0.1:4222"),
+                    });
+                }
+                let stream = s.bus_stream.unwrap_or_else(|| "watchpost".into());
+                if stream.is_empty()
+                    || !stream
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(ConfigError::Invalid {
+                        name: "bus-stream",
+                        message: format!(
+                            "'{stream}': a stream name is letters, digits, '-' and '_'"
+                        ),
+                    });
+                }
+                Some(BusSection { url, stream })
+            }
+            None => None,
+        };
         let mut postgres = s.postgres;
         for file in &s.postgres_url_file {
             postgres.push(
@@ -255,6 +290,7 @@ impl Config {
                 offline_after: s.offline_after.unwrap_or(d.sampling.offline_after),
             },
             stream: StreamSection {
+                bus,
                 replay_buffer: s.replay_buffer.unwrap_or(d.stream.replay_buffer),
                 client_queue: s.client_queue.unwrap_or(d.stream.client_queue),
                 keepalive: s.keepalive.unwrap_or(d.stream.keepalive),

@@ -130,6 +130,13 @@ settings! {
         value_delimiter = ','
     )]
     postgres_url_file: Vec<PostgresUrlFile> = from_str,
+    /// Carry events over NATS JetStream, nats://host:port, so several instances behind a load balancer
+    /// serve the same events and a browser may resume on any of them [default: in-process].
+    #[arg(long, env = "WATCHPOST_BUS")]
+    bus: Option<String> = from_str,
+    /// The JetStream stream's name on the bus [default: watchpost].
+    #[arg(long, env = "WATCHPOST_BUS_STREAM")]
+    bus_stream: Option<String> = from_str,
     /// Keep the state in a PostgreSQL database, postgres://user@host:port/database, which several
     /// instances can share (scale-out) [default: the embedded SQLite file in the data directory].
     #[arg(long, env = "WATCHPOST_STORE")]

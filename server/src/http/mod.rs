@@ -81,7 +81,12 @@ pub struct AppState {
     pub started: Instant,
     /// Proxies whose forwarding headers give the client's address.
     pub trusted: client_addr::TrustedProxies,
+    pub bus: BusStatus,
 }
+
+/// The NATS bus's health, when events go over one (scale-out); `None` in one process.
+#[derive(Clone)]
+pub struct BusStatus(pub Option<Arc<crate::hub::jetstream::BusHealth>>);
 
 /// The whole router: the live routes, the JSON API, `--demo`'s sample API when `demo`, and the web app, inside
 /// the middleware every request passes.

@@ -9,6 +9,7 @@
 //! Where sequence numbers come from is the [`bus`]: in one process the hub numbers events itself.
 
 pub mod bus;
+pub mod jetstream;
 
 use crate::clock::{now_micros, now_millis};
 use bytes::Bytes;

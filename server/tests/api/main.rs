@@ -7,6 +7,7 @@ mod admin;
 mod alerts;
 mod api_perf;
 mod bad_input;
+mod bus;
 mod cli;
 mod commands;
 mod database;
