@@ -293,6 +293,7 @@ impl Application {
                 keepalive: config.stream.keepalive,
                 shutdown: tasks.token().clone(),
                 streams,
+                shared_bus: config.stream.bus.is_some(),
             },
             started: Instant::now(),
             trusted: trusted.clone(),

@@ -38,7 +38,12 @@ pub struct StreamConfig {
     pub shutdown: CancellationToken,
     /// Every open stream, so that ending a credential ends its streams (and the per-user limit).
     pub streams: Arc<OpenStreams>,
+    /// Events come over a bus other instances share: a resume may wait for this one to catch up.
+    pub shared_bus: bool,
 }
+
+/// How long a resume waits for this instance to apply the id a browser brings from another one.
+const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// `GET /api/events`: the live stream.
 pub async fn events(
@@ -56,6 +61,11 @@ pub async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    if cfg.shared_bus
+        && let Some(id) = last_event_id
+    {
+        cfg.hub.reach(id, CATCH_UP).await;
+    }
     let subscription = cfg.hub.subscribe(last_event_id, &access);
     let body = Body::from_stream(frames(cfg, subscription, access, ticket));
     (
@@ -204,6 +214,7 @@ mod tests {
             keepalive: Duration::from_secs(60),
             shutdown: CancellationToken::new(),
             streams: OpenStreams::new(4),
+            shared_bus: false,
         };
         let viewer = Access::uniform(Role::Viewer);
         let stream = frames(cfg, hub.subscribe(None, &viewer), viewer.clone(), None);
@@ -239,6 +250,7 @@ mod tests {
             keepalive: Duration::from_secs(60),
             shutdown: shutdown.clone(),
             streams: OpenStreams::new(4),
+            shared_bus: false,
         };
         let viewer = Access::uniform(Role::Viewer);
         let stream = frames(cfg, hub.subscribe(None, &viewer), viewer.clone(), None);

@@ -200,6 +200,33 @@ impl Hub {
         let _ = self.live.send(frame);
     }
 
+    /// Waits, at most `within`, until the hub has applied the event with id `seq`: with a shared bus, a
+    /// browser may resume on an instance that is a moment behind the one it came from, and a snapshot from
+    /// before what the browser already showed would take its dashboard back in time. Returns whether it
+    /// got there.
+    pub async fn reach(&self, seq: u64, within: std::time::Duration) -> bool {
+        let mut live = self.live.subscribe();
+        if self.lock().head >= seq {
+            return true;
+        }
+        tokio::time::timeout(within, async {
+            loop {
+                match live.recv().await {
+                    Ok(frame) if frame.seq >= seq => return true,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if self.lock().head >= seq {
+                            return true;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return false,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// Subscribes a stream of a reader with `access`. `last_event_id` is the browser's `Last-Event-ID`, if
     /// it sent one.
     pub fn subscribe(&self, last_event_id: Option<u64>, access: &Access) -> Subscription {
@@ -677,6 +704,38 @@ pub(crate) mod tests {
         assert_eq!(
             replayed(hub.subscribe(Some(boot + 10), &Access::uniform(Role::Viewer))),
             vec![boot + 11]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resume_waits_for_an_id_the_hub_has_not_applied_yet() {
+        let hub = Arc::new(hub(8));
+        let head = snapshot_seq(hub.subscribe(None, &Access::uniform(Role::Viewer)));
+        assert!(
+            hub.reach(head, std::time::Duration::ZERO).await,
+            "reached already"
+        );
+        let later = hub.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            for seq in [head + 1, head + 2] {
+                later.ingest(Envelope {
+                    seq,
+                    at_ms: 1,
+                    scope: Scope {
+                        environment: "test".into(),
+                        host: None,
+                    },
+                    event: health(1.0),
+                });
+            }
+        });
+        assert!(hub.reach(head + 2, std::time::Duration::from_secs(5)).await);
+        assert_eq!(hub.head(), head + 2);
+        assert!(
+            !hub.reach(head + 3, std::time::Duration::from_millis(20))
+                .await,
+            "an id never applied is given up on"
         );
     }
 
