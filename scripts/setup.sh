@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Watchpost needs, each step skipped quickly when already done.
 #   scripts/setup.sh            toolchain for building and running
-#   scripts/setup.sh --browser  also what the tests need: Debian's Chromium for the end-to-end tests, and
-#                               Debian's prometheus package for its promtool (a test checks /metrics with it)
+#   scripts/setup.sh --browser  also what the tests need: Debian's Chromium for the end-to-end tests,
+#                               Debian's prometheus package for its promtool (a test checks /metrics with it),
+#                               and Debian's haproxy (the scale-out convergence test balances over it)
 # Nothing here downloads a prebuilt binary from outside crates.io, npm, Debian or rustup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +62,11 @@ fi
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then
   say "installing Debian's chromium"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
+if [ "${1:-}" = "--browser" ] && ! command -v haproxy >/dev/null; then
+  say "installing Debian's haproxy, for the scale-out convergence test"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy
 fi
 
 if [ "${1:-}" = "--browser" ] && ! command -v promtool >/dev/null; then

@@ -1,62 +1,10 @@
 //! The event bus on NATS JetStream (`--bus`): two instances on the machine's NATS (127.0.0.1:4222, or
 //! `WATCHPOST_TEST_NATS`), each test with a stream of its own, deleted when it ends.
 
+use crate::engines::ScratchStream;
 use crate::helpers::{Events, PATIENCE, TestApp, next_envelope, spawn_app_in};
 use serde_json::json;
-use server::BusSection;
 use shared::{Envelope, Event};
-
-/// A stream of the test's own on the machine's NATS, deleted when this is dropped.
-struct ScratchStream {
-    url: String,
-    name: String,
-}
-
-impl ScratchStream {
-    fn new(tag: &str) -> ScratchStream {
-        let url =
-            std::env::var("WATCHPOST_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros());
-        let name = format!("wp_test_{tag}_{}_{stamp}", std::process::id());
-        ScratchStream { url, name }
-    }
-
-    fn section(&self) -> BusSection {
-        BusSection {
-            url: self.url.clone(),
-            stream: self.name.clone(),
-        }
-    }
-
-    /// Deletes the stream now, as a NATS that lost its storage would.
-    async fn delete(&self) {
-        let client = async_nats::connect(&self.url).await.expect("NATS answers");
-        let js = async_nats::jetstream::new(client);
-        let _ = js.delete_stream(&self.name).await;
-    }
-}
-
-impl Drop for ScratchStream {
-    fn drop(&mut self) {
-        let (url, name) = (self.url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                if let Ok(client) = async_nats::connect(&url).await {
-                    let _ = async_nats::jetstream::new(client)
-                        .delete_stream(&name)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 async fn instance(bus: &ScratchStream, dir: &std::path::Path) -> TestApp {
     spawn_app_in(dir, |c| c.stream.bus = Some(bus.section())).await

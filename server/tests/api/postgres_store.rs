@@ -1,85 +1,15 @@
 //! The store on PostgreSQL (`--store`): the real binary against a database of the test's own on the
 //! machine's PostgreSQL (127.0.0.1:5432, or `WATCHPOST_TEST_POSTGRES`), removed when the test ends.
 
+use crate::engines::ScratchDatabase;
 use crate::helpers::{PATIENCE, get_json, http_client, sign_in, start_binary};
 use serde_json::json;
 use shared::{AuditPage, Deployment, HistorySeries, LogPage};
-use sqlx::ConnectOptions;
-use sqlx::postgres::PgConnectOptions;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_watchpost");
-
-/// A database of the test's own, dropped (with its connections) when this is.
-struct ScratchDatabase {
-    url: String,
-    name: String,
-    admin: PgConnectOptions,
-}
-
-impl ScratchDatabase {
-    async fn new() -> ScratchDatabase {
-        let admin_url = std::env::var("WATCHPOST_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin = PgConnectOptions::from_str(&admin_url).expect("a PostgreSQL URL");
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros());
-        let name = format!("watchpost_test_server_{}_{stamp}", std::process::id());
-        let mut conn = admin
-            .connect()
-            .await
-            .expect("the machine's PostgreSQL answers");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("a database of the test's own");
-        let url = format!(
-            "postgres://{}@{}:{}/{name}",
-            admin.get_username(),
-            admin.get_host(),
-            admin.get_port()
-        );
-        ScratchDatabase { url, name, admin }
-    }
-
-    async fn count(&self, table: &str) -> i64 {
-        let mut conn = self
-            .admin
-            .clone()
-            .database(&self.name)
-            .connect()
-            .await
-            .expect("the scratch database answers");
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&mut conn)
-            .await
-            .expect("the table is there")
-    }
-}
-
-impl Drop for ScratchDatabase {
-    fn drop(&mut self) {
-        let (name, admin) = (self.name.clone(), self.admin.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                if let Ok(mut conn) = admin.connect().await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 /// The CLI with `WATCHPOST_STORE` set, `stdin` given; its output.
 fn cli(store: &str, args: &[&str], stdin: &str) -> Output {
