@@ -15,7 +15,7 @@ use crate::http::client_addr::TrustedProxies;
 use crate::http::sse::StreamConfig;
 use crate::http::{AppState, ServerPorts};
 use crate::hub::Hub;
-use crate::lease::LocalLeases;
+use crate::lease::{KvLeases, Leases, LocalLeases};
 use crate::logs::LogBook;
 use crate::outlet::Outlet;
 use crate::sources::host::{Collector, CollectorError, CollectorStatus, HostSampler};
@@ -62,6 +62,9 @@ pub enum StartupError {
     Bus(#[from] crate::hub::jetstream::BusError),
 }
 
+/// How long a lease held across instances outlives its holder: another instance takes over within it.
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -105,7 +108,7 @@ impl Application {
         // Built in dependency order: the hub and the outlet first, then the consumers that subscribe to the
         // outlet (alert engine, history recorder), then the sources that feed it.
         let interval_ms = config.sampling.interval.as_millis() as u64;
-        let (hub, outlet, bus_health) = match &config.stream.bus {
+        let (hub, outlet, bus_health, leases) = match &config.stream.bus {
             None => {
                 let hub = Arc::new(Hub::new(
                     config.server.environment.clone(),
@@ -113,7 +116,8 @@ impl Application {
                     config.stream.replay_buffer,
                     config.stream.client_queue,
                 ));
-                (hub.clone(), Outlet::local(hub), None)
+                let leases: Arc<dyn Leases> = Arc::new(LocalLeases::default());
+                (hub.clone(), Outlet::local(hub), None, leases)
             }
             Some(bus) => {
                 let connected = crate::hub::jetstream::connect(crate::hub::jetstream::BusConfig {
@@ -129,9 +133,24 @@ impl Application {
                     config.stream.client_queue,
                     connected.seed(),
                 ));
+                let leases: Arc<dyn Leases> = KvLeases::open(
+                    connected.context(),
+                    &format!("{}_leases", bus.stream),
+                    LEASE_TTL,
+                )
+                .await
+                .map_err(|message| crate::hub::jetstream::BusError::JetStream {
+                    url: bus.url.clone(),
+                    message,
+                })?;
                 let bus = connected.start(hub.clone()).await;
                 let health = bus.health.clone();
-                (hub.clone(), Outlet::new(Arc::new(bus), hub), Some(health))
+                (
+                    hub.clone(),
+                    Outlet::new(Arc::new(bus), hub),
+                    Some(health),
+                    leases,
+                )
             }
         };
         let store = crate::storage::open(
@@ -220,7 +239,7 @@ impl Application {
             audit.clone(),
             deploys.clone(),
             outlet.clone(),
-            Arc::new(LocalLeases::default()),
+            leases,
             RunLogs {
                 dir: config.server.data_dir.join("commands"),
                 keep: config.storage.retention.logs,

@@ -13,7 +13,7 @@ pub mod remote;
 use crate::audit::AuditLog;
 use crate::clock::now_millis;
 use crate::deploy::DeployBook;
-use crate::lease::{Holder, Lease, Leases};
+use crate::lease::{Holder, Lease, Leases, Refusal};
 use crate::outlet::Outlet;
 use crate::tasks::Tasks;
 use collect::wire::{Order, Report};
@@ -288,7 +288,10 @@ impl Commands {
         };
         let started_ms = now_millis();
         let lease = if spec.info.exclusive {
-            Some(self.reserve(place.as_ref(), target, caller, name, started_ms)?)
+            Some(
+                self.reserve(place.as_ref(), target, caller, name, started_ms)
+                    .await?,
+            )
         } else {
             None
         };
@@ -497,7 +500,7 @@ impl Commands {
         Ok(run)
     }
 
-    fn reserve(
+    async fn reserve(
         &self,
         place: Option<&Place>,
         target: &str,
@@ -521,11 +524,17 @@ impl Commands {
         self.inner
             .leases
             .acquire(&key, holder)
-            .map_err(|holder| CommandError::Busy {
-                target: shown,
-                actor: holder.who,
-                command: holder.what,
-                started: crate::clock::rfc3339(holder.since_ms),
+            .await
+            .map_err(|refusal| match refusal {
+                Refusal::Held(holder) => CommandError::Busy {
+                    target: shown,
+                    actor: holder.who,
+                    command: holder.what,
+                    started: crate::clock::rfc3339(holder.since_ms),
+                },
+                Refusal::Unavailable(why) => CommandError::Internal(format!(
+                    "{shown} cannot be reserved, so nothing ran: the lease store is unreachable ({why})"
+                )),
             })
     }
 

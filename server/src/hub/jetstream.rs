@@ -198,6 +198,11 @@ impl Connected {
         }
     }
 
+    /// The JetStream context, for the other things kept on NATS (the leases' bucket).
+    pub fn context(&self) -> &jetstream::Context {
+        &self.context
+    }
+
     /// The seed for this instance's hub: just below the stream's first id, so every message is applied.
     pub fn seed(&self) -> u64 {
         self.base

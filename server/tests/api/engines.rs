@@ -117,9 +117,10 @@ impl Drop for ScratchStream {
                 .expect("a runtime");
             runtime.block_on(async move {
                 if let Ok(client) = async_nats::connect(&url).await {
-                    let _ = async_nats::jetstream::new(client)
-                        .delete_stream(&name)
-                        .await;
+                    let js = async_nats::jetstream::new(client);
+                    // The events, and the leases' bucket the instances made beside them.
+                    let _ = js.delete_stream(&name).await;
+                    let _ = js.delete_stream(format!("KV_{name}_leases")).await;
                 }
             });
         })
