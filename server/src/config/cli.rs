@@ -27,7 +27,7 @@ pub enum Command {
     Serve,
     /// Print the effective configuration and exit.
     CheckConfig,
-    /// Manage user accounts in the data directory's store.
+    /// Manage user accounts in the store (the data directory's, or `--store`).
     #[command(subcommand)]
     User(UserCommand),
     /// Manage API tokens (for log ingest and agents).

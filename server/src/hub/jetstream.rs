@@ -107,9 +107,9 @@ pub async fn connect(config: BusConfig) -> Result<Connected, BusError> {
     let client = async_nats::ConnectOptions::new()
         .name("watchpost")
         .connection_timeout(Duration::from_secs(5))
-        // Keep trying after a later loss: the instance stays up and reports `degraded` meanwhile.
+        // Keep trying after a later loss: the instance stays up and reports `degraded` meanwhile. At start
+        // there is no retrying: a NATS that does not answer is an error naming it, and no start.
         .max_reconnects(None)
-        .retry_on_initial_connect()
         .connect(address);
     let client = tokio::time::timeout(Duration::from_secs(10), client)
         .await

@@ -247,3 +247,37 @@ async fn an_instance_outlives_a_nats_restart() {
     assert!(after > before);
     app.stop().await;
 }
+
+/// A bus that does not answer at start is one line on stderr naming it, and a non-zero exit.
+#[test]
+fn a_bus_that_does_not_answer_is_one_line_and_a_non_zero_exit() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_watchpost"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--bus",
+            &format!("nats://127.0.0.1:{port}"),
+        ])
+        .env("WATCHPOST_DATA_DIR", data.path())
+        .env_remove("WATCHPOST_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("watchpost:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(&format!("cannot reach NATS at nats://127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
