@@ -24,7 +24,7 @@ fn run_in(data: &Path, args: &[&str]) -> Output {
 }
 
 /// Asserts the run failed with exactly one `watchpost:` error line and no panic; returns that line.
-fn the_one_error_line(out: &Output) -> String {
+pub(crate) fn the_one_error_line(out: &Output) -> String {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let errors: Vec<&str> = stderr
