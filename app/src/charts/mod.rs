@@ -12,11 +12,14 @@ use charming::element::{
     MarkLineData, MarkLineVariant, SplitLine, Symbol, TextStyle, Tooltip, Trigger,
 };
 use charming::series::Line;
-use charming::{Chart, Echarts, WasmRenderer};
 use leptos::prelude::*;
+pub(crate) use option::Chart;
+use option::Echarts;
 use shared::{HistorySeries, Metric};
 use std::cell::RefCell;
 use std::rc::Rc;
+
+mod option;
 
 /// Creates the chart in the element `id` and keeps it up to date with `option`, which may read signals.
 pub fn mount(id: &'static str, option: impl Fn(bool) -> Chart + 'static) {
@@ -26,18 +29,18 @@ pub fn mount(id: &'static str, option: impl Fn(bool) -> Chart + 'static) {
     Effect::new(move |_| {
         let option = option(dark);
         let mut chart = chart.borrow_mut();
-        match chart.as_ref() {
-            Some(echarts) => WasmRenderer::update(echarts, &option),
-            None => match WasmRenderer::new_opt(None, None).render(id, &option) {
-                Ok(echarts) => *chart = Some(echarts),
-                Err(e) => leptos::logging::error!("cannot draw chart {id}: {e:?}"),
-            },
+        let drawn = match chart.as_ref() {
+            Some(echarts) => option::update(echarts, &option),
+            None => option::draw(id, &option).map(|echarts| *chart = Some(echarts)),
+        };
+        if let Err(e) = drawn {
+            leptos::logging::error!("cannot draw chart {id}: {e}");
         }
     });
     let resized = handle.clone();
     let listener = window_event_listener(leptos::ev::resize, move |_| {
         if let Some(echarts) = resized.borrow().as_ref() {
-            echarts.resize(wasm_bindgen::JsValue::UNDEFINED);
+            echarts.resize();
         }
     });
     // A chart whose component goes away (the range changed, say) releases its canvas and listeners.
@@ -45,20 +48,9 @@ pub fn mount(id: &'static str, option: impl Fn(bool) -> Chart + 'static) {
     on_cleanup(move || {
         listener.remove();
         if let Some(echarts) = handle.borrow_mut().take() {
-            dispose(&echarts);
+            echarts.dispose();
         }
     });
-}
-
-fn dispose(echarts: &Echarts) {
-    use wasm_bindgen::JsCast;
-    let this: &wasm_bindgen::JsValue = echarts.as_ref();
-    if let Some(dispose) = js_sys::Reflect::get(this, &"dispose".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-    {
-        let _ = dispose.call0(this);
-    }
 }
 
 fn prefers_dark() -> bool {

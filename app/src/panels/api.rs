@@ -288,9 +288,9 @@ fn RouteTable(newest: Memo<Option<ApiPoint>>) -> impl IntoView {
 /// This panel's chart options (browser-only).
 #[cfg(feature = "hydrate")]
 pub(crate) mod chart {
+    use crate::charts::Chart;
     use crate::charts::{deploy_marks, line_chart, palette, time_axis, value_axis};
     use crate::series::Mark;
-    use charming::Chart;
     use charming::element::*;
     use charming::series::Line;
 

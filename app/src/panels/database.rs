@@ -203,8 +203,8 @@ fn DbCharts(current: Memo<Option<DbReading>>) -> impl IntoView {
 /// This panel's chart options (browser-only).
 #[cfg(feature = "hydrate")]
 pub(crate) mod chart {
+    use crate::charts::Chart;
     use crate::charts::{category_axis, palette, value_axis, with_empty_note};
-    use charming::Chart;
     use charming::component::Grid;
     use charming::element::*;
 

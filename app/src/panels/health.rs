@@ -278,8 +278,8 @@ fn HistoryTrend(range: TimeRange) -> impl IntoView {
 /// This panel's chart options (browser-only).
 #[cfg(feature = "hydrate")]
 pub(crate) mod chart {
+    use crate::charts::Chart;
     use crate::charts::{level_color, line_chart, palette, percent_axis};
-    use charming::Chart;
     use charming::component::Axis;
     use charming::element::*;
     use charming::series::{Gauge, GaugeDetail, GaugeProgress, GaugeTitle, Line};
