@@ -24,6 +24,27 @@ pub fn with_hashed_names(mut options: LeptosOptions) -> LeptosOptions {
     options
 }
 
+/// The dashboard's own build of the app (`pkg/watchpost-dashboard.<hash>.wasm` and `.js`), which carries no
+/// other page: scripts/build.sh makes it beside cargo-leptos's build of the whole app and lists its hashes
+/// in this file, in the site root, as cargo-leptos does for its own.
+pub const DASHBOARD_OUTPUT: &str = "watchpost-dashboard";
+pub const DASHBOARD_HASH_FILE: &str = "hash-dashboard.txt";
+
+/// Options whose hydration scripts load the dashboard's own build, when the site has one. A site without it
+/// (`cargo leptos watch`) sends the whole app with every page, the dashboard too.
+pub fn dashboard_build(options: &LeptosOptions) -> Option<LeptosOptions> {
+    let hash_file = Path::new(options.site_root.as_ref()).join(DASHBOARD_HASH_FILE);
+    if !hash_file.is_file() {
+        return None;
+    }
+    let hash_file = std::path::absolute(&hash_file).unwrap_or(hash_file);
+    let mut options = options.clone();
+    options.output_name = DASHBOARD_OUTPUT.into();
+    options.hash_files = true;
+    options.hash_file = hash_file.to_string_lossy().into();
+    Some(options)
+}
+
 /// The ECharts bundle's path as the page references it: `/echarts.<hash>.js` from the site root, or the plain
 /// name when none is there. Looked up per page, as leptos reads its hash file per page: a listing of a
 /// folder of a few files, and a site rebuilt under a running server is followed.

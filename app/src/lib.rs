@@ -32,12 +32,18 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, StaticSegment};
 
 /// The HTML document around the app. ECharts is a classic script ahead of the hydration scripts, because
-/// charming's renderer binds to the global `echarts` it defines. Every static file is asked for by its
+/// the charts draw with the global `echarts` it defines. Every static file is asked for by its
 /// content-hashed name ([`assets`]).
 #[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     content_security_policy();
     let echarts = assets::echarts_src(&options);
+    // The dashboard gets its own build of the app, without the other pages' code; every other page the
+    // whole app.
+    let dashboard = use_context::<http::request::Parts>()
+        .filter(|request| request.uri.path() == "/")
+        .and_then(|_| assets::dashboard_build(&options));
+    let scripts = dashboard.unwrap_or_else(|| options.clone());
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -49,7 +55,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <HashedStylesheet options=options.clone() id="leptos" />
                 <script src=echarts></script>
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                <HydrationScripts options=scripts />
                 <MetaTags />
             </head>
             <body>
@@ -84,6 +90,8 @@ fn content_security_policy() {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    #[cfg(feature = "dashboard-only")]
+    pages::elsewhere::note_loaded_path();
     view! {
         <Title text="Watchpost" />
         <Router>
@@ -92,13 +100,36 @@ pub fn App() -> impl IntoView {
                 // current values in place, even to a browser without scripts; streamed out-of-order chunks
                 // would need a script to swap them in.
                 <Route path=StaticSegment("") view=pages::dashboard::Dashboard ssr=SsrMode::Async />
-                <Route path=StaticSegment("login") view=pages::account::LoginPage />
-                <Route path=StaticSegment("setup") view=pages::account::SetupPage />
-                <Route path=StaticSegment("admin") view=pages::admin::AdminPage />
-                <Route path=StaticSegment("audit") view=pages::audit::AuditPage />
-                <Route path=StaticSegment("alerts") view=pages::alerts::AlertsPage ssr=SsrMode::Async />
-                <Route path=StaticSegment("hosts") view=pages::hosts::HostsPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("login") view=routed::LoginPage />
+                <Route path=StaticSegment("setup") view=routed::SetupPage />
+                <Route path=StaticSegment("admin") view=routed::AdminPage />
+                <Route path=StaticSegment("audit") view=routed::AuditPage />
+                <Route path=StaticSegment("alerts") view=routed::AlertsPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("hosts") view=routed::HostsPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }
+}
+
+/// The pages this build hydrates. The server renders every page; the browser gets one of two builds of the
+/// app: the dashboard's own (feature `dashboard-only`, sent with `/`), which holds no other page, and the
+/// whole app (every other page). A page the dashboard's build lacks is loaded from the server when a link
+/// leads to it ([`elsewhere`]), so the dashboard's first load carries none of their code (issue 18).
+#[cfg(not(feature = "dashboard-only"))]
+mod routed {
+    pub use crate::pages::account::{LoginPage, SetupPage};
+    pub use crate::pages::admin::AdminPage;
+    pub use crate::pages::alerts::AlertsPage;
+    pub use crate::pages::audit::AuditPage;
+    pub use crate::pages::hosts::HostsPage;
+}
+
+#[cfg(feature = "dashboard-only")]
+mod routed {
+    pub use crate::pages::elsewhere::Elsewhere as LoginPage;
+    pub use crate::pages::elsewhere::Elsewhere as SetupPage;
+    pub use crate::pages::elsewhere::Elsewhere as AdminPage;
+    pub use crate::pages::elsewhere::Elsewhere as AuditPage;
+    pub use crate::pages::elsewhere::Elsewhere as AlertsPage;
+    pub use crate::pages::elsewhere::Elsewhere as HostsPage;
 }

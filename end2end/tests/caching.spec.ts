@@ -18,13 +18,22 @@ test('a second visit downloads no static file', async ({ page, dashboard }) => {
   await expect(dashboard.connection).toHaveAttribute('data-state', 'live');
   const first = seen.filter((r) => isStatic(r.url));
   const names = first.map((r) => new URL(r.url).pathname);
-  expect(names.some((n) => /^\/pkg\/watchpost\.[\w-]{22}\.wasm$/.test(n)), names.join(' ')).toBe(true);
-  expect(names.some((n) => /^\/pkg\/watchpost\.[\w-]{22}\.js$/.test(n)), names.join(' ')).toBe(true);
+  // The dashboard's own build of the app (scripts/dashboard-build.sh names it by a hex hash).
+  expect(names.some((n) => /^\/pkg\/watchpost-dashboard\.[0-9a-f]{20}\.wasm$/.test(n)), names.join(' ')).toBe(true);
+  expect(names.some((n) => /^\/pkg\/watchpost-dashboard\.[0-9a-f]{20}\.js$/.test(n)), names.join(' ')).toBe(true);
   expect(names.some((n) => /^\/pkg\/watchpost\.[\w-]{22}\.css$/.test(n)), names.join(' ')).toBe(true);
   expect(names.some((n) => /^\/echarts\.\w{8}\.js$/.test(n)), names.join(' ')).toBe(true);
 
+  // Another page loads the whole app (cargo-leptos's build, named by its own hash) the first time.
+  await page.goto('/alerts');
+  const whole = seen.map((r) => new URL(r.url).pathname);
+  expect(whole.some((n) => /^\/pkg\/watchpost\.[\w-]{22}\.wasm$/.test(n)), whole.join(' ')).toBe(true);
+  expect(whole.some((n) => /^\/pkg\/watchpost\.[\w-]{22}\.js$/.test(n)), whole.join(' ')).toBe(true);
+
   seen.length = 0;
   // A link followed, not a reload: a reload asks the browser to revalidate what it holds.
+  await page.goto('/');
+  await expect(dashboard.connection).toHaveAttribute('data-state', 'live');
   await page.goto('/alerts');
   await page.goto('/');
   await expect(dashboard.connection).toHaveAttribute('data-state', 'live');

@@ -6,4 +6,6 @@ pub mod admin;
 pub mod alerts;
 pub mod audit;
 pub mod dashboard;
+#[cfg(feature = "dashboard-only")]
+pub mod elsewhere;
 pub mod hosts;

@@ -235,6 +235,77 @@ async fn hashed_static_files_are_referenced_by_the_page_and_kept_for_a_year() {
     );
 }
 
+/// A site with the dashboard's own build beside the whole app's (`scripts/dashboard-build.sh`): the dashboard
+/// loads that build and not the whole app, every other page the whole app (which holds them); both with the
+/// same stylesheet, and a year of caching for the dashboard's files too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_loads_its_own_build_and_other_pages_the_whole_app() {
+    const HASH: &str = "Wa3_9aZ-0qWmLr7tYb2c1Q";
+    const DASHBOARD: &str = "5f0c2a9d41e7b3c8a6d2";
+    let site = hashed_site(HASH);
+    for ext in ["js", "wasm", "css"] {
+        std::fs::write(site.path().join(format!("pkg/watchpost.{HASH}.{ext}")), ext).unwrap();
+    }
+    for ext in ["js", "wasm"] {
+        std::fs::write(
+            site.path()
+                .join(format!("pkg/watchpost-dashboard.{DASHBOARD}.{ext}")),
+            ext,
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        site.path().join("hash-dashboard.txt"),
+        format!("js: {DASHBOARD}\nwasm: {DASHBOARD}\n"),
+    )
+    .unwrap();
+    let root = site.path().to_owned();
+    let app = spawn_app_with(move |c| c.server.site_root = root).await;
+
+    let dashboard = get_text(&app.client, &format!("{}/?range=1h", app.base)).await;
+    for file in [
+        format!("/pkg/watchpost-dashboard.{DASHBOARD}.js"),
+        format!("/pkg/watchpost.{HASH}.css"),
+    ] {
+        assert!(dashboard.contains(&file), "the dashboard references {file}");
+    }
+    assert!(
+        dashboard.contains(&format!("\"watchpost-dashboard.{DASHBOARD}\"")),
+        "the dashboard's hydration script loads its own WASM"
+    );
+    assert!(
+        !dashboard.contains(&format!("watchpost.{HASH}.js")),
+        "the dashboard does not load the whole app"
+    );
+    for page in ["/alerts", "/hosts", "/audit", "/login"] {
+        let html = get_text(&app.client, &format!("{}{page}", app.base)).await;
+        assert!(
+            html.contains(&format!("/pkg/watchpost.{HASH}.js")),
+            "{page} loads the whole app"
+        );
+        assert!(
+            !html.contains("watchpost-dashboard"),
+            "{page} does not load the dashboard's build"
+        );
+    }
+    let wasm = app
+        .anon
+        .get(format!(
+            "{}/pkg/watchpost-dashboard.{DASHBOARD}.wasm",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wasm.status().as_u16(), 200);
+    assert_eq!(
+        wasm.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("public, max-age=31536000, immutable")
+    );
+}
+
 /// The release build writes a brotli and a gzip copy beside each static file (`scripts/precompress.mjs`):
 /// a browser that accepts brotli gets the `.br` file as it is, one that accepts only gzip the `.gz`, anything
 /// else the file itself; each with the file's own type and the year-long caching of its hashed name. A name
