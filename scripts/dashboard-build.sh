@@ -30,5 +30,8 @@ js_hash=$(hash "$out/$name.min.js")
 rm -f "$pkg/$name".*
 cp "$out/$name.wasm" "$pkg/$name.$wasm_hash.wasm"
 cp "$out/$name.min.js" "$pkg/$name.$js_hash.js"
-printf 'js: %s\nwasm: %s\n' "$js_hash" "$wasm_hash" > target/site/hash-dashboard.txt
+# `app:` names the whole app's WASM this was made beside: the server uses this build only while the site
+# still holds that one, so a site rebuilt since by cargo-leptos alone never gets a dashboard of older code.
+app_hash=$(awk -F': *' '$1 == "wasm" { print $2 }' target/site/hash.txt)
+printf 'js: %s\nwasm: %s\napp: %s\n' "$js_hash" "$wasm_hash" "$app_hash" > target/site/hash-dashboard.txt
 echo "dashboard build: $pkg/$name.$wasm_hash.wasm ($(stat -c %s "$out/$name.wasm") B), $name.$js_hash.js"

@@ -30,11 +30,17 @@ pub fn with_hashed_names(mut options: LeptosOptions) -> LeptosOptions {
 pub const DASHBOARD_OUTPUT: &str = "watchpost-dashboard";
 pub const DASHBOARD_HASH_FILE: &str = "hash-dashboard.txt";
 
-/// Options whose hydration scripts load the dashboard's own build, when the site has one. A site without it
-/// (`cargo leptos watch`) sends the whole app with every page, the dashboard too.
+/// Options whose hydration scripts load the dashboard's own build, when the site has one made with the
+/// whole app it now holds: the dashboard's build records the whole app's WASM hash it was made beside
+/// (`app:`), and a site rebuilt since by cargo-leptos alone (`cargo leptos watch` after a release build)
+/// has another, so its dashboard is not hydrated by a build of older code. Without it the whole app is
+/// sent with every page, the dashboard too.
 pub fn dashboard_build(options: &LeptosOptions) -> Option<LeptosOptions> {
-    let hash_file = Path::new(options.site_root.as_ref()).join(DASHBOARD_HASH_FILE);
-    if !hash_file.is_file() {
+    let site = Path::new(options.site_root.as_ref());
+    let hash_file = site.join(DASHBOARD_HASH_FILE);
+    let made_beside = hash_of(&std::fs::read_to_string(&hash_file).ok()?, "app")?;
+    let whole_app = hash_of(&std::fs::read_to_string(site.join(HASH_FILE)).ok()?, "wasm")?;
+    if made_beside != whole_app {
         return None;
     }
     let hash_file = std::path::absolute(&hash_file).unwrap_or(hash_file);
@@ -43,6 +49,14 @@ pub fn dashboard_build(options: &LeptosOptions) -> Option<LeptosOptions> {
     options.hash_files = true;
     options.hash_file = hash_file.to_string_lossy().into();
     Some(options)
+}
+
+/// The hash a hash list (`name: hash` lines) gives for `name`.
+fn hash_of(list: &str, name: &str) -> Option<String> {
+    list.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(key, _)| key.trim() == name)
+        .map(|(_, hash)| hash.trim().to_owned())
 }
 
 /// The ECharts bundle's path as the page references it: `/echarts.<hash>.js` from the site root, or the plain

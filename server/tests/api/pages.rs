@@ -254,13 +254,24 @@ async fn the_dashboard_loads_its_own_build_and_other_pages_the_whole_app() {
         )
         .unwrap();
     }
-    std::fs::write(
-        site.path().join("hash-dashboard.txt"),
-        format!("js: {DASHBOARD}\nwasm: {DASHBOARD}\n"),
-    )
-    .unwrap();
+    let made_beside = |app_hash: &str| {
+        std::fs::write(
+            site.path().join("hash-dashboard.txt"),
+            format!("js: {DASHBOARD}\nwasm: {DASHBOARD}\napp: {app_hash}\n"),
+        )
+        .unwrap();
+    };
+    // Made beside another build of the whole app (cargo-leptos rebuilt the site since): not used.
+    made_beside("Zz9_0aZ-0qWmLr7tYb2c1Q");
     let root = site.path().to_owned();
     let app = spawn_app_with(move |c| c.server.site_root = root).await;
+    let stale = get_text(&app.client, &format!("{}/", app.base)).await;
+    assert!(
+        stale.contains(&format!("/pkg/watchpost.{HASH}.js"))
+            && !stale.contains("watchpost-dashboard"),
+        "a dashboard build made beside another whole app is not used"
+    );
+    made_beside(HASH);
 
     let dashboard = get_text(&app.client, &format!("{}/?range=1h", app.base)).await;
     for file in [
