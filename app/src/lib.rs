@@ -114,7 +114,7 @@ pub fn App() -> impl IntoView {
 /// The pages this build hydrates. The server renders every page; the browser gets one of two builds of the
 /// app: the dashboard's own (feature `dashboard-only`, sent with `/`), which holds no other page, and the
 /// whole app (every other page). A page the dashboard's build lacks is loaded from the server when a link
-/// leads to it ([`elsewhere`]), so the dashboard's first load carries none of their code (issue 18).
+/// leads to it (`pages::elsewhere`), so the dashboard's first load carries none of their code (issue 18).
 #[cfg(not(feature = "dashboard-only"))]
 mod routed {
     pub use crate::pages::account::{LoginPage, SetupPage};

@@ -256,18 +256,12 @@ fn a_bus_that_does_not_answer_is_one_line_and_a_non_zero_exit() {
         .local_addr()
         .unwrap()
         .port();
-    let data = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_watchpost"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--bus",
-            &format!("nats://127.0.0.1:{port}"),
-        ])
-        .env("WATCHPOST_DATA_DIR", data.path())
-        .env_remove("WATCHPOST_CONFIG")
-        .output()
-        .unwrap();
+    let out = crate::cli::run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--bus",
+        &format!("nats://127.0.0.1:{port}"),
+    ]);
     let line = crate::cli::the_one_error_line(&out);
     assert!(
         line.contains(&format!("cannot reach NATS at nats://127.0.0.1:{port}")),

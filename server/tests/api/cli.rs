@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_watchpost");
 
-fn run(args: &[&str]) -> Output {
+/// Runs the binary to its end with a data directory of its own and no configuration file.
+pub(crate) fn run(args: &[&str]) -> Output {
     let data = tempfile::tempdir().unwrap();
     run_in(data.path(), args)
 }

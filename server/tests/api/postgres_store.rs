@@ -150,18 +150,12 @@ fn a_store_that_does_not_answer_is_one_line_and_a_non_zero_exit() {
         .local_addr()
         .unwrap()
         .port();
-    let data = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            &format!("postgres://ana:s3cret@127.0.0.1:{port}/watchpost"),
-        ])
-        .env("WATCHPOST_DATA_DIR", data.path())
-        .env_remove("WATCHPOST_CONFIG")
-        .output()
-        .unwrap();
+    let out = crate::cli::run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &format!("postgres://ana:s3cret@127.0.0.1:{port}/watchpost"),
+    ]);
     let line = crate::cli::the_one_error_line(&out);
     assert!(
         line.contains(&format!("postgres://ana@127.0.0.1:{port}/watchpost")),
