@@ -8,14 +8,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 front=target/front
-out=$front/dashboard
+out=target/front/dashboard
 pkg=target/site/pkg
 name=watchpost-dashboard
 
-# leptos_config reads the output name when it is compiled: the same value as cargo-leptos's keeps the
-# dependencies it shares with that build fresh.
-LEPTOS_OUTPUT_NAME=watchpost cargo build --package=frontend --lib --target-dir="$front" \
-  --target=wasm32-unknown-unknown --no-default-features --features=dashboard-only --profile=wasm-release
+build=(--package=frontend --lib --target=wasm32-unknown-unknown --no-default-features
+  --features=dashboard-only --profile=wasm-release)
+# The standard library is compiled for this build with the app, sized for size, and a panic in it is a trap
+# with no message and no formatting code (-Cpanic=immediate-abort, the successor of the
+# `panic_immediate_abort` the Leptos book's binary-size chapter names): 32.7 KB off the WASM as brotli, 8 %
+# (issue 18). That takes a nightly toolchain (setup.sh adds its source and wasm32 target); a machine without
+# one gets the stable build, as before, and is told. Its own target folder: every crate differs from stable's.
+if rustup run nightly rustc --version >/dev/null 2>&1 &&
+  rustup component list --toolchain nightly --installed | grep -qx rust-src &&
+  rustup target list --toolchain nightly --installed | grep -qx wasm32-unknown-unknown; then
+  front=target/front-nightly
+  # RUSTFLAGS replaces .cargo/config.toml's rustflags, so erase_components is repeated here.
+  LEPTOS_OUTPUT_NAME=watchpost \
+    RUSTFLAGS="--cfg erase_components -Zunstable-options -Cpanic=immediate-abort" \
+    cargo +nightly build -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
+    --target-dir="$front" "${build[@]}"
+else
+  echo "dashboard build: no nightly toolchain with rust-src and wasm32 (scripts/setup.sh adds them);" \
+    "built with stable, about 33 KB larger as brotli" >&2
+  # leptos_config reads the output name when it is compiled: the same value as cargo-leptos's keeps the
+  # dependencies it shares with that build fresh.
+  LEPTOS_OUTPUT_NAME=watchpost cargo build --target-dir="$front" "${build[@]}"
+fi
 rm -rf "$out"
 mkdir -p "$out" "$pkg"
 wasm-bindgen --target web --no-typescript --out-dir "$out" --out-name "$name" \

@@ -24,6 +24,20 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# The dashboard's own build compiles the standard library for the browser with the machine's nightly
+# toolchain (scripts/dashboard-build.sh says why); it needs that toolchain's source and wasm32 target. Without a
+# nightly toolchain the dashboard is built with stable, larger, and the build says so.
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+  if ! rustup component list --toolchain nightly --installed | grep -qx rust-src; then
+    say "adding rust-src to the nightly toolchain"
+    rustup component add rust-src --toolchain nightly
+  fi
+  if ! rustup target list --toolchain nightly --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target to the nightly toolchain"
+    rustup target add wasm32-unknown-unknown --toolchain nightly
+  fi
+fi
+
 if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
   say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 13 minutes on 2 cores, once)"
   cargo install cargo-leptos --locked --version "$CARGO_LEPTOS_VERSION"
