@@ -1,5 +1,5 @@
 //! The top bar: product name, the time range picker, the connection indicator, and a warning while history
-//! is not being saved.
+//! is not being saved or the event bus is away.
 
 use crate::api::get_me;
 use crate::format;
@@ -38,6 +38,7 @@ pub fn TopBar(#[prop(optional)] picker: bool) -> impl IntoView {
             <UserMenu />
         </header>
         <StorageAlert />
+        <BusAlert />
         <ClosedAlert />
     }
     .into_any()
@@ -78,6 +79,23 @@ fn StorageAlert() -> impl IntoView {
             view! {
                 <div class="storage-alert" role="alert" data-testid="storage-alert">
                     "History is not being saved: " {e}
+                </div>
+            }
+        })
+    }
+}
+
+/// Shown while the instance serving this tab cannot reach the event bus it shares with the others (scale-out):
+/// every event, this instance's own too, reaches its tabs through the bus, so nothing moves until it is back.
+#[component]
+fn BusAlert() -> impl IntoView {
+    let live = LiveStore::expect();
+    move || {
+        live.bus_away().then(|| {
+            view! {
+                <div class="storage-alert" role="alert" data-testid="bus-alert">
+                    "The event bus is unreachable: live updates are paused and what this page shows may \
+                     be out of date. They resume, with what happened meanwhile, once the bus is back."
                 </div>
             }
         })

@@ -63,6 +63,9 @@ pub struct LiveStore {
     accounts_changed: RwSignal<u64>,
     /// Why the server ended this tab's stream for good, if it did.
     closed: RwSignal<Option<String>>,
+    /// The serving instance said the bus it shares with other instances is away (until it says it is back,
+    /// or the stream opens again: a new stream is told at once if it still is).
+    bus_away: RwSignal<bool>,
     /// Command output this tab received or read, by run.
     pub outputs: RwSignal<std::collections::BTreeMap<i64, RunOutput>>,
 }
@@ -91,6 +94,7 @@ impl LiveStore {
             now: RwSignal::new(None),
             accounts_changed: RwSignal::new(0),
             closed: RwSignal::new(None),
+            bus_away: RwSignal::new(false),
             outputs: RwSignal::new(Default::default()),
         };
         provide_context(store);
@@ -165,6 +169,11 @@ impl LiveStore {
     /// Why the server ended this tab's stream, if it did: the tab then stays closed until reloaded.
     pub fn closed_reason(&self) -> Option<String> {
         self.closed.get()
+    }
+
+    /// Whether this tab's instance has lost the event bus: other instances' events wait until it is back.
+    pub fn bus_away(&self) -> bool {
+        self.bus_away.get()
     }
 
     /// The connection as the header shows it.
@@ -285,7 +294,11 @@ mod client {
         let mut listeners: Vec<Closure<dyn FnMut(web_sys::Event)>> = Vec::new();
 
         let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-            set_connection(store, Connection::Live)
+            set_connection(store, Connection::Live);
+            // Perhaps another instance, perhaps later: it says so at once if its bus is away.
+            if store.bus_away.get_untracked() {
+                store.bus_away.set(false);
+            }
         });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         listeners.push(on_open);
@@ -349,6 +362,13 @@ mod client {
         store.last_event_at.set(Some(now));
         set_connection(store, Connection::Live);
         if kind == EventKind::Ping {
+            return;
+        }
+        if kind == EventKind::Bus {
+            match serde_json::from_str::<shared::BusNotice>(data) {
+                Ok(notice) => store.bus_away.set(!notice.reachable),
+                Err(e) => leptos::logging::error!("ignoring a malformed bus notice: {e}"),
+            }
             return;
         }
         if kind == EventKind::Closed {

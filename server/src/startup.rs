@@ -312,7 +312,7 @@ impl Application {
                 keepalive: config.stream.keepalive,
                 shutdown: tasks.token().clone(),
                 streams,
-                shared_bus: config.stream.bus.is_some(),
+                bus: bus_health.as_ref().map(|b| b.reachable()),
             },
             started: Instant::now(),
             trusted: trusted.clone(),

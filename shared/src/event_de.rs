@@ -84,7 +84,7 @@ impl<'de> Visitor<'de> for EventVisitor {
             EventKind::Alert => Event::Alert(map.next_value()?),
             EventKind::Channels => Event::Channels(map.next_value()?),
             EventKind::Host => Event::Host(map.next_value()?),
-            EventKind::Ping | EventKind::Closed => {
+            EventKind::Ping | EventKind::Closed | EventKind::Bus => {
                 return Err(de::Error::custom(format_args!(
                     "\"{}\" is a stream message, not an event",
                     kind.as_str()

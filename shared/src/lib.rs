@@ -199,6 +199,16 @@ pub enum EventKind {
     /// The server ended this stream for good (`data:` a [`StreamClosed`], no id): the tab must not
     /// reconnect as it was.
     Closed,
+    /// The bus the instances share went away or came back (`data:` a [`BusNotice`], no id): this
+    /// instance's own news, so it carries no place in the stream.
+    Bus,
+}
+
+/// Whether the event bus is reachable from the instance serving this stream. While it is not, no event
+/// reaches the tab (each goes through the bus, the instance's own too): they arrive once it is back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusNotice {
+    pub reachable: bool,
 }
 
 /// Why the server ended a stream, and what its tab should do next.
@@ -222,7 +232,7 @@ pub enum AfterClose {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::Snapshot,
         EventKind::Health,
         EventKind::Storage,
@@ -241,6 +251,7 @@ impl EventKind {
         EventKind::Host,
         EventKind::Ping,
         EventKind::Closed,
+        EventKind::Bus,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -263,6 +274,7 @@ impl EventKind {
             EventKind::Host => "host",
             EventKind::Ping => "ping",
             EventKind::Closed => "closed",
+            EventKind::Bus => "bus",
         }
     }
 }

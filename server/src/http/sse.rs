@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -38,8 +39,9 @@ pub struct StreamConfig {
     pub shutdown: CancellationToken,
     /// Every open stream, so that ending a credential ends its streams (and the per-user limit).
     pub streams: Arc<OpenStreams>,
-    /// Events come over a bus other instances share: a resume may wait for this one to catch up.
-    pub shared_bus: bool,
+    /// Whether the bus other instances share is reachable, when events come over one: a resume may wait
+    /// for this instance to catch up, and while the bus is away each tab is told (a `bus` frame).
+    pub bus: Option<watch::Receiver<bool>>,
 }
 
 /// How long a resume waits for this instance to apply the id a browser brings from another one.
@@ -61,7 +63,7 @@ pub async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if cfg.shared_bus
+    if cfg.bus.is_some()
         && let Some(id) = last_event_id
     {
         cfg.hub.reach(id, CATCH_UP).await;
@@ -101,6 +103,8 @@ struct State {
     /// Set once the closing frame is sent: the stream then ends.
     done: bool,
     live: tokio::sync::broadcast::Receiver<Arc<Frame>>,
+    /// The bus's reachability, when there is a bus: each change is a `bus` frame.
+    bus: Option<watch::Receiver<bool>>,
     /// Frames to write before waiting for anything new.
     queued: VecDeque<Bytes>,
     keepalive: Interval,
@@ -120,10 +124,19 @@ fn frames(
             queued.extend(frames.iter().filter_map(|f| f.for_access(&access).cloned()))
         }
     }
+    // A tab that connects while the bus is away is told at once; one that connects while it is there hears
+    // nothing until it goes (a tab starts each stream assuming the bus is there).
+    let mut bus = cfg.bus.clone();
+    if let Some(bus) = &mut bus
+        && !*bus.borrow_and_update()
+    {
+        queued.push_back(bus_frame(false));
+    }
     let mut keepalive = tokio::time::interval_at(Instant::now() + cfg.keepalive, cfg.keepalive);
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = State {
         live: sub.live,
+        bus,
         access,
         ended: match &ticket {
             Some(ticket) => ticket.ended(),
@@ -179,12 +192,32 @@ impl State {
                 }
                 Err(RecvError::Closed) => None,
             },
+            reachable = bus_changed(&mut self.bus) => Some(bus_frame(reachable)),
             _ = self.keepalive.tick() => {
                 Some(Bytes::from(format!("event: ping\ndata: {{\"at_ms\":{}}}\n\n", now_millis())))
             }
             };
         }
     }
+}
+
+/// Resolves with the bus's reachability when it changes; never without a bus (or once it is dropped).
+async fn bus_changed(bus: &mut Option<watch::Receiver<bool>>) -> bool {
+    match bus {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => *rx.borrow_and_update(),
+            // The instance is shutting down: its streams end on their own.
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// The `bus` frame: unsequenced (no `id:`), since it is this instance's own news and not an event of the
+/// stream every instance shares: a resume on another instance must not skip or repeat anything for it.
+fn bus_frame(reachable: bool) -> Bytes {
+    let data = serde_json::to_string(&shared::BusNotice { reachable }).unwrap_or_default();
+    Bytes::from(format!("event: bus\ndata: {data}\n\n"))
 }
 
 #[cfg(test)]
@@ -214,7 +247,7 @@ mod tests {
             keepalive: Duration::from_secs(60),
             shutdown: CancellationToken::new(),
             streams: OpenStreams::new(4),
-            shared_bus: false,
+            bus: None,
         };
         let viewer = Access::uniform(Role::Viewer);
         let stream = frames(cfg, hub.subscribe(None, &viewer), viewer.clone(), None);
@@ -250,7 +283,7 @@ mod tests {
             keepalive: Duration::from_secs(60),
             shutdown: shutdown.clone(),
             streams: OpenStreams::new(4),
-            shared_bus: false,
+            bus: None,
         };
         let viewer = Access::uniform(Role::Viewer);
         let stream = frames(cfg, hub.subscribe(None, &viewer), viewer.clone(), None);

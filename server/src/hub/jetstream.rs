@@ -76,13 +76,47 @@ pub struct BusHealth {
     /// Whether the last publish or consume succeeded.
     connected: AtomicBool,
     dropped: AtomicU64,
+    /// [`BusHealth::connected`] as it changes, for this instance's streams: each tells its tab when the
+    /// bus goes away and comes back (see `http::sse`).
+    reachable: watch::Sender<bool>,
 }
+
+/// How often the bus's reachability is looked at for the streams' notice: within a second of a change.
+const REACHABLE_CHECK: Duration = Duration::from_millis(250);
 
 impl BusHealth {
     /// Connected to NATS, and the last publish and read of the stream went through.
     pub fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
             && self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Follows whether the bus is reachable (true while it is).
+    pub fn reachable(&self) -> watch::Receiver<bool> {
+        self.reachable.subscribe()
+    }
+
+    /// Keeps [`BusHealth::reachable`] current, as long as the health is kept anywhere. Polled: the two
+    /// halves of [`BusHealth::connected`] (the client's connection and the last publish or read) change in
+    /// different tasks, and four looks a second cost nothing.
+    fn watch_reachable(health: &Arc<BusHealth>) {
+        let health = Arc::downgrade(health);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(REACHABLE_CHECK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(health) = health.upgrade() else {
+                    return;
+                };
+                let now = health.connected();
+                health.reachable.send_if_modified(|was| {
+                    let changed = *was != now;
+                    *was = now;
+                    changed
+                });
+            }
+        });
     }
 }
 
@@ -94,6 +128,8 @@ pub struct Connected {
     pub base: u64,
     /// The newest sequence in the stream when the instance connected: what it applies before serving.
     last_at_start: u64,
+    /// Counts the client's (re)connections to NATS: the consumer is made again after each.
+    reconnected: watch::Receiver<u64>,
 }
 
 /// Connects to NATS and finds or creates the stream. An unreachable NATS, or one without JetStream, is an
@@ -104,8 +140,21 @@ pub async fn connect(config: BusConfig) -> Result<Connected, BusError> {
         url: url.clone(),
         message: format!("not a NATS URL: {e}"),
     })?;
+    // A NATS that restarted has forgotten the consumer (ordered consumers live in its memory): the client
+    // only notices after missed heartbeats, 15 s of no events, so each reconnection is counted and the
+    // consumer made again at once (`consume`).
+    let (reconnected_tx, reconnected) = watch::channel(0u64);
+    let reconnected_tx = Arc::new(reconnected_tx);
     let client = async_nats::ConnectOptions::new()
         .name("watchpost")
+        .event_callback(move |event| {
+            let reconnected = reconnected_tx.clone();
+            async move {
+                if matches!(event, async_nats::Event::Connected) {
+                    reconnected.send_modify(|n| *n += 1);
+                }
+            }
+        })
         .connection_timeout(Duration::from_secs(5))
         // Keep trying after a later loss: the instance stays up and reports `degraded` meanwhile. At start
         // there is no retrying: a NATS that does not answer is an error naming it, and no start.
@@ -134,6 +183,7 @@ pub async fn connect(config: BusConfig) -> Result<Connected, BusError> {
         config,
         base,
         last_at_start,
+        reconnected,
     })
 }
 
@@ -167,7 +217,9 @@ impl Connected {
             client: self.context.client(),
             connected: AtomicBool::new(true),
             dropped: AtomicU64::new(0),
+            reachable: watch::channel(true).0,
         });
+        BusHealth::watch_reachable(&health);
         let (queue, rx) = mpsc::channel(PUBLISH_QUEUE);
         let (applied_tx, mut applied) = watch::channel(0u64);
         tokio::spawn(publish(
@@ -182,6 +234,7 @@ impl Connected {
             hub.clone(),
             applied_tx,
             health.clone(),
+            self.reconnected,
         ));
         let target = self.base + self.last_at_start;
         let caught_up = tokio::time::timeout(CATCH_UP, applied.wait_for(|head| *head >= target));
@@ -298,14 +351,15 @@ async fn publish(
 }
 
 /// Applies the stream to `hub` in order, from its first message, for as long as the process runs: an
-/// ordered consumer (it recreates itself after a gap or a reconnect), and a new one from the next sequence
-/// when it fails; a stream created anew (a new base) is followed from its start.
+/// ordered consumer (it recreates itself after a gap), and a new one from the next sequence when it fails
+/// or the client reconnects to NATS; a stream created anew (a new base) is followed from its start.
 async fn consume(
     context: jetstream::Context,
     config: BusConfig,
     hub: Arc<Hub>,
     applied: watch::Sender<u64>,
     health: Arc<BusHealth>,
+    mut reconnected: watch::Receiver<u64>,
 ) {
     let mut position: Option<(u64, u64)> = None; // (base, last applied sequence)
     loop {
@@ -330,6 +384,7 @@ async fn consume(
                 continue;
             }
         };
+        reconnected.borrow_and_update();
         let deliver_policy = match position {
             Some((b, seq)) if b == base => consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: seq + 1,
@@ -368,6 +423,10 @@ async fn consume(
                     lost(&health, "the event stream was lost; following it anew");
                     break;
                 }
+                () = reconnection(&mut reconnected) => {
+                    tracing::info!("reconnected to NATS: following the stream on from where it was");
+                    break;
+                }
             };
             let message = match message {
                 Some(Ok(m)) => m,
@@ -391,6 +450,13 @@ async fn consume(
             applied.send_replace(base + seq);
         }
         tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Resolves when the client has connected to NATS again; never once the client is gone.
+async fn reconnection(reconnected: &mut watch::Receiver<u64>) {
+    if reconnected.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

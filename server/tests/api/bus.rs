@@ -2,7 +2,7 @@
 //! `WATCHPOST_TEST_NATS`), each test with a stream of its own, deleted when it ends.
 
 use crate::engines::ScratchStream;
-use crate::helpers::{Events, PATIENCE, TestApp, next_envelope, spawn_app_in};
+use crate::helpers::{Events, PATIENCE, TestApp, next_envelope, next_event, spawn_app_in};
 use serde_json::json;
 use shared::{Envelope, Event};
 
@@ -20,6 +20,19 @@ async fn ingest(app: &TestApp, message: &str) {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// The next notice on `events` that the bus went away or came back: whether it is reachable, and the stream's
+/// last event id as the client holds it then (SSE keeps the last `id:` until a frame sets another, so a
+/// notice without one leaves it at the event before).
+async fn next_bus_notice(events: &mut Events) -> (bool, String) {
+    loop {
+        let event = next_event(events).await;
+        if event.event == "bus" {
+            let notice: shared::BusNotice = serde_json::from_str(&event.data).unwrap();
+            return (notice.reachable, event.id);
+        }
+    }
 }
 
 /// The next error-log event of the test's service on `events`: its id and message.
@@ -199,7 +212,9 @@ async fn health(app: &TestApp) -> shared::HealthzReport {
 
 /// NATS killed and started again (its file storage keeps the stream): the instance stays up, says
 /// `degraded` while the bus is away, and recovers without a restart; a tab either goes on or gets a
-/// snapshot, and events published after recovery reach it.
+/// snapshot, and events published after recovery reach it. Every tab is told while the bus is away (the
+/// banner): one open before at once, one that opens meanwhile right after its snapshot, and both when it is
+/// back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_outlives_a_nats_restart() {
     let mut nats = OwnNats::start();
@@ -215,6 +230,11 @@ async fn an_instance_outlives_a_nats_restart() {
     let (before, _) = next_log(&mut events).await;
 
     nats.kill();
+    // The open tab is told, and its place in the stream stays that of the last event.
+    assert_eq!(
+        next_bus_notice(&mut events).await,
+        (false, before.to_string())
+    );
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         let h = health(&app).await;
@@ -229,12 +249,22 @@ async fn an_instance_outlives_a_nats_restart() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    let mut opened_meanwhile = app.events(None).await;
+    let (_, first) = next_envelope(&mut opened_meanwhile).await;
+    assert!(matches!(first.event, Event::Snapshot(_)));
+    assert_eq!(
+        next_bus_notice(&mut opened_meanwhile).await,
+        (false, first.seq.to_string())
+    );
+
     nats.restart();
     let deadline = std::time::Instant::now() + PATIENCE;
     while health(&app).await.bus.as_deref() != Some("ok") {
         assert!(std::time::Instant::now() < deadline, "the bus recovers");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    assert!(next_bus_notice(&mut events).await.0, "told it is back");
+    assert!(next_bus_notice(&mut opened_meanwhile).await.0);
     ingest(&app, "after").await;
     // The tab that stayed open gets it (or, had it lost its place, a snapshot first).
     let (after, message) = loop {

@@ -284,7 +284,7 @@ async fn served(client: &reqwest::Client, port: u16) -> LiveState {
             .expect("a snapshot in time")
             .expect("the stream opens")
             .expect("well-formed SSE");
-        if event.event == "ping" {
+        if event.event == "ping" || event.event == "bus" {
             continue;
         }
         let env: Envelope = serde_json::from_str(&event.data).unwrap();

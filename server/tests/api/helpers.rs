@@ -331,11 +331,11 @@ pub async fn next_event(events: &mut Events) -> SseEvent {
         .expect("the stream stays open")
 }
 
-/// The next event that carries state (keepalive pings skipped), decoded.
+/// The next event that carries state (keepalive pings and the instance's bus notices skipped), decoded.
 pub async fn next_envelope(events: &mut Events) -> (SseEvent, Envelope) {
     loop {
         let event = next_event(events).await;
-        if event.event == "ping" {
+        if event.event == "ping" || event.event == "bus" {
             continue;
         }
         let envelope: Envelope = serde_json::from_str(&event.data).expect("data is an Envelope");
