@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The dashboard's own build of the app, which carries no other page (the `dashboard-only` feature: see
-# `routed` in app/src/lib.rs), so the dashboard's first load is not the whole app's (issue 18). Made as
-# cargo-leptos makes the whole app's, after it and into the same site: the same profile and target folder
-# (only `app` and `frontend` compile again), wasm-bindgen, wasm-opt -Oz, the JS minified, and the content's
-# hash in each name, listed in target/site/hash-dashboard.txt as cargo-leptos lists its own in hash.txt.
+# `routed` in app/src/lib.rs), so the dashboard's first load is not the whole app's (issue 18). Made after
+# cargo-leptos's build of the whole app and into the same site, with the same profile: cargo, wasm-bindgen,
+# wasm-opt -Oz, the JS minified, and the content's hash in each name, listed in target/site/hash-dashboard.txt
+# as cargo-leptos lists its own in hash.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,25 +14,35 @@ name=watchpost-dashboard
 
 build=(--package=frontend --lib --target=wasm32-unknown-unknown --no-default-features
   --features=dashboard-only --profile=wasm-release)
-# The standard library is compiled for this build with the app, sized for size, and a panic in it is a trap
-# with no message and no formatting code (-Cpanic=immediate-abort, the successor of the
-# `panic_immediate_abort` the Leptos book's binary-size chapter names): 32.7 KB off the WASM as brotli, 8 %
-# (issue 18). That takes a nightly toolchain (setup.sh adds its source and wasm32 target); a machine without
-# one gets the stable build, as before, and is told. Its own target folder: every crate differs from stable's.
-if rustup run nightly rustc --version >/dev/null 2>&1 &&
-  rustup component list --toolchain nightly --installed | grep -qx rust-src &&
-  rustup target list --toolchain nightly --installed | grep -qx wasm32-unknown-unknown; then
+
+# The standard library is compiled for this build with the app, for size, and a panic in it is a trap with
+# no message and no formatting code (-Cpanic=immediate-abort, the successor of the `panic_immediate_abort`
+# the Leptos book's binary-size chapter names): about 33 KB off the WASM as brotli, 8 % (issue 18). That takes
+# a nightly toolchain with its source and wasm32 target (setup.sh sees to both), and its own target folder,
+# since every crate compiles differently (3.5 minutes once). Without one, or should that nightly fail to build
+# it, the dashboard is built with stable, as before, and the build says so.
+nightly() {
+  local components targets
+  rustup run nightly rustc --version >/dev/null 2>&1 || return 1
+  # Read whole before grep: `grep -q` leaves at the first match, and under pipefail the writer's broken
+  # pipe would read as "missing".
+  components=$(rustup component list --toolchain nightly --installed) || return 1
+  targets=$(rustup target list --toolchain nightly --installed) || return 1
+  grep -qx rust-src <<<"$components" && grep -qx wasm32-unknown-unknown <<<"$targets" || return 1
   front=target/front-nightly
   # RUSTFLAGS replaces .cargo/config.toml's rustflags, so erase_components is repeated here.
   LEPTOS_OUTPUT_NAME=watchpost \
     RUSTFLAGS="--cfg erase_components -Zunstable-options -Cpanic=immediate-abort" \
     cargo +nightly build -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
     --target-dir="$front" "${build[@]}"
-else
-  echo "dashboard build: no nightly toolchain with rust-src and wasm32 (scripts/setup.sh adds them);" \
-    "built with stable, about 33 KB larger as brotli" >&2
-  # leptos_config reads the output name when it is compiled: the same value as cargo-leptos's keeps the
-  # dependencies it shares with that build fresh.
+}
+
+if ! nightly; then
+  echo "dashboard build: no nightly toolchain with rust-src and wasm32 that builds it (scripts/setup.sh" \
+    "adds them); built with stable, about 33 KB larger as brotli" >&2
+  # The target folder cargo-leptos uses, so only `app` and `frontend` compile again. leptos_config reads the
+  # output name when it is compiled: the same value as cargo-leptos's keeps the shared dependencies fresh.
+  front=target/front
   LEPTOS_OUTPUT_NAME=watchpost cargo build --target-dir="$front" "${build[@]}"
 fi
 rm -rf "$out"

@@ -19,20 +19,29 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+if ! grep -qx wasm32-unknown-unknown <<<"$(rustup target list --installed)"; then
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi
 
-# The dashboard's own build compiles the standard library for the browser with the machine's nightly
-# toolchain (scripts/dashboard-build.sh says why); it needs that toolchain's source and wasm32 target. Without a
-# nightly toolchain the dashboard is built with stable, larger, and the build says so.
+# The dashboard's own build compiles the standard library for the browser with a nightly toolchain
+# (scripts/dashboard-build.sh says why): the machine's own, with its source and wasm32 target added, or one
+# installed from rustup when there is none. Should that fail, the dashboard is built with stable, larger (the
+# first-load test then fails its ceiling), and the build says so. Lists are read whole before grep: `grep -q`
+# leaves at the first match, and under pipefail the writer's broken pipe would read as "missing".
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  say "installing a nightly toolchain (minimal, rust-src, wasm32) for the dashboard's build"
+  rustup toolchain install nightly --profile minimal --component rust-src --target wasm32-unknown-unknown ||
+    say "no nightly toolchain could be installed: the dashboard will be built with stable"
+fi
 if rustup run nightly rustc --version >/dev/null 2>&1; then
-  if ! rustup component list --toolchain nightly --installed | grep -qx rust-src; then
+  components=$(rustup component list --toolchain nightly --installed)
+  if ! grep -qx rust-src <<<"$components"; then
     say "adding rust-src to the nightly toolchain"
     rustup component add rust-src --toolchain nightly
   fi
-  if ! rustup target list --toolchain nightly --installed | grep -qx wasm32-unknown-unknown; then
+  targets=$(rustup target list --toolchain nightly --installed)
+  if ! grep -qx wasm32-unknown-unknown <<<"$targets"; then
     say "adding the wasm32-unknown-unknown target to the nightly toolchain"
     rustup target add wasm32-unknown-unknown --toolchain nightly
   fi

@@ -63,7 +63,8 @@ pub async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if cfg.bus.is_some()
+    // Not while the bus is away: nothing new would come, and the tab would wait for its banner.
+    if cfg.bus.as_ref().is_some_and(|bus| *bus.borrow())
         && let Some(id) = last_event_id
     {
         cfg.hub.reach(id, CATCH_UP).await;

@@ -142,16 +142,23 @@ pub async fn connect(config: BusConfig) -> Result<Connected, BusError> {
     })?;
     // A NATS that restarted has forgotten the consumer (ordered consumers live in its memory): the client
     // only notices after missed heartbeats, 15 s of no events, so each reconnection is counted and the
-    // consumer made again at once (`consume`).
+    // consumer made again at once (`consume`). Only a connection after a loss counts: the first one is
+    // announced too, by a task of its own that may run after the first consumer is made.
     let (reconnected_tx, reconnected) = watch::channel(0u64);
     let reconnected_tx = Arc::new(reconnected_tx);
+    let disconnected = Arc::new(AtomicBool::new(false));
     let client = async_nats::ConnectOptions::new()
         .name("watchpost")
         .event_callback(move |event| {
             let reconnected = reconnected_tx.clone();
+            let disconnected = disconnected.clone();
             async move {
-                if matches!(event, async_nats::Event::Connected) {
-                    reconnected.send_modify(|n| *n += 1);
+                match event {
+                    async_nats::Event::Disconnected => disconnected.store(true, Ordering::Relaxed),
+                    async_nats::Event::Connected if disconnected.swap(false, Ordering::Relaxed) => {
+                        reconnected.send_modify(|n| *n += 1)
+                    }
+                    _ => {}
                 }
             }
         })
